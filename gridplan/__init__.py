@@ -1,0 +1,11 @@
+"""gridplan: feeder-by-feeder V2G deferral studies.
+
+The data flow (see DESIGN.md): ``feeders.load_feeder`` -> ``fleet.sample_fleet`` ->
+``dispatch`` -> ``powerflow.solve_timeseries`` -> ``needs`` -> ``valuation`` -> ``study.run``.
+"""
+
+from gridplan.errors import ConfigError, GridplanError
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "GridplanError", "__version__"]
