@@ -1,0 +1,110 @@
+"""Command line: ``gridplan feeders``, ``gridplan study STUDY.toml``.
+
+A thin front over :mod:`gridplan.feeders` and :mod:`gridplan.study`. Bad input prints one
+line naming the file and field and exits with status 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridplan.errors import GridplanError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="gridplan: feeder-by-feeder V2G deferral studies.",
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command("feeders")
+def feeders_cmd() -> None:
+    """List the bundled feeders: buses, monitored assets, peak base load, headroom at peak."""
+    from gridplan.feeders import bundled_feeders, feeder_overview, load_feeder
+
+    rows = [feeder_overview(load_feeder(name)) for name in bundled_feeders()]
+    header = (
+        f"{'feeder':<16}{'buses':>6}{'loads':>6}{'assets':>7}{'households':>11}"
+        f"{'peak load kW':>14}  {'critical asset at peak':<28}{'loading %':>10}{'headroom kVA':>13}"
+    )
+    typer.echo(header)
+    for r in rows:
+        typer.echo(
+            f"{r['name']:<16}{r['buses']:>6}{r['loads']:>6}{r['assets']:>7}{r['households']:>11}"
+            f"{r['peak_load_kw']:>14.1f}  {r['critical_asset'][:27]:<28}"
+            f"{r['critical_loading_pct']:>10.1f}{r['headroom_kva']:>13.1f}"
+        )
+
+
+@app.command("study")
+def study_cmd(
+    config: Annotated[Path, typer.Argument(help="Study TOML file.")],
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Parent folder of the results.")
+    ] = None,
+) -> None:
+    """Run one feeder study and print where its results went."""
+    from gridplan.study import run
+
+    result = run(config, output_dir=output_dir)
+    s = result.summary
+    c = s["critical_asset"]
+    typer.echo(f"study '{s['study']}' on feeder '{s['feeder']}', year {s['year']}, "
+               f"{s['period']['start']} .. {s['period']['end']} ({s['period']['steps']} steps)")
+    typer.echo(f"  EVs: {s['fleet']['evs']} ({s['fleet']['v2g_enrolled_evs']} V2G-enrolled); "
+               f"assets over limit: base {s['assets_over_limit']['base']}, "
+               f"charging {s['assets_over_limit']['charging']}, v2g {s['assets_over_limit']['v2g']}")
+    typer.echo(
+        f"  critical asset {c['name']}: peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
+        f"{c['peak_loading_pct_charging']:.1f} % (charging), {c['peak_loading_pct_v2g']:.1f} % (V2G)"
+    )
+    dv = s["deferral_value_usd_total"]
+    typer.echo(f"  deferral value of V2G (present worth, {s['valuation']['dollar_year']} USD): "
+               f"{'n/a' if dv is None else f'{dv:,.0f}'}")
+    typer.echo(f"results: {result.output_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gridplan`` command; returns the exit status."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except GridplanError as exc:
+        if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
