@@ -19,9 +19,12 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base of every config model: unknown fields are errors, values are immutable."""
+    """Base of every config model: unknown fields and wrong types are errors (a quoted
+    ``"2030"`` is not a year), values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, strict=True
+    )
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

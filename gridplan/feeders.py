@@ -318,10 +318,10 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
             raise ConfigError(f"bad builder option: {exc}", file=path, field="network.options")
         net = built.net
 
-    time_index, load_p, load_q, sgen_p = _profiles(spec, net, built, base_dir, path)
-    households = _households(spec, net, built, load_p, time_index, path)
     assets = _assets(spec, net, path)
     upgrades = _upgrades(spec, net, assets, path)
+    time_index, load_p, load_q, sgen_p = _profiles(spec, net, built, base_dir, path)
+    households = _households(spec, net, built, load_p, time_index, path)
     bus_geo, line_geo = _geodata(net)
     return Feeder(
         name=spec.name,

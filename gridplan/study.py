@@ -51,8 +51,9 @@ class PeriodSpec(StrictModel):
     """The simulated period inside the feeder's profile year."""
 
     kind: Literal["peak_week", "range", "year"] = "peak_week"
-    start: date | None = None
-    end: date | None = None  # exclusive
+    # TOML dates (2016-07-01) or ISO strings ("2016-07-01")
+    start: date | None = Field(default=None, strict=False)
+    end: date | None = Field(default=None, strict=False)  # exclusive
 
     @model_validator(mode="after")
     def _range(self) -> PeriodSpec:

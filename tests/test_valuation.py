@@ -247,7 +247,7 @@ def test_recc_broadcasts_and_validates() -> None:
     assert np.all(np.isfinite(mixed))
     assert type(recc(0.07, 0.02, 30)) is float
     with pytest.raises(ConfigError, match="timing"):
-        recc(0.07, 0.02, 30, "middle")  # type: ignore[arg-type]
+        recc(0.07, 0.02, 30, "middle")  # type: ignore[call-overload]
     with pytest.raises(ConfigError, match="life_years"):
         recc(0.07, 0.02, 0)
     with pytest.raises(ConfigError, match="discount_rate"):
