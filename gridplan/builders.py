@@ -25,7 +25,12 @@ CA_HOME_ANNUAL_KWH = 6250.0
 #: Typical overhead conductor data (positive sequence), after Kersting, *Distribution
 #: System Modeling and Analysis*, appendix conductor tables (336.4 kcmil and 1/0 ACSR, 50 C).
 CONDUCTORS = {
-    "336_acsr": {"r_ohm_per_km": 0.190, "x_ohm_per_km": 0.39, "c_nf_per_km": 10.0, "max_i_ka": 0.53},
+    "336_acsr": {
+        "r_ohm_per_km": 0.190,
+        "x_ohm_per_km": 0.39,
+        "c_nf_per_km": 10.0,
+        "max_i_ka": 0.53,
+    },
     "1/0_acsr": {"r_ohm_per_km": 0.557, "x_ohm_per_km": 0.43, "c_nf_per_km": 9.0, "max_i_ka": 0.23},
 }
 
@@ -176,19 +181,31 @@ def build_us_residential(
             x, y = (k + 1) * trunk_segment_km, side * (j + 1) * lateral_span_km
             pole = pp.create_bus(net, 12.47, name=f"L{k + 1} pole {j + 1}", geodata=geo(x, y))
             pp.create_line_from_parameters(
-                net, prev_lat, pole, lateral_span_km, name=f"L{k + 1} span {j + 1}", type="ol",
+                net,
+                prev_lat,
+                pole,
+                lateral_span_km,
+                name=f"L{k + 1} span {j + 1}",
+                type="ol",
                 **lateral,
             )
             prev_lat = pole
             kva = float(rng.choice([25.0, 50.0, 75.0], p=[0.45, 0.35, 0.2]))
-            n_homes = max(2, int(round(kva * rng.uniform(*HOMES_PER_KVA))))
+            n_homes = max(2, round(kva * rng.uniform(*HOMES_PER_KVA)))
             sec = pp.create_bus(
                 net, 0.24, name=f"L{k + 1} T{j + 1} secondary", geodata=geo(x + 0.02, y)
             )
             pp.create_transformer_from_parameters(
-                net, pole, sec, sn_mva=kva / 1000, vn_hv_kv=12.47, vn_lv_kv=0.24,
-                vk_percent=SERVICE_XFMR["vk_percent"], vkr_percent=SERVICE_XFMR["vkr_percent"],
-                pfe_kw=SERVICE_XFMR["pfe_kw_per_kva"] * kva, i0_percent=SERVICE_XFMR["i0_percent"],
+                net,
+                pole,
+                sec,
+                sn_mva=kva / 1000,
+                vn_hv_kv=12.47,
+                vn_lv_kv=0.24,
+                vk_percent=SERVICE_XFMR["vk_percent"],
+                vkr_percent=SERVICE_XFMR["vkr_percent"],
+                pfe_kw=SERVICE_XFMR["pfe_kw_per_kva"] * kva,
+                i0_percent=SERVICE_XFMR["i0_percent"],
                 name=f"L{k + 1} T{j + 1} {kva:.0f} kVA",
             )
             for h in range(n_homes):
@@ -213,16 +230,19 @@ def build_us_residential(
     load_q = load_p * tan_phi
     for i, spec in enumerate(loads):
         pp.create_load(
-            net, spec["bus"], p_mw=load_p[:, i].max() / 1000, q_mvar=load_q[:, i].max() / 1000,
+            net,
+            spec["bus"],
+            p_mw=load_p[:, i].max() / 1000,
+            q_mvar=load_q[:, i].max() / 1000,
             name=str(spec["name"]),
         )
     pv_homes = np.flatnonzero(rng.random(n_homes_total) < pv_share)
     pv_profile = _read_simbench_profiles("RESProfile.csv", ["PV3"])["PV3"].to_numpy(dtype=float)
     pv_profile = pv_profile / pv_profile.max()
     sgen_p = np.empty((len(time_index), len(pv_homes)))
-    for n, i in enumerate(pv_homes):
+    for n, home in enumerate(pv_homes.tolist()):
         pp.create_sgen(
-            net, loads[i]["bus"], p_mw=pv_kw / 1000, name=f"PV {loads[i]['name']}", type="PV"
+            net, loads[home]["bus"], p_mw=pv_kw / 1000, name=f"PV {loads[home]['name']}", type="PV"
         )
         sgen_p[:, n] = pv_profile * pv_kw
     return BuiltFeeder(

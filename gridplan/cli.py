@@ -31,7 +31,8 @@ def _main(
 ) -> None:
     _state["debug"] = debug
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
     )
 
 
@@ -67,18 +68,25 @@ def study_cmd(
     result = run(config, output_dir=output_dir)
     s = result.summary
     c = s["critical_asset"]
-    typer.echo(f"study '{s['study']}' on feeder '{s['feeder']}', year {s['year']}, "
-               f"{s['period']['start']} .. {s['period']['end']} ({s['period']['steps']} steps)")
-    typer.echo(f"  EVs: {s['fleet']['evs']} ({s['fleet']['v2g_enrolled_evs']} V2G-enrolled); "
-               f"assets over limit: base {s['assets_over_limit']['base']}, "
-               f"charging {s['assets_over_limit']['charging']}, v2g {s['assets_over_limit']['v2g']}")
+    typer.echo(
+        f"study '{s['study']}' on feeder '{s['feeder']}', year {s['year']}, "
+        f"{s['period']['start']} .. {s['period']['end']} ({s['period']['steps']} steps)"
+    )
+    typer.echo(
+        f"  EVs: {s['fleet']['evs']} ({s['fleet']['v2g_enrolled_evs']} V2G-enrolled); "
+        f"assets over limit: base {s['assets_over_limit']['base']}, "
+        f"charging {s['assets_over_limit']['charging']}, v2g {s['assets_over_limit']['v2g']}"
+    )
     typer.echo(
         f"  critical asset {c['name']}: peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
-        f"{c['peak_loading_pct_charging']:.1f} % (charging), {c['peak_loading_pct_v2g']:.1f} % (V2G)"
+        f"{c['peak_loading_pct_charging']:.1f} % (charging), "
+        f"{c['peak_loading_pct_v2g']:.1f} % (V2G)"
     )
     dv = s["deferral_value_usd_total"]
-    typer.echo(f"  deferral value of V2G (present worth, {s['valuation']['dollar_year']} USD): "
-               f"{'n/a' if dv is None else f'{dv:,.0f}'}")
+    typer.echo(
+        f"  deferral value of V2G (present worth, {s['valuation']['dollar_year']} USD): "
+        f"{'n/a' if dv is None else f'{dv:,.0f}'}"
+    )
     typer.echo(f"results: {result.output_path}")
 
 

@@ -22,9 +22,7 @@ class StrictModel(BaseModel):
     """Base of every config model: unknown fields and wrong types are errors (a quoted
     ``"2030"`` is not a year), values are immutable."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, str_strip_whitespace=True, strict=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -103,7 +101,9 @@ def format_validation_error(
         close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         expected = f" (expected one of: {', '.join(sorted(allowed))})" if allowed else ""
-        return ConfigError(f"unknown field{hint}{expected if not close else ''}", file=file, field=field)
+        return ConfigError(
+            f"unknown field{hint}{expected if not close else ''}", file=file, field=field
+        )
     if kind == "missing":
         return ConfigError("missing required field", file=file, field=field)
     msg = err.get("msg", "invalid value")

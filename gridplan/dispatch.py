@@ -155,7 +155,8 @@ def dispatch(
         raise ConfigError("dispatch needs at least two time steps")
     if not 0 <= window_start_h < window_end_h <= 24:
         raise ConfigError(
-            f"event window must satisfy 0 <= start < end <= 24 (got {window_start_h}-{window_end_h})"
+            "event window must satisfy 0 <= start < end <= 24 "
+            f"(got {window_start_h}-{window_end_h})"
         )
     step = time_index[1] - time_index[0]
     step_h = float(step / pd.Timedelta(hours=1))

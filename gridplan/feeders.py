@@ -64,7 +64,8 @@ class NetworkSpec(StrictModel):
             raise ValueError(f"network source '{self.source}' needs field '{key}'")
         if self.source == "builder" and self.builder not in builders.BUILDERS:
             raise ValueError(
-                f"unknown builder '{self.builder}' (expected one of: {', '.join(builders.BUILDERS)})"
+                f"unknown builder '{self.builder}' "
+                f"(expected one of: {', '.join(builders.BUILDERS)})"
             )
         return self
 
@@ -315,7 +316,9 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
         try:
             built = builders.BUILDERS[net_spec.builder or ""](**net_spec.options)
         except TypeError as exc:
-            raise ConfigError(f"bad builder option: {exc}", file=path, field="network.options")
+            raise ConfigError(
+                f"bad builder option: {exc}", file=path, field="network.options"
+            ) from None
         net = built.net
 
     assets = _assets(spec, net, path)
@@ -404,7 +407,8 @@ def _profiles(
     if prof.source == "simbench":
         if "profiles" not in net or "load" not in net.profiles:
             raise ConfigError(
-                "profile source 'simbench' needs a SimBench network", file=path,
+                "profile source 'simbench' needs a SimBench network",
+                file=path,
                 field="profiles.source",
             )
         import simbench as sb
@@ -436,7 +440,9 @@ def _profiles(
                 field=prof.time_column,
             )
     else:
-        sgen_p = np.tile(net.sgen.p_mw.to_numpy() * net.sgen.scaling.to_numpy() * 1e3, (len(time_index), 1))
+        sgen_p = np.tile(
+            net.sgen.p_mw.to_numpy() * net.sgen.scaling.to_numpy() * 1e3, (len(time_index), 1)
+        )
     del n_load
     return time_index, load_p, load_q, sgen_p
 
@@ -472,7 +478,9 @@ def read_profile_table(
     try:
         times = pd.DatetimeIndex(pd.to_datetime(frame.pop(time_column)), name="time")
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"time values do not parse: {exc}", file=file, field=time_column)
+        raise ConfigError(
+            f"time values do not parse: {exc}", file=file, field=time_column
+        ) from None
     if len(times) < 2:
         raise ConfigError("needs at least two rows", file=file)
     steps = np.diff(times.asi8)
@@ -494,9 +502,10 @@ def read_profile_table(
         frame.columns = cols
         frame = frame[[str(e) for e in element_names]]
     elif cols != [str(i) for i in range(n)]:
+        unmatched = next(c for c in cols if c not in map(str, element_names))
         raise ConfigError(
             "value columns must be the element names or 0..n-1 "
-            f"(first unmatched column: '{next(c for c in cols if c not in map(str, element_names))}')",
+            f"(first unmatched column: '{unmatched}')",
             file=file,
         )
     values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
@@ -532,7 +541,8 @@ def _households(
         unknown = [k for k in rule.values if k not in set(names)]
         if unknown:
             raise ConfigError(
-                f"no load named '{unknown[0]}' in the network", file=path,
+                f"no load named '{unknown[0]}' in the network",
+                file=path,
                 field=f"households.values.{unknown[0]}",
             )
         if missing:
@@ -551,7 +561,9 @@ def _households(
         if "profile" in net.load
         else np.array(["H0"] * len(net.load))
     )
-    residential = np.array([any(p.startswith(pref) for pref in rule.residential_profiles) for p in profile])
+    residential = np.array(
+        [any(p.startswith(pref) for pref in rule.residential_profiles) for p in profile]
+    )
     counts = np.where(
         residential, np.maximum(1, np.round(annual_kwh / rule.household_annual_kwh)), 0
     )
@@ -572,7 +584,9 @@ def _select(
 
             close = difflib.get_close_matches(name, list(names), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"no {kind} named '{name}' in the network{hint}", file=path, field=where)
+            raise ConfigError(
+                f"no {kind} named '{name}' in the network{hint}", file=path, field=where
+            )
         idx.extend(hits)
     return pd.Index(idx)
 
@@ -591,7 +605,12 @@ def _assets(spec: FeederSpec, net: pp.pandapowerNet, path: Path | None) -> pd.Da
             else:
                 vn = float(net.bus.vn_kv.at[row.from_bus])
                 rating = (
-                    np.sqrt(3) * vn * float(row.max_i_ka) * float(row.parallel) * float(row.df) * 1e3
+                    np.sqrt(3)
+                    * vn
+                    * float(row.max_i_ka)
+                    * float(row.parallel)
+                    * float(row.df)
+                    * 1e3
                 )
                 length = float(row.length_km)
             rows.append(
@@ -693,7 +712,7 @@ def peak_week(feeder: Feeder) -> slice:
     Starts at midnight three days before the peak day, clipped to the profile year.
     """
     k = peak_step(feeder)
-    steps_per_day = int(round(24 / feeder.step_h))
+    steps_per_day = round(24 / feeder.step_h)
     start_day = max(0, k // steps_per_day - 3)
     n = len(feeder.time_index)
     start = min(start_day * steps_per_day, max(0, n - 7 * steps_per_day))

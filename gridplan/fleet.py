@@ -139,9 +139,7 @@ class Fleet:
         return np.bincount(self.load_pos, minlength=n_loads)
 
 
-def sample_fleet(
-    feeder: Feeder, scenario: FleetScenario, year: int, rng: RNGLike = None
-) -> Fleet:
+def sample_fleet(feeder: Feeder, scenario: FleetScenario, year: int, rng: RNGLike = None) -> Fleet:
     """Draw an EV fleet for ``feeder`` in planning ``year``.
 
     EV counts per load are Poisson with mean ``evs_per_household × households`` (expected
@@ -178,7 +176,9 @@ def sample_fleet(
     days = pd.DatetimeIndex(pd.Index(feeder.time_index.normalize()).unique(), name="day")
     n_day = days.size
     arrival = (gen.normal(scenario.arrival_mean_h, scenario.arrival_sd_h, (n_day, n_ev))) % 24
-    departure = 24 + gen.normal(scenario.departure_mean_h, scenario.departure_sd_h, (n_day, n_ev)) % 24
+    departure = (
+        24 + gen.normal(scenario.departure_mean_h, scenario.departure_sd_h, (n_day, n_ev)) % 24
+    )
     # Keep each plug-in window inside [arrival + 0.5 h, next arrival - 0.5 h].
     next_arrival = np.vstack([arrival[1:] + 24, np.full((1, n_ev), 48.0)])
     departure = np.clip(departure, arrival + 0.5, next_arrival - 0.5)

@@ -59,6 +59,7 @@ _CLASS = "_class"
 _OBJECT = "_object"
 _TAG_KEYS = frozenset({_MODULE, _CLASS, _OBJECT})
 
+_UTF8_BOM = b"\xef\xbb\xbf"
 _PICKLE_SUFFIXES = frozenset({".p", ".pkl", ".pickle"})
 _NET_TAG = ("pandapower.auxiliary", "pandapowerNet")
 
@@ -588,11 +589,12 @@ def _read_text(path: Path, max_bytes: int) -> str:
         )
     if not raw.strip():
         raise ConfigError("file is empty; expected a pandapower JSON net", file=path)
+    bom = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
     try:
-        return raw.decode("utf-8-sig")
+        return raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"file is not UTF-8 text (invalid byte at offset {exc.start}); expected a UTF-8 "
+            f"file is not UTF-8 text (invalid byte at offset {exc.start + bom}); expected a UTF-8 "
             "pandapower JSON file",
             file=path,
         ) from None

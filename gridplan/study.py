@@ -252,17 +252,21 @@ def run(
     sgen_p = feeder.sgen_p_kw[steps]
     rng = np.random.default_rng(config.seed)
     fleet = sample_fleet(feeder, config.fleet, config.year, rng)
-    log.info("study %s: %d EVs (%d V2G-enrolled)", config.name, fleet.n_ev, fleet.v2g_enrolled.sum())
+    log.info(
+        "study %s: %d EVs (%d V2G-enrolled)", config.name, fleet.n_ev, fleet.v2g_enrolled.sum()
+    )
 
     spec = config.dispatch
-    window = {
-        "window_start_h": spec.window_start_h,
-        "window_end_h": spec.window_end_h,
-        "event_months": tuple(spec.event_months),
-    }
     ev_dispatch = {
-        "charging": dispatch(fleet, time_index, spec.charging, **window),
-        "v2g": dispatch(fleet, time_index, spec.v2g, **window),
+        case: dispatch(
+            fleet,
+            time_index,
+            strategy,
+            window_start_h=spec.window_start_h,
+            window_end_h=spec.window_end_h,
+            event_months=tuple(spec.event_months),
+        )
+        for case, strategy in (("charging", spec.charging), ("v2g", spec.v2g))
     }
     n_loads = len(feeder.net.load)
     ev_load = {case: load_power_kw(r.power_kw, fleet, n_loads) for case, r in ev_dispatch.items()}
@@ -326,7 +330,9 @@ def _asset_table(
     table["deferral_years"] = t_v2g - t_charging
     upgrades = choose_upgrades(feeder, table.peak_kva_charging)
     table = table.join(upgrades)
-    escalate = (1.0 + val.escalation_rate) ** (val.dollar_year - table.dollar_year.fillna(val.dollar_year))
+    escalate = (1.0 + val.escalation_rate) ** (
+        val.dollar_year - table.dollar_year.fillna(val.dollar_year)
+    )
     table["cost_usd_dollar_year"] = table.cost_usd * escalate
     # Years after the base (dollar) year; the need is no earlier than the planning year.
     offset = max(0, config.year - val.dollar_year)
@@ -419,7 +425,8 @@ def _summary(
         },
         "assets_monitored": len(assets),
         "assets_over_limit": {
-            case: int((assets[f"peak_loading_pct_{case}"] > assets.limit_pct).sum()) for case in CASES
+            case: int((assets[f"peak_loading_pct_{case}"] > assets.limit_pct).sum())
+            for case in CASES
         },
         "critical_asset": {
             "asset_id": critical,
@@ -530,8 +537,12 @@ def _plot_critical(result: StudyResult, path: Path) -> None:
         "v2g": ("EV charging with V2G", "tab:blue", 1.2),
     }
     for case, (label, color, width) in styles.items():
-        ax.plot(result.time_index, result.loading_pct[case][:, col], label=label, color=color, lw=width)
-    ax.axhline(info["limit_pct"], color="k", ls="--", lw=1, label=f"planning limit {info['limit_pct']:g} %")
+        ax.plot(
+            result.time_index, result.loading_pct[case][:, col], label=label, color=color, lw=width
+        )
+    ax.axhline(
+        info["limit_pct"], color="k", ls="--", lw=1, label=f"planning limit {info['limit_pct']:g} %"
+    )
     ax.set_ylabel("loading [% of rating]")
     ax.set_title(
         f"{result.feeder.name} {result.config.year}: {info['name']} "

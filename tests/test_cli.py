@@ -29,11 +29,15 @@ def test_study_command(tmp_path, capsys):
     [
         ('name = "x"\nfeeder = "nope"\n', "field 'feeder'"),
         ('feeder = "us-residential"\n', "field 'name': missing"),
-        ('name = "x"\nfeeder = "us-residential"\n[fleet]\nevs_per_houshold = 1\n',
-         "did you mean 'evs_per_household'"),
+        (
+            'name = "x"\nfeeder = "us-residential"\n[fleet]\nevs_per_houshold = 1\n',
+            "did you mean 'evs_per_household'",
+        ),
         ('name = "x"\nfeeder = "us-residential"\nyear = "2030"\n', "field 'year'"),
-        ('name = "x"\nfeeder = "us-residential"\n[fleet]\nevs_per_household = -0.5\n',
-         "fleet.evs_per_household"),
+        (
+            'name = "x"\nfeeder = "us-residential"\n[fleet]\nevs_per_household = -0.5\n',
+            "fleet.evs_per_household",
+        ),
         ('name = "x"\nfeeder = \n', "malformed TOML"),
         ("", "empty"),
     ],
@@ -53,14 +57,18 @@ def test_installed_command_no_traceback(tmp_path):
     study.write_text('name = "x"\nfeeder = "nope"\n', encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "gridplan.cli", "study", str(study)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: ") and "unknown feeder 'nope'" in proc.stderr
     debug = subprocess.run(
         [sys.executable, "-m", "gridplan.cli", "--debug", "study", str(study)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 

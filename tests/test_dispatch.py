@@ -28,7 +28,9 @@ def test_invariants(us_feeder, fleet, strategy):
     assert (-p <= fleet.export_kw + tol).all()
     assert (soc >= -tol).all() and (soc <= fleet.battery_kwh + tol).all()
     discharging = p < -tol
-    assert (soc[discharging] >= np.broadcast_to(fleet.reserve_kwh, soc.shape)[discharging] - 1e-6).all()
+    assert (
+        soc[discharging] >= np.broadcast_to(fleet.reserve_kwh, soc.shape)[discharging] - 1e-6
+    ).all()
     if strategy == "unmanaged":
         assert not discharging.any()
     else:
@@ -38,7 +40,9 @@ def test_invariants(us_feeder, fleet, strategy):
         assert ((hours >= 16) & (hours < 21)).all()
     # Energy balance step by step: SOC changes by the battery-side energy, except at
     # arrivals where the day's driving energy leaves the battery.
-    battery = np.where(p > 0, p * fleet.charge_efficiency, p / fleet.discharge_efficiency) * r.step_h
+    battery = (
+        np.where(p > 0, p * fleet.charge_efficiency, p / fleet.discharge_efficiency) * r.step_h
+    )
     residual = soc[1:] - soc[:-1] - battery[1:]
     arrival = r.plugged[1:] & ~r.plugged[:-1]
     assert np.abs(residual[~arrival]).max() < 1e-9
@@ -58,8 +62,14 @@ def test_v2g_exports_and_recharges(us_feeder, fleet):
 
 def test_short_dwell_reports_shortfall(us_feeder):
     scenario = FleetScenario(
-        evs_per_household=0.5, charger_kw=1.4, daily_miles_mean=80, daily_miles_sd=1,
-        arrival_mean_h=22, arrival_sd_h=0.1, departure_mean_h=5, departure_sd_h=0.1,
+        evs_per_household=0.5,
+        charger_kw=1.4,
+        daily_miles_mean=80,
+        daily_miles_sd=1,
+        arrival_mean_h=22,
+        arrival_sd_h=0.1,
+        departure_mean_h=5,
+        departure_sd_h=0.1,
     )
     fleet = sample_fleet(us_feeder, scenario, 2030, 1)
     index = us_feeder.time_index[: 7 * 96]

@@ -115,9 +115,7 @@ def test_csv_profiles(tmp_path):
     pd.DataFrame({"time": times, "load": np.linspace(100, 500, 96)}).to_csv(
         tmp_path / "p.csv", index=False
     )
-    spec = _write_spec(
-        tmp_path, SMALL_NET + '[profiles]\nsource = "csv"\npath = "p.csv"\n'
-    )
+    spec = _write_spec(tmp_path, SMALL_NET + '[profiles]\nsource = "csv"\npath = "p.csv"\n')
     feeder = load_feeder(spec)
     assert feeder.load_p_kw.shape == (96, 1)
     assert feeder.load_p_kw[-1, 0] == pytest.approx(500)
@@ -145,17 +143,31 @@ def test_bad_profile_csv(tmp_path, csv, match):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ('name = "x"\n[network]\nsource = "simbench"\ncode = "nope"\n[[assets]]\nkind="trafo"\n',
-         "network.code"),
-        ('name = "x"\n[network]\nsource = "simbnch"\ncode = "a"\n[[assets]]\nkind="trafo"\n',
-         "network.source"),
-        ('name = "x"\ngrowth_rat = 0.1\n[network]\nsource = "simbench"\ncode = "1-LV-rural1--0-sw"\n'
-         '[[assets]]\nkind="trafo"\n', "growth_rat"),
-        ('name = "x"\n[network]\nsource = "pandapower"\nfunction = "example_simple"\n'
-         '[[assets]]\nkind="trafo"\nlimit_pct = "high"\n', "assets.0.limit_pct"),
+        (
+            'name = "x"\n[network]\nsource = "simbench"\ncode = "nope"\n[[assets]]\nkind="trafo"\n',
+            "network.code",
+        ),
+        (
+            'name = "x"\n[network]\nsource = "simbnch"\ncode = "a"\n[[assets]]\nkind="trafo"\n',
+            "network.source",
+        ),
+        (
+            'name = "x"\ngrowth_rat = 0.1\n[network]\nsource = "simbench"\n'
+            'code = "1-LV-rural1--0-sw"\n'
+            '[[assets]]\nkind="trafo"\n',
+            "growth_rat",
+        ),
+        (
+            'name = "x"\n[network]\nsource = "pandapower"\nfunction = "example_simple"\n'
+            '[[assets]]\nkind="trafo"\nlimit_pct = "high"\n',
+            "assets.0.limit_pct",
+        ),
         ('name = "x"\n[network]\nsource = "pandapower"\nfunction = "example_simple"\n', "assets"),
-        ('name = "x"\n[network]\nsource = "pandapower"\nfunction = "example_simple"\n'
-         '[[assets]]\nkind="trafo"\nselect=["no such trafo"]\n', "assets[0].select"),
+        (
+            'name = "x"\n[network]\nsource = "pandapower"\nfunction = "example_simple"\n'
+            '[[assets]]\nkind="trafo"\nselect=["no such trafo"]\n',
+            "assets[0].select",
+        ),
     ],
 )
 def test_bad_feeder_spec(tmp_path, body, field):

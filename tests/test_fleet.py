@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gridplan.errors import ConfigError
 from gridplan.config import validate
+from gridplan.errors import ConfigError
 from gridplan.fleet import FleetScenario, sample_fleet
 
 

@@ -41,8 +41,14 @@ def result(tmp_path_factory):
 
 def test_writes_every_output(result):
     out = result.output_path
-    expected = {"config.toml", "summary.json", "assets.csv", "evs.csv", "timeseries.csv",
-                "critical_asset_loading.png"}
+    expected = {
+        "config.toml",
+        "summary.json",
+        "assets.csv",
+        "evs.csv",
+        "timeseries.csv",
+        "critical_asset_loading.png",
+    }
     assert expected <= {p.name for p in out.iterdir()}
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     summary = json.loads((out / "summary.json").read_text())
@@ -86,10 +92,12 @@ def test_deferral_value_closed_form(result):
     for asset_id, row in result.assets.iterrows():
         if not np.isfinite(row.cost_usd):
             continue
-        def years(peak):
-            if peak > row.limit_pct:
+
+        def years(peak, limit=row.limit_pct):
+            if peak > limit:
                 return 0.0
-            return min(math.log(row.limit_pct / peak) / math.log(1 + g), cfg.horizon_years)
+            return min(math.log(limit / peak) / math.log(1 + g), cfg.horizon_years)
+
         t1, t2 = years(row.peak_loading_pct_charging), years(row.peak_loading_pct_v2g)
         cost = row.cost_usd * (1 + i) ** (cfg.dollar_year - row.dollar_year)
         expected = cost * (q ** (offset + t1) - q ** (offset + t2))
