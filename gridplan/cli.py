@@ -44,14 +44,14 @@ def feeders_cmd() -> None:
     rows = [feeder_overview(load_feeder(name)) for name in bundled_feeders()]
     header = (
         f"{'feeder':<16}{'buses':>6}{'loads':>6}{'assets':>7}{'households':>11}"
-        f"{'peak load kW':>14}  {'critical asset at peak':<28}{'loading %':>10}{'headroom kVA':>13}"
+        f"{'peak load kW':>14}  {'critical asset':<28}{'peak loading %':>15}{'headroom kVA':>13}"
     )
     typer.echo(header)
     for r in rows:
         typer.echo(
             f"{r['name']:<16}{r['buses']:>6}{r['loads']:>6}{r['assets']:>7}{r['households']:>11}"
             f"{r['peak_load_kw']:>14.1f}  {r['critical_asset'][:27]:<28}"
-            f"{r['critical_loading_pct']:>10.1f}{r['headroom_kva']:>13.1f}"
+            f"{r['critical_loading_pct']:>15.1f}{r['headroom_kva']:>13.1f}"
         )
 
 
@@ -78,7 +78,8 @@ def study_cmd(
         f"charging {s['assets_over_limit']['charging']}, v2g {s['assets_over_limit']['v2g']}"
     )
     typer.echo(
-        f"  critical asset {c['name']}: peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
+        f"  critical asset {c['name']} ({c['evs_downstream']} EVs downstream, "
+        f"{c['v2g_enrolled_evs_downstream']} V2G-enrolled): peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
         f"{c['peak_loading_pct_charging']:.1f} % (charging), "
         f"{c['peak_loading_pct_v2g']:.1f} % (V2G)"
     )

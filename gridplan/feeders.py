@@ -496,6 +496,7 @@ def read_profile_table(
         raise ConfigError(
             f"has {frame.shape[1]} value columns; expected {n} (one per element of the network)",
             file=file,
+            field="columns",
         )
     cols = [str(c) for c in frame.columns]
     if sorted(cols) == sorted(map(str, element_names)) and len(set(element_names)) == n:
@@ -723,7 +724,8 @@ def feeder_overview(feeder: Feeder) -> dict[str, Any]:
     """Size and headroom of a feeder at its base-load peak step.
 
     Solves the power flow over the whole profile year (:func:`gridplan.powerflow.solve_timeseries`)
-    and reports the monitored asset with the least headroom at its own peak.
+    and reports the critical asset: the monitored asset whose own peak is highest relative to
+    its planning limit.
 
     Returns
     -------
@@ -741,7 +743,7 @@ def feeder_overview(feeder: Feeder) -> dict[str, Any]:
     loading = asset_loading_pct(feeder, flow)
     metrics = asset_metrics(feeder, loading, feeder.time_index, feeder.step_h)
     headroom = (feeder.assets.limit_pct - metrics.peak_loading_pct) / 100 * feeder.assets.rating_kva
-    critical = str(headroom.idxmin())
+    critical = str((metrics.peak_loading_pct / feeder.assets.limit_pct).idxmax())
     return {
         "name": feeder.name,
         "buses": len(feeder.net.bus),
@@ -753,3 +755,44 @@ def feeder_overview(feeder: Feeder) -> dict[str, Any]:
         "critical_loading_pct": float(metrics.peak_loading_pct.at[critical]),
         "headroom_kva": float(headroom.at[critical]),
     }
+
+
+def downstream_buses(feeder: Feeder) -> dict[str, np.ndarray]:
+    """Buses fed through each monitored asset (the side cut off from the external grid).
+
+    For each asset the network graph (pandapower topology: closed switches, in-service
+    elements) is cut at that asset; the buses that lose every path to an external grid are
+    downstream of it. In a meshed or ring-closed network an asset may have no downstream
+    buses (another path feeds them).
+
+    Returns
+    -------
+    dict
+        ``asset_id`` -> sorted array of bus indices.
+    """
+    import networkx as nx
+    import pandapower.topology as top
+
+    net = feeder.net
+    graph = top.create_nxgraph(net, multi=True, include_out_of_service=False)
+    sources = set(net.ext_grid.bus[net.ext_grid.in_service].tolist())
+    result: dict[str, np.ndarray] = {}
+    for asset_id, asset in feeder.assets.iterrows():
+        table = net[asset.kind]
+        if asset.kind == "trafo":
+            a, b = int(table.hv_bus.at[asset.element]), int(table.lv_bus.at[asset.element])
+        else:
+            a, b = int(table.from_bus.at[asset.element]), int(table.to_bus.at[asset.element])
+        cut = graph.copy()
+        if cut.has_edge(a, b):
+            keys = [k for k in cut[a][b] if k == (asset.kind, asset.element)]
+            for key in keys:
+                cut.remove_edge(a, b, key=key)
+        down: set[int] = set()
+        for end in (a, b):
+            if end in cut:
+                component = nx.node_connected_component(cut, end)
+                if not component & sources:
+                    down |= component
+        result[str(asset_id)] = np.array(sorted(down), dtype=int)
+    return result

@@ -32,7 +32,13 @@ from gridplan._io import write_csv, write_json, write_text, write_with
 from gridplan.config import StrictModel, read_toml, validate
 from gridplan.dispatch import DispatchResult, Strategy, dispatch, load_power_kw
 from gridplan.errors import ConfigError
-from gridplan.feeders import Feeder, load_feeder, peak_week, resolve_feeder_path
+from gridplan.feeders import (
+    Feeder,
+    downstream_buses,
+    load_feeder,
+    peak_week,
+    resolve_feeder_path,
+)
 from gridplan.fleet import Fleet, FleetScenario, sample_fleet
 from gridplan.needs import asset_loading_pct, asset_metrics, choose_upgrades, years_to_need
 
@@ -283,7 +289,7 @@ def run(
             min_vm[case] = np.nanmin(np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf), axis=1)
         metrics[case] = asset_metrics(feeder, loading[case], time_index, step_h)
 
-    assets = _asset_table(feeder, config, metrics)
+    assets = _asset_table(feeder, config, metrics, fleet)
     summary = _summary(config, feeder, fleet, time_index, ev_dispatch, converged, min_vm, assets)
     result = StudyResult(
         config=config,
@@ -305,13 +311,23 @@ def run(
 
 
 def _asset_table(
-    feeder: Feeder, config: StudyConfig, metrics: dict[str, pd.DataFrame]
+    feeder: Feeder, config: StudyConfig, metrics: dict[str, pd.DataFrame], fleet: Fleet
 ) -> pd.DataFrame:
-    """Per-asset metrics of every case, year of need, upgrade and deferral value."""
+    """Per-asset metrics of every case, EVs downstream, year of need, upgrade, deferral value."""
     from gridplan.valuation import present_worth_of_shift_usd
 
     val = config.valuation
     table = feeder.assets[["kind", "element", "name", "rating_kva", "limit_pct"]].copy()
+    downstream = downstream_buses(feeder)
+    evs, enrolled, export = [], [], []
+    for asset_id in table.index:
+        below = np.isin(fleet.bus, downstream[str(asset_id)])
+        evs.append(int(below.sum()))
+        enrolled.append(int((below & fleet.v2g_enrolled).sum()))
+        export.append(float(fleet.export_kw[below].sum()))
+    table["evs_downstream"] = evs
+    table["v2g_enrolled_evs_downstream"] = enrolled
+    table["v2g_export_kw_downstream"] = export
     for case in CASES:
         m = metrics[case].drop(columns=["nan_steps"])
         table = table.join(m.add_suffix(f"_{case}"))
@@ -433,6 +449,8 @@ def _summary(
             "name": str(row["name"]),
             "rating_kva": num(row.rating_kva),
             "limit_pct": num(row.limit_pct),
+            "evs_downstream": int(row.evs_downstream),
+            "v2g_enrolled_evs_downstream": int(row.v2g_enrolled_evs_downstream),
             **{f"peak_loading_pct_{c}": num(row[f"peak_loading_pct_{c}"]) for c in CASES},
             **{f"hours_over_limit_{c}": num(row[f"hours_over_limit_{c}"]) for c in CASES},
             "year_of_need_charging": _int_or_none(row.year_of_need_charging),
@@ -546,7 +564,8 @@ def _plot_critical(result: StudyResult, path: Path) -> None:
     ax.set_ylabel("loading [% of rating]")
     ax.set_title(
         f"{result.feeder.name} {result.config.year}: {info['name']} "
-        f"({info['rating_kva']:.0f} kVA), study '{result.config.name}'"
+        f"(rating {info['rating_kva']:.0f} kVA; {info['evs_downstream']} EVs downstream, "
+        f"{info['v2g_enrolled_evs_downstream']} V2G-enrolled), study '{result.config.name}'"
     )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)

@@ -76,3 +76,13 @@ def test_installed_command_no_traceback(tmp_path):
 def test_missing_file(tmp_path, capsys):
     assert main(["study", str(tmp_path / "absent.toml")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_feeders_command(capsys):
+    assert main(["feeders"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:3] == ["feeder", "buses", "loads"]
+    names = {line.split()[0] for line in lines[1:]}
+    assert {"lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"} <= names
+    us = next(line for line in lines if line.startswith("us-residential")).split()
+    assert us[1:5] == ["53", "264", "25", "264"]  # buses, loads, assets, households

@@ -133,3 +133,18 @@ def test_bad_study_config(tmp_path, patch, field):
     message = str(info.value)
     assert str(path) in message and field in message
     assert "\n" not in message
+
+
+def test_evs_downstream(result):
+    a = result.assets
+    trafos = a[a.kind == "trafo"]
+    # every EV sits behind exactly one service transformer
+    assert trafos.evs_downstream.sum() == result.fleet.n_ev
+    assert trafos.v2g_enrolled_evs_downstream.sum() == result.fleet.v2g_enrolled.sum()
+    # the feeder head carries them all
+    head = a[a.name == "Trunk 1"].iloc[0]
+    assert head.evs_downstream == result.fleet.n_ev
+    # assets without enrolled EVs downstream get no V2G relief at their peak
+    no_v2g = a[(a.v2g_enrolled_evs_downstream == 0) & (a.kind == "trafo")]
+    # (up to the small voltage effect of exports elsewhere on the feeder)
+    assert (no_v2g.peak_loading_pct_v2g >= no_v2g.peak_loading_pct_charging - 0.1).all()
