@@ -79,7 +79,8 @@ def study_cmd(
     )
     typer.echo(
         f"  critical asset {c['name']} ({c['evs_downstream']} EVs downstream, "
-        f"{c['v2g_enrolled_evs_downstream']} V2G-enrolled): peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
+        f"{c['v2g_enrolled_evs_downstream']} V2G-enrolled): "
+        f"peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
         f"{c['peak_loading_pct_charging']:.1f} % (charging), "
         f"{c['peak_loading_pct_v2g']:.1f} % (V2G)"
     )
