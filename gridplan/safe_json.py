@@ -5,8 +5,10 @@ through an object hook (``pandapower.io_utils.pp_hook`` / ``FromSerializableRegi
 imports the named module (``importlib.import_module``), returns the named attribute (``_class:
 "function"`` gives back any module-level callable), builds ``JSONSerializableClass`` objects
 (controllers) from their saved state and passes the remaining keys of an entry as keyword
-arguments to ``pandas.read_json`` or to the named class. A crafted feeder file can therefore
-import arbitrary modules (running their top-level code) while it is being loaded.
+arguments to ``pandas.read_json`` or to the named class; a DataFrame whose ``_object`` is an
+absolute ``.json`` path is read from disk. A crafted feeder file can therefore import arbitrary
+modules (running their top-level code), return ``os.system`` into the net, call constructors
+of classes named in the file, or pull local files into the net while it is being loaded.
 
 :func:`load_pandapower_json` reads the file as plain JSON first (``json.loads`` without object
 hook), walks the whole tree -- including the JSON texts nested in ``_object`` strings that
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gridplan._io import write_text
-from gridplan.errors import ConfigError
+from gridplan.errors import ConfigError, GridplanError
 
 if TYPE_CHECKING:
     from pandapower.auxiliary import pandapowerNet
@@ -50,8 +52,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Largest feeder file :func:`load_pandapower_json` reads by default [bytes] (500 MiB).
-#: The largest SimBench LV/MV nets are a few tens of MB as pandapower JSON.
+#: Largest feeder file :func:`load_pandapower_json` reads by default [bytes] (500 MiB; a
+#: gridplan choice, ~50 times the 9.4 MB of SimBench ``1-LV-semiurb4--0-sw`` with its profiles).
 MAX_FILE_BYTES = 500 * 1024**2
 
 _MODULE = "_module"
@@ -244,6 +246,12 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _clip(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _entry(node: dict[str, Any]) -> str:
     """Describe a tagged entry for an error message."""
     return f"_module={_short(node.get(_MODULE))}, _class={_short(node.get(_CLASS))}"
@@ -425,7 +433,7 @@ def _check_tagged(node: dict[str, Any], path: _Path) -> list[tuple[Any, _Path]]:
         raise _Refused(path, f"entry {_entry(node)} has no '_object'")
     _check_extras(node, spec, path)
 
-    obj = node[_OBJECT]
+    obj: Any = node[_OBJECT]
     obj_path = (path, _OBJECT)
     if (isinstance(obj, bool) and spec is not _NP_SCALAR) or not isinstance(obj, spec.object_types):
         allowed = "/".join(t.__name__ for t in spec.object_types)
@@ -443,7 +451,7 @@ def _check_tagged(node: dict[str, Any], path: _Path) -> list[tuple[Any, _Path]]:
             for cell, relative in _geo_cells(parsed, node.get("orient")):
                 _check_geojson(cell, _join(parsed_path, relative))
         children.append((parsed, parsed_path))
-    elif spec is _SHAPELY and obj.get("type") not in _GEOMETRY_TYPES:
+    elif spec is _SHAPELY and isinstance(obj, dict) and obj.get("type") not in _GEOMETRY_TYPES:
         raise _Refused(
             (obj_path, "type"),
             f"geometry type {_short(obj.get('type'))} is not one of "
@@ -641,6 +649,8 @@ def load_pandapower_json(
         ) from None
     except RecursionError:
         raise ConfigError("JSON is nested too deeply to be a pandapower net", file=path) from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's 4300-digit limit
+        raise ConfigError(f"invalid JSON: {_clip(str(exc), 120)}", file=path) from None
     validate_pandapower_json(tree, file=path)
     del tree
 
@@ -651,7 +661,7 @@ def load_pandapower_json(
         net = from_json_string(text, convert=True)
     except Exception as exc:  # pandapower raises many types on malformed-but-allowed data
         raise ConfigError(
-            f"pandapower could not decode the net: {type(exc).__name__}: {_short(str(exc), 200)}",
+            f"pandapower could not decode the net: {type(exc).__name__}: {_clip(str(exc), 200)}",
             file=path,
         ) from exc
     if not isinstance(net, pandapowerNet):
@@ -789,6 +799,19 @@ def check_net(net: Any, *, file: str | Path | None = None) -> None:
 
     if not isinstance(net, pandapowerNet):
         raise ConfigError(f"expected a pandapower net, got {type(net).__name__}", file=file)
+    try:
+        _check_net(net, file)
+    except GridplanError:
+        raise
+    except Exception as exc:  # malformed tables (any content pandapower accepted) fail oddly
+        raise ConfigError(
+            f"net failed the plausibility checks: {type(exc).__name__}: {_clip(str(exc), 200)}",
+            file=file,
+        ) from exc
+
+
+def _check_net(net: pandapowerNet, file: str | Path | None) -> None:
+    """Body of :func:`check_net` for a ``pandapowerNet``."""
     bus = _table(net, "bus", ("in_service",), file)
     if bus is None:
         raise ConfigError("feeder has no buses", file=file, field="bus")
@@ -846,7 +869,7 @@ def check_net(net: Any, *, file: str | Path | None = None) -> None:
                 supplied |= component
     except Exception as exc:  # malformed branch tables make pandapower fail in many ways
         raise ConfigError(
-            f"cannot build the network graph: {type(exc).__name__}: {_short(str(exc), 200)}",
+            f"cannot build the network graph: {type(exc).__name__}: {_clip(str(exc), 200)}",
             file=file,
         ) from exc
     live = bus.index[bus["in_service"].astype(bool)]
