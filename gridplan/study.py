@@ -39,7 +39,7 @@ from gridplan.feeders import (
     peak_week,
     resolve_feeder_path,
 )
-from gridplan.fleet import Fleet, FleetScenario, sample_fleet
+from gridplan.fleet import Fleet, FleetScenario, read_zones, sample_fleet
 from gridplan.needs import asset_loading_pct, asset_metrics, choose_upgrades, years_to_need
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,16 @@ def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study TOML; the feeder name is checked too (not yet built)."""
     path = Path(path)
     config = validate(StudyConfig, read_toml(path), file=path)
+    if config.fleet.zones:
+        zones = Path(config.fleet.zones)
+        if not zones.is_absolute():
+            zones = path.parent / zones
+        try:
+            read_zones(zones)
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, file=exc.file, field=exc.field or "fleet.zones") from None
+        fleet = config.fleet.model_copy(update={"zones": str(zones)})
+        config = config.model_copy(update={"fleet": fleet})
     feeder = _feeder_ref(config, path)
     try:
         resolve_feeder_path(feeder)
@@ -430,7 +440,9 @@ def _summary(
             "v2g_case_charging_energy_kwh": num(v2g.charge_kwh.sum()),
             "departure_shortfall_kwh": num(np.nansum(shortfall)),
             "departures_short": int(np.nansum(shortfall > 1e-6)),
-            "trip_shortfall_kwh": num(fleet.trip_shortfall_kwh.sum()),
+            "evs_per_household": num(fleet.evs_per_household),
+            "trip_shortfall_kwh_yr": num(fleet.trip_shortfall_kwh.sum()),
+            "dwell_shortfall_kwh_yr": num(fleet.dwell_shortfall_kwh.sum()),
         },
         "power_flow": {
             case: {
@@ -515,14 +527,19 @@ def _ev_table(result: StudyResult) -> pd.DataFrame:
             "ev": np.arange(fleet.n_ev),
             "load": names[fleet.load_pos] if fleet.n_ev else [],
             "bus": fleet.bus,
+            "vehicle": fleet.vehicle,
+            "charger": fleet.charger,
             "battery_kwh": fleet.battery_kwh,
             "charger_kw": fleet.charger_kw,
             "export_kw": fleet.export_kw,
+            "v2g_capable": fleet.v2g_capable,
             "v2g_enrolled": fleet.v2g_enrolled,
             "charging_kwh": charging.charge_kwh,
             "v2g_case_charging_kwh": v2g.charge_kwh,
             "v2g_export_kwh": v2g.export_kwh,
             "departure_shortfall_kwh": np.nansum(v2g.departure_shortfall_kwh, axis=0),
+            "trip_shortfall_kwh_yr": fleet.trip_shortfall_kwh.sum(axis=0),
+            "dwell_shortfall_kwh_yr": fleet.dwell_shortfall_kwh.sum(axis=0),
         }
     )
 
