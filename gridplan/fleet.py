@@ -693,8 +693,9 @@ def _gamma(
     exactly the mean where ``sd`` is 0, zero where the mean is 0."""
     mean = np.broadcast_to(np.asarray(mean, dtype=float), size)
     sd = np.broadcast_to(np.asarray(sd, dtype=float), size)
-    # A spread below 1e-6 of the mean is no spread (the gamma shape would overflow).
-    random = (mean > 0) & (sd > 1e-6 * mean)
+    # Spread and mean more than 1e6 apart: the gamma shape (mean/sd)^2 would overflow or
+    # underflow; use the mean (a degenerate draw) there.
+    random = (mean > 0) & (sd > 1e-6 * mean) & (mean > 1e-6 * sd)
     safe_sd = np.where(random, sd, 1.0)
     shape = np.where(random, (mean / safe_sd) ** 2, 1.0)
     draws = gen.standard_gamma(shape) * np.where(random, mean / shape, 0.0)
