@@ -65,31 +65,93 @@ def study_cmd(
     """Run one feeder study and print where its results went."""
     from gridplan.study import run
 
-    result = run(config, output_dir=output_dir)
+    result = run(config, output_dir=output_dir, progress=sys.stderr.isatty())
     s = result.summary
     c = s["critical_asset"]
+    h = s["horizon"]
     typer.echo(
-        f"study '{s['study']}' on feeder '{s['feeder']}', year {s['year']}, "
-        f"{s['period']['start']} .. {s['period']['end']} ({s['period']['steps']} steps)"
+        f"study '{s['study']}' on feeder '{s['feeder']}': planning years {h['start']}-{h['end']}, "
+        f"{h['draws']} draw(s); period {s['period']['start']} .. {s['period']['end']} "
+        f"({s['period']['steps']} steps)"
     )
     typer.echo(
-        f"  EVs: {s['fleet']['evs']} ({s['fleet']['v2g_enrolled_evs']} V2G-enrolled); "
-        f"assets over limit: base {s['assets_over_limit']['base']}, "
-        f"charging {s['assets_over_limit']['charging']}, v2g {s['assets_over_limit']['v2g']}"
+        f"  {s['year']}: {s['fleet']['evs']} EVs ({s['fleet']['v2g_enrolled_evs']} V2G-enrolled); "
+        f"assets over limit: "
+        + ", ".join(f"{case} {n}" for case, n in s["assets_over_limit"].items())
     )
     typer.echo(
-        f"  critical asset {c['name']} ({c['evs_downstream']} EVs downstream, "
-        f"{c['v2g_enrolled_evs_downstream']} V2G-enrolled): "
+        f"  critical asset {c['name']} ({c['evs_downstream']:.0f} EVs downstream, "
+        f"{c['v2g_enrolled_evs_downstream']:.0f} V2G-enrolled): "
         f"peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
         f"{c['peak_loading_pct_charging']:.1f} % (charging), "
         f"{c['peak_loading_pct_v2g']:.1f} % (V2G)"
     )
-    dv = s["deferral_value_usd_total"]
+    yon, yon_v2g = c["year_of_need_charging"], c["year_of_need_v2g"]
+    deferral = c["deferral_years"]
+    deferral_text = "n/a (no need in the horizon)" if deferral is None else f"{deferral:g} years"
+    if deferral is not None and c["deferral_capped"]:
+        deferral_text = f">= {deferral:g} years (capped by the horizon)"
     typer.echo(
-        f"  deferral value of V2G (present worth, {s['valuation']['dollar_year']} USD): "
-        f"{'n/a' if dv is None else f'{dv:,.0f}'}"
+        f"  year of need (P50): {_year_text(yon, h['end'])} without V2G, "
+        f"{_year_text(yon_v2g, h['end'])} with V2G; deferral at "
+        f"{h['confidence']:.0%} confidence: {deferral_text}"
     )
+    for case, value in s["deferral_value_usd_total"].items():
+        typer.echo(
+            f"  deferral value, {case} ({s['cases'][case]}), present worth "
+            f"{s['valuation']['dollar_year']} USD: {'n/a' if value is None else f'{value:,.0f}'}"
+        )
     typer.echo(f"results: {result.output_path}")
+
+
+@app.command("batch")
+def batch_cmd(
+    config: Annotated[Path, typer.Argument(help="Batch TOML file.")],
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-w", min=1, help="Worker processes (default: all cores; 1: no Dask)."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Address of a running Dask scheduler (tcp://host:8786)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep finished units; run failed and missing ones.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete the batch's earlier results first.")
+    ] = False,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Parent folder of the results.")
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
+) -> None:
+    """Run a batch of feeder studies (feeders × scenarios × draws); exit 1 if a unit failed."""
+    from gridplan.batch import run
+
+    result = run(
+        config,
+        workers=workers,
+        scheduler=scheduler,
+        resume=resume,
+        overwrite=overwrite,
+        output_dir=output_dir,
+        progress=progress,
+    )
+    for line in result.summary_lines():
+        typer.echo(line)
+    if result.failed:
+        # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False,
+        # where click returns typer.Exit's code instead of raising it (and main drops it).
+        raise SystemExit(1)
+
+
+def _year_text(year: int | None, end: int) -> str:
+    return str(year) if year is not None else f"after {end}"
 
 
 def main(argv: list[str] | None = None) -> int:

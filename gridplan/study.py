@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,19 @@ from gridplan.feeders import (
     peak_week,
     resolve_feeder_path,
 )
-from gridplan.fleet import Fleet, FleetScenario, read_zones, sample_fleet
-from gridplan.needs import asset_loading_pct, asset_metrics, choose_upgrades, years_to_need
+from gridplan.fleet import Fleet, FleetScenario, read_zones, sample_fleet, zone_multipliers
+from gridplan.needs import (
+    asset_loading_pct,
+    asset_metrics,
+    characterize_need,
+    choose_upgrades,
+    deferral_requirement,
+    excess_kva,
+    first_year,
+    need_flags,
+    need_probability,
+    year_quantile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +83,30 @@ class PeriodSpec(StrictModel):
 
 
 class DispatchSpec(StrictModel):
-    """Charging and V2G strategies and the V2G event window."""
+    """Charging and V2G strategies (one name or a list each) and the V2G event window.
 
-    charging: str = "unmanaged"
-    v2g: str = "v2g_event"
+    The first charging strategy is the "without V2G" case of the deferral; every V2G
+    strategy is compared with it.
+    """
+
+    charging: str | list[str] = "unmanaged"
+    v2g: str | list[str] = "v2g_event"
     window_start_h: float = Field(default=16.0, ge=0, lt=24)
     window_end_h: float = Field(default=21.0, gt=0, le=24)
     event_months: list[int] = Field(default_factory=lambda: list(range(1, 13)))
 
     @field_validator("charging", "v2g")
     @classmethod
-    def _known(cls, value: str) -> str:
+    def _known(cls, value: str | list[str]) -> str | list[str]:
         valid = [s.value for s in Strategy]
-        if value not in valid:
-            raise ValueError(f"unknown strategy '{value}' (expected one of: {', '.join(valid)})")
+        names = [value] if isinstance(value, str) else value
+        if not names:
+            raise ValueError("give at least one strategy")
+        for name in names:
+            if name not in valid:
+                raise ValueError(f"unknown strategy '{name}' (expected one of: {', '.join(valid)})")
+        if len(set(names)) != len(names):
+            raise ValueError("a strategy is listed twice")
         return value
 
     @field_validator("event_months")
@@ -102,6 +123,79 @@ class DispatchSpec(StrictModel):
             raise ValueError("window_end_h must be after window_start_h")
         return self
 
+    def charging_list(self) -> list[str]:
+        """Charging strategies, primary first."""
+        return [self.charging] if isinstance(self.charging, str) else list(self.charging)
+
+    def v2g_list(self) -> list[str]:
+        """V2G strategies, primary first."""
+        return [self.v2g] if isinstance(self.v2g, str) else list(self.v2g)
+
+
+class HorizonSpec(StrictModel):
+    """Planning years and Monte Carlo draws.
+
+    Each planning year is simulated over the study period with the base load grown to that
+    year and a fleet drawn for that year, ``draws`` times. Defaults: the single planning
+    ``year``, one draw.
+    """
+
+    start: int | None = Field(default=None, ge=2000, le=2100)
+    end: int | None = Field(default=None, ge=2000, le=2100)
+    draws: int = Field(default=1, ge=1, le=10_000)
+    confidence: float = Field(default=0.9, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> HorizonSpec:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"horizon end {self.end} is before start {self.start}")
+        return self
+
+
+class CriteriaSpec(StrictModel):
+    """Planning criteria.
+
+    Loading: an asset needs an upgrade in a year when it is over its planning limit (% of
+    rating, from the feeder spec) for more than the allowed hours in the simulated period.
+    Voltage: service points (load buses) must stay within ``vm_min_pu``-``vm_max_pu``;
+    default ANSI C84.1 Range A service voltage, 0.95-1.05 pu.
+    """
+
+    allowed_hours_trafo: float = Field(default=0.0, ge=0, le=8784)
+    allowed_hours_line: float = Field(default=0.0, ge=0, le=8784)
+    vm_min_pu: float = Field(default=0.95, gt=0.5, lt=1.0)
+    vm_max_pu: float = Field(default=1.05, gt=1.0, lt=1.5)
+    allowed_hours_voltage: float = Field(default=0.0, ge=0, le=8784)
+
+
+class LoadGrowthSpec(StrictModel):
+    """Base-load growth: a rate (default: the feeder's) or a year -> factor table.
+
+    Factors are relative to the feeder's profiles (``base_year`` = 1.0), linearly
+    interpolated between table years and held flat outside; they must be > 0.
+    """
+
+    rate: float | None = Field(default=None, ge=-0.5, le=1.0, allow_inf_nan=False)
+    factors: dict[str, Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> LoadGrowthSpec:
+        if self.rate is not None and self.factors is not None:
+            raise ValueError("give either 'rate' or 'factors', not both")
+        for key in self.factors or {}:
+            if not key.isdigit():
+                raise ValueError(f"factor key '{key}' is not a year")
+        return self
+
+    def factor(self, year: int, base_year: int, feeder_rate: float) -> float:
+        """Load factor of ``year`` relative to the profiles [-]."""
+        if self.factors:
+            points = sorted((int(k), v) for k, v in self.factors.items())
+            years, values = zip(*points, strict=True)
+            return float(np.interp(year, years, values))
+        rate = feeder_rate if self.rate is None else self.rate
+        return float((1.0 + rate) ** (year - base_year))
+
 
 class ValuationSpec(StrictModel):
     """Financial assumptions."""
@@ -109,7 +203,6 @@ class ValuationSpec(StrictModel):
     dollar_year: int = Field(default=2026, ge=1950, le=2100)
     discount_rate: float = Field(default=DEFAULT_DISCOUNT_RATE, gt=-1, lt=1)
     escalation_rate: float = Field(default=DEFAULT_ESCALATION_RATE, gt=-1, lt=1)
-    horizon_years: float = Field(default=30.0, gt=0, le=100)
 
 
 class StudyConfig(StrictModel):
@@ -122,6 +215,9 @@ class StudyConfig(StrictModel):
     seed: int = Field(default=0, ge=0)
     output_dir: str = "outputs"
     period: PeriodSpec = Field(default_factory=PeriodSpec)
+    horizon: HorizonSpec = Field(default_factory=HorizonSpec)
+    criteria: CriteriaSpec = Field(default_factory=CriteriaSpec)
+    load_growth: LoadGrowthSpec = Field(default_factory=LoadGrowthSpec)
     fleet: FleetScenario = Field(default_factory=FleetScenario)
     dispatch: DispatchSpec = Field(default_factory=DispatchSpec)
     valuation: ValuationSpec = Field(default_factory=ValuationSpec)
@@ -130,7 +226,18 @@ class StudyConfig(StrictModel):
     def _years(self) -> StudyConfig:
         if self.year < self.base_year:
             raise ValueError(f"year {self.year} is before base_year {self.base_year}")
+        start, end = self.years()[0], self.years()[-1]
+        if start < self.base_year:
+            raise ValueError(f"horizon start {start} is before base_year {self.base_year}")
+        if not start <= self.year <= end:
+            raise ValueError(f"year {self.year} is outside the horizon {start}-{end}")
         return self
+
+    def years(self) -> list[int]:
+        """The planning years of the horizon."""
+        start = self.horizon.start if self.horizon.start is not None else self.year
+        end = self.horizon.end if self.horizon.end is not None else max(start, self.year)
+        return list(range(start, end + 1))
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
@@ -167,6 +274,89 @@ def _feeder_ref(config: StudyConfig, path: Path | None) -> str | Path:
 
 # --------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
+class HorizonResult:
+    """Per planning year, draw, case and asset: what the criteria see.
+
+    Axes: year (Y), draw (D), case (C, see ``cases``), asset (A, ``asset_ids`` order).
+
+    Attributes
+    ----------
+    years
+        Planning years, shape (Y,).
+    cases
+        Case keys: ``base`` (no EVs), ``charging`` (first charging strategy), ``v2g``
+        (first V2G strategy), then ``charging:<name>`` / ``v2g:<name>`` for further ones.
+    strategies
+        Strategy of each case (``None`` for ``base``).
+    asset_ids
+        Monitored assets.
+    load_factor
+        Base-load factor of each year relative to the profiles [-], (Y,).
+    peak_loading_pct, hours_over_limit, overload_energy_kvah
+        Peak loading [%], hours over the limit [h], energy over the limit [kVA·h],
+        each (Y, D, C, A).
+    need
+        Loading criterion violated, (Y, D, C, A).
+    min_vm_pu, max_vm_pu, voltage_hours_out
+        Lowest/highest service-point voltage [pu] and hours any service point is outside
+        the band [h], (Y, D, C).
+    voltage_need
+        Voltage criterion violated, (Y, D, C).
+    non_converged_steps
+        Power-flow steps that did not converge, (Y, D, C).
+    n_ev, n_enrolled
+        EVs and V2G-enrolled EVs in the fleet, (Y, D).
+    export_kwh, charge_kwh
+        V2G export and charging energy of the whole fleet per case [kWh], (Y, D, C).
+    evs_downstream, enrolled_downstream
+        EVs / enrolled EVs downstream of each asset, (Y, D, A).
+    export_kw_downstream, usable_kwh_downstream
+        Export limit [kW] and usable energy (target − reserve) [kWh] of the enrolled EVs
+        downstream of each asset, (Y, D, A).
+    requirement_kw, requirement_kwh
+        V2G power [kW] and energy [kWh] that would hold each asset within its limit in the
+        ``charging`` case (EPRI DER-VET deferral logic), (Y, D, A).
+    need_detail
+        Need characterization in the ``charging`` case: one row per (year, draw, asset) with
+        an excess (see :func:`gridplan.needs.characterize_need`).
+    """
+
+    years: np.ndarray
+    cases: list[str]
+    strategies: dict[str, str | None]
+    asset_ids: list[str]
+    load_factor: np.ndarray
+    peak_loading_pct: np.ndarray
+    hours_over_limit: np.ndarray
+    overload_energy_kvah: np.ndarray
+    need: np.ndarray
+    min_vm_pu: np.ndarray
+    max_vm_pu: np.ndarray
+    voltage_hours_out: np.ndarray
+    voltage_need: np.ndarray
+    non_converged_steps: np.ndarray
+    n_ev: np.ndarray
+    n_enrolled: np.ndarray
+    export_kwh: np.ndarray
+    charge_kwh: np.ndarray
+    evs_downstream: np.ndarray
+    enrolled_downstream: np.ndarray
+    export_kw_downstream: np.ndarray
+    usable_kwh_downstream: np.ndarray
+    requirement_kw: np.ndarray
+    requirement_kwh: np.ndarray
+    need_detail: pd.DataFrame
+
+    def case(self, key: str) -> int:
+        """Position of a case key."""
+        return self.cases.index(key)
+
+    def year_of_need(self, case: str) -> np.ndarray:
+        """First year with a loading need per draw and asset (NaN: none), (D, A)."""
+        return first_year(self.need[:, :, self.case(case), :], self.years)
+
+
+@dataclass(frozen=True, eq=False)
 class StudyResult:
     """Everything a study computed (also written to ``output_path``).
 
@@ -176,20 +366,26 @@ class StudyResult:
         The validated study config.
     feeder
         The feeder studied.
+    horizon
+        Per year, draw, case and asset results (:class:`HorizonResult`).
     fleet
-        The EV fleet drawn.
+        The fleet of the detail year (``config.year``), first draw.
     time_index
         Steps of the study period.
     ev_dispatch
-        Per case (``charging``, ``v2g``) the EV dispatch.
+        EV dispatch per EV case of the detail year, first draw.
     loading_pct
-        Per case (``base``, ``charging``, ``v2g``) asset loading [%], (time, asset).
+        Asset loading [%] per case of the detail year, first draw, (time, asset).
     converged
         Per case, whether each step's power flow converged, (time,).
     min_vm_pu
-        Per case, lowest bus voltage of each step [pu], (time,).
+        Per case, lowest service-point voltage of each step [pu], (time,).
     assets
-        Per-asset table: metrics of every case, year of need, upgrade, deferral value.
+        Per-asset table: loading, year of need, need, V2G resource, firmness, deferral,
+        upgrade, deferral value.
+    needs
+        Per asset, case and year: probability of need across draws and, for V2G cases,
+        firmness.
     summary
         The content of ``summary.json``.
     output_path
@@ -198,6 +394,7 @@ class StudyResult:
 
     config: StudyConfig
     feeder: Feeder
+    horizon: HorizonResult
     fleet: Fleet
     time_index: pd.DatetimeIndex
     ev_dispatch: dict[str, DispatchResult]
@@ -205,6 +402,7 @@ class StudyResult:
     converged: dict[str, np.ndarray]
     min_vm_pu: dict[str, np.ndarray]
     assets: pd.DataFrame
+    needs: pd.DataFrame
     summary: dict[str, Any]
     output_path: Path | None = None
     files: list[str] = field(default_factory=list)
@@ -229,14 +427,28 @@ def period_slice(feeder: Feeder, period: PeriodSpec, file: Path | None = None) -
     return slice(int(start), int(stop))
 
 
+def case_strategies(config: StudyConfig) -> dict[str, str | None]:
+    """Case key -> strategy name (``None``: no EVs), in evaluation order."""
+    cases: dict[str, str | None] = {"base": None}
+    charging, v2g = config.dispatch.charging_list(), config.dispatch.v2g_list()
+    cases["charging"] = charging[0]
+    cases["v2g"] = v2g[0]
+    for name in charging[1:]:
+        cases[f"charging:{name}"] = name
+    for name in v2g[1:]:
+        cases[f"v2g:{name}"] = name
+    return cases
+
+
 # --------------------------------------------------------------------------- run
 def run(
     config: StudyConfig | str | Path,
     *,
     output_dir: str | Path | None = None,
     write: bool = True,
+    progress: bool = False,
 ) -> StudyResult:
-    """Run one feeder study.
+    """Run one feeder study over its planning horizon and Monte Carlo draws.
 
     Parameters
     ----------
@@ -247,12 +459,14 @@ def run(
         (``outputs``). Results go to ``<output_dir>/<study name>/``.
     write
         Write the output files (default) or only return the result.
+    progress
+        Show a progress bar over (year, draw) units.
 
     Returns
     -------
     StudyResult
     """
-    from gridplan.powerflow import solve_timeseries
+    from gridplan.powerflow import compile_network
 
     path: Path | None = None
     if not isinstance(config, StudyConfig):
@@ -261,161 +475,487 @@ def run(
     feeder = load_feeder(_feeder_ref(config, path))
     steps = period_slice(feeder, config.period, path)
     time_index = feeder.time_index[steps]
-    step_h = feeder.step_h
-    growth = (1.0 + feeder.growth_rate) ** (config.year - config.base_year)
-    base_p = feeder.load_p_kw[steps] * growth
-    base_q = feeder.load_q_kvar[steps] * growth
-    sgen_p = feeder.sgen_p_kw[steps]
-    rng = np.random.default_rng(config.seed)
-    fleet = sample_fleet(feeder, config.fleet, config.year, rng)
-    log.info(
-        "study %s: %d EVs (%d V2G-enrolled)", config.name, fleet.n_ev, fleet.v2g_enrolled.sum()
-    )
+    zones = read_zones(config.fleet.zones) if config.fleet.zones else None
+    if zones is not None:
+        zone_multipliers(feeder, zones, file=config.fleet.zones)  # fail before computing
+    compiled = compile_network(feeder.net)
+    cases = case_strategies(config)
+    years = np.array(config.years())
+    draws = config.horizon.draws
+    shape = (len(years), draws, len(cases), len(feeder.assets))
+    acc = _Accumulator(shape, list(feeder.assets.index))
+    detail: dict[str, Any] = {}
+    downstream = downstream_buses(feeder)
+    context = _Context(config, feeder, steps, time_index, compiled, cases, downstream, zones)
 
-    spec = config.dispatch
-    ev_dispatch = {
-        case: dispatch(
-            fleet,
-            time_index,
-            strategy,
-            window_start_h=spec.window_start_h,
-            window_end_h=spec.window_end_h,
-            event_months=tuple(spec.event_months),
-        )
-        for case, strategy in (("charging", spec.charging), ("v2g", spec.v2g))
-    }
-    n_loads = len(feeder.net.load)
-    ev_load = {case: load_power_kw(r.power_kw, fleet, n_loads) for case, r in ev_dispatch.items()}
-    ev_load["base"] = np.zeros_like(base_p)
+    units = [(y, d) for y in range(len(years)) for d in range(draws)]
+    iterator = units
+    if progress:
+        from tqdm import tqdm
 
-    loading, converged, min_vm, metrics = {}, {}, {}, {}
-    for case in CASES:
-        flow = solve_timeseries(
-            feeder.net, base_p + ev_load[case], load_q_kvar=base_q, sgen_p_kw=sgen_p
-        )
-        loading[case] = asset_loading_pct(feeder, flow)
-        converged[case] = np.asarray(flow.converged, dtype=bool)
-        with np.errstate(all="ignore"):
-            min_vm[case] = np.nanmin(np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf), axis=1)
-        metrics[case] = asset_metrics(feeder, loading[case], time_index, step_h)
+        iterator = tqdm(units, desc=f"study {config.name}", unit="draw", leave=False)
+    for y, d in iterator:
+        keep = int(years[y]) == config.year and d == 0
+        out = _evaluate(context, int(years[y]), d, keep_detail=keep)
+        acc.add(y, d, out)
+        if keep:
+            detail = out["detail"]
 
-    assets = _asset_table(feeder, config, metrics, fleet)
-    summary = _summary(config, feeder, fleet, time_index, ev_dispatch, converged, min_vm, assets)
+    horizon = acc.result(years, cases, config, feeder)
+    assets = _asset_table(feeder, config, horizon)
+    needs = _needs_table(horizon)
+    summary = _summary(config, feeder, horizon, detail, assets, time_index)
     result = StudyResult(
         config=config,
         feeder=feeder,
-        fleet=fleet,
+        horizon=horizon,
+        fleet=detail["fleet"],
         time_index=time_index,
-        ev_dispatch=ev_dispatch,
-        loading_pct=loading,
-        converged=converged,
-        min_vm_pu=min_vm,
+        ev_dispatch=detail["dispatch"],
+        loading_pct=detail["loading"],
+        converged=detail["converged"],
+        min_vm_pu=detail["min_vm"],
         assets=assets,
+        needs=needs,
         summary=summary,
     )
     if not write:
         return result
-    out = Path(output_dir if output_dir is not None else config.output_dir) / config.name
-    files = write_outputs(result, out)
-    return StudyResult(**{**result.__dict__, "output_path": out, "files": files})
+    out_dir = Path(output_dir if output_dir is not None else config.output_dir) / config.name
+    files = write_outputs(result, out_dir)
+    return StudyResult(**{**result.__dict__, "output_path": out_dir, "files": files})
 
 
-def _asset_table(
-    feeder: Feeder, config: StudyConfig, metrics: dict[str, pd.DataFrame], fleet: Fleet
-) -> pd.DataFrame:
-    """Per-asset metrics of every case, EVs downstream, year of need, upgrade, deferral value."""
+@dataclass(frozen=True, eq=False)
+class _Context:
+    """What every (year, draw) evaluation shares."""
+
+    config: StudyConfig
+    feeder: Feeder
+    steps: slice
+    time_index: pd.DatetimeIndex
+    compiled: Any
+    cases: dict[str, str | None]
+    downstream: dict[str, np.ndarray]
+    zones: Any
+
+
+def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict[str, Any]:
+    """Simulate one planning year and draw: fleet, dispatch, power flow, criteria."""
+    from gridplan.powerflow import solve_timeseries
+
+    config, feeder = ctx.config, ctx.feeder
+    factor = config.load_growth.factor(year, config.base_year, feeder.growth_rate)
+    base_p = feeder.load_p_kw[ctx.steps] * factor
+    base_q = feeder.load_q_kvar[ctx.steps] * factor
+    sgen_p = feeder.sgen_p_kw[ctx.steps]
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, year, draw]))
+    fleet = sample_fleet(feeder, config.fleet, year, rng, zones=ctx.zones)
+    step_h = feeder.step_h
+    assets = feeder.assets
+    rating = assets.rating_kva.to_numpy()
+    limit = assets.limit_pct.to_numpy()
+    crit = config.criteria
+    allowed = np.where(
+        assets.kind.to_numpy() == "trafo", crit.allowed_hours_trafo, crit.allowed_hours_line
+    )
+    service = _service_bus_positions(feeder)
+    spec = config.dispatch
+    n_loads = len(feeder.net.load)
+    out: dict[str, Any] = {"factor": factor, "cases": {}}
+    dispatched: dict[str, DispatchResult] = {}
+    loading_detail, conv_detail, vm_detail = {}, {}, {}
+    for case, strategy in ctx.cases.items():
+        if strategy is None:
+            ev = np.zeros_like(base_p)
+            export = charge = 0.0
+        else:
+            result = dispatch(
+                fleet,
+                ctx.time_index,
+                strategy,
+                window_start_h=spec.window_start_h,
+                window_end_h=spec.window_end_h,
+                event_months=tuple(spec.event_months),
+            )
+            dispatched[case] = result
+            ev = load_power_kw(result.power_kw, fleet, n_loads)
+            export, charge = float(result.export_kwh.sum()), float(result.charge_kwh.sum())
+        flow = solve_timeseries(ctx.compiled, base_p + ev, load_q_kvar=base_q, sgen_p_kw=sgen_p)
+        loading = asset_loading_pct(feeder, flow)
+        vm = flow.vm_pu[:, service]
+        with np.errstate(all="ignore"):
+            vm_min = np.nanmin(np.where(np.isfinite(vm), vm, np.inf), axis=1)
+            vm_max = np.nanmax(np.where(np.isfinite(vm), vm, -np.inf), axis=1)
+        out_band = (vm_min < crit.vm_min_pu) | (vm_max > crit.vm_max_pu)
+        metrics = asset_metrics(feeder, loading, ctx.time_index, step_h)
+        record = {
+            "peak": metrics.peak_loading_pct.to_numpy(),
+            "hours": metrics.hours_over_limit.to_numpy(),
+            "energy": metrics.overload_energy_kvah.to_numpy(),
+            "need": need_flags(loading, limit, allowed, step_h),
+            "vm_min": float(np.min(vm_min, initial=np.inf)),
+            "vm_max": float(np.max(vm_max, initial=-np.inf)),
+            "v_hours": float(out_band.sum() * step_h),
+            "non_converged": int((~np.asarray(flow.converged)).sum()),
+            "export": export,
+            "charge": charge,
+        }
+        record["v_need"] = record["v_hours"] > crit.allowed_hours_voltage + 1e-9
+        if case == "charging":
+            excess = excess_kva(loading, rating, limit)
+            detail_rows = characterize_need(excess, ctx.time_index, step_h)
+            detail_rows.insert(0, "asset_id", list(assets.index))
+            out["need_detail"] = detail_rows[detail_rows.peak_excess_kw > 0]
+            load_kva = np.nan_to_num(loading, nan=0.0) / 100.0 * rating
+            power, energy = deferral_requirement(
+                load_kva,
+                rating * limit / 100.0,
+                step_h,
+                roundtrip_efficiency=config.fleet.charge_efficiency
+                * config.fleet.discharge_efficiency,
+            )
+            out["requirement"] = (power, energy)
+        out["cases"][case] = record
+        if keep_detail:
+            loading_detail[case] = loading
+            conv_detail[case] = np.asarray(flow.converged, dtype=bool)
+            vm_detail[case] = vm_min
+    usable = np.where(fleet.v2g_enrolled, fleet.target_kwh - fleet.reserve_kwh, 0.0)
+    per_asset = []
+    for asset_id in assets.index:
+        below = np.isin(fleet.bus, ctx.downstream[str(asset_id)])
+        enrolled = below & fleet.v2g_enrolled
+        per_asset.append(
+            (below.sum(), enrolled.sum(), fleet.export_kw[enrolled].sum(), usable[below].sum())
+        )
+    out["downstream"] = np.array(per_asset, dtype=float).reshape(len(assets), 4)
+    out["n_ev"], out["n_enrolled"] = fleet.n_ev, int(fleet.v2g_enrolled.sum())
+    if keep_detail:
+        out["detail"] = {
+            "fleet": fleet,
+            "dispatch": dispatched,
+            "loading": loading_detail,
+            "converged": conv_detail,
+            "min_vm": vm_detail,
+        }
+    return out
+
+
+def _service_bus_positions(feeder: Feeder) -> np.ndarray:
+    """Positions (in ``net.bus.index`` order) of buses with in-service loads."""
+    net = feeder.net
+    buses = np.unique(net.load.bus[net.load.in_service].to_numpy())
+    return np.flatnonzero(np.isin(net.bus.index.to_numpy(), buses))
+
+
+class _Accumulator:
+    """Collects per (year, draw) outputs into the :class:`HorizonResult` arrays."""
+
+    def __init__(self, shape: tuple[int, int, int, int], asset_ids: list[str]) -> None:
+        y, d, c, a = shape
+        self.asset_ids = asset_ids
+        self.arrays = {
+            "peak": np.full(shape, np.nan),
+            "hours": np.zeros(shape),
+            "energy": np.zeros(shape),
+            "need": np.zeros(shape, dtype=bool),
+            "vm_min": np.full((y, d, c), np.nan),
+            "vm_max": np.full((y, d, c), np.nan),
+            "v_hours": np.zeros((y, d, c)),
+            "v_need": np.zeros((y, d, c), dtype=bool),
+            "non_converged": np.zeros((y, d, c), dtype=int),
+            "export": np.zeros((y, d, c)),
+            "charge": np.zeros((y, d, c)),
+        }
+        self.downstream = np.zeros((y, d, a, 4))
+        self.requirement = np.zeros((y, d, a, 2))
+        self.n_ev = np.zeros((y, d), dtype=int)
+        self.n_enrolled = np.zeros((y, d), dtype=int)
+        self.factor = np.zeros(y)
+        self.details: list[pd.DataFrame] = []
+        self.years_seen: dict[int, int] = {}
+
+    def add(self, y: int, d: int, out: dict[str, Any]) -> None:
+        for c, record in enumerate(out["cases"].values()):
+            for key, array in self.arrays.items():
+                array[y, d, c] = record[key]
+        self.downstream[y, d] = out["downstream"]
+        self.requirement[y, d] = np.column_stack(out["requirement"])
+        self.n_ev[y, d], self.n_enrolled[y, d] = out["n_ev"], out["n_enrolled"]
+        self.factor[y] = out["factor"]
+        detail = out["need_detail"].copy()
+        detail.insert(0, "draw", d)
+        detail.insert(0, "year_pos", y)
+        self.details.append(detail)
+
+    def result(
+        self, years: np.ndarray, cases: dict[str, str | None], config: StudyConfig, feeder: Feeder
+    ) -> HorizonResult:
+        a = self.arrays
+        details = pd.concat(self.details, ignore_index=True) if self.details else pd.DataFrame()
+        if not details.empty:
+            details.insert(0, "year", years[details.pop("year_pos").to_numpy()])
+        return HorizonResult(
+            years=years,
+            cases=list(cases),
+            strategies=dict(cases),
+            asset_ids=self.asset_ids,
+            load_factor=self.factor,
+            peak_loading_pct=a["peak"],
+            hours_over_limit=a["hours"],
+            overload_energy_kvah=a["energy"],
+            need=a["need"],
+            min_vm_pu=a["vm_min"],
+            max_vm_pu=a["vm_max"],
+            voltage_hours_out=a["v_hours"],
+            voltage_need=a["v_need"],
+            non_converged_steps=a["non_converged"],
+            n_ev=self.n_ev,
+            n_enrolled=self.n_enrolled,
+            export_kwh=a["export"],
+            charge_kwh=a["charge"],
+            evs_downstream=self.downstream[..., 0],
+            enrolled_downstream=self.downstream[..., 1],
+            export_kw_downstream=self.downstream[..., 2],
+            usable_kwh_downstream=self.downstream[..., 3],
+            requirement_kw=self.requirement[..., 0],
+            requirement_kwh=self.requirement[..., 1],
+            need_detail=details,
+        )
+
+
+# --------------------------------------------------------------------------- aggregation
+def deferral_per_draw(
+    yon_without: np.ndarray, yon_with: np.ndarray, horizon_end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deferral years per draw and whether each is capped by the horizon.
+
+    ``year of need with V2G − year of need without``; a need that V2G keeps beyond the
+    horizon counts as ``horizon_end + 1`` (the deferral is then "at least" that, capped).
+    NaN where there is no need without V2G inside the horizon.
+    """
+    capped = np.isnan(yon_with) & ~np.isnan(yon_without)
+    with_filled = np.where(np.isnan(yon_with), horizon_end + 1.0, yon_with)
+    deferral = np.where(np.isnan(yon_without), np.nan, with_filled - yon_without)
+    return deferral, capped
+
+
+def deferral_rank(n_draws: int, confidence: float) -> int:
+    """Index (in ascending order) of the deferral reached in at least ``confidence`` of draws.
+
+    The largest deferral ``n`` with ``P(deferral >= n) >= confidence``: at most
+    ``(1 − confidence) · N`` draws may fall below it.
+    """
+    return min(n_draws - 1, math.floor((1.0 - confidence) * n_draws + 1e-9))
+
+
+def _asset_table(feeder: Feeder, config: StudyConfig, h: HorizonResult) -> pd.DataFrame:
+    """Per-asset results: loading in the detail year, years of need, need, V2G, deferral."""
     from gridplan.valuation import present_worth_of_shift_usd
 
     val = config.valuation
+    conf = config.horizon.confidence
+    end = int(h.years[-1])
+    y_detail = int(np.flatnonzero(h.years == config.year)[0])
     table = feeder.assets[["kind", "element", "name", "rating_kva", "limit_pct"]].copy()
-    downstream = downstream_buses(feeder)
-    evs, enrolled, export = [], [], []
-    for asset_id in table.index:
-        below = np.isin(fleet.bus, downstream[str(asset_id)])
-        evs.append(int(below.sum()))
-        enrolled.append(int((below & fleet.v2g_enrolled).sum()))
-        export.append(float(fleet.export_kw[below].sum()))
-    table["evs_downstream"] = evs
-    table["v2g_enrolled_evs_downstream"] = enrolled
-    table["v2g_export_kw_downstream"] = export
-    for case in CASES:
-        m = metrics[case].drop(columns=["nan_steps"])
-        table = table.join(m.add_suffix(f"_{case}"))
-    limit = table.limit_pct.to_numpy()
-    g = feeder.growth_rate
-    horizon = val.horizon_years
-    t_charging = np.minimum(years_to_need(table.peak_loading_pct_charging, limit, g), horizon)
-    t_v2g = np.minimum(years_to_need(table.peak_loading_pct_v2g, limit, g), horizon)
-    table["years_to_need_charging"] = t_charging
-    table["years_to_need_v2g"] = t_v2g
-    table["over_limit_charging"] = table.peak_loading_pct_charging > limit
-    table["year_of_need_charging"] = pd.array(
-        _year_of_need(config.year, t_charging, horizon), dtype="Int64"
-    )
-    table["year_of_need_v2g"] = pd.array(_year_of_need(config.year, t_v2g, horizon), dtype="Int64")
-    table["deferral_years"] = t_v2g - t_charging
-    upgrades = choose_upgrades(feeder, table.peak_kva_charging)
+    rating = table.rating_kva.to_numpy()
+    for c, case in enumerate(h.cases):
+        table[f"peak_loading_pct_{case}"] = np.median(h.peak_loading_pct[y_detail, :, c], axis=0)
+        table[f"hours_over_limit_{case}"] = np.median(h.hours_over_limit[y_detail, :, c], axis=0)
+        table[f"overload_energy_kvah_{case}"] = np.median(
+            h.overload_energy_kvah[y_detail, :, c], axis=0
+        )
+    table["peak_kva_charging"] = table.peak_loading_pct_charging / 100.0 * rating
+    table["evs_downstream"] = np.median(h.evs_downstream[y_detail], axis=0)
+    table["v2g_enrolled_evs_downstream"] = np.median(h.enrolled_downstream[y_detail], axis=0)
+    yon = {case: h.year_of_need(case) for case in h.cases}
+    for case in h.cases:
+        table[f"year_of_need_{case}_p50"] = year_quantile(yon[case], 0.5, end)
+        table[f"year_of_need_{case}_p90"] = year_quantile(yon[case], 0.9, end)
+        table[f"need_probability_{case}"] = need_probability(yon[case], h.years)[-1]
+    # Need in the P50 year of need without V2G (charging case), median over draws.
+    need_year = table["year_of_need_charging_p50"].to_numpy()
+    table["need_year"] = need_year
+    _need_characterization(table, h, need_year)
+    # V2G cases: deferral, firmness.
+    v2g_cases = [c for c in h.cases if c.startswith("v2g")]
+    for case in v2g_cases:
+        deferral, capped = deferral_per_draw(yon["charging"], yon[case], end)
+        has = ~np.isnan(deferral)
+        median = np.full(deferral.shape[1], np.nan)
+        at_conf = np.full(deferral.shape[1], np.nan)
+        capped_at_conf = np.zeros(deferral.shape[1], dtype=bool)
+        for a in range(deferral.shape[1]):
+            values = np.sort(deferral[has[:, a], a])
+            if values.size:
+                median[a] = values[(values.size - 1) // 2]
+                at_conf[a] = values[deferral_rank(values.size, conf)]
+                capped_at_conf[a] = bool(capped[has[:, a], a][values == at_conf[a]].any())
+        table[f"deferral_years_{case}_p50"] = median
+        table[f"deferral_years_{case}"] = at_conf
+        table[f"deferral_capped_{case}"] = capped_at_conf
+        firm = 1.0 - h.need[:, :, h.case(case), :].mean(axis=1)  # (Y, A)
+        table[f"firmness_{case}_end"] = firm[-1]
+    upgrades = choose_upgrades(feeder, _horizon_peak_kva(table, h))
     table = table.join(upgrades)
     escalate = (1.0 + val.escalation_rate) ** (
         val.dollar_year - table.dollar_year.fillna(val.dollar_year)
     )
     table["cost_usd_dollar_year"] = table.cost_usd * escalate
-    # Years after the base (dollar) year; the need is no earlier than the planning year.
-    offset = max(0, config.year - val.dollar_year)
-    has_cost = table.cost_usd_dollar_year.notna().to_numpy()
-    value = np.zeros(len(table))
-    if has_cost.any():
-        value[has_cost] = present_worth_of_shift_usd(
-            table.cost_usd_dollar_year.to_numpy()[has_cost],
-            offset + t_charging[has_cost],
-            offset + t_v2g[has_cost],
-            val.discount_rate,
-            val.escalation_rate,
-        )
-    table["deferral_value_usd"] = np.where(has_cost, value, np.nan)
+    for case in v2g_cases:
+        t1 = table.year_of_need_charging_p50.to_numpy() - val.dollar_year
+        n = table[f"deferral_years_{case}"].to_numpy()
+        ok = table.cost_usd_dollar_year.notna().to_numpy() & ~np.isnan(t1) & ~np.isnan(n)
+        value = np.full(len(table), np.nan)
+        if ok.any():
+            t1c = np.maximum(t1[ok], 0.0)
+            value[ok] = present_worth_of_shift_usd(
+                table.cost_usd_dollar_year.to_numpy()[ok],
+                t1c,
+                np.maximum(t1c + n[ok], 0.0),
+                val.discount_rate,
+                val.escalation_rate,
+            )
+        # No need inside the horizon: nothing to defer.
+        value[np.isnan(t1)] = 0.0
+        table[f"deferral_value_usd_{case}"] = value
+    # Short names for the primary cases.
+    table["year_of_need_charging"] = table.year_of_need_charging_p50
+    table["year_of_need_v2g"] = table.year_of_need_v2g_p50
+    table["deferral_years"] = table.deferral_years_v2g
+    table["deferral_value_usd"] = table.deferral_value_usd_v2g
     return table
 
 
-def _year_of_need(year: int, years: np.ndarray, horizon: float) -> list[int | None]:
-    """Planning year of need (first year at or over the limit); None beyond the horizon."""
-    return [None if t >= horizon else year + math.ceil(t - 1e-9) for t in years]
+def _horizon_peak_kva(table: pd.DataFrame, h: HorizonResult) -> pd.Series:
+    """Median over draws of each asset's highest charging-case peak in the horizon [kVA]."""
+    peak = np.nanmax(h.peak_loading_pct[:, :, h.case("charging"), :], axis=0)  # (D, A)
+    return pd.Series(
+        np.median(peak, axis=0) / 100.0 * table.rating_kva.to_numpy(), index=table.index
+    )
+
+
+def _need_characterization(table: pd.DataFrame, h: HorizonResult, need_year: np.ndarray) -> None:
+    """Add the need (charging case) and the V2G resource that meets it, in the need year.
+
+    Need figures and the V2G resource (DER-VET power and energy, EVs it takes) are medians
+    over the draws that have an excess in that year; the share of draws whose enrolled
+    downstream fleet has that resource is over all draws.
+    """
+    fields = [
+        "peak_excess_kw", "max_daily_excess_kwh", "longest_excess_h", "days_with_excess",
+    ]  # fmt: skip
+    out = {f: np.full(len(table), np.nan) for f in fields}
+    months = [""] * len(table)
+    hours = [""] * len(table)
+    req_kw = np.full(len(table), np.nan)
+    req_kwh = np.full(len(table), np.nan)
+    evs_required = np.full(len(table), np.nan)
+    has_resource = np.full(len(table), np.nan)
+    detail = h.need_detail
+    for a, asset_id in enumerate(table.index):
+        if np.isnan(need_year[a]):
+            continue
+        y = int(np.flatnonzero(h.years == need_year[a])[0])
+        rows = detail[(detail.year == need_year[a]) & (detail.asset_id == asset_id)]
+        for f in fields:  # median over the draws with an excess that year
+            out[f][a] = float(np.median(rows[f].to_numpy())) if not rows.empty else 0.0
+        if not rows.empty:
+            months[a] = " ".join(
+                sorted({m for s in rows.excess_months for m in s.split()}, key=int)
+            )
+            hours[a] = " ".join(sorted({x for s in rows.excess_hours for x in s.split()}, key=int))
+        kw, kwh = h.requirement_kw[y, :, a], h.requirement_kwh[y, :, a]
+        short = kw > 0
+        if short.any():
+            req_kw[a], req_kwh[a] = np.median(kw[short]), np.median(kwh[short])
+        n_enr = h.enrolled_downstream[y, :, a]
+        per_ev_kw = np.where(n_enr > 0, h.export_kw_downstream[y, :, a] / np.maximum(n_enr, 1), 0)
+        per_ev_kwh = np.where(n_enr > 0, h.usable_kwh_downstream[y, :, a] / np.maximum(n_enr, 1), 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need_evs = np.maximum(
+                np.where(kw > 0, np.ceil(kw / per_ev_kw), 0),
+                np.where(kwh > 0, np.ceil(kwh / per_ev_kwh), 0),
+            )
+        if short.any():
+            need_evs = np.where(np.isfinite(need_evs), need_evs, np.inf)[short]
+            evs_required[a] = np.median(need_evs)
+        enough = (h.export_kw_downstream[y, :, a] >= kw) & (h.usable_kwh_downstream[y, :, a] >= kwh)
+        has_resource[a] = enough.mean()
+    for f in fields:
+        table[f] = out[f]
+    table["excess_months"] = months
+    table["excess_hours"] = hours
+    table["v2g_required_kw"] = req_kw
+    table["v2g_required_kwh"] = req_kwh
+    table["v2g_evs_required"] = evs_required
+    table["v2g_resource_available_share"] = has_resource
+
+
+def _needs_table(h: HorizonResult) -> pd.DataFrame:
+    """Long table: per asset, case and year, probability of need across draws and firmness."""
+    rows = []
+    for case in h.cases:
+        c = h.case(case)
+        prob_year = h.need[:, :, c, :].mean(axis=1)  # need in that year (Y, A)
+        prob_by = need_probability(h.year_of_need(case), h.years)  # need by that year
+        peak = np.median(h.peak_loading_pct[:, :, c, :], axis=1)
+        for y, year in enumerate(h.years):
+            for a, asset_id in enumerate(h.asset_ids):
+                rows.append(
+                    {
+                        "asset_id": asset_id,
+                        "case": case,
+                        "strategy": h.strategies[case] or "none",
+                        "year": int(year),
+                        "peak_loading_pct_p50": peak[y, a],
+                        "need_probability": prob_year[y, a],
+                        "need_by_year_probability": prob_by[y, a],
+                        "firmness": 1.0 - prob_year[y, a] if case.startswith("v2g") else np.nan,
+                    }
+                )
+    return pd.DataFrame(rows)
 
 
 def _int_or_none(value: Any) -> int | None:
-    return None if pd.isna(value) else int(value)
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def _critical_asset(assets: pd.DataFrame) -> str:
-    """The asset whose charging-case peak is highest relative to its limit."""
+    """The asset whose charging-case peak (detail year) is highest relative to its limit."""
     ratio = assets.peak_loading_pct_charging / assets.limit_pct
     return str(ratio.fillna(-np.inf).idxmax())
+
+
+def _num(x: Any) -> Any:
+    if x is None:
+        return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return x
+    return None if not math.isfinite(x) else round(x, 6)
 
 
 def _summary(
     config: StudyConfig,
     feeder: Feeder,
-    fleet: Fleet,
-    time_index: pd.DatetimeIndex,
-    ev_dispatch: dict[str, DispatchResult],
-    converged: dict[str, np.ndarray],
-    min_vm: dict[str, np.ndarray],
+    h: HorizonResult,
+    detail: dict[str, Any],
     assets: pd.DataFrame,
+    time_index: pd.DatetimeIndex,
 ) -> dict[str, Any]:
     critical = _critical_asset(assets)
     row = assets.loc[critical]
-    over = assets.peak_loading_pct_charging > assets.limit_pct
-
-    def num(x: Any) -> Any:
-        if x is None:
-            return None
-        try:
-            x = float(x)
-        except (TypeError, ValueError):
-            return x
-        return None if not math.isfinite(x) else round(x, 6)
-
-    v2g = ev_dispatch["v2g"]
+    fleet: Fleet = detail["fleet"]
+    dispatched: dict[str, DispatchResult] = detail["dispatch"]
+    v2g = dispatched["v2g"]
     shortfall = v2g.departure_shortfall_kwh
+    over = assets.peak_loading_pct_charging > assets.limit_pct
+    with_need = assets.year_of_need_charging_p50.notna()
+    v2g_cases = [c for c in h.cases if c.startswith("v2g")]
+    end = int(h.years[-1])
     return {
         "study": config.name,
         "feeder": feeder.name,
@@ -424,6 +964,16 @@ def _summary(
         "year": config.year,
         "base_year": config.base_year,
         "seed": config.seed,
+        "horizon": {
+            "start": int(h.years[0]),
+            "end": end,
+            "draws": int(h.need.shape[1]),
+            "confidence": config.horizon.confidence,
+            "load_factor": {
+                str(int(y)): _num(f) for y, f in zip(h.years, h.load_factor, strict=True)
+            },
+        },
+        "cases": {case: (h.strategies[case] or "no EVs") for case in h.cases},
         "period": {
             "kind": config.period.kind,
             "start": str(time_index[0]),
@@ -433,59 +983,82 @@ def _summary(
         },
         "fleet": {
             "households": int(feeder.households.sum()),
+            "evs_per_household": _num(fleet.evs_per_household),
             "evs": fleet.n_ev,
             "v2g_enrolled_evs": int(fleet.v2g_enrolled.sum()),
-            "charging_energy_kwh": num(ev_dispatch["charging"].charge_kwh.sum()),
-            "v2g_export_kwh": num(v2g.export_kwh.sum()),
-            "v2g_case_charging_energy_kwh": num(v2g.charge_kwh.sum()),
-            "departure_shortfall_kwh": num(np.nansum(shortfall)),
+            "evs_by_year_p50": {
+                str(int(y)): _num(np.median(h.n_ev[i])) for i, y in enumerate(h.years)
+            },
+            "charging_energy_kwh": _num(dispatched["charging"].charge_kwh.sum()),
+            "v2g_export_kwh": _num(v2g.export_kwh.sum()),
+            "v2g_case_charging_energy_kwh": _num(v2g.charge_kwh.sum()),
+            "departure_shortfall_kwh": _num(np.nansum(shortfall)),
             "departures_short": int(np.nansum(shortfall > 1e-6)),
-            "evs_per_household": num(fleet.evs_per_household),
-            "trip_shortfall_kwh_yr": num(fleet.trip_shortfall_kwh.sum()),
-            "dwell_shortfall_kwh_yr": num(fleet.dwell_shortfall_kwh.sum()),
+            "trip_shortfall_kwh_yr": _num(fleet.trip_shortfall_kwh.sum()),
+            "dwell_shortfall_kwh_yr": _num(fleet.dwell_shortfall_kwh.sum()),
         },
         "power_flow": {
             case: {
-                "non_converged_steps": int((~converged[case]).sum()),
-                "min_vm_pu": num(np.min(min_vm[case][np.isfinite(min_vm[case])], initial=np.inf)),
+                "non_converged_steps": int(h.non_converged_steps[:, :, c].sum()),
+                "min_vm_pu": _num(np.nanmin(h.min_vm_pu[:, :, c])),
+                "max_vm_pu": _num(np.nanmax(h.max_vm_pu[:, :, c])),
+                "voltage_need_probability_end": _num(h.voltage_need[-1, :, c].mean()),
             }
-            for case in CASES
+            for c, case in enumerate(h.cases)
         },
         "assets_monitored": len(assets),
         "assets_over_limit": {
             case: int((assets[f"peak_loading_pct_{case}"] > assets.limit_pct).sum())
-            for case in CASES
+            for case in h.cases
         },
+        "assets_with_need_in_horizon": int(with_need.sum()),
         "critical_asset": {
             "asset_id": critical,
             "name": str(row["name"]),
-            "rating_kva": num(row.rating_kva),
-            "limit_pct": num(row.limit_pct),
-            "evs_downstream": int(row.evs_downstream),
-            "v2g_enrolled_evs_downstream": int(row.v2g_enrolled_evs_downstream),
-            **{f"peak_loading_pct_{c}": num(row[f"peak_loading_pct_{c}"]) for c in CASES},
-            **{f"hours_over_limit_{c}": num(row[f"hours_over_limit_{c}"]) for c in CASES},
-            "year_of_need_charging": _int_or_none(row.year_of_need_charging),
-            "year_of_need_v2g": _int_or_none(row.year_of_need_v2g),
-            "deferral_years": num(row.deferral_years),
-            "upgrade_new_rating_kva": num(row.new_rating_kva),
-            "upgrade_cost_usd": num(row.cost_usd_dollar_year),
-            "deferral_value_usd": num(row.deferral_value_usd),
+            "rating_kva": _num(row.rating_kva),
+            "limit_pct": _num(row.limit_pct),
+            "evs_downstream": _num(row.evs_downstream),
+            "v2g_enrolled_evs_downstream": _num(row.v2g_enrolled_evs_downstream),
+            **{f"peak_loading_pct_{c}": _num(row[f"peak_loading_pct_{c}"]) for c in h.cases},
+            **{f"hours_over_limit_{c}": _num(row[f"hours_over_limit_{c}"]) for c in h.cases},
+            "year_of_need_charging": _int_or_none(row.year_of_need_charging_p50),
+            "year_of_need_charging_p90": _int_or_none(row.year_of_need_charging_p90),
+            "year_of_need_v2g": _int_or_none(row.year_of_need_v2g_p50),
+            "deferral_years": _num(row.deferral_years_v2g),
+            "deferral_capped": bool(row.deferral_capped_v2g),
+            "firmness_v2g_end": _num(row.firmness_v2g_end),
+            "peak_excess_kw": _num(row.peak_excess_kw),
+            "v2g_required_kw": _num(row.v2g_required_kw),
+            "v2g_required_kwh": _num(row.v2g_required_kwh),
+            "v2g_evs_required": _num(row.v2g_evs_required),
+            "upgrade_new_rating_kva": _num(row.new_rating_kva),
+            "upgrade_cost_usd": _num(row.cost_usd_dollar_year),
+            "deferral_value_usd": _num(row.deferral_value_usd_v2g),
         },
-        "deferral_value_usd_total": num(assets.deferral_value_usd[over].sum()),
+        "deferral_value_usd_total": {
+            case: _num(assets[f"deferral_value_usd_{case}"][with_need].sum()) for case in v2g_cases
+        },
+        "detail_year": {
+            "year": config.year,
+            "assets_over_limit_charging": int(over.sum()),
+            "evs_downstream_total": _num(assets.evs_downstream.sum()),
+        },
         "valuation": {
-            "method": "present worth of moving the upgrade: C·(q^t1 − q^t2), q=(1+i)/(1+r)",
+            "method": (
+                "present worth of moving the upgrade from the P50 year of need without V2G by "
+                f"the deferral reached in {config.horizon.confidence:.0%} of draws: "
+                "C·(q^t1 − q^t2), q=(1+i)/(1+r)"
+            ),
             "dollar_year": config.valuation.dollar_year,
             "discount_rate": config.valuation.discount_rate,
             "escalation_rate": config.valuation.escalation_rate,
-            "horizon_years": config.valuation.horizon_years,
-            "load_growth_rate": feeder.growth_rate,
         },
         "assumptions": [
-            "Year of need from the study-period peak grown at the feeder's load growth rate "
-            "(EV adoption held at the planning year's level).",
-            "The deferral value counts assets over their limit in the charging case; an asset "
-            "whose peak V2G raises gets a negative value.",
+            "Every planning year is simulated over the same study period of the feeder's "
+            "profile year (2016 calendar), with base load scaled to that year and a new fleet.",
+            "An asset needs an upgrade in a year when it is over its planning limit for more "
+            "than the allowed hours of the simulated period.",
+            "Deferral years are capped at the horizon: a capped value means 'at least'.",
             "Discount rate and escalation default to National Grid/Niagara Mohawk 2025 MCOS "
             "(NY PSC): WACC 6.87 %, inflation 2.1 %.",
         ],
@@ -503,9 +1076,10 @@ def write_outputs(result: StudyResult, out: Path) -> list[str]:
     write_text(out / "config.toml", tomli_w.dumps(config))
     files.append("config.toml")
     assets = result.assets.copy()
-    assets["peak_time_charging"] = assets.peak_time_charging.astype(str)
     write_csv(out / "assets.csv", assets.reset_index(), index=False, float_format="%.6g")
     files.append("assets.csv")
+    write_csv(out / "needs.csv", result.needs, index=False, float_format="%.6g")
+    files.append("needs.csv")
     write_csv(out / "evs.csv", _ev_table(result), index=False, float_format="%.6g")
     files.append("evs.csv")
     write_csv(out / "timeseries.csv", _timeseries_table(result), float_format="%.6g")
@@ -548,7 +1122,7 @@ def _timeseries_table(result: StudyResult) -> pd.DataFrame:
     critical = result.summary["critical_asset"]["asset_id"]
     col = result.feeder.assets.index.get_loc(critical)
     frame = pd.DataFrame(index=result.time_index)
-    for case in CASES:
+    for case in result.loading_pct:
         frame[f"critical_loading_pct_{case}"] = result.loading_pct[case][:, col]
         frame[f"min_vm_pu_{case}"] = result.min_vm_pu[case]
         frame[f"converged_{case}"] = result.converged[case]
@@ -566,23 +1140,20 @@ def _plot_critical(result: StudyResult, path: Path) -> None:
     info = result.summary["critical_asset"]
     col = result.feeder.assets.index.get_loc(info["asset_id"])
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
-    styles = {
-        "base": ("no EVs", "0.55", 1.0),
-        "charging": ("EV charging (unmanaged)", "tab:red", 1.2),
-        "v2g": ("EV charging with V2G", "tab:blue", 1.2),
-    }
-    for case, (label, color, width) in styles.items():
-        ax.plot(
-            result.time_index, result.loading_pct[case][:, col], label=label, color=color, lw=width
-        )
+    colors = {"base": "0.55", "charging": "tab:red", "v2g": "tab:blue"}
+    for case, loading in result.loading_pct.items():
+        strategy = result.horizon.strategies[case]
+        label = "no EVs" if strategy is None else f"{case} ({strategy})"
+        ax.plot(result.time_index, loading[:, col], label=label, color=colors.get(case), lw=1.1)
     ax.axhline(
         info["limit_pct"], color="k", ls="--", lw=1, label=f"planning limit {info['limit_pct']:g} %"
     )
     ax.set_ylabel("loading [% of rating]")
     ax.set_title(
         f"{result.feeder.name} {result.config.year}: {info['name']} "
-        f"(rating {info['rating_kva']:.0f} kVA; {info['evs_downstream']} EVs downstream, "
-        f"{info['v2g_enrolled_evs_downstream']} V2G-enrolled), study '{result.config.name}'"
+        f"(rating {info['rating_kva']:.0f} kVA; {info['evs_downstream']:.0f} EVs downstream, "
+        f"{info['v2g_enrolled_evs_downstream']:.0f} V2G-enrolled)",
+        fontsize=10,
     )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,20 @@ evs_per_household = 0.8
 v2g_capable_share = 0.8
 v2g_enrolled_share = 0.8
 """
+
+
+HORIZON = STUDY.replace(
+    "seed = 5",
+    "seed = 5\n[horizon]\nstart = 2028\nend = 2036\ndraws = 4\nconfidence = 0.75",
+).replace("evs_per_household = 0.8", "evs_per_household = 0.5")
+
+
+@pytest.fixture(scope="module")
+def horizon_result(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("horizon")
+    path = folder / "h.toml"
+    path.write_text(HORIZON, encoding="utf-8")
+    return run(path, output_dir=folder / "out")
 
 
 @pytest.fixture(scope="module")
@@ -82,27 +95,49 @@ def test_numbers_are_consistent(result):
     assert (a.new_rating_kva[over & ~carries] == 100.0).all()
 
 
-def test_deferral_value_closed_form(result):
-    """Recompute each asset's deferral value from the published present-worth formula."""
-    cfg = result.config.valuation
-    r, i = cfg.discount_rate, cfg.escalation_rate
-    g = result.feeder.growth_rate
-    q = (1 + i) / (1 + r)
-    offset = result.config.year - cfg.dollar_year
-    for asset_id, row in result.assets.iterrows():
-        if not np.isfinite(row.cost_usd):
+def test_deferral_value_closed_form(horizon_result):
+    """Recompute year of need, deferral and value from the need flags and closed forms."""
+    r = horizon_result
+    h, cfg = r.horizon, r.config
+    val = cfg.valuation
+    q = (1 + val.escalation_rate) / (1 + val.discount_rate)
+    end = int(h.years[-1])
+    c_chg, c_v2g = h.cases.index("charging"), h.cases.index("v2g")
+    checked = 0
+    for a, asset_id in enumerate(h.asset_ids):
+        row = r.assets.loc[asset_id]
+        years_without, years_with = [], []
+        for d in range(h.need.shape[1]):
+            hits = [y for i, y in enumerate(h.years) if h.need[i, d, c_chg, a]]
+            hits_v = [y for i, y in enumerate(h.years) if h.need[i, d, c_v2g, a]]
+            years_without.append(hits[0] if hits else None)
+            years_with.append(hits_v[0] if hits_v else None)
+        needed = sorted(y for y in years_without if y is not None)
+        if len(needed) <= h.need.shape[1] // 2:
+            assert np.isnan(row.year_of_need_charging_p50) or row.year_of_need_charging_p50 > 0
             continue
-
-        def years(peak, limit=row.limit_pct):
-            if peak > limit:
-                return 0.0
-            return min(math.log(limit / peak) / math.log(1 + g), cfg.horizon_years)
-
-        t1, t2 = years(row.peak_loading_pct_charging), years(row.peak_loading_pct_v2g)
-        cost = row.cost_usd * (1 + i) ** (cfg.dollar_year - row.dollar_year)
-        expected = cost * (q ** (offset + t1) - q ** (offset + t2))
-        assert row.deferral_value_usd == pytest.approx(expected, rel=1e-9, abs=1e-6), asset_id
-        assert row.deferral_years == pytest.approx(t2 - t1)
+        # lower median over draws (draws without a need count as after the horizon)
+        assert row.year_of_need_charging_p50 == needed[(h.need.shape[1] - 1) // 2]
+        deferrals = sorted(
+            (w if w is not None else end + 1) - wo
+            for wo, w in zip(years_without, years_with, strict=True)
+            if wo is not None
+        )
+        # reached in at least `confidence` of draws: at most (1 - c) N draws fall below it
+        k = min(len(deferrals) - 1, int(np.floor((1 - cfg.horizon.confidence) * len(deferrals))))
+        assert sum(x < deferrals[k] for x in deferrals) <= (1 - cfg.horizon.confidence) * len(
+            deferrals
+        )
+        assert row.deferral_years_v2g == deferrals[k]
+        cost = row.cost_usd * (1 + val.escalation_rate) ** (val.dollar_year - row.dollar_year)
+        if not np.isfinite(cost):
+            continue
+        t1 = max(row.year_of_need_charging_p50 - val.dollar_year, 0)
+        t2 = max(t1 + row.deferral_years_v2g, 0)
+        expected = cost * (q**t1 - q**t2)
+        assert row.deferral_value_usd_v2g == pytest.approx(expected, rel=1e-9, abs=1e-6)
+        checked += 1
+    assert checked > 0
 
 
 def test_same_seed_same_result(result, tmp_path):
@@ -177,3 +212,60 @@ def test_zones_relative_to_study_and_checked_first(tmp_path):
     with pytest.raises(ConfigError, match="not valid JSON") as info:
         load_study_config(path)
     assert "zones.geojson" in str(info.value)
+
+
+def test_horizon_outputs(horizon_result):
+    r = horizon_result
+    h = r.horizon
+    assert list(h.years) == list(range(2028, 2037))
+    assert h.need.shape == (9, 4, 3, len(r.feeder.assets))
+    # adoption and load grow: EV charging needs never fewer assets than no EVs
+    assert h.need[:, :, 1].sum() >= h.need[:, :, 0].sum()
+    # probability of need by year is non-decreasing
+    for (_, _), group in r.needs.groupby(["asset_id", "case"]):
+        by_year = group.sort_values("year").need_by_year_probability.to_numpy()
+        assert (np.diff(by_year) >= -1e-12).all()
+    v2g = r.needs[r.needs.case == "v2g"]
+    np.testing.assert_allclose(v2g.firmness, 1 - v2g.need_probability)
+    files = {p.name for p in r.output_path.iterdir()}
+    assert {"needs.csv", "assets.csv", "summary.json"} <= files
+    s = json.loads((r.output_path / "summary.json").read_text())
+    assert s["horizon"] == {**s["horizon"], "start": 2028, "end": 2036, "draws": 4}
+    # the need is characterized where one exists
+    a = r.assets[r.assets.year_of_need_charging_p50.notna()]
+    assert len(a) > 0
+    assert (a.peak_excess_kw > 0).all() and (a.v2g_required_kw > 0).all()
+    assert (a.longest_excess_h > 0).all() and (a.excess_hours.str.len() > 0).all()
+
+
+def test_no_enrollment_means_no_deferral(tmp_path):
+    body = HORIZON.replace("v2g_enrolled_share = 0.8", "v2g_enrolled_share = 0.0")
+    path = tmp_path / "none.toml"
+    path.write_text(body, encoding="utf-8")
+    r = run(path, write=False)
+    h = r.horizon
+    np.testing.assert_array_equal(h.need[:, :, h.case("v2g")], h.need[:, :, h.case("charging")])
+    with_need = r.assets.year_of_need_charging_p50.notna()
+    assert with_need.any()
+    assert (r.assets.deferral_years_v2g[with_need] == 0).all()
+    assert (r.assets.deferral_value_usd_v2g[with_need] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ("[horizon]\nstart = 2030\nend = 2028\n", "horizon"),
+        ("[horizon]\nconfidence = 1.5\n", "horizon.confidence"),
+        ("[horizon]\nconfidence = 0\n", "horizon.confidence"),
+        ("[load_growth]\nfactors = { 2030 = -0.5 }\n", "load_growth.factors"),
+        ("[load_growth]\nrate = 0.01\nfactors = { 2030 = 1.1 }\n", "not both"),
+        ("[horizon]\nstart = 2020\nend = 2030\n", "before base_year"),
+        ("[criteria]\nvm_min_pu = 1.2\n", "criteria.vm_min_pu"),
+    ],
+)
+def test_bad_horizon_input(tmp_path, patch, field):
+    path = tmp_path / "bad.toml"
+    path.write_text(STUDY.replace("[period]", patch + "[period]", 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=field) as info:
+        load_study_config(path)
+    assert str(path) in str(info.value)
