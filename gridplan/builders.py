@@ -80,8 +80,19 @@ def simbench_data_dir() -> Path:
 
 
 def simbench_time_index(labels: pd.Series) -> pd.DatetimeIndex:
-    """Parse SimBench time labels (``"01.01.2016 00:15"``) into a DatetimeIndex."""
-    return pd.DatetimeIndex(pd.to_datetime(labels, format="%d.%m.%Y %H:%M"), name="time")
+    """A fixed-step DatetimeIndex for SimBench profile rows.
+
+    SimBench labels (``"01.01.2016 00:15"``) are local clock time with daylight saving
+    (a skipped hour in March, a repeated one in October) while the rows are evenly spaced
+    in time (35,136 quarter hours in 2016). gridplan needs a fixed step, so the index starts
+    at the first label and advances by the step of the first two labels: standard time all
+    year (summer rows are labelled one hour earlier than SimBench's local labels).
+    """
+    parsed = pd.to_datetime(labels.iloc[:2], format="%d.%m.%Y %H:%M")
+    step = parsed.iloc[1] - parsed.iloc[0]
+    return pd.DatetimeIndex(
+        pd.date_range(parsed.iloc[0], periods=len(labels), freq=step), name="time"
+    )
 
 
 def _read_simbench_profiles(file: str, columns: list[str]) -> pd.DataFrame:

@@ -24,6 +24,8 @@ def test_feeder_loads_and_converges_at_peak(name):
     n_t = len(feeder.time_index)
     assert n_t == 35136  # one year (2016) of 15-minute steps
     assert feeder.step_h == pytest.approx(0.25)
+    # a fixed step all year (SimBench's local-time labels skip and repeat an hour)
+    assert np.unique(np.diff(feeder.time_index.asi8)).size == 1
     assert feeder.load_p_kw.shape == (n_t, len(net.load))
     assert feeder.load_q_kvar.shape == (n_t, len(net.load))
     assert feeder.sgen_p_kw.shape == (n_t, len(net.sgen))
