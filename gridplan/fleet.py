@@ -173,6 +173,16 @@ class AdoptionSpec(StrictModel):
                 raise ValueError("table values must not decrease from year to year")
         return self
 
+    def scaled(self, factor: float) -> AdoptionSpec:
+        """The same trajectory with every level multiplied by ``factor`` (sensitivity)."""
+        update: dict[str, object] = {}
+        for name in ("value", "start_value", "end_value", "ceiling"):
+            if getattr(self, name) is not None:
+                update[name] = getattr(self, name) * factor
+        if self.table is not None:
+            update["table"] = {k: v * factor for k, v in self.table.items()}
+        return self.model_copy(update=update)
+
     def points(self) -> list[tuple[int, float]]:
         """Table points sorted by year (``table`` kind)."""
         out = []

@@ -205,6 +205,46 @@ class ValuationSpec(StrictModel):
     escalation_rate: float = Field(default=DEFAULT_ESCALATION_RATE, gt=-1, lt=1)
 
 
+class ProgramSpec(StrictModel):
+    """V2G program costs and payments (see :class:`gridplan.valuation.ProgramCosts` for the
+    defaults and their sources). Without this section the study reports the gross deferral
+    value only."""
+
+    charging_energy_price_usd_per_kwh: float = Field(ge=0, le=10, allow_inf_nan=False)
+    charging_energy_price_source: str
+    upfront_incentive_usd_per_customer: float = Field(default=2500.0, ge=0, le=1e6)
+    performance_payment_usd_per_kwh: float = Field(default=0.0, ge=0, le=100)
+    event_payment_usd_per_kwh: float = Field(default=2.0, ge=0, le=100)
+    event_payments_utility_funded: bool = False
+    capacity_payment_usd_per_kw_month: float = Field(default=0.0, ge=0, le=1e4)
+    capacity_payment_months_per_yr: float = Field(default=6.0, ge=0, le=12)
+    capacity_payments_utility_funded: bool = True
+    battery_wear_usd_per_kwh: float = Field(default=0.02, ge=0, le=10)
+
+    def costs(self) -> Any:
+        """The :class:`gridplan.valuation.ProgramCosts` of this section."""
+        from gridplan.valuation import ProgramCosts
+
+        data = self.model_dump(exclude={"charging_energy_price_source"})
+        return ProgramCosts(**data)
+
+
+class SensitivitySpec(StrictModel):
+    """One-at-a-time sensitivity (tornado): each parameter at its low and high value with the
+    others at base. Financial parameters re-value the result; load growth, EV adoption and
+    enrollment re-run the study (with ``draws`` draws each), so they cost a full run each.
+    Ranges: discount and escalation as absolute rates, the others as multipliers of base."""
+
+    enabled: bool = False
+    draws: int | None = Field(default=None, ge=1, le=10_000)
+    discount_rate: tuple[float, float] = (0.05, 0.09)
+    escalation_rate: tuple[float, float] = (0.01, 0.03)
+    upgrade_cost: tuple[float, float] = (0.7, 1.5)
+    load_growth: tuple[float, float] = (0.5, 1.5)
+    ev_adoption: tuple[float, float] = (0.7, 1.3)
+    enrollment: tuple[float, float] = (0.5, 1.5)
+
+
 class StudyConfig(StrictModel):
     """A study as written in ``STUDY.toml``."""
 
@@ -221,6 +261,8 @@ class StudyConfig(StrictModel):
     fleet: FleetScenario = Field(default_factory=FleetScenario)
     dispatch: DispatchSpec = Field(default_factory=DispatchSpec)
     valuation: ValuationSpec = Field(default_factory=ValuationSpec)
+    program: ProgramSpec | None = None
+    sensitivity: SensitivitySpec = Field(default_factory=SensitivitySpec)
 
     @model_validator(mode="after")
     def _years(self) -> StudyConfig:
@@ -306,6 +348,8 @@ class HorizonResult:
         Power-flow steps that did not converge, (Y, D, C).
     n_ev, n_enrolled
         EVs and V2G-enrolled EVs in the fleet, (Y, D).
+    enrolled_kw
+        Export limit of all enrolled EVs together [kW], (Y, D).
     export_kwh, charge_kwh
         V2G export and charging energy of the whole fleet per case [kWh], (Y, D, C).
     evs_downstream, enrolled_downstream
@@ -337,6 +381,7 @@ class HorizonResult:
     non_converged_steps: np.ndarray
     n_ev: np.ndarray
     n_enrolled: np.ndarray
+    enrolled_kw: np.ndarray
     export_kwh: np.ndarray
     charge_kwh: np.ndarray
     evs_downstream: np.ndarray
@@ -388,6 +433,11 @@ class StudyResult:
         firmness.
     summary
         The content of ``summary.json``.
+    economics
+        Per V2G case (rows): gross deferral value and, with a ``[program]`` section, the
+        ratepayer and participant economics (:func:`gridplan.valuation.program_economics`).
+    sensitivity
+        Tornado table (:func:`gridplan.valuation.tornado`) when ``[sensitivity]`` is enabled.
     output_path
         Folder the files were written to (``None`` if not written).
     """
@@ -404,6 +454,8 @@ class StudyResult:
     assets: pd.DataFrame
     needs: pd.DataFrame
     summary: dict[str, Any]
+    economics: pd.DataFrame | None = None
+    sensitivity: pd.DataFrame | None = None
     output_path: Path | None = None
     files: list[str] = field(default_factory=list)
 
@@ -504,7 +556,13 @@ def run(
     horizon = acc.result(years, cases, config, feeder)
     assets = _asset_table(feeder, config, horizon)
     needs = _needs_table(horizon)
+    economics = _economics(config, horizon, assets, time_index, feeder.step_h)
     summary = _summary(config, feeder, horizon, detail, assets, time_index)
+    summary["economics"] = _economics_summary(economics)
+    sensitivity = None
+    if config.sensitivity.enabled:
+        sensitivity = _sensitivity(config, feeder, horizon, economics, path)
+        summary["sensitivity"] = sensitivity.to_dict(orient="records")
     result = StudyResult(
         config=config,
         feeder=feeder,
@@ -518,6 +576,8 @@ def run(
         assets=assets,
         needs=needs,
         summary=summary,
+        economics=economics,
+        sensitivity=sensitivity,
     )
     if not write:
         return result
@@ -631,6 +691,7 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
         )
     out["downstream"] = np.array(per_asset, dtype=float).reshape(len(assets), 4)
     out["n_ev"], out["n_enrolled"] = fleet.n_ev, int(fleet.v2g_enrolled.sum())
+    out["enrolled_kw"] = float(fleet.export_kw.sum())
     if keep_detail:
         out["detail"] = {
             "fleet": fleet,
@@ -672,6 +733,7 @@ class _Accumulator:
         self.requirement = np.zeros((y, d, a, 2))
         self.n_ev = np.zeros((y, d), dtype=int)
         self.n_enrolled = np.zeros((y, d), dtype=int)
+        self.enrolled_kw = np.zeros((y, d))
         self.factor = np.zeros(y)
         self.details: list[pd.DataFrame] = []
         self.years_seen: dict[int, int] = {}
@@ -683,6 +745,7 @@ class _Accumulator:
         self.downstream[y, d] = out["downstream"]
         self.requirement[y, d] = np.column_stack(out["requirement"])
         self.n_ev[y, d], self.n_enrolled[y, d] = out["n_ev"], out["n_enrolled"]
+        self.enrolled_kw[y, d] = out["enrolled_kw"]
         self.factor[y] = out["factor"]
         detail = out["need_detail"].copy()
         detail.insert(0, "draw", d)
@@ -713,6 +776,7 @@ class _Accumulator:
             non_converged_steps=a["non_converged"],
             n_ev=self.n_ev,
             n_enrolled=self.n_enrolled,
+            enrolled_kw=self.enrolled_kw,
             export_kwh=a["export"],
             charge_kwh=a["charge"],
             evs_downstream=self.downstream[..., 0],
@@ -750,8 +814,12 @@ def deferral_rank(n_draws: int, confidence: float) -> int:
     return min(n_draws - 1, math.floor((1.0 - confidence) * n_draws + 1e-9))
 
 
-def _asset_table(feeder: Feeder, config: StudyConfig, h: HorizonResult) -> pd.DataFrame:
-    """Per-asset results: loading in the detail year, years of need, need, V2G, deferral."""
+def _asset_table(
+    feeder: Feeder, config: StudyConfig, h: HorizonResult, cost_factor: float = 1.0
+) -> pd.DataFrame:
+    """Per-asset results: loading in the detail year, years of need, need, V2G, deferral.
+
+    ``cost_factor`` scales every upgrade cost (sensitivity runs)."""
     from gridplan.valuation import present_worth_of_shift_usd
 
     val = config.valuation
@@ -802,7 +870,7 @@ def _asset_table(feeder: Feeder, config: StudyConfig, h: HorizonResult) -> pd.Da
     escalate = (1.0 + val.escalation_rate) ** (
         val.dollar_year - table.dollar_year.fillna(val.dollar_year)
     )
-    table["cost_usd_dollar_year"] = table.cost_usd * escalate
+    table["cost_usd_dollar_year"] = table.cost_usd * escalate * cost_factor
     for case in v2g_cases:
         t1 = table.year_of_need_charging_p50.to_numpy() - val.dollar_year
         n = table[f"deferral_years_{case}"].to_numpy()
@@ -1161,3 +1229,181 @@ def _plot_critical(result: StudyResult, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- valuation
+def _economics(
+    config: StudyConfig,
+    h: HorizonResult,
+    assets: pd.DataFrame,
+    time_index: pd.DatetimeIndex,
+    step_h: float,
+) -> pd.DataFrame:
+    """Per V2G case: gross deferral value, its annual and unit values, program economics.
+
+    - Gross deferral value: sum of the assets' present-worth deferral values (assets with a
+      need inside the horizon).
+    - Annual value: the gross value levelized over the horizon years at the discount rate
+      (end-of-year annuity), and per kW of V2G capacity that meets the needs (sum of the
+      assets' DER-VET power requirement) and per enrolled EV (median, last horizon year):
+      :func:`gridplan.valuation.capacity_value_usd_per_kw_yr`,
+      :func:`gridplan.valuation.value_per_enrolled_ev_usd_yr`.
+    - With ``[program]``: :func:`gridplan.valuation.program_economics` over the horizon
+      years. Export energy per year is the study period's export scaled to a year
+      (exact when the period is the whole year). Exports of ``v2g_event`` count as
+      emergency-event exports (ELRP-paid), exports of other strategies as local relief.
+    """
+    from gridplan.valuation import (
+        capacity_value_usd_per_kw_yr,
+        program_economics,
+        value_per_enrolled_ev_usd_yr,
+    )
+
+    r = config.valuation.discount_rate
+    n_years = len(h.years)
+    annuity = n_years if abs(r) < 1e-12 else (1.0 - (1.0 + r) ** -n_years) / r
+    period_days = len(time_index) * step_h / 24.0
+    to_year = 365.0 / period_days
+    with_need = assets.year_of_need_charging_p50.notna()
+    capacity_kw = float(assets.v2g_required_kw[with_need].fillna(0).sum())
+    n_enrolled = float(np.median(h.n_enrolled[-1]))
+    enrolled_kw = float(np.median(h.enrolled_kw[-1]))
+    rows = []
+    for case in [c for c in h.cases if c.startswith("v2g")]:
+        gross = float(assets[f"deferral_value_usd_{case}"][with_need].sum())
+        annual = gross / annuity
+        sign = -1.0 if annual < 0 else 1.0
+        c = h.case(case)
+        export_yr = float(np.median(h.export_kwh[:, :, c], axis=1).mean() * to_year)
+        extra_charge_yr = float(
+            np.median(h.charge_kwh[:, :, c] - h.charge_kwh[:, :, h.case("charging")], axis=1).mean()
+            * to_year
+        )
+        row: dict[str, Any] = {
+            "case": case,
+            "strategy": h.strategies[case],
+            "deferral_value_usd": gross,
+            "annual_deferral_value_usd": annual,
+            "v2g_capacity_kw": capacity_kw,
+            # The unit values keep the sign of the annual value (negative: V2G costs).
+            "value_usd_per_kw_yr": sign * capacity_value_usd_per_kw_yr(abs(annual), capacity_kw),
+            "enrolled_evs": n_enrolled,
+            "value_usd_per_enrolled_ev_yr": sign
+            * value_per_enrolled_ev_usd_yr(abs(annual), n_enrolled),
+            "v2g_export_kwh_per_yr": export_yr,
+            "extra_charging_kwh_per_yr": extra_charge_yr,
+        }
+        if config.program is not None:
+            event = export_yr if h.strategies[case] == "v2g_event" else 0.0
+            econ = program_economics(
+                gross,
+                n_enrolled=n_enrolled,
+                v2g_export_kwh_per_yr=export_yr,
+                event_export_kwh_per_yr=event,
+                enrolled_capacity_kw=enrolled_kw,
+                years=n_years,
+                discount_rate=r,
+                costs=config.program.costs(),
+                charging_loss_kwh_per_yr=max(extra_charge_yr - export_yr, 0.0),
+            )
+            row.update(
+                {k: v for k, v in econ.__dict__.items() if k not in ("years", "annuity_factor")}
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("case")
+
+
+def _economics_summary(economics: pd.DataFrame) -> dict[str, Any]:
+    return {
+        case: {k: (_num(v) if not isinstance(v, bool | str) else v) for k, v in row.items()}
+        for case, row in economics.iterrows()
+    }
+
+
+def _headline(economics: pd.DataFrame) -> float:
+    """The sensitivity metric: ratepayer net benefit of the primary V2G case when program
+    costs are given, else its gross deferral value [USD]."""
+    row = economics.loc["v2g"]
+    if "ratepayer_net_benefit_pv_usd" in economics.columns:
+        return float(row.ratepayer_net_benefit_pv_usd)
+    return float(row.deferral_value_usd)
+
+
+def _sensitivity(
+    config: StudyConfig,
+    feeder: Feeder,
+    h: HorizonResult,
+    economics: pd.DataFrame,
+    path: Path | None,
+) -> pd.DataFrame:
+    """One-at-a-time tornado over discount rate, escalation, upgrade cost (re-valued) and
+    load growth, EV adoption, enrollment (re-run with ``sensitivity.draws`` draws)."""
+    from gridplan.valuation import tornado
+
+    spec = config.sensitivity
+    draws = spec.draws or config.horizon.draws
+    growth_rate = (
+        config.load_growth.rate if config.load_growth.rate is not None else feeder.growth_rate
+    )
+    base = {
+        "discount_rate": config.valuation.discount_rate,
+        "escalation_rate": config.valuation.escalation_rate,
+        "upgrade_cost": 1.0,
+        "load_growth": 1.0,
+        "ev_adoption": 1.0,
+        "enrollment": 1.0,
+    }
+    ranges = {name: tuple(getattr(spec, name)) for name in base}
+    rerun_base = config.model_copy(
+        update={
+            "horizon": config.horizon.model_copy(update={"draws": draws}),
+            "sensitivity": SensitivitySpec(),
+        }
+    )
+    cache: dict[tuple[float, float, float], HorizonResult] = {}
+
+    def horizon_for(growth: float, adoption: float, enrollment: float) -> HorizonResult:
+        key = (growth, adoption, enrollment)
+        if key == (1.0, 1.0, 1.0) and draws == config.horizon.draws:
+            return h
+        if key not in cache:
+            fleet = rerun_base.fleet
+            fleet = fleet.model_copy(
+                update={
+                    "adoption": fleet.adoption_spec().scaled(adoption),
+                    "evs_per_household": None,
+                    "v2g_enrolled_share": min(1.0, fleet.v2g_enrolled_share * enrollment),
+                }
+            )
+            growth_spec = rerun_base.load_growth
+            if growth_spec.factors:
+                factors = {k: 1.0 + (v - 1.0) * growth for k, v in growth_spec.factors.items()}
+                growth_spec = LoadGrowthSpec(factors=factors)
+            else:
+                growth_spec = LoadGrowthSpec(rate=growth_rate * growth)
+            variant = rerun_base.model_copy(update={"fleet": fleet, "load_growth": growth_spec})
+            cache[key] = run(variant, write=False).horizon
+        return cache[key]
+
+    def evaluate(
+        discount_rate: float,
+        escalation_rate: float,
+        upgrade_cost: float,
+        load_growth: float,
+        ev_adoption: float,
+        enrollment: float,
+    ) -> float:
+        horizon = horizon_for(load_growth, ev_adoption, enrollment)
+        valuation = config.valuation.model_copy(
+            update={"discount_rate": discount_rate, "escalation_rate": escalation_rate}
+        )
+        variant = config.model_copy(update={"valuation": valuation})
+        table = _asset_table(feeder, variant, horizon, cost_factor=upgrade_cost)
+        econ = _economics(variant, horizon, table, _period_index(config, feeder), feeder.step_h)
+        return _headline(econ)
+
+    return tornado(evaluate, base, ranges)
+
+
+def _period_index(config: StudyConfig, feeder: Feeder) -> pd.DatetimeIndex:
+    return feeder.time_index[period_slice(feeder, config.period)]
