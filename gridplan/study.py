@@ -229,6 +229,12 @@ class ProgramSpec(StrictModel):
         return ProgramCosts(**data)
 
 
+Range = tuple[
+    Annotated[float, Field(ge=-0.99, le=100, allow_inf_nan=False)],
+    Annotated[float, Field(ge=-0.99, le=100, allow_inf_nan=False)],
+]
+
+
 class SensitivitySpec(StrictModel):
     """One-at-a-time sensitivity (tornado): each parameter at its low and high value with the
     others at base. Financial parameters re-value the result; load growth, EV adoption and
@@ -237,12 +243,12 @@ class SensitivitySpec(StrictModel):
 
     enabled: bool = False
     draws: int | None = Field(default=None, ge=1, le=10_000)
-    discount_rate: tuple[float, float] = (0.05, 0.09)
-    escalation_rate: tuple[float, float] = (0.01, 0.03)
-    upgrade_cost: tuple[float, float] = (0.7, 1.5)
-    load_growth: tuple[float, float] = (0.5, 1.5)
-    ev_adoption: tuple[float, float] = (0.7, 1.3)
-    enrollment: tuple[float, float] = (0.5, 1.5)
+    discount_rate: Range = Field(default=(0.05, 0.09), strict=False)
+    escalation_rate: Range = Field(default=(0.01, 0.03), strict=False)
+    upgrade_cost: Range = Field(default=(0.7, 1.5), strict=False)
+    load_growth: Range = Field(default=(0.5, 1.5), strict=False)
+    ev_adoption: Range = Field(default=(0.7, 1.3), strict=False)
+    enrollment: Range = Field(default=(0.5, 1.5), strict=False)
 
 
 class StudyConfig(StrictModel):

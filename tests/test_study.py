@@ -269,3 +269,41 @@ def test_bad_horizon_input(tmp_path, patch, field):
     with pytest.raises(ConfigError, match=field) as info:
         load_study_config(path)
     assert str(path) in str(info.value)
+
+
+def test_valuation_end_to_end(tmp_path):
+    """Hand-worked: gross value, annualization, ratepayer net, and the tornado's base."""
+    body = HORIZON.replace("draws = 4", "draws = 2") + (
+        "\n[program]\ncharging_energy_price_usd_per_kwh = 0.3\n"
+        'charging_energy_price_source = "test"\nupfront_incentive_usd_per_customer = 1000\n'
+        "\n[sensitivity]\nenabled = true\ndraws = 1\n"
+    )
+    path = tmp_path / "val.toml"
+    path.write_text(body, encoding="utf-8")
+    r = run(path, write=False)
+    econ = r.economics.loc["v2g"]
+    a = r.assets
+    with_need = a.year_of_need_charging_p50.notna()
+    gross = a.deferral_value_usd_v2g[with_need].sum()
+    assert econ.deferral_value_usd == pytest.approx(gross)
+    rate, n_years = r.config.valuation.discount_rate, len(r.horizon.years)
+    annuity = (1 - (1 + rate) ** -n_years) / rate
+    assert econ.annual_deferral_value_usd == pytest.approx(gross / annuity)
+    n_enrolled = np.median(r.horizon.n_enrolled[-1])
+    # utility pays only the upfront incentive (performance and capacity 0; ELRP not utility-funded)
+    assert econ.ratepayer_cost_pv_usd == pytest.approx(1000 * n_enrolled)
+    assert econ.ratepayer_net_benefit_pv_usd == pytest.approx(gross - 1000 * n_enrolled)
+    assert r.summary["economics"]["v2g"]["deferral_value_usd"] == pytest.approx(gross, abs=1e-5)
+    tornado = r.sensitivity
+    assert set(tornado.parameter) == {
+        "discount_rate", "escalation_rate", "upgrade_cost", "load_growth", "ev_adoption",
+        "enrollment",
+    }  # fmt: skip
+    assert (np.diff(tornado.swing.to_numpy()) <= 1e-9).all()
+    # the net benefit is linear in the upgrade cost: equal slopes below and above base
+    row = tornado[tornado.parameter == "upgrade_cost"].iloc[0]
+    slope_low = (row.result_base - row.result_low) / (1 - row.low_value)
+    slope_high = (row.result_high - row.result_base) / (row.high_value - 1)
+    assert slope_low == pytest.approx(slope_high, rel=1e-9, abs=1e-6)
+    # a higher discount rate never raises a positive deferral value's ratepayer net here
+    assert set(tornado.columns) >= {"result_low", "result_base", "result_high", "swing"}
