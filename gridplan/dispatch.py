@@ -1,42 +1,123 @@
 """Charging and V2G dispatch: EV power per step from a :class:`~gridplan.fleet.Fleet`.
 
-Strategies (:class:`Strategy`):
+Strategies (:class:`Strategy`; the study config names them, unknown names list the valid
+ones):
 
-- ``unmanaged``: every EV charges at full power from arrival until it reaches its
-  departure target.
-- ``v2g_event``: EVs enrolled in V2G discharge at their export limit during the event
-  window (default 4-9 pm, the ELRP event window, CPUC), never below their reserve and never
-  so deep that full-power charging could not restore the departure target before they
-  leave; outside the window they charge as ``unmanaged``. EVs not enrolled charge as
-  ``unmanaged``.
+``unmanaged``
+    Every EV charges at full power from arrival until it reaches its departure target.
+``tou``
+    Time-of-use charging: an EV charges at full power during the off-peak hours of a rate
+    (default :data:`gridplan.events.PGE_EV2A`, PG&E EV2-A: peak 4-9 p.m., partial-peak
+    3-4 p.m. and 9 p.m.-12 a.m., so charging starts at midnight) and, outside them, only
+    the power its laxity forces (the least power from which full power at every remaining
+    step still reaches the target by departure), so it starts earlier when it must. Every
+    EV on one rate starts at the same minute: the rate moves the peak to the off-peak start
+    (a "timer peak") rather than removing it.
+``smart``
+    V1G valley filling. Each EV belongs to the smallest monitored asset upstream of it
+    (its service transformer, else the next asset up); for each such asset and each fleet
+    day the energy its arriving EVs need is water-filled into the lowest-load steps of the
+    asset's load (base load plus EV charging already planned, including EVs of the previous
+    day still plugged in), under the power the EVs plugged in at each step can draw.
+    Assets are planned bottom-up, so a feeder head sees the plans below it. At each step the
+    EVs of an asset share its planned power in proportion to the power they can draw, and an
+    EV always takes at least its laxity-forced power. EVs under no monitored asset charge
+    ``unmanaged``. The plan knows the day's base load and arrivals in advance (planning
+    foresight). Needs a :class:`DispatchContext`.
+``v2g_peak_shave``
+    Enrolled EVs discharge to hold each monitored asset under its planning limit and
+    recharge before departure; non-enrolled EVs charge ``unmanaged``. Order at each step:
+    (1) every EV's ``unmanaged`` power is computed (for enrolled EVs from a *shadow*
+    unmanaged state of charge); enrolled EVs never charge above their shadow's power
+    except into headroom; (2) the excess of each asset over its limit is relieved
+    bottom-up through the asset nesting (service transformers before the feeder head; an
+    EV relieves every asset upstream of its bus), first by deferring enrolled EVs'
+    charging, then by discharging them (down to a floor from which full-power charging
+    still restores the target by departure, never below reserve), each asset sharing its
+    relief among its EVs in proportion to their room; (3) enrolled EVs behind their shadow
+    recharge -- laxity-forced energy first -- into the headroom under
+    ``min(limit, highest unmanaged load of the asset so far in the period)``. By
+    construction no monitored asset's load exceeds its ``unmanaged`` peak; the price is a
+    departure shortfall when headroom stays closed until departure (reported). What
+    remains over the limit is reported (:attr:`DispatchResult.asset_overload_kw`). Needs a
+    :class:`DispatchContext`.
+``v2g_event``
+    Enrolled EVs discharge at their export limit during V2G events, never below their
+    reserve and never so deep that full-power charging could not restore the departure
+    target before they leave; otherwise EVs charge ``unmanaged``. Events: an
+    :class:`~gridplan.events.EventCalendar` (``events=``: a CSV file, or drawn within ELRP
+    rules -- 4-9 p.m., May-October, at most 60 h/yr -- by
+    :func:`~gridplan.events.draw_event_calendar`), or, without one, every day of
+    ``event_months`` between ``window_start_h`` and ``window_end_h`` (default 4-9 p.m.
+    every day, the previous behaviour).
+``v2g_optimal``
+    The reference: one linear program per monitored asset and fleet day (HiGHS through
+    :func:`scipy.optimize.linprog`), over the EVs whose smallest upstream asset it is (for
+    a feeder of service transformers under a head: one program per transformer; the head
+    sees their sum and is not minimized itself). Variables are each session's charging
+    and discharging power and state of charge per step; constraints are the ones below
+    plus the departure target (less the unavoidable shortfall when even full power cannot
+    reach it); the objective is the asset's peak load (epigraph variable) or, with
+    ``objective="overload"``, its energy above the planning limit; a second solve keeps
+    that optimum and minimizes charge plus discharge throughput. Every EV's charging is
+    scheduled (V2G export for enrolled EVs only). Assets are solved bottom-up and days in
+    order; power already planned (lower assets, the previous day) is part of the load.
+    EVs under no monitored asset charge ``unmanaged``; sessions arriving below reserve do
+    not export. Small feeders only: every program must have at most ``max_lp_variables``
+    variables (default 200,000; about 2-3 variables per EV and step), checked before any
+    solve, else a :class:`~gridplan.errors.ConfigError` says how large it is.
+
+Constraints enforced by every strategy (tested): power only while plugged in; charging
+within the EV's charging limit (charger and vehicle, ``Fleet.charger_kw``); discharge within
+the export limit (``Fleet.export_kw``, 0 for EVs not enrolled) and, per service transformer,
+total export within ``transformer_export_limit_kw`` (EVs scaled down together); state of
+charge within ``[0, battery]``, and never discharged below the reserve; charge and discharge
+efficiencies in the energy balance; every departure's shortfall against the target
+reported. An arrival takes the day's driving energy out of the battery (not below 0).
 
 Sign: charging is positive kW (a load), V2G export negative kW. The simulation steps through
-time vectorized over EVs (one numpy operation per step over all EVs, no per-EV loop).
-
-Invariants (tested): power only while plugged in; ``|power|`` within the charger and export
-limits; state of charge within ``[0, battery]`` and, for discharge, never below the reserve;
-energy balance with the charge/discharge efficiencies; every departure's shortfall against
-the target reported.
+time vectorized over EVs (one set of numpy operations per step over all EVs, no per-EV
+loop). Memory: per-EV series are (time, ev) arrays of ``dtype``; with
+``keep_ev_series=False`` only per-load and per-asset aggregates and per-EV totals are kept
+(a year at 15 min for 10,000 EVs needs about 1.4 GB per float32 series otherwise).
+Steps are simulated by position, each ``step_h`` long (a local-time index with a repeated
+or missing daylight-saving hour is accepted, with a warning).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from numpy.typing import DTypeLike
 
-from gridplan.errors import ConfigError
+from gridplan.errors import ConfigError, GridplanError
+from gridplan.events import PGE_EV2A, EventCalendar, TouRate, check_months, check_window
 from gridplan.fleet import Fleet
+
+if TYPE_CHECKING:
+    from gridplan.feeders import Feeder
+
+log = logging.getLogger(__name__)
+
+#: Laxity and comparison tolerance on energies [kWh] and powers [kW].
+_TOL = 1e-9
 
 
 class Strategy(StrEnum):
-    """Named dispatch strategies."""
+    """Named dispatch strategies (see the module docstring for their rules)."""
 
     UNMANAGED = "unmanaged"
+    TOU = "tou"
+    SMART = "smart"
+    V2G_PEAK_SHAVE = "v2g_peak_shave"
     V2G_EVENT = "v2g_event"
+    V2G_OPTIMAL = "v2g_optimal"
 
     @classmethod
     def parse(cls, name: str | Strategy) -> Strategy:
@@ -47,10 +128,302 @@ class Strategy(StrEnum):
             valid = ", ".join(s.value for s in cls)
             raise ConfigError(f"unknown strategy '{name}' (expected one of: {valid})") from None
 
+    @property
+    def needs_context(self) -> bool:
+        """Whether the strategy sees the grid (needs a :class:`DispatchContext`)."""
+        return self in (Strategy.SMART, Strategy.V2G_PEAK_SHAVE, Strategy.V2G_OPTIMAL)
 
+    @property
+    def exports(self) -> bool:
+        """Whether the strategy may discharge enrolled EVs to the grid."""
+        return self in (Strategy.V2G_PEAK_SHAVE, Strategy.V2G_EVENT, Strategy.V2G_OPTIMAL)
+
+
+# --------------------------------------------------------------------------- grid context
+@dataclass(frozen=True, eq=False)
+class DispatchContext:
+    """What grid-aware strategies see: monitored assets, their base load, limits, EVs below.
+
+    Attributes
+    ----------
+    asset_ids
+        Monitored asset ids, shape (asset,).
+    time_index
+        Stamps of ``asset_base_kw`` rows (fixed step; must cover the dispatch period; steps
+        of the warm-up before it take the base load one or more days later).
+    asset_base_kw
+        Load through each asset without EVs [kW], shape (time, asset) (float64, or float32
+        to halve memory); compared in kW against the kVA limit (unity power factor
+        assumed, losses ignored).
+    asset_limit_kw
+        Planning limit of each asset [kW] (``rating_kva × limit_pct / 100``), (asset,).
+    ev_assets
+        Whether each EV is downstream of each asset (its discharge relieves the asset),
+        shape (ev, asset), bool. Assets nest (a feeder head above service transformers).
+    export_group
+        Service-transformer group of each EV for the transformer export limit, (ev,) ints;
+        ``None``: EVs at one bus form a group.
+    n_loads
+        Number of loads of the feeder (columns of the per-load aggregate).
+
+    Raises
+    ------
+    ConfigError
+        On inconsistent shapes, non-finite base loads, or limits that are not positive.
+    """
+
+    asset_ids: tuple[str, ...]
+    time_index: pd.DatetimeIndex
+    asset_base_kw: np.ndarray
+    asset_limit_kw: np.ndarray
+    ev_assets: np.ndarray
+    export_group: np.ndarray | None = None
+    n_loads: int | None = None
+
+    def __post_init__(self) -> None:
+        n_asset = len(self.asset_ids)
+        base = np.asarray(self.asset_base_kw)
+        if base.dtype not in (np.float32, np.float64):
+            base = base.astype(float)
+        limit = np.asarray(self.asset_limit_kw, dtype=float)
+        ev_assets = np.asarray(self.ev_assets, dtype=bool)
+        if ev_assets.ndim != 2 or ev_assets.shape[1] != n_asset:
+            raise ConfigError(
+                f"ev_assets must have shape (ev, {n_asset}) (got {ev_assets.shape})",
+                field="ev_assets",
+            )
+        if base.shape != (len(self.time_index), n_asset):
+            raise ConfigError(
+                f"asset_base_kw must have shape ({len(self.time_index)}, {n_asset}) "
+                f"(got {base.shape})",
+                field="asset_base_kw",
+            )
+        if not np.isfinite(base).all():
+            raise ConfigError("asset_base_kw holds NaN or inf (expected kW)", field="asset_base_kw")
+        if limit.shape != (n_asset,) or not (np.isfinite(limit) & (limit > 0)).all():
+            raise ConfigError(
+                f"asset_limit_kw must be {n_asset} positive finite values [kW]",
+                field="asset_limit_kw",
+            )
+        if self.export_group is not None:
+            group = np.asarray(self.export_group)
+            if group.shape != (ev_assets.shape[0],):
+                raise ConfigError(
+                    f"export_group must have shape ({ev_assets.shape[0]},)", field="export_group"
+                )
+            object.__setattr__(self, "export_group", group.astype(np.int64))
+        object.__setattr__(self, "asset_ids", tuple(str(a) for a in self.asset_ids))
+        object.__setattr__(self, "time_index", pd.DatetimeIndex(self.time_index))
+        object.__setattr__(self, "asset_base_kw", base)
+        object.__setattr__(self, "asset_limit_kw", limit)
+        object.__setattr__(self, "ev_assets", ev_assets)
+
+    @property
+    def n_asset(self) -> int:
+        """Number of monitored assets."""
+        return len(self.asset_ids)
+
+    @classmethod
+    def from_feeder(
+        cls,
+        feeder: Feeder,
+        fleet: Fleet,
+        base_load_kw: np.ndarray,
+        time_index: pd.DatetimeIndex,
+        *,
+        sgen_p_kw: np.ndarray | None = None,
+    ) -> DispatchContext:
+        """Build the context of ``fleet`` on ``feeder`` from base-load profiles.
+
+        An asset's base load is the sum of the loads downstream of it (from the feeder's
+        topology, :func:`gridplan.feeders.downstream_buses`) less the generation downstream
+        of it when ``sgen_p_kw`` is given; its limit is ``rating_kva × limit_pct / 100``.
+        An EV's export group is the smallest monitored transformer upstream of it (EVs
+        under none group by bus).
+
+        Parameters
+        ----------
+        feeder
+            The feeder (network, monitored assets).
+        fleet
+            The EVs (their buses).
+        base_load_kw
+            Base load per load [kW], shape (time, load) in ``net.load.index`` order (grown
+            to the planning year, as the power flow sees it).
+        time_index
+            Stamps of ``base_load_kw`` rows.
+        sgen_p_kw
+            Generation per static generator [kW], shape (time, sgen), optional.
+
+        Returns
+        -------
+        DispatchContext
+        """
+        from gridplan.feeders import downstream_buses
+
+        down = downstream_buses(feeder)
+        assets = feeder.assets
+        ids = [str(a) for a in assets.index]
+        load_bus = np.asarray(feeder.load_bus)
+        base_load = np.asarray(base_load_kw, dtype=float)
+        if base_load.shape != (len(time_index), load_bus.size):
+            raise ConfigError(
+                f"base_load_kw must have shape ({len(time_index)}, {load_bus.size}) "
+                f"(time, load); got {base_load.shape}",
+                field="base_load_kw",
+            )
+        load_in = np.column_stack([np.isin(load_bus, down[a]) for a in ids]).astype(float)
+        base = base_load @ load_in
+        if sgen_p_kw is not None and len(feeder.net.sgen):
+            sgen_bus = feeder.net.sgen.bus.to_numpy()
+            sgen = np.asarray(sgen_p_kw, dtype=float)
+            if sgen.shape != (len(time_index), sgen_bus.size):
+                raise ConfigError(
+                    f"sgen_p_kw must have shape ({len(time_index)}, {sgen_bus.size})",
+                    field="sgen_p_kw",
+                )
+            sgen_in = np.column_stack([np.isin(sgen_bus, down[a]) for a in ids]).astype(float)
+            base = base - sgen @ sgen_in
+        limit = assets.rating_kva.to_numpy(float) * assets.limit_pct.to_numpy(float) / 100.0
+        ev_bus = np.asarray(fleet.bus)
+        ev_assets = np.column_stack([np.isin(ev_bus, down[a]) for a in ids]).reshape(
+            ev_bus.size, len(ids)
+        )
+        # export group: smallest monitored transformer upstream, else the bus
+        is_trafo = (assets.kind == "trafo").to_numpy()
+        size = np.array([down[a].size for a in ids])
+        group = np.full(ev_bus.size, -1, dtype=np.int64)
+        best = np.full(ev_bus.size, np.iinfo(np.int64).max)
+        for k in np.flatnonzero(is_trafo):
+            better = ev_assets[:, k] & (size[k] < best)
+            group[better], best[better] = k, size[k]
+        no_trafo = group < 0
+        if no_trafo.any():
+            group[no_trafo] = len(ids) + np.unique(ev_bus[no_trafo], return_inverse=True)[1]
+        return cls(
+            asset_ids=tuple(ids),
+            time_index=pd.DatetimeIndex(time_index),
+            asset_base_kw=base,
+            asset_limit_kw=limit,
+            ev_assets=ev_assets,
+            export_group=group,
+            n_loads=int(load_bus.size),
+        )
+
+
+@dataclass(frozen=True)
+class _Level:
+    """EVs under the assets of one nesting level (assets of a level never share an EV)."""
+
+    ev: np.ndarray  # EV indices under an asset of this level
+    asset: np.ndarray  # that asset, per EV in ``ev``
+
+
+class _Topology:
+    """Nesting of the monitored assets over the EVs, for allocation bottom-up/top-down."""
+
+    def __init__(self, ev_assets: np.ndarray) -> None:
+        n_ev, n_asset = ev_assets.shape
+        self.n_asset = n_asset
+        inc = sp.csr_matrix(ev_assets.astype(float))
+        self.a_t = inc.T.tocsr()  # (asset, ev): asset load from EV power
+        count = np.asarray(ev_assets.sum(axis=0)).ravel()
+        overlap = (self.a_t @ inc).toarray() > 0  # assets sharing an EV
+        order = np.lexsort((np.arange(n_asset), count))
+        level = np.full(n_asset, -1)
+        for a in order:
+            if count[a] == 0:
+                continue
+            level[a] = 1 + int(level[overlap[a] & (level >= 0)].max(initial=-1))
+        self.asset_level = level
+        self.levels: list[_Level] = []
+        for lv in range(int(level.max(initial=-1)) + 1):
+            cols = np.flatnonzero(level == lv)
+            sub = ev_assets[:, cols]
+            has = sub.any(axis=1)
+            self.levels.append(_Level(np.flatnonzero(has), cols[np.argmax(sub[has], axis=1)]))
+        # leaf: the smallest asset above each EV (first level that holds it)
+        self.leaf = np.full(n_ev, -1, dtype=np.int64)
+        for lvl in reversed(self.levels):
+            self.leaf[lvl.ev] = lvl.asset
+        # ancestors: asset a's EVs all lie under asset b
+        contain = (self.a_t @ inc).toarray()
+        self.ancestors = (contain >= count[:, None] - 0.5) & (count[:, None] > 0)
+
+    def levels_for(self, ix: np.ndarray) -> list[np.ndarray]:
+        """Per level, the asset above each EV of ``ix`` (-1: none), bottom-up."""
+        out = []
+        for lvl in self.levels:
+            amap = np.full(self.leaf.size, -1, dtype=np.int64)
+            amap[lvl.ev] = lvl.asset
+            out.append(amap[ix])
+        return out
+
+
+def _relieve(
+    levels: list[np.ndarray], n_asset: int, excess: np.ndarray, flex: np.ndarray
+) -> np.ndarray:
+    """Per-EV relief [kW] covering each asset's ``excess`` [kW] bottom-up, within ``flex``.
+
+    Level by level from the smallest assets up, each asset asks its EVs for the excess not
+    yet covered by relief below it, in proportion to their remaining room. ``levels`` maps
+    each EV to its asset at each level (-1: none).
+    """
+    delta = np.zeros_like(flex)
+    nz = np.flatnonzero(flex > _TOL)
+    if not nz.size:
+        return delta
+    f = flex[nz]
+    d = np.zeros(nz.size)
+    for amap in levels:
+        a = amap[nz]
+        m = a >= 0
+        if not m.any():
+            continue
+        am = a[m]
+        if excess[am].max() <= 0:
+            continue
+        dm, fm = d[m], f[m]
+        provided = np.bincount(am, dm, minlength=n_asset)
+        room = np.bincount(am, fm - dm, minlength=n_asset)
+        short = np.maximum(excess - provided, 0.0)
+        ratio = np.divide(short, room, out=np.zeros(n_asset), where=room > _TOL)
+        np.minimum(ratio, 1.0, out=ratio)
+        d[m] = dm + ratio[am] * (fm - dm)
+    delta[nz] = d
+    return delta
+
+
+def _fit(
+    levels: list[np.ndarray], n_asset: int, want: np.ndarray, headroom: np.ndarray
+) -> np.ndarray:
+    """Scale ``want`` [kW] down so that no asset takes more than its ``headroom`` [kW]."""
+    out = np.zeros_like(want)
+    nz = np.flatnonzero(want > 0)
+    if not nz.size:
+        return out
+    x = want[nz]
+    room = np.maximum(headroom, 0.0)
+    for amap in reversed(levels):
+        a = amap[nz]
+        m = a >= 0
+        if not m.any():
+            continue
+        am = a[m]
+        total = np.bincount(am, x[m], minlength=n_asset)
+        over = total > room
+        if not over.any():
+            continue
+        ratio = np.divide(room, total, out=np.ones(n_asset), where=over)
+        x[m] *= ratio[am]
+    out[nz] = x
+    return out
+
+
+# --------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
 class DispatchResult:
-    """EV power and state of charge over a period.
+    """EV power, state of charge and their aggregates over a period.
 
     Attributes
     ----------
@@ -58,33 +431,146 @@ class DispatchResult:
         Start of each step, fixed step ``step_h``.
     step_h
         Step length [h].
-    power_kw
-        Grid-side EV power [kW], shape (time, ev); charging positive, V2G export negative.
-    soc_kwh
-        Battery energy at the end of each step [kWh], shape (time, ev).
-    plugged
-        Whether each EV is plugged in during each step, shape (time, ev).
+    strategy
+        The strategy dispatched.
     departure_shortfall_kwh
-        Energy missing from the departure target at each departure in the period [kWh],
-        shape (day, ev); NaN for sessions that do not end inside the period.
+        Energy missing from the departure target at each departure in the simulation
+        [kWh], shape (day, ev); NaN for sessions that do not end inside it.
+    ev_charge_kwh, ev_export_kwh
+        Grid energy drawn and exported (positive) per EV over the period [kWh], (ev,).
+    battery_kwh
+        Battery capacity per EV [kWh], (ev,) (for equivalent full cycles).
+    charge_efficiency, discharge_efficiency
+        Efficiencies used [-].
+    power_by_load_kw
+        EV power summed onto each home load [kW], shape (time, load).
+    asset_ids
+        Monitored assets (empty without a context).
+    asset_load_kw
+        Base load plus EV power through each asset [kW], (time, asset), or ``None``.
+    asset_limit_kw
+        Planning limit per asset [kW], (asset,), or ``None``.
+    ev_assets
+        EV x asset incidence of the context, or ``None``.
+    ev_power_kw, ev_soc_kwh, ev_plugged
+        Per-EV series, (time, ev), or ``None`` when not kept (``keep_ev_series=False``);
+        read them through :attr:`power_kw`, :attr:`soc_kwh`, :attr:`plugged`.
     """
 
     time_index: pd.DatetimeIndex
     step_h: float
-    power_kw: np.ndarray
-    soc_kwh: np.ndarray
-    plugged: np.ndarray
+    strategy: Strategy
     departure_shortfall_kwh: np.ndarray
+    ev_charge_kwh: np.ndarray
+    ev_export_kwh: np.ndarray
+    battery_kwh: np.ndarray
+    charge_efficiency: float
+    discharge_efficiency: float
+    power_by_load_kw: np.ndarray
+    asset_ids: tuple[str, ...] = ()
+    asset_load_kw: np.ndarray | None = None
+    asset_limit_kw: np.ndarray | None = None
+    ev_assets: np.ndarray | None = field(default=None, repr=False)
+    ev_power_kw: np.ndarray | None = field(default=None, repr=False)
+    ev_soc_kwh: np.ndarray | None = field(default=None, repr=False)
+    ev_plugged: np.ndarray | None = field(default=None, repr=False)
+
+    def _series(self, value: np.ndarray | None, name: str) -> np.ndarray:
+        if value is None:
+            raise GridplanError(
+                f"per-EV series '{name}' was not kept (dispatch(..., keep_ev_series=False)); "
+                "use power_by_load_kw, asset_load_kw or the per-EV totals"
+            )
+        return value
+
+    @property
+    def power_kw(self) -> np.ndarray:
+        """Grid-side EV power [kW], (time, ev); charging positive, V2G export negative."""
+        return self._series(self.ev_power_kw, "power_kw")
+
+    @property
+    def soc_kwh(self) -> np.ndarray:
+        """Battery energy at the end of each step [kWh], (time, ev)."""
+        return self._series(self.ev_soc_kwh, "soc_kwh")
+
+    @property
+    def plugged(self) -> np.ndarray:
+        """Whether each EV is plugged in during each step, (time, ev)."""
+        return self._series(self.ev_plugged, "plugged")
 
     @property
     def charge_kwh(self) -> np.ndarray:
         """Grid energy drawn per EV [kWh], shape (ev,)."""
-        return np.clip(self.power_kw, 0, None).sum(axis=0) * self.step_h
+        return self.ev_charge_kwh
 
     @property
     def export_kwh(self) -> np.ndarray:
         """Grid energy exported per EV [kWh] (positive number), shape (ev,)."""
-        return -np.clip(self.power_kw, None, 0).sum(axis=0) * self.step_h
+        return self.ev_export_kwh
+
+    @property
+    def unmet_kwh(self) -> np.ndarray:
+        """Departure shortfall summed per EV [kWh], shape (ev,)."""
+        return np.nansum(self.departure_shortfall_kwh, axis=0)
+
+    @property
+    def equivalent_full_cycles(self) -> np.ndarray:
+        """Battery energy charged divided by capacity [-], shape (ev,)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.ev_charge_kwh * self.charge_efficiency / self.battery_kwh
+
+    @property
+    def v2g_cycles(self) -> np.ndarray:
+        """Battery energy discharged for export divided by capacity [-], shape (ev,)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.ev_export_kwh / self.discharge_efficiency / self.battery_kwh
+
+    @property
+    def asset_overload_kw(self) -> np.ndarray:
+        """Load above each asset's planning limit [kW], (time, asset) (0 when under)."""
+        if self.asset_load_kw is None or self.asset_limit_kw is None:
+            raise GridplanError("no asset loads: dispatch was run without a DispatchContext")
+        return np.maximum(self.asset_load_kw - self.asset_limit_kw, 0.0)
+
+    def ev_totals(self) -> pd.DataFrame:
+        """Per-EV totals: ``charge_kwh``, ``export_kwh`` (grid side, positive),
+        ``equivalent_full_cycles``, ``v2g_cycles`` [-] and ``unmet_kwh``, indexed by EV."""
+        return pd.DataFrame(
+            {
+                "charge_kwh": self.ev_charge_kwh,
+                "export_kwh": self.ev_export_kwh,
+                "equivalent_full_cycles": self.equivalent_full_cycles,
+                "v2g_cycles": self.v2g_cycles,
+                "unmet_kwh": self.unmet_kwh,
+            },
+            index=pd.RangeIndex(self.ev_charge_kwh.size, name="ev"),
+        )
+
+    def asset_totals(self) -> pd.DataFrame:
+        """Per-asset totals over the EVs downstream and the asset's load, by ``asset_id``.
+
+        Columns: ``evs``, ``charge_kwh``, ``export_kwh``, ``unmet_kwh``,
+        ``equivalent_full_cycles`` (sum over the EVs), ``peak_kw``, ``limit_kw``,
+        ``overload_kwh`` (energy above the limit) and ``max_overload_kw``.
+        """
+        if self.ev_assets is None or self.asset_load_kw is None or self.asset_limit_kw is None:
+            raise GridplanError("no asset totals: dispatch was run without a DispatchContext")
+        inc = self.ev_assets.astype(float)
+        over = self.asset_overload_kw
+        return pd.DataFrame(
+            {
+                "evs": self.ev_assets.sum(axis=0),
+                "charge_kwh": self.ev_charge_kwh @ inc,
+                "export_kwh": self.ev_export_kwh @ inc,
+                "unmet_kwh": self.unmet_kwh @ inc,
+                "equivalent_full_cycles": np.nan_to_num(self.equivalent_full_cycles) @ inc,
+                "peak_kw": self.asset_load_kw.max(axis=0, initial=-np.inf),
+                "limit_kw": self.asset_limit_kw,
+                "overload_kwh": over.sum(axis=0) * self.step_h,
+                "max_overload_kw": over.max(axis=0, initial=0.0),
+            },
+            index=pd.Index(self.asset_ids, name="asset_id"),
+        )
 
 
 def load_power_kw(power_kw: np.ndarray, fleet: Fleet, n_loads: int) -> np.ndarray:
@@ -92,26 +578,112 @@ def load_power_kw(power_kw: np.ndarray, fleet: Fleet, n_loads: int) -> np.ndarra
     n_ev = fleet.n_ev
     if n_ev == 0:
         return np.zeros((power_kw.shape[0], n_loads))
-    incidence = sp.csr_matrix(
-        (np.ones(n_ev), (np.arange(n_ev), fleet.load_pos)), shape=(n_ev, n_loads)
+    return np.asarray((_load_incidence(fleet, n_loads) @ power_kw.T).T)
+
+
+def _load_incidence(fleet: Fleet, n_loads: int) -> sp.csr_matrix:
+    """(load, ev) incidence: which load each EV is at."""
+    n_ev = fleet.n_ev
+    return sp.csr_matrix(
+        (np.ones(n_ev), (np.asarray(fleet.load_pos), np.arange(n_ev))), shape=(n_loads, n_ev)
     )
-    return np.asarray((incidence.T @ power_kw.T).T)
 
 
-def _session_steps(
-    fleet: Fleet, time_index: pd.DatetimeIndex, step_h: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Arrival and departure steps of each (day, ev) session (clipped to the period), which
-    sessions overlap the period, and which of those end inside it."""
-    t0 = time_index[0]
-    n_t = len(time_index)
-    day_offset_h = np.asarray((fleet.days - t0) / pd.Timedelta(hours=1), dtype=float)[:, None]
-    arr = np.ceil((day_offset_h + fleet.arrival_h) / step_h - 1e-9).astype(np.int64)
-    dep = np.ceil((day_offset_h + fleet.departure_h) / step_h - 1e-9).astype(np.int64)
-    valid = (dep > 0) & (arr < n_t) & (dep > arr)
-    return np.clip(arr, 0, n_t), np.clip(dep, 0, n_t), valid, dep <= n_t
+# --------------------------------------------------------------------------- validation
+def _check_fleet(fleet: Fleet) -> None:
+    """Raise :class:`ConfigError` on fleet values no strategy can honour."""
+    n = fleet.n_ev
+    for name in ("battery_kwh", "charger_kw", "export_kw", "reserve_kwh", "target_kwh"):
+        value = np.asarray(getattr(fleet, name), dtype=float)
+        if value.shape != (n,):
+            raise ConfigError(f"must have shape ({n},) (got {value.shape})", field=name)
+        if not np.isfinite(value).all():
+            raise ConfigError("holds NaN or inf", field=name)
+        if (value < 0).any():
+            i = int(np.flatnonzero(value < 0)[0])
+            raise ConfigError(
+                f"EV {i}: {value[i]:g} is below zero (expected >= 0)", field=f"fleet.{name}"
+            )
+    if (fleet.target_kwh > fleet.battery_kwh + 1e-9).any() or (
+        fleet.reserve_kwh > fleet.target_kwh + 1e-9
+    ).any():
+        raise ConfigError(
+            "expected reserve_kwh <= target_kwh <= battery_kwh for every EV", field="fleet"
+        )
+    for name in ("charge_efficiency", "discharge_efficiency"):
+        eta = float(getattr(fleet, name))
+        if not 0 < eta <= 1:
+            raise ConfigError(f"{eta:g} is not in (0, 1]", field=f"fleet.{name}")
 
 
+def _export_limit(fleet: Fleet, override: float | None) -> float:
+    value = (
+        float(getattr(fleet, "transformer_export_limit_kw", np.inf))
+        if override is None
+        else float(override)
+    )
+    if np.isnan(value) or value < 0:
+        raise ConfigError(
+            f"transformer export limit {value:g} kW is below zero (expected >= 0, inf for none)",
+            field="transformer_export_limit_kw",
+        )
+    return value
+
+
+def _context_rows(context: DispatchContext, sim: pd.DatetimeIndex, n_warm: int) -> np.ndarray:
+    """Row of ``context.asset_base_kw`` for each simulated step.
+
+    The period must appear in ``context.time_index`` as a contiguous run of stamps (so
+    profiles with a repeated daylight-saving hour align by position) or, for a unique
+    index, stamp by stamp. Warm-up steps before the context's first row take the row one
+    or more days later.
+    """
+    n_t = len(sim)
+    period = sim[n_warm:]
+    stamps = context.time_index.values
+    steps_per_day = max(1, round(pd.Timedelta(days=1) / (sim[1] - sim[0])))
+    hits = np.flatnonzero(stamps == period.values[0])
+    if (
+        hits.size
+        and hits[0] + len(period) <= stamps.size
+        and (stamps[hits[0] : hits[0] + len(period)] == period.values).all()
+    ):
+        pos = hits[0] - n_warm + np.arange(n_t)
+    else:
+        if not context.time_index.is_unique:
+            raise ConfigError(
+                "the dispatch period is not a contiguous run of the context's time stamps "
+                "(expected the context's time_index to contain the period)",
+                field="context.time_index",
+            )
+        pos = context.time_index.get_indexer(sim)
+        missing = np.flatnonzero(pos[n_warm:] < 0)
+        if missing.size:
+            raise ConfigError(
+                f"the context's base load does not cover {period[int(missing[0])]} (expected "
+                "a time_index that covers the dispatch period)",
+                field="context.time_index",
+            )
+        for k in range(1, 8):
+            gap = np.flatnonzero(pos < 0)
+            if not gap.size:
+                break
+            pos[gap] = context.time_index.get_indexer(sim[gap] + pd.Timedelta(days=k))
+        if (pos < 0).any():
+            raise ConfigError(
+                "the context's base load does not cover the warm-up days",
+                field="context.time_index",
+            )
+    low = pos < 0
+    pos[low] += steps_per_day * np.ceil(-pos[low] / steps_per_day).astype(np.int64)
+    if (pos >= stamps.size).any():
+        raise ConfigError(
+            "the context's base load does not cover the warm-up days", field="context.time_index"
+        )
+    return pos
+
+
+# --------------------------------------------------------------------------- dispatch
 def dispatch(
     fleet: Fleet,
     time_index: pd.DatetimeIndex,
@@ -121,6 +693,15 @@ def dispatch(
     window_end_h: float = 21.0,
     event_months: tuple[int, ...] = tuple(range(1, 13)),
     warmup_h: float = 24.0,
+    context: DispatchContext | None = None,
+    rate: TouRate | None = None,
+    events: EventCalendar | None = None,
+    transformer_export_limit_kw: float | None = None,
+    objective: Literal["peak", "overload"] = "peak",
+    max_lp_variables: int = 200_000,
+    keep_ev_series: bool = True,
+    dtype: DTypeLike = np.float64,
+    n_loads: int | None = None,
 ) -> DispatchResult:
     """Simulate EV charging (and V2G export) over ``time_index``.
 
@@ -136,106 +717,822 @@ def dispatch(
     time_index
         Steps to simulate (fixed step, inside the fleet's days).
     strategy
-        ``"unmanaged"`` or ``"v2g_event"`` (see module docstring).
+        A :class:`Strategy` or its name (see the module docstring for the rules).
     window_start_h, window_end_h
-        Event window, hours of the day [h]; default 16-21, the ELRP event window 4-9 pm
-        (CPUC Emergency Load Reduction Program).
+        ``v2g_event`` without ``events``: event window, hours of the day [h]; default
+        16-21, the ELRP event window 4-9 pm (CPUC Emergency Load Reduction Program).
     event_months
-        Months in which V2G events may be called; default all months (ELRP runs May-October;
-        later work adds event calendars).
+        ``v2g_event`` without ``events``: months with events; default all (ELRP runs
+        May-October; pass ``events`` for an ELRP calendar).
     warmup_h
         Simulated time before the period [h], discarded.
+    context
+        Monitored assets, base load, limits and EVs downstream
+        (:meth:`DispatchContext.from_feeder`); required by ``smart``, ``v2g_peak_shave``
+        and ``v2g_optimal``; with any strategy it adds per-asset loads to the result.
+    rate
+        ``tou``: the time-of-use rate; default :data:`gridplan.events.PGE_EV2A`.
+    events
+        ``v2g_event``: the event calendar (:class:`~gridplan.events.EventCalendar`);
+        default every day of ``event_months``, ``window_start_h``-``window_end_h``.
+    transformer_export_limit_kw
+        Limit on total V2G export behind one service transformer [kW] (``inf``: none);
+        default ``fleet.transformer_export_limit_kw`` when the fleet has it, else none.
+        Transformer groups come from ``context.export_group``; without a context the EVs
+        at one bus form a group.
+    objective
+        ``v2g_optimal``: minimize the asset's ``"peak"`` load or its ``"overload"`` energy.
+    max_lp_variables
+        ``v2g_optimal``: largest linear program allowed (variables).
+    keep_ev_series
+        Keep the (time, ev) series of power, state of charge and plug-in state; ``False``
+        keeps only aggregates and per-EV totals (bounded memory for large fleets).
+    dtype
+        Float type of the kept series and aggregates (``numpy.float32`` halves memory);
+        the simulation itself runs in float64.
+    n_loads
+        Columns of :attr:`DispatchResult.power_by_load_kw`; default ``context.n_loads``,
+        else one past the highest ``fleet.load_pos``.
 
     Returns
     -------
     DispatchResult
+
+    Raises
+    ------
+    ConfigError
+        Unknown strategy, a grid-aware strategy without a context, bad windows, months or
+        objective, an export limit below zero, inconsistent fleet values, a context that
+        does not match the fleet or period, or a linear program above ``max_lp_variables``.
     """
     strategy = Strategy.parse(strategy)
     if len(time_index) < 2:
-        raise ConfigError("dispatch needs at least two time steps")
-    if not 0 <= window_start_h < window_end_h <= 24:
+        raise ConfigError("dispatch needs at least two time steps", field="time_index")
+    steps = np.diff(np.asarray(time_index.asi8))
+    if (steps != steps[0]).any():
+        # e.g. local-time profiles with a daylight-saving gap or repeated hour: steps are
+        # simulated by position, each ``step_h`` long
+        log.warning("time_index steps are not all equal; dispatch treats steps by position")
+    check_window(window_start_h, window_end_h, field="window_start_h/window_end_h")
+    check_months(event_months, field="event_months")
+    if objective not in ("peak", "overload"):
         raise ConfigError(
-            "event window must satisfy 0 <= start < end <= 24 "
-            f"(got {window_start_h}-{window_end_h})"
+            f"unknown objective '{objective}' (expected one of: peak, overload)",
+            field="objective",
         )
+    _check_fleet(fleet)
+    export_limit = _export_limit(fleet, transformer_export_limit_kw)
+    if strategy.needs_context and context is None:
+        raise ConfigError(
+            f"strategy '{strategy.value}' needs the grid: pass "
+            "context=DispatchContext.from_feeder(feeder, fleet, base_load_kw, time_index)",
+            field="context",
+        )
+    if context is not None and context.ev_assets.shape[0] != fleet.n_ev:
+        raise ConfigError(
+            f"the context has {context.ev_assets.shape[0]} EVs, the fleet {fleet.n_ev} "
+            "(expected a context built for this fleet)",
+            field="context",
+        )
+
     step = time_index[1] - time_index[0]
     step_h = float(step / pd.Timedelta(hours=1))
     n_warm = int(max(0.0, warmup_h) / step_h)
     if len(fleet.days):
         n_warm = min(n_warm, max(0, int((time_index[0] - fleet.days[0]) / step)))
     period = time_index
+    sim = time_index
     if n_warm:
-        time_index = pd.DatetimeIndex(
+        sim = pd.DatetimeIndex(
             pd.date_range(time_index[0] - n_warm * step, periods=len(period) + n_warm, freq=step),
             name=period.name,
         )
-    n_t, n_ev = len(time_index), fleet.n_ev
-    arr, dep, valid, ends_inside = _session_steps(fleet, time_index, step_h)
-    day_idx, ev_idx = np.nonzero(valid)
-    s_arr, s_dep = arr[day_idx, ev_idx], dep[day_idx, ev_idx]
-
-    delta = np.zeros((n_t + 1, n_ev), dtype=np.int8)
-    np.add.at(delta, (s_arr, ev_idx), 1)
-    np.add.at(delta, (s_dep, ev_idx), -1)
-    plugged = np.cumsum(delta[:-1], axis=0, dtype=np.int8) > 0
-    # Departure step of the session each EV is in (sessions of one EV do not overlap).
-    dep_mark = np.zeros((n_t, n_ev), dtype=np.int32)
-    dep_mark[s_arr, ev_idx] = s_dep
-    dep_of = np.maximum.accumulate(dep_mark, axis=0)
-
-    order_arr = np.argsort(s_arr, kind="stable")
-    arr_bounds = np.searchsorted(s_arr[order_arr], np.arange(n_t + 1))
-    trips = fleet.trip_kwh[day_idx, ev_idx]
-    # Only sessions that end inside the period get a departure check.
-    s_dep_check = np.where(ends_inside[day_idx, ev_idx], s_dep, n_t + 1)
-    order_dep = np.argsort(s_dep_check, kind="stable")
-    dep_bounds = np.searchsorted(s_dep_check[order_dep], np.arange(n_t + 2))
-    shortfall = np.full(fleet.arrival_h.shape, np.nan)
-
-    hours = np.asarray(time_index.hour + time_index.minute / 60.0, dtype=float)
-    in_window = (hours >= window_start_h) & (hours < window_end_h)
-    in_window &= np.isin(np.asarray(time_index.month), np.asarray(event_months))
-    use_v2g = strategy is Strategy.V2G_EVENT
-    enrolled = fleet.v2g_enrolled & (fleet.export_kw > 0)
-
-    eta_c, eta_d = fleet.charge_efficiency, fleet.discharge_efficiency
-    charger, export = fleet.charger_kw, fleet.export_kw
-    target, reserve = fleet.target_kwh, fleet.reserve_kwh
-    per_step_kwh = charger * eta_c * step_h  # battery energy one full-power step adds
-    soc = target.astype(float).copy()
-    power = np.zeros((n_t, n_ev))
-    soc_out = np.empty((n_t, n_ev))
-    for t in range(n_t):
-        arriving = order_arr[arr_bounds[t] : arr_bounds[t + 1]]
-        if arriving.size:
-            np.subtract.at(soc, ev_idx[arriving], trips[arriving])
-            np.maximum(soc, 0.0, out=soc)
-        on = plugged[t]
-        steps_left = np.maximum(dep_of[t] - t, 1)
-        need = np.maximum(target - soc, 0.0)
-        p = np.where(on, np.minimum(charger, need / (eta_c * step_h)), 0.0)
-        if use_v2g and in_window[t]:
-            v2g = on & enrolled
-            if v2g.any():
-                # Lowest SOC after this step from which full power still reaches the target.
-                floor = np.maximum(reserve, target - (steps_left - 1) * per_step_kwh)
-                room = np.maximum(soc - floor, 0.0)
-                p_dis = np.minimum(export, room * eta_d / step_h)
-                must = np.maximum(target - soc - (steps_left - 1) * per_step_kwh, 0.0)
-                p_must = np.minimum(charger, must / (eta_c * step_h))
-                p = np.where(v2g, np.where(p_dis > 0, -p_dis, p_must), p)
-        soc += np.where(p > 0, p * eta_c, p / eta_d) * step_h
-        power[t] = p
-        soc_out[t] = soc
-        leaving = order_dep[dep_bounds[t + 1] : dep_bounds[t + 2]]
-        if leaving.size:
-            e = ev_idx[leaving]
-            shortfall[day_idx[leaving], e] = np.maximum(target[e] - soc[e], 0.0)
-    return DispatchResult(
-        time_index=period,
-        step_h=step_h,
-        power_kw=power[n_warm:],
-        soc_kwh=soc_out[n_warm:],
-        plugged=plugged[n_warm:],
-        departure_shortfall_kwh=shortfall,
+    if context is not None and len(context.time_index) > 1:
+        ctx_step = context.time_index[1] - context.time_index[0]
+        if ctx_step != step:
+            raise ConfigError(
+                f"the context's step {ctx_step} differs from the dispatch step {step}",
+                field="context.time_index",
+            )
+    if n_loads is None:
+        if context is not None and context.n_loads is not None:
+            n_loads = context.n_loads
+        else:
+            n_loads = int(np.max(fleet.load_pos, initial=-1)) + 1
+    engine = _Engine(
+        fleet,
+        sim,
+        n_warm,
+        step_h,
+        strategy,
+        context=context,
+        export_limit=export_limit,
+        keep=keep_ev_series,
+        dtype=np.dtype(dtype),
+        n_loads=int(n_loads),
     )
+    if strategy is Strategy.TOU:
+        engine.off_peak = (rate if rate is not None else PGE_EV2A).off_peak(sim)
+    elif strategy is Strategy.V2G_EVENT:
+        calendar = events
+        if calendar is None:
+            calendar = EventCalendar.every_day(sim, window_start_h, window_end_h, event_months)
+        engine.event = calendar.active(sim)
+    elif strategy is Strategy.V2G_OPTIMAL:
+        engine.plan_optimal(objective, max_lp_variables)
+    return engine.run(period)
+
+
+# --------------------------------------------------------------------------- the engine
+class _Engine:
+    """Step-by-step simulation of one fleet under one strategy (vectorized over EVs)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        sim: pd.DatetimeIndex,
+        n_warm: int,
+        step_h: float,
+        strategy: Strategy,
+        *,
+        context: DispatchContext | None,
+        export_limit: float,
+        keep: bool,
+        dtype: np.dtype,
+        n_loads: int,
+    ) -> None:
+        self.fleet = fleet
+        self.sim = sim
+        self.n_t = n_t = len(sim)
+        self.n_ev = n_ev = fleet.n_ev
+        self.n_warm = n_warm
+        self.dt = step_h
+        self.strategy = strategy
+        self.context = context
+        self.keep = keep
+        self.dtype = dtype
+        self.n_loads = n_loads
+        self.eta_c = float(fleet.charge_efficiency)
+        self.eta_d = float(fleet.discharge_efficiency)
+        self.inv_c = 1.0 / (self.eta_c * step_h)
+        self.charger = np.asarray(fleet.charger_kw, dtype=float)
+        self.target = np.asarray(fleet.target_kwh, dtype=float)
+        self.reserve = np.asarray(fleet.reserve_kwh, dtype=float)
+        self.battery = np.asarray(fleet.battery_kwh, dtype=float)
+        enrolled = np.asarray(fleet.v2g_enrolled, dtype=bool)
+        self.export = np.where(enrolled, np.asarray(fleet.export_kw, dtype=float), 0.0)
+        self.enrolled = enrolled & (self.export > 0)
+        self.ps = self.charger * self.eta_c * step_h  # battery kWh of one full-power step
+
+        # sessions: (day, ev) plug-in windows overlapping the simulation
+        t0 = sim[0]
+        day_offset_h = np.asarray((fleet.days - t0) / pd.Timedelta(hours=1), dtype=float)[:, None]
+        arr = np.ceil((day_offset_h + fleet.arrival_h) / step_h - 1e-9).astype(np.int64)
+        dep = np.ceil((day_offset_h + fleet.departure_h) / step_h - 1e-9).astype(np.int64)
+        valid = (dep > 0) & (arr < n_t) & (dep > arr)
+        day_idx, ev_idx = np.nonzero(valid)
+        self.s_day, self.s_ev = day_idx, ev_idx
+        self.s_arr = np.clip(arr[day_idx, ev_idx], 0, n_t)
+        self.s_dep_true = dep[day_idx, ev_idx]
+        self.s_dep = np.clip(self.s_dep_true, 0, n_t)
+        self.s_trip = np.asarray(fleet.trip_kwh, dtype=float)[day_idx, ev_idx]
+        self.s_inside = self.s_dep_true <= n_t
+        self.order_arr = np.argsort(self.s_arr, kind="stable")
+        self.arr_bounds = np.searchsorted(self.s_arr[self.order_arr], np.arange(n_t + 1))
+        self.order_dep = np.argsort(self.s_dep, kind="stable")
+        self.dep_bounds = np.searchsorted(self.s_dep[self.order_dep], np.arange(n_t + 2))
+        self.shortfall = np.full(np.shape(fleet.arrival_h), np.nan)
+
+        # state
+        self.soc = self.target.copy()
+        self.on = np.zeros(n_ev, dtype=bool)
+        self.onf = np.zeros(n_ev)
+        self.dep = np.zeros(n_ev)  # departure step of the current session (unclipped)
+        self._need = np.empty(n_ev)
+        self._pf = np.empty(n_ev)
+        self._pm = np.empty(n_ev)
+        self._tmp = np.empty(n_ev)
+
+        # export groups (service transformers)
+        self.export_limit = export_limit
+        if context is not None and context.export_group is not None:
+            raw = context.export_group
+        else:
+            raw = np.asarray(fleet.bus)
+        self.group = (
+            np.unique(raw, return_inverse=True)[1].astype(np.int64)
+            if n_ev
+            else np.zeros(0, np.int64)
+        )
+        self.n_group = int(self.group.max(initial=-1)) + 1
+
+        # grid context
+        self.topo: _Topology | None = None
+        self.rows: np.ndarray | None = None
+        if context is not None:
+            self.topo = _Topology(context.ev_assets)
+            self.rows = _context_rows(context, sim, n_warm)
+            self.limit = context.asset_limit_kw
+        # strategy inputs set by dispatch()
+        self.off_peak: np.ndarray | None = None
+        self.event: np.ndarray | None = None
+        self.plan: np.ndarray | None = None
+        self.free: np.ndarray | None = None
+
+    # ----------------------------------------------------------------------- building blocks
+    def base(self, t: int) -> np.ndarray:
+        assert self.context is not None and self.rows is not None
+        return self.context.asset_base_kw[self.rows[t]]
+
+    def p_full(self) -> np.ndarray:
+        """Power that charges toward the target as fast as possible [kW]."""
+        need, pf = self._need, self._pf
+        np.subtract(self.target, self.soc, out=need)
+        np.multiply(need, self.inv_c, out=pf)
+        np.minimum(pf, self.charger, out=pf)
+        np.maximum(pf, 0.0, out=pf)
+        pf *= self.onf
+        return pf
+
+    def p_must(self, t: int) -> np.ndarray:
+        """Least power from which full power at every later step still meets the target.
+
+        Call after :meth:`p_full` (uses the need it computed).
+        """
+        pm = self._pm
+        np.subtract(self.dep, t + 1.0, out=pm)
+        np.maximum(pm, 0.0, out=pm)
+        pm *= self.ps
+        np.subtract(self._need, pm, out=pm)
+        pm *= self.inv_c
+        np.minimum(pm, self.charger, out=pm)
+        np.maximum(pm, 0.0, out=pm)
+        pm *= self.onf
+        return pm
+
+    def discharge_max(self, t: int, soc: np.ndarray | None = None) -> np.ndarray:
+        """Largest export [kW] that keeps the reserve and full-power recharge by departure."""
+        soc = self.soc if soc is None else soc
+        floor = np.maximum(self.reserve, self.target - np.maximum(self.dep - t - 1.0, 0) * self.ps)
+        room = np.maximum(soc - floor, 0.0)
+        return np.minimum(self.export, room * self.eta_d / self.dt) * self.onf
+
+    def clamp_export(self, p: np.ndarray) -> np.ndarray:
+        """Scale exports so that each service transformer's total stays within its limit."""
+        if not np.isfinite(self.export_limit) or self.n_ev == 0:
+            return p
+        out = np.maximum(-p, 0.0)
+        if not out.any():
+            return p
+        total = np.bincount(self.group, out, minlength=self.n_group)
+        over = total > self.export_limit
+        if not over.any():
+            return p
+        scale = np.where(over, self.export_limit / np.where(over, total, 1.0), 1.0)
+        return np.where(p < 0, p * scale[self.group], p)
+
+    # ----------------------------------------------------------------------- strategies
+    def step_unmanaged(self, t: int) -> np.ndarray:
+        return self.p_full()
+
+    def step_tou(self, t: int) -> np.ndarray:
+        assert self.off_peak is not None
+        pf = self.p_full()
+        return pf if self.off_peak[t] else self.p_must(t)
+
+    def step_v2g_event(self, t: int) -> np.ndarray:
+        assert self.event is not None
+        pf = self.p_full()
+        if not self.event[t]:
+            return pf
+        v2g = self.on & self.enrolled
+        if not v2g.any():
+            return pf
+        p_dis = self.discharge_max(t)
+        p_must = self.p_must(t)
+        p = np.where(v2g, np.where(p_dis > _TOL, -p_dis, p_must), pf)
+        return self.clamp_export(p)
+
+    # smart ------------------------------------------------------------------
+    def setup_smart(self) -> None:
+        assert self.topo is not None
+        topo = self.topo
+        leaf = topo.leaf
+        self.grouped = np.flatnonzero(leaf >= 0)
+        self.grouped_leaf = leaf[self.grouped]
+        self.free = leaf < 0
+        # planning days: sessions of fleet day d are planned at their first arrival
+        sess = np.flatnonzero(leaf[self.s_ev] >= 0)
+        self.smart_days: list[np.ndarray] = []
+        self.smart_plan_at: list[int] = []
+        if sess.size:
+            days = self.s_day[sess]
+            order = np.argsort(days, kind="stable")
+            sess, days = sess[order], days[order]
+            cuts = np.flatnonzero(np.diff(days)) + 1
+            for chunk in np.split(sess, cuts):
+                self.smart_days.append(chunk)
+                self.smart_plan_at.append(int(self.s_arr[chunk].min()))
+        span = max(
+            (
+                int(self.s_dep[c].max()) - at
+                for c, at in zip(self.smart_days, self.smart_plan_at, strict=True)
+            ),
+            default=1,
+        )
+        self.ring = max(span, 1) + 1
+        n_asset = topo.n_asset
+        self.allowed = np.zeros((self.ring, n_asset))
+        self.planned = np.zeros((self.ring, n_asset))
+        self.pred_soc = self.target.copy()
+        self.next_day = 0
+        self.group_levels = sorted({int(topo.asset_level[a]) for a in np.unique(self.grouped_leaf)})
+        self.anc = sp.csr_matrix(topo.ancestors.astype(float))
+        self.leaf_ext = np.where(leaf >= 0, leaf, n_asset)  # n_asset: share 1 (unmanaged)
+        self.share = np.ones(n_asset + 1)
+
+    def plan_smart_day(self, sess: np.ndarray, w0: int) -> None:
+        """Water-fill the energy of one fleet day's sessions into each asset's valleys."""
+        assert self.topo is not None
+        topo, dt, ring = self.topo, self.dt, self.ring
+        ev = self.s_ev[sess]
+        arr, dep = self.s_arr[sess], self.s_dep[sess]
+        g = topo.leaf[ev]
+        soc0 = np.maximum(self.pred_soc[ev] - self.s_trip[sess], 0.0)
+        need = np.maximum(self.target[ev] - soc0, 0.0)
+        deliver = np.minimum(need, (dep - arr) * self.ps[ev])
+        self.pred_soc[ev] = soc0 + deliver
+        w1 = int(dep.max())
+        width = w1 - w0
+        if width <= 0:
+            return
+        n_asset = topo.n_asset
+        cap = np.zeros((width + 1, n_asset))
+        np.add.at(cap, (arr - w0, g), self.charger[ev])
+        np.add.at(cap, (dep - w0, g), -self.charger[ev])
+        cap = np.cumsum(cap[:-1], axis=0)
+        energy = np.bincount(g, deliver / self.eta_c, minlength=n_asset)  # grid kWh
+        rows = np.arange(w0, w1) % ring
+        assert self.rows is not None and self.context is not None
+        base = self.context.asset_base_kw[self.rows[w0:w1]]
+        present = np.unique(g)
+        for lv in self.group_levels:
+            cols = present[topo.asset_level[present] == lv]
+            if not cols.size:
+                continue
+            y = base[:, cols] + self.planned[rows[:, None], cols[None, :]]
+            power = _water_fill(y, cap[:, cols], energy[cols] / dt)
+            self.allowed[rows[:, None], cols[None, :]] += power
+            self.planned[rows] += np.asarray((self.anc[cols].T @ power.T).T)
+
+    def step_smart(self, t: int) -> np.ndarray:
+        while self.next_day < len(self.smart_plan_at) and self.smart_plan_at[self.next_day] <= t:
+            self.plan_smart_day(self.smart_days[self.next_day], t)
+            self.next_day += 1
+        assert self.topo is not None
+        pf = self.p_full()
+        pm = self.p_must(t)
+        r = t % self.ring
+        allowed = self.allowed[r]
+        n_asset = self.topo.n_asset
+        want = np.bincount(self.leaf_ext, pf, minlength=n_asset + 1)[:n_asset]
+        share = self.share
+        share[:n_asset] = 0.0
+        np.divide(allowed, want, out=share[:n_asset], where=want > _TOL)
+        np.minimum(share, 1.0, out=share)
+        p = pf * share[self.leaf_ext]
+        np.maximum(p, pm, out=p)
+        self.allowed[r] = 0.0
+        self.planned[r] = 0.0
+        return p
+
+    # v2g_peak_shave ------------------------------------------------------------
+    def setup_peak_shave(self) -> None:
+        assert self.topo is not None and self.context is not None
+        below = self.context.ev_assets.any(axis=1)
+        self.shave_ix = np.flatnonzero(self.enrolled & below)
+        self.shave_levels = self.topo.levels_for(self.shave_ix)
+        self.a_s = self.topo.a_t[:, self.shave_ix].tocsr()
+        self.soc_un = self.soc.copy()
+        self.running_max = np.full(self.topo.n_asset, -np.inf)
+
+    def step_peak_shave(self, t: int) -> np.ndarray:
+        assert self.topo is not None
+        topo, dt, ix, a_s = self.topo, self.dt, self.shave_ix, self.a_s
+        levels, n_asset = self.shave_levels, topo.n_asset
+        pf = self.p_full()
+        p = pf.copy()
+        if not ix.size:
+            return p
+        pm = self.p_must(t)
+        pf_s, pm_s, on_s = pf[ix], pm[ix], self.onf[ix]
+        soc_s, un_s = self.soc[ix], self.soc_un[ix]
+        # shadow unmanaged power of the shavers
+        p_un_s = np.minimum(
+            np.maximum((self.target[ix] - un_s) * self.inv_c, 0.0), self.charger[ix]
+        )
+        p_un_s *= on_s
+        p[ix] = p_un_s
+        base = self.base(t)
+        load_un = base + topo.a_t @ p
+        if t >= self.n_warm:
+            np.maximum(self.running_max, load_un, out=self.running_max)
+        behind = un_s - soc_s > 1e-7
+        p_s = np.minimum(p_un_s, pf_s)
+        load = load_un + a_s @ (p_s - p_un_s) if behind.any() else load_un
+        excess = load - self.limit
+        relieved = np.zeros(ix.size, dtype=bool)
+        if (excess > 1e-9).any() and on_s.any():
+            floor = np.maximum(
+                self.reserve[ix],
+                self.target[ix] - np.maximum(self.dep[ix] - t - 1.0, 0.0) * self.ps[ix],
+            )
+            dis = np.minimum(self.export[ix], np.maximum(soc_s - floor, 0.0) * self.eta_d / dt)
+            dis = np.where(pm_s > 0, 0.0, dis * on_s)
+            curtail = np.maximum(p_s - pm_s, 0.0)
+            d1 = _relieve(levels, n_asset, np.maximum(excess, 0.0), curtail)
+            excess2 = excess - a_s @ d1
+            if (excess2 > 1e-9).any():
+                d2 = _relieve(levels, n_asset, np.maximum(excess2, 0.0), dis)
+                d1 = d1 + d2
+            p_s = p_s - d1
+            relieved = d1 > 1e-12
+        p[ix] = p_s
+        if (p_s < 0).any():
+            p = self.clamp_export(p)
+            p_s = p[ix]
+        forced = pm_s > p_s + 1e-12
+        if behind.any() or forced.any():
+            cap = self.limit if t < self.n_warm else np.minimum(self.limit, self.running_max)
+            head = np.maximum(cap - (base + topo.a_t @ p), 0.0)
+            if forced.any():
+                x1 = _fit(levels, n_asset, np.where(forced, pm_s - p_s, 0.0), head)
+                p_s = p_s + x1
+                head = head - a_s @ x1
+            deficit = np.maximum(un_s - soc_s, 0.0)
+            catch = np.minimum(pf_s, p_un_s + deficit * self.inv_c)
+            want = np.where(behind & ~relieved, np.maximum(catch - p_s, 0.0), 0.0)
+            if want.any():
+                p_s = p_s + _fit(levels, n_asset, want, head)
+            p[ix] = p_s
+        self.soc_un[ix] = un_s + p_un_s * self.eta_c * dt
+        return p
+
+    # v2g_optimal -------------------------------------------------------------
+    def plan_optimal(self, objective: str, max_vars: int) -> None:
+        """Solve the per-asset, per-day linear programs; store the plan (time, ev)."""
+        assert self.topo is not None and self.context is not None and self.rows is not None
+        topo = self.topo
+        leaf = topo.leaf
+        self.free = leaf < 0
+        n_t, n_ev = self.n_t, self.n_ev
+        self.plan = np.zeros((n_t, n_ev))
+        sess = np.flatnonzero(leaf[self.s_ev] >= 0)
+        if not sess.size:
+            return
+        g = leaf[self.s_ev[sess]]
+        length = self.s_dep[sess] - self.s_arr[sess]
+        per_step = np.where(self.enrolled[self.s_ev[sess]], 3, 2)
+        key = self.s_day[sess] * topo.n_asset + g
+        uniq, inv = np.unique(key, return_inverse=True)
+        n_vars = np.bincount(inv, per_step * length) + 1
+        if objective == "overload":
+            lo = np.full(uniq.size, n_t)
+            hi = np.zeros(uniq.size, dtype=np.int64)
+            np.minimum.at(lo, inv, self.s_arr[sess])
+            np.maximum.at(hi, inv, self.s_dep[sess])
+            n_vars = n_vars + (hi - lo)
+        worst = int(np.argmax(n_vars))
+        if n_vars[worst] > max_vars:
+            day = int(uniq[worst] // topo.n_asset)
+            name = self.context.asset_ids[int(uniq[worst] % topo.n_asset)]
+            raise ConfigError(
+                f"v2g_optimal: the linear program of asset '{name}' on "
+                f"{self.fleet.days[day]:%Y-%m-%d} has {int(n_vars[worst]):,} variables (limit "
+                f"max_lp_variables={max_vars:,}); use a heuristic strategy, a shorter period or "
+                "a smaller feeder, or raise the limit",
+                field="max_lp_variables",
+            )
+        fixed_asset = np.zeros((n_t, topo.n_asset))
+        fixed_export = np.zeros((n_t, max(self.n_group, 1)))
+        pred_soc = self.target.copy()
+        days = self.s_day[sess]
+        order = np.lexsort((g, topo.asset_level[g], days))
+        sess, g, days = sess[order], g[order], days[order]
+        bounds = np.flatnonzero(np.diff(days * topo.n_asset + g)) + 1
+        for chunk in np.split(np.arange(sess.size), bounds):
+            s = sess[chunk]
+            asset = int(g[chunk[0]])
+            ev = self.s_ev[s]
+            soc0 = np.maximum(pred_soc[ev] - self.s_trip[s], 0.0)
+            power, soc_end = self._solve_lp(s, soc0, asset, objective, fixed_asset, fixed_export)
+            pred_soc[ev] = soc_end
+            for j, (a, b) in enumerate(zip(self.s_arr[s], self.s_dep[s], strict=True)):
+                self.plan[a:b, ev[j]] = power[j]
+                fixed_asset[a:b] += np.outer(power[j], topo.ancestors[asset])
+                if np.isfinite(self.export_limit):
+                    fixed_export[a:b, self.group[ev[j]]] += np.maximum(-power[j], 0.0)
+
+    def _solve_lp(
+        self,
+        s: np.ndarray,
+        soc0: np.ndarray,
+        asset: int,
+        objective: str,
+        fixed_asset: np.ndarray,
+        fixed_export: np.ndarray,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """One asset-day program; returns each session's power and its end state of charge."""
+        from scipy.optimize import linprog
+
+        assert self.context is not None and self.rows is not None
+        dt, eta_c, eta_d = self.dt, self.eta_c, self.eta_d
+        ev = self.s_ev[s]
+        a, b = self.s_arr[s], self.s_dep[s]
+        length = b - a
+        w0, w1 = int(a.min()), int(b.max())
+        width = w1 - w0
+        can_dis = self.enrolled[ev] & (soc0 >= self.reserve[ev] - 1e-9)
+        # terminal requirement: target by departure, or the laxity floor at the period end
+        beyond = np.maximum(self.s_dep_true[s] - b, 0)
+        required = np.maximum(self.target[ev] - beyond * self.ps[ev], 0.0)
+        required = np.minimum(required, soc0 + length * self.ps[ev])
+        required = np.minimum(required, self.battery[ev])
+        n_c = length
+        n_d = np.where(can_dis, length, 0)
+        off_c = np.concatenate([[0], np.cumsum(n_c + n_d + length)[:-1]])
+        off_d = off_c + n_c
+        off_s = off_d + n_d
+        n_x = int((n_c + n_d + length).sum())
+        iz = n_x
+        n_var = n_x + 1 + (width if objective == "overload" else 0)
+        lb = np.zeros(n_var)
+        ub = np.full(n_var, np.inf)
+        eq_r: list[np.ndarray] = []
+        eq_c: list[np.ndarray] = []
+        eq_v: list[np.ndarray] = []
+        ub_r: list[np.ndarray] = []
+        ub_c: list[np.ndarray] = []
+        ub_v: list[np.ndarray] = []
+        b_eq = np.zeros(int(length.sum()))
+        row0 = 0
+        export_rows: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for j in range(s.size):
+            k = np.arange(length[j])
+            ic, isoc = off_c[j] + k, off_s[j] + k
+            e = ev[j]
+            ub[ic] = self.charger[e]
+            lb[isoc] = self.reserve[e] if can_dis[j] else 0.0
+            ub[isoc] = self.battery[e]
+            lb[isoc[-1]] = max(lb[isoc[-1]], required[j])
+            rows = row0 + k
+            eq_r += [rows, rows, rows[1:]]
+            eq_c += [isoc, ic, isoc[:-1]]
+            eq_v += [np.ones(k.size), np.full(k.size, -eta_c * dt), -np.ones(k.size - 1)]
+            t_rel = a[j] - w0 + k
+            ub_r += [t_rel]
+            ub_c += [ic]
+            ub_v += [np.ones(k.size)]
+            if can_dis[j]:
+                idis = off_d[j] + k
+                ub[idis] = self.export[e]
+                eq_r += [rows]
+                eq_c += [idis]
+                eq_v += [np.full(k.size, dt / eta_d)]
+                ub_r += [t_rel]
+                ub_c += [idis]
+                ub_v += [-np.ones(k.size)]
+                export_rows.setdefault(int(self.group[e]), []).append((t_rel, idis))
+            b_eq[row0] = soc0[j]
+            row0 += k.size
+        steps = np.arange(width)
+        y = self.context.asset_base_kw[self.rows[w0:w1], asset] + fixed_asset[w0:w1, asset]
+        limit = float(self.limit[asset])
+        if objective == "peak":
+            lb[iz], ub[iz] = -np.inf, np.inf
+            ub_r += [steps]
+            ub_c += [np.full(width, iz)]
+            ub_v += [-np.ones(width)]
+            b_ub = -y
+        else:
+            lb[iz] = ub[iz] = 0.0
+            io = n_x + 1 + steps
+            ub_r += [steps]
+            ub_c += [io]
+            ub_v += [-np.ones(width)]
+            b_ub = limit - y
+        n_ub = width
+        b_extra: list[np.ndarray] = []
+        if np.isfinite(self.export_limit):
+            for grp, parts in export_rows.items():
+                t_rel = np.concatenate([p[0] for p in parts])
+                cols = np.concatenate([p[1] for p in parts])
+                ub_r += [n_ub + t_rel]
+                ub_c += [cols]
+                ub_v += [np.ones(cols.size)]
+                b_extra.append(np.maximum(self.export_limit - fixed_export[w0:w1, grp], 0.0))
+                n_ub += width
+        a_eq = sp.csr_matrix(
+            (np.concatenate(eq_v), (np.concatenate(eq_r), np.concatenate(eq_c))),
+            shape=(b_eq.size, n_var),
+        )
+        a_ub = sp.csr_matrix(
+            (np.concatenate(ub_v), (np.concatenate(ub_r), np.concatenate(ub_c))),
+            shape=(n_ub, n_var),
+        )
+        b_ub_all = np.concatenate([b_ub, *b_extra])
+        cost = np.zeros(n_var)
+        if objective == "peak":
+            cost[iz] = 1.0
+        else:
+            cost[n_x + 1 :] = dt
+        bounds = np.column_stack([lb, ub])
+        res = linprog(cost, A_ub=a_ub, b_ub=b_ub_all, A_eq=a_eq, b_eq=b_eq, bounds=bounds)
+        if res.status != 0:
+            raise GridplanError(f"v2g_optimal: HiGHS failed on asset {asset}: {res.message}")
+        best = float(res.fun)
+        # second solve: keep the optimum, minimize throughput (no needless cycling)
+        slack = 1e-7 * max(1.0, abs(best))
+        cost2 = np.zeros(n_var)
+        throughput = np.concatenate([off_c[j] + np.arange(n_c[j] + n_d[j]) for j in range(s.size)])
+        cost2[throughput] = dt
+        if objective == "peak":
+            bounds[iz, 1] = best + slack
+            res2 = linprog(cost2, A_ub=a_ub, b_ub=b_ub_all, A_eq=a_eq, b_eq=b_eq, bounds=bounds)
+        else:
+            a_ub2 = sp.vstack([a_ub, sp.csr_matrix(cost.reshape(1, -1))]).tocsr()
+            b_ub2 = np.concatenate([b_ub_all, [best + slack]])
+            res2 = linprog(cost2, A_ub=a_ub2, b_ub=b_ub2, A_eq=a_eq, b_eq=b_eq, bounds=bounds)
+        x = res2.x if res2.status == 0 else res.x
+        power = []
+        soc_end = np.empty(s.size)
+        for j in range(s.size):
+            c = x[off_c[j] : off_c[j] + n_c[j]]
+            d = x[off_d[j] : off_d[j] + n_d[j]] if n_d[j] else 0.0
+            power.append(np.asarray(c - d, dtype=float))
+            soc_end[j] = x[off_s[j] + length[j] - 1]
+        return power, soc_end
+
+    def step_optimal(self, t: int) -> np.ndarray:
+        assert self.plan is not None and self.free is not None
+        pf = self.p_full()
+        p = np.where(self.free, pf, self.plan[t])
+        up = np.minimum(self.charger, (self.battery - self.soc) * self.inv_c)
+        down = np.minimum(
+            self.export, np.maximum(self.soc - self.reserve, 0.0) * self.eta_d / self.dt
+        )
+        p = np.clip(p, -down, np.maximum(up, 0.0)) * self.onf
+        # guard against solver round-off at departure
+        p = np.where(p >= 0, np.maximum(p, self.p_must(t)), p)
+        return self.clamp_export(p)
+
+    # ----------------------------------------------------------------------- the loop
+    def run(self, period: pd.DatetimeIndex) -> DispatchResult:
+        n_t, n_ev, n_warm, dt = self.n_t, self.n_ev, self.n_warm, self.dt
+        strategy = self.strategy
+        step_fn = {
+            Strategy.UNMANAGED: self.step_unmanaged,
+            Strategy.TOU: self.step_tou,
+            Strategy.SMART: self.step_smart,
+            Strategy.V2G_PEAK_SHAVE: self.step_peak_shave,
+            Strategy.V2G_EVENT: self.step_v2g_event,
+            Strategy.V2G_OPTIMAL: self.step_optimal,
+        }[strategy]
+        if strategy is Strategy.SMART:
+            self.setup_smart()
+        elif strategy is Strategy.V2G_PEAK_SHAVE:
+            self.setup_peak_shave()
+        n_out = n_t - n_warm
+        dtype = self.dtype
+        power_out = np.empty((n_out, n_ev), dtype) if self.keep else None
+        soc_out = np.empty((n_out, n_ev), dtype) if self.keep else None
+        plugged_out = np.empty((n_out, n_ev), bool) if self.keep else None
+        by_load = np.zeros((n_out, self.n_loads), dtype)
+        load_pos = np.asarray(self.fleet.load_pos, dtype=np.int64)
+        n_loads = self.n_loads
+        asset_load = None
+        a_t = self.topo.a_t if self.topo is not None else None
+        if self.context is not None:
+            asset_load = np.empty((n_out, self.context.n_asset), dtype)
+            base_kw, base_rows = self.context.asset_base_kw, self.rows
+        charge = np.zeros(n_ev)
+        export = np.zeros(n_ev)
+        exports = strategy.exports
+        eta_c_dt, dt_eta_d = self.eta_c * dt, dt / self.eta_d
+        soc, tmp = self.soc, self._tmp
+        pos_part = np.empty(n_ev)
+        s_ev, s_trip = self.s_ev, self.s_trip
+        order_arr, arr_bounds = self.order_arr, self.arr_bounds
+        order_dep, dep_bounds = self.order_dep, self.dep_bounds
+        shadow = strategy is Strategy.V2G_PEAK_SHAVE
+
+        for t in range(n_t):
+            lo, hi = arr_bounds[t], arr_bounds[t + 1]
+            if hi > lo:
+                idx = order_arr[lo:hi]
+                e = s_ev[idx]
+                soc[e] = np.maximum(soc[e] - s_trip[idx], 0.0)
+                if shadow:
+                    self.soc_un[e] = np.maximum(self.soc_un[e] - s_trip[idx], 0.0)
+                self.on[e] = True
+                self.onf[e] = 1.0
+                self.dep[e] = self.s_dep_true[idx]
+            p = step_fn(t)
+            if exports and p.min(initial=0.0) < 0:
+                np.maximum(p, 0.0, out=pos_part)
+                np.multiply(pos_part, eta_c_dt, out=tmp)
+                soc += tmp
+                np.minimum(p, 0.0, out=tmp)
+                if t >= n_warm:
+                    charge += pos_part
+                    export -= tmp
+                tmp *= dt_eta_d
+                soc += tmp
+            else:
+                np.multiply(p, eta_c_dt, out=tmp)
+                soc += tmp
+                if t >= n_warm:
+                    charge += p
+            if t >= n_warm:
+                k = t - n_warm
+                if n_ev:
+                    by_load[k] = np.bincount(load_pos, p, minlength=n_loads)
+                if asset_load is not None and a_t is not None:
+                    assert base_rows is not None
+                    asset_load[k] = base_kw[base_rows[t]] + a_t @ p
+                if self.keep:
+                    assert power_out is not None and soc_out is not None
+                    assert plugged_out is not None
+                    power_out[k] = p
+                    soc_out[k] = soc
+                    plugged_out[k] = self.on
+            lo, hi = dep_bounds[t + 1], dep_bounds[t + 2]
+            if hi > lo:
+                idx = order_dep[lo:hi]
+                e = s_ev[idx]
+                inside = self.s_inside[idx]
+                self.shortfall[self.s_day[idx[inside]], e[inside]] = np.maximum(
+                    self.target[e[inside]] - soc[e[inside]], 0.0
+                )
+                self.on[e] = False
+                self.onf[e] = 0.0
+        charge *= dt
+        export *= dt
+        ctx = self.context
+        return DispatchResult(
+            time_index=period,
+            step_h=dt,
+            strategy=strategy,
+            departure_shortfall_kwh=self.shortfall,
+            ev_charge_kwh=charge,
+            ev_export_kwh=export,
+            battery_kwh=self.battery,
+            charge_efficiency=self.eta_c,
+            discharge_efficiency=self.eta_d,
+            power_by_load_kw=by_load,
+            asset_ids=ctx.asset_ids if ctx is not None else (),
+            asset_load_kw=asset_load,
+            asset_limit_kw=ctx.asset_limit_kw if ctx is not None else None,
+            ev_assets=ctx.ev_assets if ctx is not None else None,
+            ev_power_kw=power_out,
+            ev_soc_kwh=soc_out,
+            ev_plugged=plugged_out,
+        )
+
+
+def _water_fill(y: np.ndarray, cap: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Fill ``energy`` (power x steps) into the valleys of ``y`` under per-step caps.
+
+    For each column, find the level ``L`` with ``sum_t min(max(L - y_t, 0), cap_t) = energy``
+    (or the most the caps allow) and return ``min(max(L - y, 0), cap)``, the shape of ``y``
+    (time, column). Exact: the fill is piecewise linear in ``L`` between sorted breakpoints.
+    """
+    width, n = y.shape
+    if width == 0 or n == 0:
+        return np.zeros_like(y)
+    cap_t = np.ascontiguousarray(np.maximum(cap, 0.0).T)  # (column, time)
+    active = cap_t > 0
+    yy = np.where(active, y.T, np.inf)
+    # breakpoints: slope +1 at y_t, -1 at y_t + cap_t
+    pts = np.concatenate([yy, yy + cap_t], axis=1)
+    slope = np.concatenate([active, active], axis=1).astype(float)
+    slope[:, width:] *= -1.0
+    order = np.argsort(pts, axis=1)
+    pts = np.take_along_axis(pts, order, axis=1)
+    slope = np.take_along_axis(slope, order, axis=1)
+    finite = np.isfinite(pts)
+    pts_f = np.where(finite, pts, 0.0)
+    run = np.cumsum(slope, axis=1)  # slope right of each breakpoint
+    gaps = np.where(finite[:, 1:], np.diff(pts_f, axis=1), 0.0)
+    filled = np.zeros_like(pts_f)  # fill at each breakpoint
+    np.cumsum(run[:, :-1] * gaps, axis=1, out=filled[:, 1:])
+    rows = np.arange(n)
+    total = filled[rows, np.maximum(finite.sum(axis=1) - 1, 0)]
+    want = np.minimum(np.maximum(energy, 0.0), total)
+    k = np.sum((filled < want[:, None]) & finite, axis=1)  # first breakpoint reaching want
+    k = np.clip(k, 1, 2 * width - 1)
+    f_prev, p_prev, s_prev = filled[rows, k - 1], pts_f[rows, k - 1], run[rows, k - 1]
+    step = np.divide(want - f_prev, s_prev, out=np.zeros(n), where=s_prev > 0)
+    level = np.where(want > 0, p_prev + step, -np.inf)
+    out = np.minimum(np.maximum(level[:, None] - yy, 0.0), cap_t)
+    return np.ascontiguousarray(out.T)

@@ -305,5 +305,4 @@ def test_valuation_end_to_end(tmp_path):
     slope_low = (row.result_base - row.result_low) / (1 - row.low_value)
     slope_high = (row.result_high - row.result_base) / (row.high_value - 1)
     assert slope_low == pytest.approx(slope_high, rel=1e-9, abs=1e-6)
-    # a higher discount rate never raises a positive deferral value's ratepayer net here
     assert set(tornado.columns) >= {"result_low", "result_base", "result_high", "swing"}
