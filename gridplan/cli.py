@@ -61,11 +61,14 @@ def study_cmd(
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", "-o", help="Parent folder of the results.")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing study's results.")
+    ] = False,
 ) -> None:
     """Run one feeder study and print where its results went."""
     from gridplan.study import run
 
-    result = run(config, output_dir=output_dir, progress=sys.stderr.isatty())
+    result = run(config, output_dir=output_dir, progress=sys.stderr.isatty(), overwrite=overwrite)
     s = result.summary
     c = s["critical_asset"]
     h = s["horizon"]

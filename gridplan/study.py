@@ -505,6 +505,7 @@ def run(
     output_dir: str | Path | None = None,
     write: bool = True,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> StudyResult:
     """Run one feeder study over its planning horizon and Monte Carlo draws.
 
@@ -519,6 +520,9 @@ def run(
         Write the output files (default) or only return the result.
     progress
         Show a progress bar over (year, draw) units.
+    overwrite
+        Replace the files of an existing output folder; without it, an existing non-empty
+        folder is an error (raised before any computation).
 
     Returns
     -------
@@ -530,6 +534,14 @@ def run(
     if not isinstance(config, StudyConfig):
         path = Path(config)
         config = load_study_config(path)
+    out_dir = Path(output_dir if output_dir is not None else config.output_dir) / config.name
+    if write and not overwrite and out_dir.exists() and any(out_dir.iterdir()):
+        raise ConfigError(
+            f"output folder {out_dir} already holds results; use --overwrite (Python: "
+            "overwrite=True) to replace them or choose another study name or --output-dir",
+            file=path,
+            field="name",
+        )
     feeder = load_feeder(_feeder_ref(config, path))
     steps = period_slice(feeder, config.period, path)
     time_index = feeder.time_index[steps]
@@ -587,7 +599,6 @@ def run(
     )
     if not write:
         return result
-    out_dir = Path(output_dir if output_dir is not None else config.output_dir) / config.name
     files = write_outputs(result, out_dir)
     return StudyResult(**{**result.__dict__, "output_path": out_dir, "files": files})
 

@@ -86,3 +86,19 @@ def test_feeders_command(capsys):
     assert {"lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"} <= names
     us = next(line for line in lines if line.startswith("us-residential")).split()
     assert us[1:5] == ["53", "264", "25", "264"]  # buses, loads, assets, households
+
+
+def test_existing_results_need_overwrite(tmp_path, capsys):
+    study = tmp_path / "s.toml"
+    study.write_text(
+        'name = "again"\nfeeder = "us-residential"\n[period]\nkind = "range"\n'
+        'start = "2016-07-01"\nend = "2016-07-02"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    assert main(["study", str(study), "-o", str(out)]) == 0
+    before = (out / "again" / "summary.json").stat().st_mtime_ns
+    assert main(["study", str(study), "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "again" / "summary.json").stat().st_mtime_ns == before
+    assert main(["study", str(study), "-o", str(out), "--overwrite"]) == 0
