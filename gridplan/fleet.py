@@ -52,35 +52,86 @@ def as_generator(rng: RNGLike) -> np.random.Generator:
 
 
 # --------------------------------------------------------------------------- catalogs
-@lru_cache(maxsize=4)
+#: Allowed ranges of catalog columns: (lowest, highest, lowest is exclusive).
+CATALOG_BOUNDS = {
+    "battery_kwh": (0.0, 1000.0, True),
+    "efficiency_kwh_per_mi": (0.0, 5.0, True),
+    "max_ac_charge_kw": (0.0, 500.0, True),
+    "v2g_export_kw": (0.0, 500.0, False),
+    "power_kw": (0.0, 1000.0, True),
+    "export_kw": (0.0, 1000.0, False),
+}
+
+
 def _read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame:
     file = Path(path)
+    if not file.is_file():
+        raise ConfigError("catalog file not found (expected a CSV)", file=file)
+    return _read_catalog_cached(str(file.resolve()), file.stat().st_mtime_ns, key, required)
+
+
+@lru_cache(maxsize=8)
+def _read_catalog_cached(
+    path: str, _mtime: int, key: str, required: tuple[str, ...]
+) -> pd.DataFrame:
+    file = Path(path)
     try:
-        frame = pd.read_csv(file, encoding="utf-8")
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        frame = pd.read_csv(file, encoding="utf-8", dtype={key: str})
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text (expected a UTF-8 CSV)", file=file) from None
+    except pd.errors.EmptyDataError:
+        raise ConfigError("file is empty (expected a CSV with a header row)", file=file) from None
+    except (OSError, pd.errors.ParserError) as exc:
         raise ConfigError(f"cannot read catalog: {exc}", file=file) from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ConfigError(
             f"missing column (expected {', '.join(required)})", file=file, field=missing[0]
         )
-    if frame[key].duplicated().any():
-        dup = frame[key][frame[key].duplicated()].iloc[0]
-        raise ConfigError(f"duplicate id '{dup}'", file=file, field=key)
-    for col in required:
-        if col in (key, "description", "source", "bidirectional_charger", "level"):
+    unknown = [c for c in frame.columns if c not in required]
+    if unknown:
+        raise ConfigError(
+            f"unknown column (expected {', '.join(required)})", file=file, field=str(unknown[0])
+        )
+    if frame.empty:
+        raise ConfigError("catalog has no rows", file=file)
+    ids = frame[key].astype(str).str.strip()
+    if (frame[key].isna() | (ids == "")).any():
+        row = int(np.flatnonzero(frame[key].isna() | (ids == ""))[0]) + 2
+        raise ConfigError(f"row {row}: empty id", file=file, field=key)
+    if ids.duplicated().any():
+        raise ConfigError(f"duplicate id '{ids[ids.duplicated()].iloc[0]}'", file=file, field=key)
+    frame[key] = ids
+    for col, (low, high, open_low) in CATALOG_BOUNDS.items():
+        if col not in frame.columns:
             continue
-        values = pd.to_numeric(frame[col], errors="coerce")
-        if col == "bidirectional":
-            continue
-        bad = ~np.isfinite(values) | (values < 0)
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        too_low = values <= low if open_low else values < low
+        bad = ~np.isfinite(values) | too_low | (values > high)
         if bad.any():
-            row = int(np.flatnonzero(bad)[0]) + 2
+            row = int(np.flatnonzero(bad)[0])
+            bracket = "(" if open_low else "["
             raise ConfigError(
-                f"row {row}: expected a finite number >= 0 (got {frame[col].iloc[row - 2]!r})",
+                f"row {row + 2}: expected a number in {bracket}{low:g}, {high:g}] "
+                f"(got {frame[col].iloc[row]!r})",
                 file=file,
                 field=col,
             )
+        frame[col] = values
+    if "bidirectional" in frame.columns:
+        flags = frame["bidirectional"].astype(str).str.strip().str.lower()
+        bad = ~flags.isin(["true", "false"])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ConfigError(
+                f"row {row + 2}: expected true or false (got {frame['bidirectional'].iloc[row]!r})",
+                file=file,
+                field="bidirectional",
+            )
+    no_source = frame["source"].isna() | (frame["source"].astype(str).str.strip() == "")
+    if no_source.any():
+        row = int(np.flatnonzero(no_source)[0]) + 2
+        raise ConfigError(f"row {row}: every row needs a source", file=file, field="source")
     return frame.set_index(key)
 
 
@@ -271,6 +322,8 @@ class FleetScenario(StrictModel):
     evs_per_household: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False)
     adoption: AdoptionSpec | None = None
     zones: str | None = None  # GeoJSON path (relative to the study file)
+    vehicle_catalog: str | None = None  # CSV replacing the packaged vehicle catalog
+    charger_catalog: str | None = None  # CSV replacing the packaged charger catalog
     vehicle_mix: dict[str, Share] = Field(default_factory=lambda: dict(DEFAULT_VEHICLE_MIX))
     charger_mix: dict[str, Share] = Field(default_factory=lambda: dict(DEFAULT_CHARGER_MIX))
     v2g_capable_share: Share | None = None
@@ -311,7 +364,24 @@ class FleetScenario(StrictModel):
             )
         if self.evs_per_household is not None and self.adoption is not None:
             raise ValueError("give either 'evs_per_household' or 'adoption', not both")
-        vehicles, chargers = vehicle_catalog(), charger_catalog()
+        if self.vehicle_catalog is None and self.charger_catalog is None:
+            self.check_catalogs()  # custom catalogs: checked once their paths are resolved
+        return self
+
+    def catalogs(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The vehicle and charger catalogs of this scenario (packaged or custom)."""
+        return vehicle_catalog(self.vehicle_catalog), charger_catalog(self.charger_catalog)
+
+    def check_catalogs(self) -> None:
+        """Check the mixes against the catalogs.
+
+        Raises
+        ------
+        ValueError
+            Unknown vehicle or charger (with a "did you mean"), a V2G model without a
+            bidirectional charger, or a capable share the mix cannot meet.
+        """
+        vehicles, chargers = self.catalogs()
         for name in self.vehicle_mix:
             if name not in vehicles.index:
                 raise ValueError(_unknown("vehicle", name, list(vehicles.index)))
@@ -325,7 +395,14 @@ class FleetScenario(StrictModel):
                 raise ValueError("v2g_capable_share > 0 but the vehicle mix has no V2G model")
             if self.v2g_capable_share < 1 and mix[~capable.to_numpy()].sum() <= 0:
                 raise ValueError("v2g_capable_share < 1 but the vehicle mix has only V2G models")
-        return self
+        for name in self.vehicle_mix:
+            if vehicles.v2g_export_kw.at[name] > 0:
+                bidi = vehicles.bidirectional_charger.at[name]
+                if not isinstance(bidi, str) or bidi not in chargers.index:
+                    raise ValueError(
+                        f"V2G model '{name}' names bidirectional charger {bidi!r}, which is not "
+                        "in the charger catalog"
+                    )
 
     def behaviour(self, weekend: bool) -> DayBehaviour:
         """Weekday or weekend behaviour with the uniform overrides applied."""
@@ -592,7 +669,7 @@ def sample_fleet(
     n_ev = load_pos.size
     bus = feeder.load_bus[load_pos] if n_ev else np.zeros(0, dtype=int)
 
-    vehicles, chargers = vehicle_catalog(), charger_catalog()
+    vehicles, chargers = scenario.catalogs()
     names = list(scenario.vehicle_mix)
     shares = np.array([scenario.vehicle_mix[v] for v in names])
     v2g_model = vehicles.v2g_export_kw.reindex(names).to_numpy() > 0

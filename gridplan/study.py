@@ -292,15 +292,24 @@ def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study TOML; the feeder name is checked too (not yet built)."""
     path = Path(path)
     config = validate(StudyConfig, read_toml(path), file=path)
-    if config.fleet.zones:
-        zones = Path(config.fleet.zones)
-        if not zones.is_absolute():
-            zones = path.parent / zones
+    # Files named by the fleet section are relative to the study file; check them now.
+    update = {}
+    for name in ("zones", "vehicle_catalog", "charger_catalog"):
+        value = getattr(config.fleet, name)
+        if value:
+            file = Path(value)
+            update[name] = str(file if file.is_absolute() else path.parent / file)
+    if update:
+        fleet = config.fleet.model_copy(update=update)
         try:
-            read_zones(zones)
+            if fleet.zones:
+                read_zones(fleet.zones)
+            fleet.catalogs()
+            fleet.check_catalogs()
         except ConfigError as exc:
-            raise ConfigError(exc.reason, file=exc.file, field=exc.field or "fleet.zones") from None
-        fleet = config.fleet.model_copy(update={"zones": str(zones)})
+            raise ConfigError(exc.reason, file=exc.file, field=exc.field or "fleet") from None
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=path, field="fleet.vehicle_mix") from None
         config = config.model_copy(update={"fleet": fleet})
     feeder = _feeder_ref(config, path)
     try:
