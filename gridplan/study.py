@@ -624,6 +624,8 @@ class _Context:
     cases: dict[str, str | None]
     downstream: dict[str, np.ndarray]
     zones: Any
+    # The no-EV case depends on the year only: solved once per year, reused by every draw.
+    base_cache: dict[int, Any] = field(default_factory=dict)
 
 
 def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict[str, Any]:
@@ -652,42 +654,49 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
     dispatched: dict[str, DispatchResult] = {}
     loading_detail, conv_detail, vm_detail = {}, {}, {}
     for case, strategy in ctx.cases.items():
-        if strategy is None:
-            ev = np.zeros_like(base_p)
-            export = charge = 0.0
+        if strategy is None and year in ctx.base_cache:
+            record, loading, converged, vm_min = ctx.base_cache[year]
         else:
-            result = dispatch(
-                fleet,
-                ctx.time_index,
-                strategy,
-                window_start_h=spec.window_start_h,
-                window_end_h=spec.window_end_h,
-                event_months=tuple(spec.event_months),
-            )
-            dispatched[case] = result
-            ev = load_power_kw(result.power_kw, fleet, n_loads)
-            export, charge = float(result.export_kwh.sum()), float(result.charge_kwh.sum())
-        flow = solve_timeseries(ctx.compiled, base_p + ev, load_q_kvar=base_q, sgen_p_kw=sgen_p)
-        loading = asset_loading_pct(feeder, flow)
-        vm = flow.vm_pu[:, service]
-        with np.errstate(all="ignore"):
-            vm_min = np.nanmin(np.where(np.isfinite(vm), vm, np.inf), axis=1)
-            vm_max = np.nanmax(np.where(np.isfinite(vm), vm, -np.inf), axis=1)
-        out_band = (vm_min < crit.vm_min_pu) | (vm_max > crit.vm_max_pu)
-        metrics = asset_metrics(feeder, loading, ctx.time_index, step_h)
-        record = {
-            "peak": metrics.peak_loading_pct.to_numpy(),
-            "hours": metrics.hours_over_limit.to_numpy(),
-            "energy": metrics.overload_energy_kvah.to_numpy(),
-            "need": need_flags(loading, limit, allowed, step_h),
-            "vm_min": float(np.min(vm_min, initial=np.inf)),
-            "vm_max": float(np.max(vm_max, initial=-np.inf)),
-            "v_hours": float(out_band.sum() * step_h),
-            "non_converged": int((~np.asarray(flow.converged)).sum()),
-            "export": export,
-            "charge": charge,
-        }
-        record["v_need"] = record["v_hours"] > crit.allowed_hours_voltage + 1e-9
+            if strategy is None:
+                ev = np.zeros_like(base_p)
+                export = charge = 0.0
+            else:
+                result = dispatch(
+                    fleet,
+                    ctx.time_index,
+                    strategy,
+                    window_start_h=spec.window_start_h,
+                    window_end_h=spec.window_end_h,
+                    event_months=tuple(spec.event_months),
+                )
+                dispatched[case] = result
+                ev = load_power_kw(result.power_kw, fleet, n_loads)
+                export, charge = float(result.export_kwh.sum()), float(result.charge_kwh.sum())
+            flow = solve_timeseries(ctx.compiled, base_p + ev, load_q_kvar=base_q, sgen_p_kw=sgen_p)
+            loading = asset_loading_pct(feeder, flow)
+            converged = np.asarray(flow.converged, dtype=bool)
+            vm = flow.vm_pu[:, service]
+            with np.errstate(all="ignore"):
+                vm_min = np.nanmin(np.where(np.isfinite(vm), vm, np.inf), axis=1)
+                vm_max = np.nanmax(np.where(np.isfinite(vm), vm, -np.inf), axis=1)
+            out_band = (vm_min < crit.vm_min_pu) | (vm_max > crit.vm_max_pu)
+            metrics = asset_metrics(feeder, loading, ctx.time_index, step_h)
+            record = {
+                "peak": metrics.peak_loading_pct.to_numpy(),
+                "hours": metrics.hours_over_limit.to_numpy(),
+                "energy": metrics.overload_energy_kvah.to_numpy(),
+                "need": need_flags(loading, limit, allowed, step_h),
+                "vm_min": float(np.min(vm_min, initial=np.inf)),
+                "vm_max": float(np.max(vm_max, initial=-np.inf)),
+                "v_hours": float(out_band.sum() * step_h),
+                "non_converged": int((~converged).sum()),
+                "export": export,
+                "charge": charge,
+            }
+            record["v_need"] = record["v_hours"] > crit.allowed_hours_voltage + 1e-9
+            if strategy is None:
+                ctx.base_cache.clear()
+                ctx.base_cache[year] = (record, loading, converged, vm_min)
         if case == "charging":
             excess = excess_kva(loading, rating, limit)
             detail_rows = characterize_need(excess, ctx.time_index, step_h)
@@ -705,7 +714,7 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
         out["cases"][case] = record
         if keep_detail:
             loading_detail[case] = loading
-            conv_detail[case] = np.asarray(flow.converged, dtype=bool)
+            conv_detail[case] = converged
             vm_detail[case] = vm_min
     usable = np.where(fleet.v2g_enrolled, fleet.target_kwh - fleet.reserve_kwh, 0.0)
     per_asset = []
