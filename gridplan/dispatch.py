@@ -107,6 +107,8 @@ log = logging.getLogger(__name__)
 
 #: Laxity and comparison tolerance on energies [kWh] and powers [kW].
 _TOL = 1e-9
+#: Load level [kW] standing for "no capacity" in the water-filling.
+_FAR = 1e15
 
 
 class Strategy(StrEnum):
@@ -349,6 +351,21 @@ class _Topology:
         # ancestors: asset a's EVs all lie under asset b
         contain = (self.a_t @ inc).toarray()
         self.ancestors = (contain >= count[:, None] - 0.5) & (count[:, None] > 0)
+        # nested assets: an EV's assets are its leaf and the leaf's ancestors, so asset
+        # loads follow from per-leaf sums (cheaper than the full EV x asset product)
+        self.leaf_ext = np.where(self.leaf >= 0, self.leaf, n_asset)
+        has = self.leaf >= 0
+        self.nested = bool(
+            (ev_assets[has] == self.ancestors[self.leaf[has]]).all() and not ev_assets[~has].any()
+        )
+        self.leaf_up = sp.csr_matrix(self.ancestors.T.astype(float))  # (asset, leaf)
+
+    def asset_power(self, p: np.ndarray) -> np.ndarray:
+        """EV power through each asset [kW], (asset,), from per-EV power ``p`` [kW]."""
+        if self.nested:
+            per_leaf = np.bincount(self.leaf_ext, p, minlength=self.n_asset + 1)[: self.n_asset]
+            return np.asarray(self.leaf_up @ per_leaf)
+        return np.asarray(self.a_t @ p)
 
     def levels_for(self, ix: np.ndarray) -> list[np.ndarray]:
         """Per level, the asset above each EV of ``ix`` (-1: none), bottom-up."""
@@ -886,20 +903,28 @@ class _Engine:
 
         # sessions: (day, ev) plug-in windows overlapping the simulation
         t0 = sim[0]
-        day_offset_h = np.asarray((fleet.days - t0) / pd.Timedelta(hours=1), dtype=float)[:, None]
-        arr = np.ceil((day_offset_h + fleet.arrival_h) / step_h - 1e-9).astype(np.int64)
-        dep = np.ceil((day_offset_h + fleet.departure_h) / step_h - 1e-9).astype(np.int64)
+        day_offset_h = np.asarray((fleet.days - t0) / pd.Timedelta(hours=1), dtype=float)
+        # only days whose sessions can overlap the simulation (departure < 48 h after midnight)
+        near = np.flatnonzero((day_offset_h > -72.0) & (day_offset_h < n_t * step_h + 24.0))
+        offset = day_offset_h[near][:, None]
+        arr_h = np.asarray(fleet.arrival_h)[near]
+        dep_h = np.asarray(fleet.departure_h)[near]
+        arr = np.ceil((offset + arr_h) / step_h - 1e-9).astype(np.int64)
+        dep = np.ceil((offset + dep_h) / step_h - 1e-9).astype(np.int64)
         valid = (dep > 0) & (arr < n_t) & (dep > arr)
-        day_idx, ev_idx = np.nonzero(valid)
-        self.s_day, self.s_ev = day_idx, ev_idx
-        self.s_arr = np.clip(arr[day_idx, ev_idx], 0, n_t)
-        self.s_dep_true = dep[day_idx, ev_idx]
-        self.s_dep = np.clip(self.s_dep_true, 0, n_t)
-        self.s_trip = np.asarray(fleet.trip_kwh, dtype=float)[day_idx, ev_idx]
+        row_idx, ev_idx = np.nonzero(valid)
+        i32 = np.int32  # session arrays: 4 bytes per entry (a year of 10,000 EVs: 3.7M)
+        self.s_day, self.s_ev = near[row_idx].astype(i32), ev_idx.astype(i32)
+        self.s_arr = np.clip(arr[row_idx, ev_idx], 0, n_t).astype(i32)
+        self.s_dep_true = dep[row_idx, ev_idx].astype(i32)
+        del row_idx, ev_idx
+        self.s_dep = np.clip(self.s_dep_true, 0, n_t).astype(i32)
+        self.s_trip = np.asarray(fleet.trip_kwh, dtype=float)[self.s_day, self.s_ev]
+        del arr, dep, valid
         self.s_inside = self.s_dep_true <= n_t
-        self.order_arr = np.argsort(self.s_arr, kind="stable")
+        self.order_arr = np.argsort(self.s_arr, kind="stable").astype(i32)
         self.arr_bounds = np.searchsorted(self.s_arr[self.order_arr], np.arange(n_t + 1))
-        self.order_dep = np.argsort(self.s_dep, kind="stable")
+        self.order_dep = np.argsort(self.s_dep, kind="stable").astype(i32)
         self.dep_bounds = np.searchsorted(self.s_dep[self.order_dep], np.arange(n_t + 2))
         self.shortfall = np.full(np.shape(fleet.arrival_h), np.nan)
 
@@ -938,6 +963,7 @@ class _Engine:
         self.event: np.ndarray | None = None
         self.plan: np.ndarray | None = None
         self.free: np.ndarray | None = None
+        self.asset_ev_kw: np.ndarray | None = None  # EV power per asset, if a step knows it
 
     # ----------------------------------------------------------------------- building blocks
     def base(self, t: int) -> np.ndarray:
@@ -946,10 +972,10 @@ class _Engine:
 
     def p_full(self) -> np.ndarray:
         """Power that charges toward the target as fast as possible [kW]."""
-        need, pf = self._need, self._pf
-        np.subtract(self.target, self.soc, out=need)
-        np.multiply(need, self.inv_c, out=pf)
-        np.minimum(pf, self.charger, out=pf)
+        raw, pf = self._need, self._pf
+        np.subtract(self.target, self.soc, out=raw)
+        raw *= self.inv_c  # power that would meet the target within this step
+        np.minimum(raw, self.charger, out=pf)
         np.maximum(pf, 0.0, out=pf)
         pf *= self.onf
         return pf
@@ -962,9 +988,8 @@ class _Engine:
         pm = self._pm
         np.subtract(self.dep, t + 1.0, out=pm)
         np.maximum(pm, 0.0, out=pm)
-        pm *= self.ps
+        pm *= self.charger  # full power over the later steps, in units of this step
         np.subtract(self._need, pm, out=pm)
-        pm *= self.inv_c
         np.minimum(pm, self.charger, out=pm)
         np.maximum(pm, 0.0, out=pm)
         pm *= self.onf
@@ -1124,58 +1149,63 @@ class _Engine:
         p = pf.copy()
         if not ix.size:
             return p
-        pm = self.p_must(t)
-        pf_s, pm_s, on_s = pf[ix], pm[ix], self.onf[ix]
+        pf_s, on_s = pf[ix], self.onf[ix]
         soc_s, un_s = self.soc[ix], self.soc_un[ix]
+        charger_s, target_s, ps_s = self.charger[ix], self.target[ix], self.ps[ix]
+        later = np.maximum(self.dep[ix] - t - 1.0, 0.0) * ps_s  # kWh full power adds later
+        pm_s = np.clip((target_s - soc_s - later) * self.inv_c, 0.0, charger_s) * on_s
         # shadow unmanaged power of the shavers
-        p_un_s = np.minimum(
-            np.maximum((self.target[ix] - un_s) * self.inv_c, 0.0), self.charger[ix]
-        )
-        p_un_s *= on_s
+        p_un_s = np.clip((target_s - un_s) * self.inv_c, 0.0, charger_s) * on_s
         p[ix] = p_un_s
         base = self.base(t)
-        load_un = base + topo.a_t @ p
+        ev = topo.asset_power(p)  # EV power through each asset [kW]
         if t >= self.n_warm:
-            np.maximum(self.running_max, load_un, out=self.running_max)
+            np.maximum(self.running_max, base + ev, out=self.running_max)
         behind = un_s - soc_s > 1e-7
         p_s = np.minimum(p_un_s, pf_s)
-        load = load_un + a_s @ (p_s - p_un_s) if behind.any() else load_un
-        excess = load - self.limit
+        if behind.any():
+            ev = ev + a_s @ (p_s - p_un_s)
+        excess = base + ev - self.limit
         relieved = np.zeros(ix.size, dtype=bool)
         if (excess > 1e-9).any() and on_s.any():
-            floor = np.maximum(
-                self.reserve[ix],
-                self.target[ix] - np.maximum(self.dep[ix] - t - 1.0, 0.0) * self.ps[ix],
-            )
+            floor = np.maximum(self.reserve[ix], target_s - later)
             dis = np.minimum(self.export[ix], np.maximum(soc_s - floor, 0.0) * self.eta_d / dt)
             dis = np.where(pm_s > 0, 0.0, dis * on_s)
             curtail = np.maximum(p_s - pm_s, 0.0)
             d1 = _relieve(levels, n_asset, np.maximum(excess, 0.0), curtail)
             excess2 = excess - a_s @ d1
             if (excess2 > 1e-9).any():
-                d2 = _relieve(levels, n_asset, np.maximum(excess2, 0.0), dis)
-                d1 = d1 + d2
+                d1 = d1 + _relieve(levels, n_asset, np.maximum(excess2, 0.0), dis)
             p_s = p_s - d1
+            ev = ev - a_s @ d1
             relieved = d1 > 1e-12
         p[ix] = p_s
-        if (p_s < 0).any():
-            p = self.clamp_export(p)
-            p_s = p[ix]
+        if (p_s < 0).any() and np.isfinite(self.export_limit):
+            clamped = self.clamp_export(p)
+            if clamped is not p:
+                p = clamped
+                p_s = p[ix]
+                ev = topo.asset_power(p)
         forced = pm_s > p_s + 1e-12
         if behind.any() or forced.any():
             cap = self.limit if t < self.n_warm else np.minimum(self.limit, self.running_max)
-            head = np.maximum(cap - (base + topo.a_t @ p), 0.0)
+            head = np.maximum(cap - (base + ev), 0.0)
             if forced.any():
                 x1 = _fit(levels, n_asset, np.where(forced, pm_s - p_s, 0.0), head)
                 p_s = p_s + x1
-                head = head - a_s @ x1
+                moved = a_s @ x1
+                head -= moved
+                ev = ev + moved
             deficit = np.maximum(un_s - soc_s, 0.0)
             catch = np.minimum(pf_s, p_un_s + deficit * self.inv_c)
             want = np.where(behind & ~relieved, np.maximum(catch - p_s, 0.0), 0.0)
             if want.any():
-                p_s = p_s + _fit(levels, n_asset, want, head)
+                x2 = _fit(levels, n_asset, want, head)
+                p_s = p_s + x2
+                ev = ev + a_s @ x2
             p[ix] = p_s
         self.soc_un[ix] = un_s + p_un_s * self.eta_c * dt
+        self.asset_ev_kw = ev
         return p
 
     # v2g_optimal -------------------------------------------------------------
@@ -1411,7 +1441,7 @@ class _Engine:
         load_pos = np.asarray(self.fleet.load_pos, dtype=np.int64)
         n_loads = self.n_loads
         asset_load = None
-        a_t = self.topo.a_t if self.topo is not None else None
+        topo = self.topo
         if self.context is not None:
             asset_load = np.empty((n_out, self.context.n_asset), dtype)
             base_kw, base_rows = self.context.asset_base_kw, self.rows
@@ -1457,9 +1487,12 @@ class _Engine:
                 k = t - n_warm
                 if n_ev:
                     by_load[k] = np.bincount(load_pos, p, minlength=n_loads)
-                if asset_load is not None and a_t is not None:
+                if asset_load is not None and topo is not None:
                     assert base_rows is not None
-                    asset_load[k] = base_kw[base_rows[t]] + a_t @ p
+                    ev_kw = self.asset_ev_kw
+                    if ev_kw is None:
+                        ev_kw = topo.asset_power(p)
+                    asset_load[k] = base_kw[base_rows[t]] + ev_kw
                 if self.keep:
                     assert power_out is not None and soc_out is not None
                     assert plugged_out is not None
@@ -1505,34 +1538,24 @@ def _water_fill(y: np.ndarray, cap: np.ndarray, energy: np.ndarray) -> np.ndarra
 
     For each column, find the level ``L`` with ``sum_t min(max(L - y_t, 0), cap_t) = energy``
     (or the most the caps allow) and return ``min(max(L - y, 0), cap)``, the shape of ``y``
-    (time, column). Exact: the fill is piecewise linear in ``L`` between sorted breakpoints.
+    (time, column). Exact: the fill is piecewise linear in ``L``, its slope rising by one at
+    each ``y_t`` and falling by one at each ``y_t + cap_t``.
     """
     width, n = y.shape
     if width == 0 or n == 0:
         return np.zeros_like(y)
-    cap_t = np.ascontiguousarray(np.maximum(cap, 0.0).T)  # (column, time)
-    active = cap_t > 0
-    yy = np.where(active, y.T, np.inf)
-    # breakpoints: slope +1 at y_t, -1 at y_t + cap_t
+    cap_t = np.maximum(cap, 0.0).T  # (column, time)
+    yy = np.where(cap_t > 0, y.T, _FAR)  # steps without capacity sit far above every level
     pts = np.concatenate([yy, yy + cap_t], axis=1)
-    slope = np.concatenate([active, active], axis=1).astype(float)
-    slope[:, width:] *= -1.0
     order = np.argsort(pts, axis=1)
     pts = np.take_along_axis(pts, order, axis=1)
-    slope = np.take_along_axis(slope, order, axis=1)
-    finite = np.isfinite(pts)
-    pts_f = np.where(finite, pts, 0.0)
-    run = np.cumsum(slope, axis=1)  # slope right of each breakpoint
-    gaps = np.where(finite[:, 1:], np.diff(pts_f, axis=1), 0.0)
-    filled = np.zeros_like(pts_f)  # fill at each breakpoint
-    np.cumsum(run[:, :-1] * gaps, axis=1, out=filled[:, 1:])
+    run = np.cumsum(np.where(order < width, 1.0, -1.0), axis=1)  # slope right of each point
+    filled = np.zeros_like(pts)  # fill at each breakpoint
+    np.cumsum(run[:, :-1] * np.diff(pts, axis=1), axis=1, out=filled[:, 1:])
     rows = np.arange(n)
-    total = filled[rows, np.maximum(finite.sum(axis=1) - 1, 0)]
-    want = np.minimum(np.maximum(energy, 0.0), total)
-    k = np.sum((filled < want[:, None]) & finite, axis=1)  # first breakpoint reaching want
-    k = np.clip(k, 1, 2 * width - 1)
-    f_prev, p_prev, s_prev = filled[rows, k - 1], pts_f[rows, k - 1], run[rows, k - 1]
+    want = np.minimum(np.maximum(energy, 0.0), filled[:, -1])
+    k = np.clip(np.sum(filled < want[:, None], axis=1), 1, 2 * width - 1)
+    f_prev, p_prev, s_prev = filled[rows, k - 1], pts[rows, k - 1], run[rows, k - 1]
     step = np.divide(want - f_prev, s_prev, out=np.zeros(n), where=s_prev > 0)
     level = np.where(want > 0, p_prev + step, -np.inf)
-    out = np.minimum(np.maximum(level[:, None] - yy, 0.0), cap_t)
-    return np.ascontiguousarray(out.T)
+    return np.ascontiguousarray(np.minimum(np.maximum(level[:, None] - yy, 0.0), cap_t).T)

@@ -754,3 +754,32 @@ def test_draw_calendar_bad_hours():
     with pytest.raises(ConfigError, match="ELRP limit") as info:
         draw_event_calendar(2030, rng=0, hours_per_year=61)
     assert info.value.field == "hours_per_year"
+
+
+def test_overlapping_assets_fall_back_to_the_full_product():
+    # two assets sharing one EV without nesting (a meshed case): still consistent
+    days = pd.date_range("2030-07-01", periods=2, freq="D")
+    index = pd.date_range(days[0], periods=36, freq="h")
+    n = 3
+    fleet = make_fleet(
+        battery=np.full(n, 60.0),
+        charger=np.full(n, 7.0),
+        export=np.full(n, 5.0),
+        reserve=np.full(n, 10.0),
+        target=np.full(n, 50.0),
+        arrival_h=np.full((2, n), 16.0),
+        departure_h=np.full((2, n), 31.0),
+        trip=np.full((2, n), 20.0),
+        days=days,
+    )
+    hours = np.asarray(index.hour)
+    base = np.column_stack([np.where((hours >= 17) & (hours < 21), 20.0, 5.0)] * 2)
+    ev_assets = np.array([[True, False], [True, True], [False, True]])
+    ctx = DispatchContext(("X", "Y"), index, base, np.array([18.0, 18.0]), ev_assets)
+    un = dispatch(fleet, index, "unmanaged", context=ctx, warmup_h=0)
+    for strategy in ["smart", "v2g_peak_shave", "v2g_optimal"]:
+        r = dispatch(fleet, index, strategy, context=ctx, warmup_h=0)
+        np.testing.assert_allclose(r.asset_load_kw, base + r.power_kw @ ev_assets, atol=1e-9)
+        if strategy == "v2g_peak_shave":
+            assert (r.asset_load_kw.max(0) <= un.asset_load_kw.max(0) + 1e-9).all()
+            assert r.export_kwh.sum() > 0
