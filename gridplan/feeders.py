@@ -104,28 +104,96 @@ class AssetSpec(StrictModel):
 
 
 class UpgradeSpec(StrictModel):
-    """An upgrade option for monitored assets of one kind (or for named assets)."""
+    """An upgrade option for monitored assets of one kind (or for named assets).
+
+    Either ``catalog_id`` names a row of the packaged upgrade cost catalog
+    (:func:`gridplan.valuation.load_upgrade_catalog`: rating or ampacity, cost, dollar year
+    and source come from it), or the option is given in full (``cost_usd`` or
+    ``cost_usd_per_km``, ``dollar_year``, ``source``). Values given beside a
+    ``catalog_id`` override the catalog's for the selected assets; a catalog row without a
+    dollar year needs ``dollar_year`` (the assumed one).
+    """
 
     kind: Literal["trafo", "line"]
     assets: Literal["all"] | list[str] = "all"
+    catalog_id: str | None = None
     new_rating_kva: Pos | None = None  # trafos
     new_max_i_ka: Pos | None = None  # lines
     cost_usd: NonNeg | None = None  # per unit
     cost_usd_per_km: NonNeg | None = None  # lines: per km of the asset
-    dollar_year: int = Field(default=2016, ge=1950, le=2100)
-    source: str
+    dollar_year: int | None = Field(default=None, ge=1950, le=2100)
+    source: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> UpgradeSpec:
-        if self.kind == "trafo" and self.new_rating_kva is None:
-            raise ValueError("a trafo upgrade needs 'new_rating_kva'")
-        if self.kind == "line" and self.new_max_i_ka is None:
-            raise ValueError("a line upgrade needs 'new_max_i_ka'")
-        if (self.cost_usd is None) == (self.cost_usd_per_km is None):
-            raise ValueError("give exactly one of 'cost_usd' or 'cost_usd_per_km'")
+        if self.cost_usd is not None and self.cost_usd_per_km is not None:
+            raise ValueError("give at most one of 'cost_usd' or 'cost_usd_per_km'")
         if self.cost_usd_per_km is not None and self.kind != "line":
             raise ValueError("'cost_usd_per_km' applies to lines only")
+        if self.catalog_id is not None:
+            return self
+        if self.kind == "trafo" and self.new_rating_kva is None:
+            raise ValueError("a trafo upgrade needs 'new_rating_kva' (or a 'catalog_id')")
+        if self.kind == "line" and self.new_max_i_ka is None:
+            raise ValueError("a line upgrade needs 'new_max_i_ka' (or a 'catalog_id')")
+        if self.cost_usd is None and self.cost_usd_per_km is None:
+            raise ValueError("give 'cost_usd' or 'cost_usd_per_km' (or a 'catalog_id')")
+        if self.dollar_year is None or not self.source:
+            raise ValueError("an upgrade given in full needs 'dollar_year' and 'source'")
         return self
+
+    def resolved(self, field: str, path: Path | None) -> UpgradeSpec:
+        """This option with the catalog row's values filled in (explicit values win)."""
+        if self.catalog_id is None:
+            return self
+        import difflib
+
+        from gridplan.valuation import load_upgrade_catalog
+
+        catalog = load_upgrade_catalog().set_index("upgrade_id")
+        if self.catalog_id not in catalog.index:
+            close = difflib.get_close_matches(self.catalog_id, list(catalog.index), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(
+                f"unknown upgrade id '{self.catalog_id}' ({hint}see gridplan/data/"
+                "upgrade_costs.csv)",
+                file=path,
+                field=f"{field}.catalog_id",
+            )
+        row = catalog.loc[self.catalog_id]
+        kind = "trafo" if row.kind == "transformer" else "line"
+        if kind != self.kind:
+            raise ConfigError(
+                f"catalog row '{self.catalog_id}' is a {row.kind} upgrade, not a {self.kind} one",
+                file=path,
+                field=f"{field}.catalog_id",
+            )
+        update: dict[str, Any] = {}
+        if self.new_rating_kva is None and kind == "trafo":
+            update["new_rating_kva"] = float(row.rating_kva)
+        if self.new_max_i_ka is None and kind == "line":
+            if pd.isna(row.ampacity_a):
+                raise ConfigError(
+                    f"catalog row '{self.catalog_id}' has no ampacity; give 'new_max_i_ka'",
+                    file=path,
+                    field=field,
+                )
+            update["new_max_i_ka"] = float(row.ampacity_a) / 1000.0
+        if self.cost_usd is None and self.cost_usd_per_km is None:
+            key = "cost_usd_per_km" if row.unit == "per_km" else "cost_usd"
+            update[key] = float(row.cost_usd)
+        if self.dollar_year is None:
+            if pd.isna(row.dollar_year):
+                raise ConfigError(
+                    f"catalog row '{self.catalog_id}' states no dollar year; give the assumed "
+                    "one as 'dollar_year'",
+                    file=path,
+                    field=f"{field}.dollar_year",
+                )
+            update["dollar_year"] = int(row.dollar_year)
+        if not self.source:
+            update["source"] = f"{row.source} (catalog id {self.catalog_id})"
+        return self.model_copy(update=update)
 
 
 class FeederSpec(StrictModel):
@@ -635,7 +703,8 @@ def _upgrades(
     spec: FeederSpec, net: pp.pandapowerNet, assets: pd.DataFrame, path: Path | None
 ) -> pd.DataFrame:
     rows = []
-    for n, up in enumerate(spec.upgrades):
+    for n, raw in enumerate(spec.upgrades):
+        up = raw.resolved(f"upgrades[{n}]", path)
         table = net[up.kind]
         chosen = _select(table, up.assets, up.kind, path, f"upgrades[{n}].assets")
         for asset_id, asset in assets[assets.kind == up.kind].iterrows():
@@ -757,6 +826,7 @@ def feeder_overview(feeder: Feeder) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=16)
 def downstream_buses(feeder: Feeder) -> dict[str, np.ndarray]:
     """Buses fed through each monitored asset (the side cut off from the external grid).
 
@@ -768,7 +838,8 @@ def downstream_buses(feeder: Feeder) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``asset_id`` -> sorted array of bus indices.
+        ``asset_id`` -> sorted array of bus indices (cached per feeder object; do not
+        modify).
     """
     import networkx as nx
     import pandapower.topology as top

@@ -16,6 +16,7 @@ feeder and planning year it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -30,8 +31,15 @@ from pydantic import Field, field_validator, model_validator
 from gridplan import __version__
 from gridplan._io import write_csv, write_json, write_text, write_with
 from gridplan.config import StrictModel, read_toml, validate
-from gridplan.dispatch import DispatchResult, Strategy, dispatch, load_power_kw
+from gridplan.dispatch import (
+    DispatchContext,
+    DispatchResult,
+    Strategy,
+    dispatch,
+    load_power_kw,
+)
 from gridplan.errors import ConfigError
+from gridplan.events import load_rate
 from gridplan.feeders import (
     Feeder,
     downstream_buses,
@@ -94,6 +102,19 @@ class DispatchSpec(StrictModel):
     window_start_h: float = Field(default=16.0, ge=0, lt=24)
     window_end_h: float = Field(default=21.0, gt=0, le=24)
     event_months: list[int] = Field(default_factory=lambda: list(range(1, 13)))
+    # v2g_event days: "every_day" (the window on every day of event_months), "elrp" (event
+    # days drawn per planning year and draw within the ELRP rules), or a CSV calendar
+    # (date, start_h, end_h; dates are matched by month and day to the profile year).
+    events: str = "every_day"
+    # tou: a bundled rate name or a rate TOML file (default PG&E EV2-A, peak 4-9 pm).
+    rate: str = "pge-ev2a"
+    # v2g_optimal: minimize the peak or the energy over the limit.
+    objective: Literal["peak", "overload"] = "peak"
+    # Grid-aware strategies (smart, v2g_peak_shave, v2g_optimal) plan in kW against this
+    # fraction of each asset's planning limit: the margin covers the reactive power and
+    # voltage drop that a kW plan does not see (loads at power factor 0.95 draw 5 % more
+    # kVA than kW). Assumption; the power flow then checks the result.
+    target_fraction: float = Field(default=0.95, gt=0.5, le=1.0)
 
     @field_validator("charging", "v2g")
     @classmethod
@@ -122,6 +143,10 @@ class DispatchSpec(StrictModel):
         if self.window_end_h <= self.window_start_h:
             raise ValueError("window_end_h must be after window_start_h")
         return self
+
+    def strategies(self) -> list[Strategy]:
+        """Every strategy of the study."""
+        return [Strategy(s) for s in [*self.charging_list(), *self.v2g_list()]]
 
     def charging_list(self) -> list[str]:
         """Charging strategies, primary first."""
@@ -311,12 +336,45 @@ def load_study_config(path: str | Path) -> StudyConfig:
         except ValueError as exc:
             raise ConfigError(str(exc), file=path, field="fleet.vehicle_mix") from None
         config = config.model_copy(update={"fleet": fleet})
+    config = _resolve_dispatch_files(config, path)
     feeder = _feeder_ref(config, path)
     try:
         resolve_feeder_path(feeder)
     except ConfigError as exc:
         raise ConfigError(exc.reason, file=path, field="feeder") from None
     return config
+
+
+def _resolve_dispatch_files(config: StudyConfig, path: Path) -> StudyConfig:
+    """Resolve the event calendar and rate files relative to the study and check them."""
+    from gridplan.events import ELRP, EventCalendar, load_rate
+
+    spec = config.dispatch
+    update: dict[str, str] = {}
+    if spec.events not in ("every_day", "elrp"):
+        file = Path(spec.events)
+        file = file if file.is_absolute() else path.parent / file
+        if not file.is_file():
+            raise ConfigError(
+                f"expected 'every_day', 'elrp' or an event calendar CSV (file not found: {file})",
+                file=path,
+                field="dispatch.events",
+            )
+        EventCalendar.read_csv(file, program=ELRP)
+        update["events"] = str(file)
+    rate_file = Path(spec.rate)
+    if rate_file.suffix == ".toml":
+        rate_file = rate_file if rate_file.is_absolute() else path.parent / rate_file
+        update["rate"] = str(rate_file)
+    try:
+        load_rate(update.get("rate", spec.rate))
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.reason, file=exc.file or path, field=exc.field or "dispatch.rate"
+        ) from None
+    if not update:
+        return config
+    return config.model_copy(update={"dispatch": spec.model_copy(update=update)})
 
 
 def _feeder_ref(config: StudyConfig, path: Path | None) -> str | Path:
@@ -565,7 +623,18 @@ def run(
     acc = _Accumulator(shape, list(feeder.assets.index))
     detail: dict[str, Any] = {}
     downstream = downstream_buses(feeder)
-    context = _Context(config, feeder, steps, time_index, compiled, cases, downstream, zones)
+    context = _Context(
+        config,
+        feeder,
+        steps,
+        time_index,
+        compiled,
+        cases,
+        downstream,
+        zones,
+        rate=load_rate(config.dispatch.rate),
+        calendar=_calendar_file(config, feeder),
+    )
 
     units = [(y, d) for y in range(len(years)) for d in range(draws)]
     iterator = units
@@ -624,6 +693,8 @@ class _Context:
     cases: dict[str, str | None]
     downstream: dict[str, np.ndarray]
     zones: Any
+    rate: Any = None
+    calendar: Any = None
     # The no-EV case depends on the year only: solved once per year, reused by every draw.
     base_cache: dict[int, Any] = field(default_factory=dict)
 
@@ -652,6 +723,8 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
     n_loads = len(feeder.net.load)
     out: dict[str, Any] = {"factor": factor, "cases": {}}
     dispatched: dict[str, DispatchResult] = {}
+    context: DispatchContext | None = None
+    events = _event_calendar(ctx, rng)
     loading_detail, conv_detail, vm_detail = {}, {}, {}
     for case, strategy in ctx.cases.items():
         if strategy is None and year in ctx.base_cache:
@@ -661,6 +734,13 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
                 ev = np.zeros_like(base_p)
                 export = charge = 0.0
             else:
+                if Strategy(strategy).needs_context and context is None:
+                    context = DispatchContext.from_feeder(
+                        feeder, fleet, base_p, ctx.time_index, sgen_p_kw=sgen_p
+                    )
+                    context = dataclasses.replace(
+                        context, asset_limit_kw=context.asset_limit_kw * spec.target_fraction
+                    )
                 result = dispatch(
                     fleet,
                     ctx.time_index,
@@ -668,6 +748,11 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
                     window_start_h=spec.window_start_h,
                     window_end_h=spec.window_end_h,
                     event_months=tuple(spec.event_months),
+                    context=context,
+                    rate=ctx.rate,
+                    events=events,
+                    objective=spec.objective,
+                    n_loads=n_loads,
                 )
                 dispatched[case] = result
                 ev = load_power_kw(result.power_kw, fleet, n_loads)
@@ -736,6 +821,40 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             "min_vm": vm_detail,
         }
     return out
+
+
+def _calendar_file(config: StudyConfig, feeder: Feeder) -> Any:
+    """An event calendar file moved onto the profile year (month and day kept)."""
+    from gridplan.events import ELRP, EventCalendar
+
+    if config.dispatch.events in ("every_day", "elrp"):
+        return None
+    calendar = EventCalendar.read_csv(config.dispatch.events, program=ELRP)
+    year = int(feeder.time_index[0].year)
+    moved = [
+        d.replace(year=year) if not (d.month == 2 and d.day == 29) else d.replace(year=year, day=28)
+        for d in pd.DatetimeIndex(calendar.date)
+    ]
+    return EventCalendar(
+        date=np.asarray(moved, dtype="datetime64[D]"),
+        start_h=calendar.start_h,
+        end_h=calendar.end_h,
+        source=f"{calendar.source} (dates moved to the profile year {year})",
+        file=calendar.file,
+    )
+
+
+def _event_calendar(ctx: _Context, rng: np.random.Generator) -> Any:
+    """The V2G event calendar of one (year, draw): every day, drawn (ELRP) or from a file,
+    on the profile year's dates."""
+    from gridplan.events import ELRP, draw_event_calendar
+
+    spec = ctx.config.dispatch
+    if spec.events == "every_day":
+        return None
+    if spec.events == "elrp":
+        return draw_event_calendar(int(ctx.feeder.time_index[0].year), rng, program=ELRP)
+    return ctx.calendar
 
 
 def _service_bus_positions(feeder: Feeder) -> np.ndarray:

@@ -179,3 +179,47 @@ def test_bad_feeder_spec(tmp_path, body, field):
     message = str(info.value)
     assert str(spec) in message and field in message
     assert "\n" not in message
+
+
+def test_upgrade_catalog_ids(tmp_path):
+    from gridplan.valuation import load_upgrade_catalog
+
+    catalog = load_upgrade_catalog().set_index("upgrade_id")
+    feeder = load_feeder("us-residential")
+    row = catalog.loc["xfmr_1ph_aps_75kva"]
+    options = feeder.upgrades[feeder.upgrades.new_rating_kva == 75.0]
+    assert len(options) > 0
+    assert (options.cost_usd == row.cost_usd).all()
+    assert (options.dollar_year == row.dollar_year).all()
+    assert options.source.str.contains("xfmr_1ph_aps_75kva").all()
+    # a per-asset override beside the catalog id wins
+    body = SMALL_NET.replace('[[assets]]\nkind = "trafo"\n', "") + (
+        '[profiles]\nsource = "csv"\npath = "p.csv"\n[[assets]]\nkind = "trafo"\n'
+        '[[upgrades]]\nkind = "trafo"\ncatalog_id = "xfmr_3ph_sce_2500kva"\ncost_usd = 1\n'
+        "new_rating_kva = 40000\n"
+    )
+    import pandas as pd
+
+    times = pd.date_range("2024-01-01", periods=4, freq="15min")
+    pd.DataFrame({"time": times, "load": [1.0, 2, 3, 4]}).to_csv(tmp_path / "p.csv", index=False)
+    spec = _write_spec(tmp_path, body)
+    small = load_feeder(spec)
+    assert small.upgrades.cost_usd.tolist() == [1.0]
+    assert small.upgrades.new_rating_kva.tolist() == [40000.0]
+    assert small.upgrades.dollar_year.tolist() == [catalog.loc["xfmr_3ph_sce_2500kva"].dollar_year]
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "match"),
+    [
+        ('catalog_id = "xfmr_3ph_pge_750kv"', "did you mean 'xfmr_3ph_pge_750kva'"),
+        ('catalog_id = "line_ug_pge_2023"', "not a trafo"),
+        ("new_rating_kva = 100\ncost_usd = 5", "dollar_year"),
+    ],
+)
+def test_bad_upgrade_option(tmp_path, upgrade, match):
+    body = SMALL_NET + f'[[upgrades]]\nkind = "trafo"\n{upgrade}\n'
+    spec = _write_spec(tmp_path, body)
+    with pytest.raises(ConfigError, match=match) as info:
+        load_feeder(spec)
+    assert "upgrades" in str(info.value) and str(spec) in str(info.value)
