@@ -1140,6 +1140,25 @@ def _needs_table(h: HorizonResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _notes(config: StudyConfig, h: HorizonResult) -> list[str]:
+    """Warnings a planner must read with the numbers."""
+    notes = []
+    val = config.valuation
+    if val.escalation_rate > val.discount_rate:
+        notes.append(
+            f"Cost escalation ({val.escalation_rate:.2%}) exceeds the discount rate "
+            f"({val.discount_rate:.2%}): deferring an upgrade raises its present cost, so "
+            "deferral values are negative."
+        )
+    bad = int(h.non_converged_steps.sum())
+    if bad:
+        notes.append(
+            f"{bad} power-flow steps did not converge; their loading and voltages are left "
+            "out (NaN), so peaks may be understated -- see power_flow in this summary."
+        )
+    return notes
+
+
 def _int_or_none(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
@@ -1275,6 +1294,7 @@ def _summary(
             "discount_rate": config.valuation.discount_rate,
             "escalation_rate": config.valuation.escalation_rate,
         },
+        "notes": _notes(config, h),
         "assumptions": [
             "Every planning year is simulated over the same study period of the feeder's "
             "profile year (2016 calendar), with base load scaled to that year and a new fleet.",
@@ -1302,6 +1322,14 @@ def write_outputs(result: StudyResult, out: Path) -> list[str]:
     files.append("assets.csv")
     write_csv(out / "needs.csv", result.needs, index=False, float_format="%.6g")
     files.append("needs.csv")
+    write_csv(out / "valuation.csv", _valuation_table(result), index=False, float_format="%.6g")
+    files.append("valuation.csv")
+    if result.economics is not None:
+        write_csv(out / "economics.csv", result.economics.reset_index(), index=False)
+        files.append("economics.csv")
+    if result.sensitivity is not None:
+        write_csv(out / "sensitivity.csv", result.sensitivity, index=False)
+        files.append("sensitivity.csv")
     write_csv(out / "evs.csv", _ev_table(result), index=False, float_format="%.6g")
     files.append("evs.csv")
     write_csv(out / "timeseries.csv", _timeseries_table(result), float_format="%.6g")
@@ -1312,6 +1340,22 @@ def write_outputs(result: StudyResult, out: Path) -> list[str]:
     write_json(out / "summary.json", summary)
     files.append("summary.json")
     return files
+
+
+def _valuation_table(result: StudyResult) -> pd.DataFrame:
+    """Per-asset valuation: need, upgrade, its cost and source, deferral and its value."""
+    a = result.assets
+    columns = [
+        "kind", "name", "rating_kva", "limit_pct", "year_of_need_charging_p50",
+        "year_of_need_charging_p90", "upgrade_option", "new_rating_kva", "upgrade_sufficient",
+        "cost_usd", "dollar_year", "cost_usd_dollar_year", "cost_source",
+    ]  # fmt: skip
+    for case in [c for c in result.horizon.cases if c.startswith("v2g")]:
+        columns += [
+            f"year_of_need_{case}_p50", f"deferral_years_{case}", f"deferral_capped_{case}",
+            f"firmness_{case}_end", f"deferral_value_usd_{case}",
+        ]  # fmt: skip
+    return a[[c for c in columns if c in a.columns]].reset_index()
 
 
 def _ev_table(result: StudyResult) -> pd.DataFrame:

@@ -228,7 +228,12 @@ def test_horizon_outputs(horizon_result):
     v2g = r.needs[r.needs.case == "v2g"]
     np.testing.assert_allclose(v2g.firmness, 1 - v2g.need_probability)
     files = {p.name for p in r.output_path.iterdir()}
-    assert {"needs.csv", "assets.csv", "summary.json"} <= files
+    assert {"needs.csv", "assets.csv", "valuation.csv", "summary.json"} <= files
+    valuation = pd.read_csv(r.output_path / "valuation.csv")
+    assert len(valuation) == len(r.assets)
+    assert {"cost_source", "deferral_value_usd_v2g", "year_of_need_charging_p50"} <= set(
+        valuation.columns
+    )
     s = json.loads((r.output_path / "summary.json").read_text())
     assert s["horizon"] == {**s["horizon"], "start": 2028, "end": 2036, "draws": 4}
     # the need is characterized where one exists
@@ -280,7 +285,9 @@ def test_valuation_end_to_end(tmp_path):
     )
     path = tmp_path / "val.toml"
     path.write_text(body, encoding="utf-8")
-    r = run(path, write=False)
+    r = run(path, output_dir=tmp_path / "out")
+    written = {p.name for p in r.output_path.iterdir()}
+    assert {"economics.csv", "sensitivity.csv", "valuation.csv"} <= written
     econ = r.economics.loc["v2g"]
     a = r.assets
     with_need = a.year_of_need_charging_p50.notna()
@@ -306,3 +313,13 @@ def test_valuation_end_to_end(tmp_path):
     slope_high = (row.result_high - row.result_base) / (row.high_value - 1)
     assert slope_low == pytest.approx(slope_high, rel=1e-9, abs=1e-6)
     assert set(tornado.columns) >= {"result_low", "result_base", "result_high", "swing"}
+
+
+def test_escalation_above_discount_is_noted(tmp_path):
+    body = STUDY + "\n[valuation]\ndiscount_rate = 0.02\nescalation_rate = 0.05\n"
+    path = tmp_path / "esc.toml"
+    path.write_text(body, encoding="utf-8")
+    r = run(path, write=False)
+    assert any("exceeds the discount rate" in note for note in r.summary["notes"])
+    values = r.assets.deferral_value_usd_v2g[r.assets.deferral_years_v2g > 0]
+    assert (values <= 0).all()
