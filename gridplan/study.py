@@ -511,6 +511,9 @@ class StudyResult:
         ratepayer and participant economics (:func:`gridplan.valuation.program_economics`).
     sensitivity
         Tornado table (:func:`gridplan.valuation.tornado`) when ``[sensitivity]`` is enabled.
+    bus_min_vm_pu
+        Per case of the detail year, first draw: lowest voltage of each bus over the period
+        [pu], shape (bus,), ``net.bus.index`` order (NaN: never solved).
     output_path
         Folder the files were written to (``None`` if not written).
     """
@@ -529,6 +532,7 @@ class StudyResult:
     summary: dict[str, Any]
     economics: pd.DataFrame | None = None
     sensitivity: pd.DataFrame | None = None
+    bus_min_vm_pu: dict[str, np.ndarray] = field(default_factory=dict)
     output_path: Path | None = None
     files: list[str] = field(default_factory=list)
 
@@ -674,6 +678,7 @@ def run(
         summary=summary,
         economics=economics,
         sensitivity=sensitivity,
+        bus_min_vm_pu=detail["bus_min_vm"],
     )
     if not write:
         return result
@@ -725,10 +730,10 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
     dispatched: dict[str, DispatchResult] = {}
     context: DispatchContext | None = None
     events = _event_calendar(ctx, rng)
-    loading_detail, conv_detail, vm_detail = {}, {}, {}
+    loading_detail, conv_detail, vm_detail, bus_vm_detail = {}, {}, {}, {}
     for case, strategy in ctx.cases.items():
         if strategy is None and year in ctx.base_cache:
-            record, loading, converged, vm_min = ctx.base_cache[year]
+            record, loading, converged, vm_min, bus_vm = ctx.base_cache[year]
         else:
             if strategy is None:
                 ev = np.zeros_like(base_p)
@@ -762,6 +767,9 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             converged = np.asarray(flow.converged, dtype=bool)
             vm = flow.vm_pu[:, service]
             with np.errstate(all="ignore"):
+                bus_vm = np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf).min(axis=0)
+            bus_vm[np.isinf(bus_vm)] = np.nan
+            with np.errstate(all="ignore"):
                 vm_min = np.nanmin(np.where(np.isfinite(vm), vm, np.inf), axis=1)
                 vm_max = np.nanmax(np.where(np.isfinite(vm), vm, -np.inf), axis=1)
             out_band = (vm_min < crit.vm_min_pu) | (vm_max > crit.vm_max_pu)
@@ -781,7 +789,7 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             record["v_need"] = record["v_hours"] > crit.allowed_hours_voltage + 1e-9
             if strategy is None:
                 ctx.base_cache.clear()
-                ctx.base_cache[year] = (record, loading, converged, vm_min)
+                ctx.base_cache[year] = (record, loading, converged, vm_min, bus_vm)
         if case == "charging":
             excess = excess_kva(loading, rating, limit)
             detail_rows = characterize_need(excess, ctx.time_index, step_h)
@@ -801,6 +809,7 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             loading_detail[case] = loading
             conv_detail[case] = converged
             vm_detail[case] = vm_min
+            bus_vm_detail[case] = bus_vm
     usable = np.where(fleet.v2g_enrolled, fleet.target_kwh - fleet.reserve_kwh, 0.0)
     per_asset = []
     for asset_id in assets.index:
@@ -819,6 +828,7 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             "loading": loading_detail,
             "converged": conv_detail,
             "min_vm": vm_detail,
+            "bus_min_vm": bus_vm_detail,
         }
     return out
 
@@ -1336,6 +1346,14 @@ def write_outputs(result: StudyResult, out: Path) -> list[str]:
     files.append("timeseries.csv")
     write_with(out / "critical_asset_loading.png", lambda tmp: _plot_critical(result, tmp))
     files.append("critical_asset_loading.png")
+    from gridplan.gis import export_assets
+    from gridplan.plotting import write_figures
+    from gridplan.report import write_report
+
+    figures = write_figures(result, out)
+    files += figures
+    files += export_assets(result, out)
+    files += write_report(result, out, figures)
     summary = {**result.summary, "files": [*files, "summary.json"]}
     write_json(out / "summary.json", summary)
     files.append("summary.json")

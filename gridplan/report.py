@@ -1,0 +1,1228 @@
+"""Study and batch reports: Markdown and self-contained HTML.
+
+:func:`write_report` turns a :class:`gridplan.study.StudyResult` into ``report.md`` and
+``report.html`` a planner can attach to a filing: the feeder, the assumptions with their
+sources, results per asset, the valuation, the firmness of the V2G relief, sensitivity,
+power-flow quality and the figures (linked from the Markdown, embedded as base64 in the
+HTML, so the HTML file stands alone).
+
+:func:`write_batch_report` writes the screening report of a batch from its consolidated
+results table (one row per unit): feeders ranked by net deferral value, a screening
+outcome per feeder, scenario comparison, failed units and a figure.
+
+Both build one document (headings, paragraphs, tables, figures) and render it twice, so the
+two formats always say the same thing. Numbers are read from the result, never recomputed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from gridplan import __version__
+from gridplan._io import write_text
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from gridplan.study import StudyResult
+
+#: File names of a report.
+REPORT_FILES = ("report.md", "report.html")
+#: Most assets listed in the per-asset table of a study report (the rest: assets.csv).
+MAX_ASSET_ROWS = 40
+#: Most failed units listed in a batch report (the rest: manifest.csv).
+MAX_FAILED_ROWS = 30
+
+
+# --------------------------------------------------------------------------- formatting
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(value: Any, digits: int = 1, unit: str = "") -> str:
+    """A number with thousands separators and ``digits`` decimals ("—" when missing)."""
+    if _missing(value):
+        return "—"
+    text = f"{float(value):,.{digits}f}"
+    return f"{text} {unit}".rstrip() if unit else text
+
+
+def fmt_usd(value: Any) -> str:
+    """Dollars, no cents: ``$12,345`` / ``-$5,368`` ("—" when missing)."""
+    if _missing(value):
+        return "—"
+    v = float(value)
+    return f"-${abs(v):,.0f}" if v < 0 else f"${v:,.0f}"
+
+
+def fmt_pct(value: Any, digits: int = 1) -> str:
+    """A percentage already in % (``140.3 %``)."""
+    return fmt_num(value, digits, "%")
+
+
+def fmt_share(value: Any, digits: int = 0) -> str:
+    """A fraction as a percentage (``0.9`` -> ``90 %``)."""
+    if _missing(value):
+        return "—"
+    return f"{float(value) * 100:.{digits}f} %"
+
+
+def fmt_year(value: Any, none: str = "none in horizon") -> str:
+    """A year, or ``none`` when missing."""
+    return none if _missing(value) else str(int(float(value)))
+
+
+def fmt_rate(value: Any) -> str:
+    """A rate as a percentage with two decimals (``0.0687`` -> ``6.87 %``)."""
+    if _missing(value):
+        return "—"
+    return f"{float(value) * 100:.2f} %"
+
+
+# --------------------------------------------------------------------------- document
+@dataclass
+class Document:
+    """A report as a list of blocks, rendered to Markdown and to self-contained HTML.
+
+    Blocks: ``("h", (level, text))``, ``("p", text)``, ``("ul", items)``,
+    ``("table", (headers, rows, align))``, ``("figure", (file, caption))``.
+    """
+
+    title: str
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        """Add a heading (level 2-4)."""
+        self.blocks.append(("h", (level, text)))
+
+    def p(self, text: str) -> None:
+        """Add a paragraph (plain text)."""
+        self.blocks.append(("p", text))
+
+    def ul(self, items: Iterable[str]) -> None:
+        """Add a bulleted list."""
+        self.blocks.append(("ul", list(items)))
+
+    def table(
+        self, headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None
+    ) -> None:
+        """Add a table; ``align`` is one letter per column (``l``/``r``), default: first
+        column left, the others right."""
+        rows = [[str(c) for c in row] for row in rows]
+        align = align or "l" + "r" * (len(headers) - 1)
+        self.blocks.append(("table", (list(headers), rows, align)))
+
+    def figure(self, file: str, caption: str) -> None:
+        """Add a figure (file name in the report folder) with its caption."""
+        self.blocks.append(("figure", (file, caption)))
+
+    # ---- renderers
+    def markdown(self) -> str:
+        """The document as GitHub-flavoured Markdown (figures linked by file name)."""
+        out = [f"# {self.title}", ""]
+        for kind, data in self.blocks:
+            if kind == "h":
+                level, text = data
+                out += ["#" * level + " " + text, ""]
+            elif kind == "p":
+                out += [data, ""]
+            elif kind == "ul":
+                out += [f"- {item}" for item in data] + [""]
+            elif kind == "table":
+                headers, rows, align = data
+
+                def cell(text: str) -> str:
+                    return text.replace("|", "\\|").replace("\n", " ")
+
+                out.append("| " + " | ".join(cell(h) for h in headers) + " |")
+                out.append("|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|")
+                out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+                out.append("")
+            elif kind == "figure":
+                file, caption = data
+                stem = file.rpartition(".")[0].replace("_", " ")
+                out += [f"![{stem}]({file})", "", f"*{caption}*", ""]
+        return "\n".join(out).rstrip() + "\n"
+
+    def html(self, folder: Path) -> str:
+        """The document as one HTML file; figures from ``folder`` embedded as base64."""
+        esc = html.escape
+        body = [f"<h1>{esc(self.title)}</h1>"]
+        for kind, data in self.blocks:
+            if kind == "h":
+                level, text = data
+                body.append(f"<h{level}>{esc(text)}</h{level}>")
+            elif kind == "p":
+                body.append(f"<p>{esc(data)}</p>")
+            elif kind == "ul":
+                body.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in data) + "</ul>")
+            elif kind == "table":
+                headers, rows, align = data
+                style = ["left" if a == "l" else "right" for a in align]
+                head = "".join(
+                    f'<th style="text-align:{s}">{esc(h)}</th>'
+                    for h, s in zip(headers, style, strict=True)
+                )
+                lines = [
+                    "<tr>"
+                    + "".join(
+                        f'<td style="text-align:{s}">{esc(c)}</td>'
+                        for c, s in zip(row, style, strict=True)
+                    )
+                    + "</tr>"
+                    for row in rows
+                ]
+                body.append(
+                    f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+                )
+            elif kind == "figure":
+                file, caption = data
+                body.append(
+                    f'<figure><img alt="{esc(caption)}" src="{_data_uri(folder / file)}">'
+                    f"<figcaption>{esc(caption)}</figcaption></figure>"
+                )
+        return (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{esc(self.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body>\n</html>\n"
+        )
+
+
+_CSS = (
+    "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:72em;"
+    "margin:2em auto;padding:0 1.5em;color:#222;line-height:1.45}"
+    "h1{font-size:1.6em;border-bottom:2px solid #444;padding-bottom:.2em}"
+    "h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #bbb}"
+    "h3{font-size:1.1em}"
+    "table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}"
+    "th,td{border:1px solid #ccc;padding:.25em .55em;vertical-align:top}"
+    "th{background:#f0f0f0}tr:nth-child(even) td{background:#fafafa}"
+    "figure{margin:1.2em 0}img{max-width:100%;height:auto;border:1px solid #ddd}"
+    "figcaption{font-size:.88em;color:#555;margin-top:.3em}"
+    "@media print{body{max-width:none}figure{page-break-inside:avoid}}"
+)
+
+
+def _data_uri(path: Path) -> str:
+    mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}.get(
+        path.suffix.lower(), "application/octet-stream"
+    )
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _pick_figures(figures: Sequence[str], order: Sequence[str]) -> list[str]:
+    """One file per figure (PNG preferred, else SVG), in ``order`` then the rest."""
+    by_stem: dict[str, str] = {}
+    for name in figures:
+        stem, _, ext = name.rpartition(".")
+        if ext.lower() not in ("png", "svg", "jpg"):
+            continue
+        if stem not in by_stem or ext.lower() == "png":
+            by_stem[stem] = name
+    stems = [s for s in order if s in by_stem] + [s for s in by_stem if s not in order]
+    return [by_stem[s] for s in stems]
+
+
+def _write(doc: Document, out: Path, figures: Sequence[str]) -> list[str]:
+    missing = [f for f in figures if not (out / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"figure(s) not found in {out}: {', '.join(missing)}")
+    write_text(out / REPORT_FILES[0], doc.markdown())
+    write_text(out / REPORT_FILES[1], doc.html(out))
+    return list(REPORT_FILES)
+
+
+# --------------------------------------------------------------------------- study report
+def _source(model: BaseModel, name: str, default: str) -> str:
+    """ "study file" when the study set the field, else the default's source."""
+    return "study file" if name in model.model_fields_set else default
+
+
+def _assumption_rows(result: StudyResult) -> list[list[str]]:
+    cfg = result.config
+    summary = result.summary
+    fleet = cfg.fleet
+    feeder = result.feeder
+    period = summary.get("period", {})
+    rows: list[list[str]] = []
+
+    def add(parameter: str, value: str, source: str) -> None:
+        rows.append([parameter, value, source])
+
+    add("Planning (detail) year", str(cfg.year), "study file")
+    add("Base year of the profiles", str(cfg.base_year), _source(cfg, "base_year", "default"))
+    years = cfg.years()
+    span = str(years[0]) if years[0] == years[-1] else f"{years[0]}–{years[-1]}"
+    add("Planning horizon", span, _source(cfg, "horizon", "default: the planning year"))
+    add("Monte Carlo draws per year", str(cfg.horizon.draws), _source(cfg, "horizon", "default"))
+    add(
+        "Deferral confidence",
+        fmt_share(cfg.horizon.confidence),
+        _source(cfg.horizon, "confidence", "default (90 % of draws)"),
+    )
+    add("Random seed", str(cfg.seed), _source(cfg, "seed", "default"))
+    add(
+        "Simulated period",
+        f"{cfg.period.kind.replace('_', ' ')}: {period.get('start', '?')} to "
+        f"{period.get('end', '?')} ({period.get('steps', '?')} steps of "
+        f"{fmt_num(period.get('step_h'), 2)} h)",
+        _source(cfg, "period", "default: 7 days around the feeder's base-load peak"),
+    )
+    growth = cfg.load_growth
+    if growth.factors:
+        growth_text = "factors " + ", ".join(f"{k}: {v:g}" for k, v in growth.factors.items())
+        growth_source = "study file"
+    elif growth.rate is not None:
+        growth_text, growth_source = fmt_rate(growth.rate) + "/yr", "study file"
+    else:
+        growth_text = fmt_rate(feeder.growth_rate) + "/yr"
+        growth_source = "feeder spec (planning assumption)"
+    add("Base-load growth", growth_text, growth_source)
+    adoption = fleet.adoption_spec()
+    if adoption.kind == "constant":
+        adoption_text = f"{adoption.value:g} EVs per household (constant)"
+    elif adoption.kind == "logistic":
+        adoption_text = (
+            f"logistic: ceiling {adoption.ceiling:g} EVs/household, midpoint "
+            f"{adoption.midpoint_year:g}, steepness {adoption.steepness:g}/yr"
+        )
+    elif adoption.kind == "linear":
+        adoption_text = (
+            f"linear: {adoption.start_value:g} in {adoption.start_year} to "
+            f"{adoption.end_value:g} in {adoption.end_year} EVs/household"
+        )
+    else:
+        adoption_text = "table: " + ", ".join(
+            f"{k}: {v:g}" for k, v in (adoption.table or {}).items()
+        )
+    adoption_set = bool({"adoption", "evs_per_household"} & fleet.model_fields_set)
+    add(
+        "EV adoption",
+        adoption_text,
+        "study file (scenario assumption)"
+        if adoption_set
+        else "default 0.5 EV/household (assumption)",
+    )
+    if fleet.zones:
+        add("Adoption zones", str(fleet.zones), "study file")
+    add(
+        "V2G-capable share of EVs",
+        fmt_share(fleet.v2g_capable_share)
+        if fleet.v2g_capable_share is not None
+        else "from vehicle mix",
+        _source(fleet, "v2g_capable_share", "vehicle catalog (gridplan/data/vehicles.csv)"),
+    )
+    add(
+        "V2G enrollment (share of capable EVs)",
+        fmt_share(fleet.v2g_enrolled_share),
+        _source(fleet, "v2g_enrolled_share", "default 50 % (assumption)"),
+    )
+    add(
+        "Vehicle and charger mix",
+        ", ".join(f"{k} {v:.0%}" for k, v in fleet.vehicle_mix.items())
+        + "; "
+        + ", ".join(f"{k} {v:.0%}" for k, v in fleet.charger_mix.items()),
+        _source(
+            fleet,
+            "vehicle_mix",
+            "default mix; each vehicle's and charger's figures cite their source in "
+            "gridplan/data/vehicles.csv and chargers.csv",
+        ),
+    )
+    add(
+        "Reserve / departure target state of charge",
+        f"{fleet.reserve_soc:.0%} / {fleet.target_soc:.0%}",
+        _source(fleet, "reserve_soc", "default: typical V2G program reserve; target assumption"),
+    )
+    add(
+        "Charge / discharge efficiency",
+        f"{fleet.charge_efficiency:.0%} / {fleet.discharge_efficiency:.0%}",
+        _source(fleet, "charge_efficiency", "default: typical AC charging efficiency"),
+    )
+    add(
+        "Driving and plug-in behaviour",
+        f"weekday arrival {fleet.weekday.arrival_mean_h:g} h, departure "
+        f"{fleet.weekday.departure_mean_h:g} h, {fleet.weekday.daily_miles_mean:g} mi/day",
+        _source(fleet, "weekday", "NHTS 2017; US DOE VTO Fact of the Week #1047"),
+    )
+    disp = cfg.dispatch
+    add(
+        "Charging strategy (without V2G)",
+        ", ".join(disp.charging_list()),
+        _source(disp, "charging", "default: unmanaged"),
+    )
+    add("V2G strategy", ", ".join(disp.v2g_list()), _source(disp, "v2g", "default: v2g_event"))
+    add(
+        "V2G event window",
+        f"{disp.window_start_h:g}–{disp.window_end_h:g} h; months: "
+        + (
+            "all"
+            if sorted(disp.event_months) == list(range(1, 13))
+            else " ".join(map(str, disp.event_months))
+        ),
+        _source(disp, "window_start_h", "default: CPUC ELRP event hours, 4-9 pm"),
+    )
+    strategies = {*disp.charging_list(), *disp.v2g_list()}
+    events = getattr(disp, "events", None)
+    if events is not None and "v2g_event" in strategies:
+        events_text = {
+            "every_day": "the window on every day of the event months",
+            "elrp": "event days drawn per year and draw within the CPUC ELRP rules",
+        }.get(str(events), f"calendar file {events}")
+        add("V2G event days", events_text, _source(disp, "events", "default"))
+    rate = getattr(disp, "rate", None)
+    if rate is not None and "tou" in strategies:
+        add("Time-of-use rate (tou charging)", str(rate), _source(disp, "rate", "default"))
+    grid_aware = strategies & {"smart", "v2g_peak_shave", "v2g_optimal"}
+    fraction = getattr(disp, "target_fraction", None)
+    if fraction is not None and grid_aware:
+        add(
+            "Planning target of grid-aware strategies",
+            f"{float(fraction):.0%} of each asset's limit ({', '.join(sorted(grid_aware))})",
+            _source(disp, "target_fraction", "default: margin for reactive power (assumption)"),
+        )
+    objective = getattr(disp, "objective", None)
+    if objective is not None and "v2g_optimal" in strategies:
+        add("v2g_optimal objective", str(objective), _source(disp, "objective", "default"))
+    crit = cfg.criteria
+    add(
+        "Loading criterion",
+        f"over the asset's planning limit for more than {crit.allowed_hours_trafo:g} h "
+        f"(transformers) / {crit.allowed_hours_line:g} h (lines) of the period",
+        _source(crit, "allowed_hours_trafo", "default: no hour over the limit"),
+    )
+    add(
+        "Voltage band (service points)",
+        f"{crit.vm_min_pu:g}–{crit.vm_max_pu:g} pu",
+        _source(crit, "vm_min_pu", "ANSI C84.1 Range A service voltage"),
+    )
+    val = cfg.valuation
+    mcos = "National Grid / Niagara Mohawk 2025 marginal cost of service study (NY PSC)"
+    add("Discount rate (nominal)", fmt_rate(val.discount_rate), _source(val, "discount_rate", mcos))
+    add("Cost escalation", fmt_rate(val.escalation_rate), _source(val, "escalation_rate", mcos))
+    add("Dollar year", str(val.dollar_year), _source(val, "dollar_year", "default"))
+    program = cfg.program
+    if program is None:
+        add("V2G program costs", "not given: gross deferral value only", "study file")
+    else:
+        add(
+            "Charging energy price",
+            f"${program.charging_energy_price_usd_per_kwh:g}/kWh",
+            program.charging_energy_price_source,
+        )
+        program_sources = {
+            "upfront_incentive_usd_per_customer": (
+                "Upfront incentive per enrolled customer",
+                "${:,.0f}",
+                "PG&E V2X pilot, residential",
+            ),
+            "performance_payment_usd_per_kwh": (
+                "Performance payment (local export)",
+                "${:g}/kWh",
+                "default 0 (PG&E V2X pilot pays no per-kWh rate)",
+            ),
+            "event_payment_usd_per_kwh": (
+                "Event payment",
+                "${:g}/kWh",
+                "CPUC Emergency Load Reduction Program (ELRP)",
+            ),
+            "capacity_payment_usd_per_kw_month": (
+                "Capacity payment",
+                "${:g}/kW-month",
+                "default 0 (DSGS Option 3 rates depend on appropriations)",
+            ),
+            "battery_wear_usd_per_kwh": (
+                "Battery wear",
+                "${:g}/kWh exported",
+                "default $83/kWh ÷ 3,650 cycles (weakly sourced; vary in sensitivity)",
+            ),
+        }
+        for name, (label, pattern, default) in program_sources.items():
+            add(label, pattern.format(getattr(program, name)), _source(program, name, default))
+        add(
+            "Event / capacity payments funded by the utility",
+            f"{'yes' if program.event_payments_utility_funded else 'no'} / "
+            f"{'yes' if program.capacity_payments_utility_funded else 'no'}",
+            _source(
+                program,
+                "event_payments_utility_funded",
+                "default: ELRP is funded statewide, capacity payment by the utility",
+            ),
+        )
+    return rows
+
+
+def _upgrade_rows(result: StudyResult) -> list[list[str]]:
+    upgrades = result.feeder.upgrades
+    if upgrades is None or upgrades.empty:
+        return []
+    kinds = result.feeder.assets.kind.reindex(upgrades.asset_id).to_numpy()
+    frame = upgrades.assign(kind=kinds)
+    rows = []
+    for (_option, kind, source, dollar_year), group in frame.groupby(
+        ["option", "kind", "source", "dollar_year"], sort=True
+    ):
+        costs = group.cost_usd
+        ratings = group.new_rating_kva
+        cost = (
+            fmt_usd(costs.iloc[0])
+            if costs.nunique() == 1
+            else f"{fmt_usd(costs.min())}–{fmt_usd(costs.max())}"
+        )
+        rating = (
+            fmt_num(ratings.iloc[0], 0)
+            if ratings.nunique() == 1
+            else f"{fmt_num(ratings.min(), 0)}–{fmt_num(ratings.max(), 0)}"
+        )
+        rows.append([str(kind), f"{len(group)}", rating, cost, str(dollar_year), str(source)])
+    return rows
+
+
+def _asset_rows(result: StudyResult) -> tuple[list[list[str]], int]:
+    a = result.assets
+    cases = result.horizon.cases
+    need = a.year_of_need_charging_p50.notna()
+    over = np.zeros(len(a), dtype=bool)
+    for case in cases:
+        over |= (a[f"peak_loading_pct_{case}"] > a.limit_pct).to_numpy()
+    chosen = a[need.to_numpy() | over].copy()
+    chosen["_ratio"] = chosen.peak_loading_pct_charging / chosen.limit_pct
+    chosen = chosen.sort_values(
+        ["year_of_need_charging_p50", "_ratio"], ascending=[True, False], na_position="last"
+    )
+    rest = len(chosen) - MAX_ASSET_ROWS
+    rows = []
+    for asset_id, r in chosen.head(MAX_ASSET_ROWS).iterrows():
+        deferral = r.get("deferral_years_v2g")
+        capped = bool(r.get("deferral_capped_v2g", False))
+        deferral_text = fmt_num(deferral, 0)
+        if capped and deferral_text != "—":
+            deferral_text = "≥ " + deferral_text
+        rows.append(
+            [
+                f"{r['name']} ({asset_id})",
+                fmt_num(r.rating_kva, 0),
+                fmt_num(r.limit_pct, 0),
+                fmt_num(r.peak_loading_pct_base, 1),
+                fmt_num(r.peak_loading_pct_charging, 1),
+                fmt_num(r.peak_loading_pct_v2g, 1),
+                f"{fmt_num(r.evs_downstream, 0)} ({fmt_num(r.v2g_enrolled_evs_downstream, 0)})",
+                f"{fmt_year(r.year_of_need_charging_p50, '—')} "
+                f"({fmt_year(r.year_of_need_charging_p90, '—')})",
+                fmt_year(r.year_of_need_v2g_p50, "—"),
+                deferral_text,
+                fmt_share(r.get("firmness_v2g_end")),
+                fmt_num(r.get("new_rating_kva"), 0),
+                fmt_usd(r.get("cost_usd_dollar_year")),
+                fmt_usd(r.get("deferral_value_usd_v2g")),
+            ]
+        )
+    return rows, max(rest, 0)
+
+
+_ECON_ROWS = (
+    ("deferral_value_usd", "Gross deferral value (PV)", fmt_usd),
+    ("annual_deferral_value_usd", "Annual deferral value (levelized)", fmt_usd),
+    ("v2g_capacity_kw", "V2G capacity that meets the needs [kW]", lambda v: fmt_num(v, 1)),
+    ("value_usd_per_kw_yr", "Value per kW-year [USD/kW-yr]", lambda v: fmt_num(v, 2)),
+    ("enrolled_evs", "Enrolled EVs (median, last year)", lambda v: fmt_num(v, 0)),
+    ("value_usd_per_enrolled_ev_yr", "Value per enrolled EV-year [USD]", lambda v: fmt_num(v, 2)),
+    ("v2g_export_kwh_per_yr", "V2G export [kWh/yr]", lambda v: fmt_num(v, 0)),
+    ("extra_charging_kwh_per_yr", "Extra charging [kWh/yr]", lambda v: fmt_num(v, 0)),
+    ("upfront_incentives_pv_usd", "Upfront incentives (PV)", fmt_usd),
+    ("performance_payments_pv_usd", "Performance payments (PV)", fmt_usd),
+    ("event_payments_pv_usd", "Event payments (PV, whoever funds them)", fmt_usd),
+    ("capacity_payments_pv_usd", "Capacity payments (PV, whoever funds them)", fmt_usd),
+    ("ratepayer_cost_pv_usd", "Ratepayer cost (PV)", fmt_usd),
+    ("ratepayer_net_benefit_pv_usd", "Ratepayer net benefit (PV)", fmt_usd),
+    ("ratepayer_benefit_cost_ratio", "Ratepayer benefit/cost ratio", lambda v: fmt_num(v, 3)),
+    ("participant_benefit_cost_ratio", "Participant benefit/cost ratio", lambda v: fmt_num(v, 3)),
+    ("participant_revenue_pv_usd", "Participant revenue (PV)", fmt_usd),
+    ("participant_cost_pv_usd", "Participant cost (PV)", fmt_usd),
+    ("participant_net_benefit_pv_usd", "Participant net benefit (PV)", fmt_usd),
+    ("participant_net_per_ev_pv_usd", "Participant net benefit per EV (PV)", fmt_usd),
+)
+
+
+def _headline(result: StudyResult) -> list[str]:
+    """A few plain sentences: what the study found."""
+    crit = result.summary.get("critical_asset", {})
+    conf = result.config.horizon.confidence
+    lines = []
+    name = f"{crit.get('name')} ({crit.get('asset_id')})"
+    yon = crit.get("year_of_need_charging")
+    if yon is None:
+        lines.append(
+            f"The critical asset {name} has no need for an upgrade within the horizon, with or "
+            "without V2G: there is nothing to defer."
+        )
+    else:
+        deferral = crit.get("deferral_years")
+        strategy = result.horizon.strategies.get("v2g")
+        if _missing(deferral) or float(deferral) <= 0:
+            lines.append(
+                f"The critical asset {name} needs an upgrade in {yon} without V2G (P50); V2G "
+                f"({strategy}) does not defer it: the deferral reached in at least {conf:.0%} "
+                f"of draws is {fmt_num(deferral, 0)} years."
+            )
+        else:
+            at_least = "at least " if crit.get("deferral_capped") else ""
+            lines.append(
+                f"The critical asset {name} needs an upgrade in {yon} without V2G (P50); V2G "
+                f"({strategy}) defers it by {at_least}{fmt_num(deferral, 0)} year(s) in at "
+                f"least {conf:.0%} of draws."
+            )
+    economics = result.summary.get("economics", {})
+    for case, econ in economics.items():
+        text = (
+            f"{case}: gross deferral value {fmt_usd(econ.get('deferral_value_usd'))} "
+            f"(present worth, {result.config.valuation.dollar_year} USD, all monitored assets)"
+        )
+        if "ratepayer_net_benefit_pv_usd" in econ:
+            text += (
+                f"; ratepayer cost {fmt_usd(econ.get('ratepayer_cost_pv_usd'))}, net benefit "
+                f"{fmt_usd(econ.get('ratepayer_net_benefit_pv_usd'))}"
+            )
+        lines.append(text + ".")
+    return lines
+
+
+def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document:
+    """The report of one study as a :class:`Document`.
+
+    Parameters
+    ----------
+    result
+        A study result.
+    figures
+        Figure file names (in the report folder) to include.
+    """
+    from gridplan.plotting import CAPTIONS
+
+    cfg = result.config
+    s = result.summary
+    crit = s.get("critical_asset", {})
+    feeder = result.feeder
+    net = feeder.net
+    h = result.horizon
+    cases = list(h.cases)
+    v2g_cases = [c for c in cases if c.startswith("v2g")]
+    conf = cfg.horizon.confidence
+    dollar_year = cfg.valuation.dollar_year
+
+    doc = Document(f"V2G deferral study '{cfg.name}': feeder {feeder.name}, {cfg.year}")
+    doc.p(
+        f"Planning year {cfg.year}, horizon {s['horizon']['start']}–{s['horizon']['end']}, "
+        f"{s['horizon']['draws']} Monte Carlo draw(s) per year, seed {cfg.seed}. Generated "
+        f"{date.today().isoformat()} by gridplan {s.get('gridplan_version', __version__)}. "
+        f"Cases: "
+        + "; ".join(f"{c} = {s.get('cases', {}).get(c, h.strategies.get(c))}" for c in cases)
+        + "."
+    )
+
+    doc.h(2, "Summary")
+    doc.ul(_headline(result))
+    over = s.get("assets_over_limit", {})
+    rows = [
+        ["Critical asset", f"{crit.get('name')} ({crit.get('asset_id')})"],
+        [
+            "Rating / planning limit",
+            f"{fmt_num(crit.get('rating_kva'), 0)} kVA / {fmt_pct(crit.get('limit_pct'), 0)}",
+        ],
+        [
+            "EVs downstream (V2G-enrolled), " + str(cfg.year),
+            f"{fmt_num(crit.get('evs_downstream'), 0)} "
+            f"({fmt_num(crit.get('v2g_enrolled_evs_downstream'), 0)})",
+        ],
+    ]
+    for case in cases:
+        rows.append(
+            [f"Peak loading {cfg.year}, {case}", fmt_pct(crit.get(f"peak_loading_pct_{case}"))]
+        )
+    rows += [
+        [
+            "Year of need without V2G, P50 / P90",
+            f"{fmt_year(crit.get('year_of_need_charging'))} / "
+            f"{fmt_year(crit.get('year_of_need_charging_p90'))}",
+        ],
+        ["Year of need with V2G, P50", fmt_year(crit.get("year_of_need_v2g"))],
+        [
+            f"Deferral reached in {conf:.0%} of draws",
+            ("≥ " if crit.get("deferral_capped") else "")
+            + fmt_num(crit.get("deferral_years"), 0)
+            + " yr",
+        ],
+        ["Firmness with V2G, last horizon year", fmt_share(crit.get("firmness_v2g_end"))],
+        [
+            "Upgrade",
+            f"to {fmt_num(crit.get('upgrade_new_rating_kva'), 0)} kVA, "
+            f"{fmt_usd(crit.get('upgrade_cost_usd'))} ({dollar_year} USD)",
+        ],
+        ["Deferral value, critical asset", fmt_usd(crit.get("deferral_value_usd"))],
+        [
+            "Assets monitored / with a need in the horizon",
+            f"{s.get('assets_monitored')} / {s.get('assets_with_need_in_horizon')}",
+        ],
+        [f"Assets over their limit in {cfg.year}", ", ".join(f"{c} {n}" for c, n in over.items())],
+    ]
+    for case, value in s.get("deferral_value_usd_total", {}).items():
+        rows.append([f"Deferral value, all assets ({case})", fmt_usd(value)])
+    for case, econ in s.get("economics", {}).items():
+        if "ratepayer_net_benefit_pv_usd" in econ:
+            rows.append(
+                [f"Ratepayer net benefit ({case})", fmt_usd(econ["ratepayer_net_benefit_pv_usd"])]
+            )
+    doc.table(["Item", "Value"], rows, "ll")
+
+    doc.h(2, "Feeder")
+    spec = feeder.spec
+    source = "—"
+    if spec is not None:
+        ns = spec.network
+        ref = {
+            "simbench": ns.code,
+            "pandapower": ns.function,
+            "json": ns.path,
+            "builder": ns.builder,
+        }
+        source = f"{ns.source}: {ref.get(ns.source)}"
+    doc.p(feeder.description or feeder.name)
+    doc.table(
+        ["Item", "Value"],
+        [
+            ["Feeder", feeder.name],
+            ["Network source", source],
+            ["Spec file", str(feeder.spec_path) if feeder.spec_path else "built in Python"],
+            [
+                "Buses / lines / transformers / loads",
+                f"{len(net.bus)} / {len(net.line)} / {len(net.trafo)} / {len(net.load)}",
+            ],
+            ["Households", f"{int(np.sum(feeder.households)):,}"],
+            [
+                "Monitored assets",
+                f"{len(feeder.assets)} ("
+                + ", ".join(f"{n} {k}" for k, n in feeder.assets.kind.value_counts().items())
+                + ")",
+            ],
+            ["Profile step", f"{feeder.step_h:g} h"],
+            [
+                "Coordinates",
+                "yes (EPSG:4326)"
+                if feeder.bus_geo is not None
+                else "none: maps use a schematic layout",
+            ],
+        ],
+        "ll",
+    )
+
+    doc.h(2, "Assumptions and sources")
+    doc.table(["Parameter", "Value", "Source"], _assumption_rows(result), "lll")
+    upgrade_rows = _upgrade_rows(result)
+    if upgrade_rows:
+        doc.h(3, "Upgrade options")
+        doc.table(
+            [
+                "Kind",
+                "Applies to (assets)",
+                "New rating [kVA]",
+                "Cost per unit",
+                "Dollar year",
+                "Source",
+            ],
+            upgrade_rows,
+            "lrrrrl",
+        )
+    if s.get("assumptions"):
+        doc.h(3, "Method notes")
+        doc.ul(s["assumptions"])
+
+    doc.h(2, "Results per asset")
+    asset_rows, rest = _asset_rows(result)
+    need_n = s.get("assets_with_need_in_horizon")
+    doc.p(
+        f"Loading in {cfg.year} (median over draws), years of need over the horizon "
+        f"(P50, P90 in brackets), deferral reached in {conf:.0%} of draws (≥: capped at the "
+        f"horizon), firmness = share of draws without a need with V2G in the last horizon "
+        f"year, deferral value in present worth ({dollar_year} USD). {need_n} of "
+        f"{len(result.assets)} assets need an upgrade within the horizon; assets without a "
+        "need and within their limit are in assets.csv only."
+    )
+    if asset_rows:
+        doc.table(
+            [
+                "Asset",
+                "Rating [kVA]",
+                "Limit [%]",
+                "Peak no EVs [%]",
+                "Peak w/o V2G [%]",
+                "Peak with V2G [%]",
+                "EVs (enrolled)",
+                "Need w/o V2G P50 (P90)",
+                "Need with V2G",
+                "Deferral [yr]",
+                "Firmness",
+                "Upgrade [kVA]",
+                "Upgrade cost",
+                "Deferral value",
+            ],
+            asset_rows,
+        )
+        if rest:
+            doc.p(f"… and {rest} more assets with a need (see assets.csv).")
+    else:
+        doc.p("No monitored asset is over its limit or needs an upgrade within the horizon.")
+
+    crit_id = crit.get("asset_id")
+    if crit_id in result.assets.index:
+        r = result.assets.loc[crit_id]
+        doc.h(3, f"Need and V2G resource at the critical asset (in {fmt_year(r.get('need_year'))})")
+        doc.table(
+            ["Quantity", "Value"],
+            [
+                ["Peak excess over the limit [kW]", fmt_num(r.get("peak_excess_kw"), 1)],
+                ["Largest daily excess energy [kWh]", fmt_num(r.get("max_daily_excess_kwh"), 1)],
+                ["Longest excess [h]", fmt_num(r.get("longest_excess_h"), 2)],
+                ["Days with an excess (simulated period)", fmt_num(r.get("days_with_excess"), 0)],
+                [
+                    "Months / hours with an excess",
+                    f"{r.get('excess_months') or '—'} / {r.get('excess_hours') or '—'}",
+                ],
+                [
+                    "V2G power / energy required [kW / kWh]",
+                    f"{fmt_num(r.get('v2g_required_kw'), 1)} / "
+                    f"{fmt_num(r.get('v2g_required_kwh'), 1)}",
+                ],
+                ["Enrolled EVs required", fmt_num(r.get("v2g_evs_required"), 0)],
+                [
+                    "Draws whose enrolled EVs downstream have that resource",
+                    fmt_share(r.get("v2g_resource_available_share")),
+                ],
+            ],
+            "ll",
+        )
+
+    doc.h(2, "Valuation")
+    valuation = s.get("valuation", {})
+    doc.p(
+        f"Method: {valuation.get('method', '—')}. Discount rate "
+        f"{fmt_rate(valuation.get('discount_rate'))}, escalation "
+        f"{fmt_rate(valuation.get('escalation_rate'))}, {dollar_year} USD."
+    )
+    economics = result.economics
+    if economics is not None and not economics.empty:
+        econ_rows = []
+        for column, label, formatter in _ECON_ROWS:
+            if column in economics.columns:
+                econ_rows.append(
+                    [label, *(formatter(economics.at[c, column]) for c in economics.index)]
+                )
+        doc.table(
+            ["Quantity", *[f"{c} ({h.strategies.get(str(c))})" for c in economics.index]], econ_rows
+        )
+        if "event_payments_in_ratepayer_cost" in economics.columns:
+            notes = []
+            for case in economics.index:
+                ev = bool(economics.at[case, "event_payments_in_ratepayer_cost"])
+                cap = bool(economics.at[case, "capacity_payments_in_ratepayer_cost"])
+                notes.append(
+                    f"{case}: event payments {'counted' if ev else 'not counted'} as a ratepayer "
+                    f"cost, capacity payments {'counted' if cap else 'not counted'}"
+                )
+            doc.ul(notes)
+    else:
+        doc.p("No economics table in the result.")
+
+    doc.h(2, "Firmness of the V2G relief")
+    doc.p(
+        "Probability of need = share of Monte Carlo draws in which the critical asset fails "
+        "the loading criterion in that year; firmness = 1 − probability of need with V2G. "
+        f"The deferral is the one reached in at least {conf:.0%} of draws."
+    )
+    needs = result.needs
+    if crit_id is not None and not needs.empty:
+        one = needs[needs.asset_id == crit_id]
+        pivot = one.pivot_table(index="year", columns="case", values="need_probability")
+        by_year = one.pivot_table(index="year", columns="case", values="need_by_year_probability")
+        headers = ["Year"]
+        for case in ["charging", *v2g_cases]:
+            headers += [f"P(need) {case}", f"P(need by year) {case}"]
+        headers += [f"Firmness {c}" for c in v2g_cases]
+        firm_rows = []
+        for year in pivot.index:
+            row = [str(int(year))]
+            for case in ["charging", *v2g_cases]:
+                row += [fmt_share(pivot.at[year, case]), fmt_share(by_year.at[year, case])]
+            row += [fmt_share(1.0 - pivot.at[year, c]) for c in v2g_cases]
+            firm_rows.append(row)
+        doc.table(headers, firm_rows)
+
+    if result.sensitivity is not None and not result.sensitivity.empty:
+        from gridplan.plotting import headline_label, parameter_label, range_text
+
+        doc.h(2, "Sensitivity")
+        doc.p(
+            f"One parameter at a time at its low and high value, the others at base; result: "
+            f"{headline_label(result)} of the primary V2G case ({dollar_year} USD)."
+        )
+        sens_rows = []
+        for _, r in result.sensitivity.iterrows():
+            varied = r.low_value != r.high_value
+            sens_rows.append(
+                [
+                    parameter_label(str(r.parameter)),
+                    range_text(str(r.parameter), r.low_value, r.high_value)
+                    if varied
+                    else "not varied",
+                    fmt_usd(r.result_low),
+                    fmt_usd(r.result_base),
+                    fmt_usd(r.result_high),
+                    fmt_usd(r.swing),
+                ]
+            )
+        doc.table(
+            ["Parameter", "Low – high", "Result low", "Base", "Result high", "Swing"], sens_rows
+        )
+
+    doc.h(2, "Power flow and fleet checks")
+    flow_rows = []
+    for case, pf in s.get("power_flow", {}).items():
+        flow_rows.append(
+            [
+                case,
+                str(pf.get("non_converged_steps")),
+                fmt_num(pf.get("min_vm_pu"), 4),
+                fmt_num(pf.get("max_vm_pu"), 4),
+                fmt_share(pf.get("voltage_need_probability_end")),
+            ]
+        )
+    doc.table(
+        [
+            "Case",
+            "Non-converged steps (all years, draws)",
+            "Min voltage [pu]",
+            "Max voltage [pu]",
+            "P(voltage need), last year",
+        ],
+        flow_rows,
+    )
+    bad = sum(int(pf.get("non_converged_steps") or 0) for pf in s.get("power_flow", {}).values())
+    if bad:
+        doc.p(
+            f"Warning: {bad} power-flow steps did not converge; their loadings are not counted. "
+            "Check the feeder and the EV load before relying on the results."
+        )
+    fl = s.get("fleet", {})
+    doc.table(
+        ["Fleet, " + str(cfg.year) + " (first draw)", "Value"],
+        [
+            [
+                "Households / EVs / V2G-enrolled",
+                f"{fl.get('households')} / {fl.get('evs')} / {fl.get('v2g_enrolled_evs')}",
+            ],
+            ["Charging energy without V2G [kWh]", fmt_num(fl.get("charging_energy_kwh"), 0)],
+            [
+                "V2G export / charging with V2G [kWh]",
+                f"{fmt_num(fl.get('v2g_export_kwh'), 0)} / "
+                f"{fmt_num(fl.get('v2g_case_charging_energy_kwh'), 0)}",
+            ],
+            [
+                "Departures short of target (count, kWh)",
+                f"{fl.get('departures_short')}, {fmt_num(fl.get('departure_shortfall_kwh'), 1)}",
+            ],
+        ],
+        "ll",
+    )
+
+    chosen = _pick_figures(figures, list(CAPTIONS))
+    if chosen:
+        doc.h(2, "Figures")
+        for file in chosen:
+            stem = file.rpartition(".")[0]
+            doc.figure(file, CAPTIONS.get(stem, stem.replace("_", " ")))
+    return doc
+
+
+def write_report(result: StudyResult, out_dir: str | Path, figures: list[str]) -> list[str]:
+    """Write ``report.md`` and a self-contained ``report.html`` of a study (atomically).
+
+    Parameters
+    ----------
+    result
+        A study result (:func:`gridplan.study.run`).
+    out_dir
+        The study's output folder; the figures must already be in it.
+    figures
+        Figure file names in ``out_dir`` (e.g. from :func:`gridplan.plotting.write_figures`);
+        the report shows one file per figure (PNG preferred, else SVG).
+
+    Returns
+    -------
+    list of str
+        ``["report.md", "report.html"]``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = _pick_figures(figures, [])
+    return _write(study_document(result, chosen), out, chosen)
+
+
+# --------------------------------------------------------------------------- batch report
+def _column(table: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of ``names`` present in ``table`` (numeric where it can be), else NaNs."""
+    for name in names:
+        if name in table.columns:
+            series = table[name]
+            numeric = pd.to_numeric(series, errors="coerce")
+            if numeric.notna().sum() >= series.notna().sum():
+                return numeric.astype(float)
+            return series
+    return pd.Series(np.nan, index=table.index, dtype=float)
+
+
+def _stat(series: pd.Series, how: str) -> float:
+    """``min``/``max``/``mean``/``median`` of the finite values (NaN when there are none)."""
+    values = pd.to_numeric(series, errors="coerce").astype(float).dropna()
+    return float(getattr(values, how)()) if len(values) else math.nan
+
+
+def _outcome(need_year: float, deferral: float, net: float) -> str:
+    if _missing(need_year):
+        return "no need in horizon"
+    if _missing(deferral) or deferral <= 0:
+        return "need; V2G does not defer"
+    if _missing(net):
+        return "V2G defers (value not assessed)"
+    return "V2G defers, net benefit > 0" if net > 0 else "V2G defers, costs exceed value"
+
+
+#: Columns of a batch results table that are identity or result columns, not scenario fields.
+_KNOWN = {
+    "unit_id",
+    "feeder",
+    "scenario",
+    "scenario_name",
+    "draw",
+    "seed",
+    "status",
+    "error",
+    "duration_s",
+    "attempts",
+    "worker",
+    "config_hash",
+    "net_value_basis",
+}
+
+
+def batch_document(
+    table: pd.DataFrame, name: str = "batch", figures: Sequence[str] = ()
+) -> Document:
+    """The screening report of a batch results table (one row per unit) as a Document.
+
+    Columns are read defensively: ``feeder`` is required; ``status`` (default ``ok``),
+    ``unit_id``, ``scenario_name``, ``critical_asset``, ``peak_loading_pct_charging`` /
+    ``_v2g``, ``year_of_need_charging``, ``deferral_years``, ``deferral_value_usd``,
+    ``net_deferral_value_usd`` (else ``net_benefit_usd``, else the deferral value) and
+    ``error`` are used when present. Columns with a dot (``fleet.evs_per_household``) are
+    taken as scenario fields.
+    """
+    from gridplan.plotting import BATCH_CAPTIONS
+
+    if "feeder" not in table.columns:
+        raise ValueError("the batch table has no 'feeder' column")
+    t = table.reset_index(drop=True)
+    status = t["status"].astype(str) if "status" in t.columns else pd.Series("ok", index=t.index)
+    ok = t[(status == "ok").to_numpy()]
+    ok_status = status[status == "ok"]
+    failed = t[(status == "failed").to_numpy()]
+    feeders = list(dict.fromkeys(t.feeder.astype(str)))
+    params = [c for c in t.columns if "." in str(c) and c not in _KNOWN]
+    scenarios = _column(t, "scenario_name", "scenario").dropna().astype(str)
+    draws = _column(t, "draw").dropna()
+
+    doc = Document(f"Screening report: batch '{name}'")
+    doc.p(
+        f"{len(t)} units: {len(feeders)} feeder(s) × {max(1, scenarios.nunique())} scenario "
+        f"point(s) × {max(1, draws.nunique())} draw(s); {len(ok_status)} finished, "
+        f"{len(failed)} failed, {len(t) - len(ok_status) - len(failed)} other. Generated "
+        f"{date.today().isoformat()} by gridplan {__version__}. Each unit is one feeder study "
+        "(one scenario point, one fleet draw); values are present worth."
+    )
+    if params:
+        values = "; ".join(
+            f"{p} = {', '.join(str(v) for v in pd.unique(t[p].dropna()))}" for p in params
+        )
+        doc.p(f"Scenario fields: {values}.")
+    net_value = _column(ok, "net_deferral_value_usd", "net_benefit_usd", "deferral_value_usd")
+    basis = (
+        ", ".join(sorted(set(ok.net_value_basis.dropna().astype(str))))
+        if "net_value_basis" in ok.columns
+        else next(
+            (
+                c
+                for c in ("net_deferral_value_usd", "net_benefit_usd", "deferral_value_usd")
+                if c in ok.columns
+            ),
+            "—",
+        )
+    )
+
+    doc.h(2, "Feeders ranked by net deferral value")
+    doc.p(
+        "Mean over each feeder's finished units; net value basis: "
+        f"{basis or '—'} (the ratepayer net benefit when the study has program costs, else "
+        "the gross deferral value). Peak loading is the critical asset's, year of need the "
+        "P50 year without V2G, deferral the years reached at the study's confidence."
+    )
+    per: list[dict[str, Any]] = []
+    peak_c = _column(ok, "peak_loading_pct_charging")
+    peak_v = _column(ok, "peak_loading_pct_v2g")
+    need = _column(ok, "year_of_need_charging")
+    deferral = _column(ok, "deferral_years")
+    gross = _column(ok, "deferral_value_usd")
+    critical = _column(ok, "critical_asset", "critical_asset_id")
+    for feeder in feeders:
+        mask = (ok.feeder.astype(str) == feeder).to_numpy()
+        n_all = int((t.feeder.astype(str) == feeder).sum())
+        n_ok = int(mask.sum())
+        crit_mode = critical[mask].dropna().astype(str).mode()
+        row = {
+            "feeder": feeder,
+            "units": f"{n_ok} / {n_all}",
+            "critical": crit_mode.iloc[0] if len(crit_mode) else "—",
+            "peak_c": _stat(peak_c[mask], "max"),
+            "peak_v": _stat(peak_v[mask], "max"),
+            "need_min": _stat(need[mask], "min"),
+            "need_med": _stat(need[mask], "median"),
+            "deferral": _stat(deferral[mask], "median"),
+            "gross": _stat(gross[mask], "mean"),
+            "net": _stat(net_value[mask], "mean"),
+            "net_best": np.nan,
+            "best": "—",
+        }
+        if n_ok and "scenario_name" in ok.columns:
+            by = net_value[mask].groupby(ok.scenario_name[mask].astype(str)).mean().dropna()
+            if len(by):
+                row["best"], row["net_best"] = str(by.idxmax()), float(by.max())
+        row["outcome"] = _outcome(row["need_med"], row["deferral"], row["net"])
+        per.append(row)
+    per.sort(key=lambda r: (-r["net"] if not _missing(r["net"]) else math.inf, r["feeder"]))
+    doc.table(
+        [
+            "Rank",
+            "Feeder",
+            "Units ok / all",
+            "Critical asset (most often)",
+            "Peak w/o V2G, max [%]",
+            "Peak with V2G, max [%]",
+            "Need w/o V2G, earliest (median)",
+            "Deferral, median [yr]",
+            "Gross value, mean",
+            "Net value, mean",
+            "Best scenario (net)",
+            "Screening outcome",
+        ],
+        [
+            [
+                str(i + 1),
+                r["feeder"],
+                r["units"],
+                r["critical"],
+                fmt_num(r["peak_c"], 1),
+                fmt_num(r["peak_v"], 1),
+                f"{fmt_year(r['need_min'], '—')} "
+                f"({'—' if _missing(r['need_med']) else format(r['need_med'], 'g')})",
+                fmt_num(r["deferral"], 1),
+                fmt_usd(r["gross"]),
+                fmt_usd(r["net"]),
+                f"{r['best']} ({fmt_usd(r['net_best'])})" if r["best"] != "—" else "—",
+                r["outcome"],
+            ]
+            for i, r in enumerate(per)
+        ],
+        "llllrrrrrrll",
+    )
+    outcomes = pd.Series([r["outcome"] for r in per]).value_counts()
+    doc.ul(f"{outcome}: {count} feeder(s)" for outcome, count in outcomes.items())
+
+    if "scenario_name" in ok.columns and 1 < ok.scenario_name.nunique() <= 16:
+        doc.h(2, "Net value by scenario point")
+        doc.p("Mean net deferral value over draws, per feeder and scenario point.")
+        pivot = net_value.groupby([ok.feeder.astype(str), ok.scenario_name.astype(str)]).mean()
+        table_s = pivot.unstack()
+        columns = list(dict.fromkeys(ok.scenario_name.astype(str)))
+        doc.table(
+            ["Feeder", *columns],
+            [
+                [f, *(fmt_usd(table_s.at[f, c]) if c in table_s.columns else "—" for c in columns)]
+                for f in feeders
+                if f in table_s.index
+            ],
+        )
+
+    if len(failed):
+        doc.h(2, "Failed units")
+        doc.p(
+            f"{len(failed)} unit(s) failed; the batch kept going. Errors as recorded (first "
+            f"{min(len(failed), MAX_FAILED_ROWS)}; all in manifest.csv)."
+        )
+        errors = _column(failed, "error")
+        ids = _column(failed, "unit_id")
+        doc.table(
+            ["Unit", "Feeder", "Error"],
+            [
+                [str(ids.iloc[i]), str(failed.feeder.iloc[i]), str(errors.iloc[i])]
+                for i in range(min(len(failed), MAX_FAILED_ROWS))
+            ],
+            "lll",
+        )
+
+    chosen = _pick_figures(figures, list(BATCH_CAPTIONS))
+    if chosen:
+        doc.h(2, "Figures")
+        for file in chosen:
+            stem = file.rpartition(".")[0]
+            doc.figure(file, BATCH_CAPTIONS.get(stem, stem.replace("_", " ")))
+    return doc
+
+
+def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
+    """Write the screening report of a batch: figures, ``report.md`` and ``report.html``.
+
+    Parameters
+    ----------
+    table
+        The consolidated results table, one row per unit (:func:`gridplan.batch.run`'s
+        ``results`` or ``results.csv``); see :func:`batch_document` for the columns read.
+    out_dir
+        The batch's output folder (its name is taken as the batch name).
+
+    Returns
+    -------
+    list of str
+        The files written: the screening figure (PNG, SVG) when a unit finished, then
+        ``report.md`` and ``report.html``.
+    """
+    from gridplan.plotting import write_batch_figures
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = write_batch_figures(table, out)
+    chosen = _pick_figures(figures, [])
+    doc = batch_document(table, out.resolve().name, chosen)
+    return [*figures, *_write(doc, out, chosen)]
