@@ -54,10 +54,10 @@ DPI = 120
 CAPTIONS: dict[str, str] = {
     "loading_duration": (
         "Loading duration curve of the critical asset over the simulated period of the "
-        "detail year (first draw): share of time at or above each loading, per case."
+        "detail year (median draw): share of time at or above each loading, per case."
     ),
     "loading_heatmap": (
-        "Loading of the critical asset by day and time of day (detail year, first draw), "
+        "Loading of the critical asset by day and time of day (detail year, median draw), "
         "without and with V2G; only the simulated days are shown."
     ),
     "peak_day": (
@@ -260,7 +260,7 @@ def plot_loading_duration(result: StudyResult, asset_id: str | None = None) -> F
     Parameters
     ----------
     result
-        Study result; uses ``loading_pct`` (detail year, first draw).
+        Study result; uses ``loading_pct`` (detail year, median draw).
     asset_id
         Monitored asset; default the critical asset of ``result.summary``.
 
@@ -325,7 +325,7 @@ def plot_loading_heatmap(
     Parameters
     ----------
     result
-        Study result; uses ``loading_pct`` (detail year, first draw).
+        Study result; uses ``loading_pct`` (detail year, median draw).
     asset_id
         Monitored asset; default the critical asset.
     cases
@@ -459,7 +459,7 @@ def plot_peak_day(result: StudyResult, asset_id: str | None = None) -> Figure:
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     ax.set_xlim(t[0], t[-1])
     n_ev = int(ev.shape[1]) if per_ev else None
-    who = f"{n_ev} EVs downstream (first draw)" if n_ev is not None else "EVs downstream"
+    who = f"{n_ev} EVs downstream (median draw)" if n_ev is not None else "EVs downstream"
     ax.set_title(_title(result, f"peak day, {who}", row))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", ncols=2)
@@ -865,7 +865,7 @@ def plot_feeder_map(
     - Buses coloured by their minimum voltage over the period (``bus_min_vm_pu``, default
       ``result.bus_min_vm_pu`` when the result holds it; otherwise buses are drawn
       uncoloured and the legend says so), marker size by EVs at the bus (detail year,
-      first draw).
+      median draw).
     - Assets over their planning limit in that case marked with a red ring; the critical
       asset is labelled.
 
@@ -1090,7 +1090,7 @@ def plot_feeder_map(
     layout = "schematic layout (no coordinates)" if schematic else "geographic, EPSG:4326"
     fig.suptitle(
         f"{feeder.name} {result.config.year} · feeder map, {layout} · "
-        f"{int(ev_count.sum())} EVs (first draw)"
+        f"{int(ev_count.sum())} EVs (median draw)"
     )
     return fig
 

@@ -929,7 +929,7 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
         )
     fl = s.get("fleet", {})
     doc.table(
-        ["Fleet, " + str(cfg.year) + " (first draw)", "Value"],
+        ["Fleet, " + str(cfg.year) + " (median draw)", "Value"],
         [
             [
                 "Households / EVs / V2G-enrolled",

@@ -487,13 +487,14 @@ class StudyResult:
     horizon
         Per year, draw, case and asset results (:class:`HorizonResult`).
     fleet
-        The fleet of the detail year (``config.year``), first draw.
+        The fleet of the detail year (``config.year``), median draw (the draw whose worst
+        charging-case asset loading is the median across draws; ``summary["detail_draw"]``).
     time_index
         Steps of the study period.
     ev_dispatch
-        EV dispatch per EV case of the detail year, first draw.
+        EV dispatch per EV case of the detail year, median draw.
     loading_pct
-        Asset loading [%] per case of the detail year, first draw, (time, asset).
+        Asset loading [%] per case of the detail year, median draw, (time, asset).
     converged
         Per case, whether each step's power flow converged, (time,).
     min_vm_pu
@@ -512,7 +513,7 @@ class StudyResult:
     sensitivity
         Tornado table (:func:`gridplan.valuation.tornado`) when ``[sensitivity]`` is enabled.
     bus_min_vm_pu
-        Per case of the detail year, first draw: lowest voltage of each bus over the period
+        Per case of the detail year, median draw: lowest voltage of each bus over the period
         [pu], shape (bus,), ``net.bus.index`` order (NaN: never solved).
     output_path
         Folder the files were written to (``None`` if not written).
@@ -647,13 +648,15 @@ def run(
 
         iterator = tqdm(units, desc=f"study {config.name}", unit="draw", leave=False)
     for y, d in iterator:
-        keep = int(years[y]) == config.year and d == 0
-        out = _evaluate(context, int(years[y]), d, keep_detail=keep)
-        acc.add(y, d, out)
-        if keep:
-            detail = out["detail"]
+        acc.add(y, d, _evaluate(context, int(years[y]), d, keep_detail=False))
 
     horizon = acc.result(years, cases, config, feeder)
+    # The detail (time series, figures) is the median draw of the detail year: the draw
+    # whose worst charging-case loading (relative to the limit) is the median.
+    y_detail = int(np.flatnonzero(years == config.year)[0])
+    detail_draw = _median_draw(horizon, y_detail, feeder.assets.limit_pct.to_numpy())
+    detail = _evaluate(context, config.year, detail_draw, keep_detail=True)["detail"]
+    detail["draw"] = detail_draw
     assets = _asset_table(feeder, config, horizon)
     needs = _needs_table(horizon)
     economics = _economics(config, horizon, assets, time_index, feeder.step_h)
@@ -852,6 +855,14 @@ def _calendar_file(config: StudyConfig, feeder: Feeder) -> Any:
         source=f"{calendar.source} (dates moved to the profile year {year})",
         file=calendar.file,
     )
+
+
+def _median_draw(h: HorizonResult, y: int, limit_pct: np.ndarray) -> int:
+    """The draw whose worst asset loading (charging case, relative to the limit) in year
+    position ``y`` is the (lower) median across draws."""
+    worst = np.nanmax(h.peak_loading_pct[y, :, h.case("charging"), :] / limit_pct, axis=1)
+    order = np.argsort(worst, kind="stable")
+    return int(order[(len(order) - 1) // 2])
 
 
 def _event_calendar(ctx: _Context, rng: np.random.Generator) -> Any:
@@ -1232,6 +1243,7 @@ def _summary(
             "steps": len(time_index),
             "step_h": feeder.step_h,
         },
+        "detail_draw": int(detail.get("draw", 0)),
         "fleet": {
             "households": int(feeder.households.sum()),
             "evs_per_household": _num(fleet.evs_per_household),

@@ -323,3 +323,16 @@ def test_escalation_above_discount_is_noted(tmp_path):
     assert any("exceeds the discount rate" in note for note in r.summary["notes"])
     values = r.assets.deferral_value_usd_v2g[r.assets.deferral_years_v2g > 0]
     assert (values <= 0).all()
+
+
+def test_detail_is_the_median_draw(horizon_result):
+    r = horizon_result
+    h = r.horizon
+    y = list(h.years).index(r.config.year)
+    limit = r.feeder.assets.limit_pct.to_numpy()
+    worst = np.nanmax(h.peak_loading_pct[y, :, h.case("charging")] / limit, axis=1)
+    d = r.summary["detail_draw"]
+    assert (worst < worst[d]).sum() <= (len(worst) - 1) // 2 <= (worst <= worst[d]).sum() - 1
+    # the detail arrays are that draw's
+    detail_worst = np.nanmax(np.nanmax(r.loading_pct["charging"], axis=0) / limit)
+    assert detail_worst == pytest.approx(worst[d])
