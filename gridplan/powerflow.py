@@ -10,9 +10,17 @@ fixed-point (Z-bus) iteration on the non-slack buses::
 
 where ``S_L`` is the complex power injected at the non-slack buses and ``V_s`` the fixed
 ext_grid voltages. ``Z_LL`` is applied either as a dense matrix (BLAS matrix product,
-fastest below a few hundred buses) or through one sparse LU factorisation of ``Y_LL``
+fastest below ~60 non-slack buses) or through one sparse LU factorisation of ``Y_LL``
 (``scipy.sparse.linalg.splu``). There is no Python loop over time steps: each iteration
 updates every still-unconverged step of a chunk at once, and converged steps drop out.
+
+Supported: lines, two-winding transformers (taps, phase shift, parallel), switches
+(open, closed, with impedance), shunts, ext_grids (several, with angles), time-varying
+loads (constant power, or ZIP as pandapower models it) and static generators, and
+storage, motors and wards at their values in the net. Refused with
+:class:`UnsupportedElementError`: voltage-controlled ``gen``, ``trafo3w``, ``impedance``,
+``xward``, ``dcline``, FACTS and DC elements, asymmetric loads/sgens, in-service
+controllers and runpp options the model cannot honour.
 
 Entry points
 ------------
@@ -66,11 +74,12 @@ Method = Literal["auto", "dense", "sparse"]
 _METHODS: tuple[str, ...] = ("auto", "dense", "sparse")
 
 #: Non-slack node count up to which ``method="auto"`` applies ``Z_LL`` as a dense matrix
-#: (one BLAS product per iteration); above it one sparse LU of ``Y_LL`` is used. Measured
+#: (one BLAS product per iteration); above it the sparse LU of ``Y_LL`` is used. Measured
 #: with ``benchmarks/bench_powerflow.py --mode method`` (``benchmarks/results/powerflow.md``),
-#: single-threaded on SimBench grids: dense is faster below ~100 nodes (0.5 vs 0.9 µs per
-#: step column at 43 nodes), equal at 100, and the sparse LU 2× faster at ~200 nodes.
-DENSE_MAX_BUSES = 100
+#: single-threaded on SimBench grids, per step column: dense 0.19 / 0.55 µs vs sparse
+#: 0.33 / 0.66 µs at 14 / 43 nodes, but dense 2.0 vs sparse 1.3 µs at 100 nodes and
+#: 7.8 vs 2.6 µs at 207 nodes.
+DENSE_MAX_BUSES = 60
 
 #: Default number of time steps solved together (memory per chunk is roughly
 #: ``chunk_size × (buses + branches) × 100 B``).
@@ -318,6 +327,32 @@ def _check_supported(net: Any) -> None:
             )
 
 
+def _factorize(y_ll: sp.csc_matrix, rhs: ComplexArray) -> tuple[Any, ComplexArray]:
+    """Sparse LU of ``Y_LL`` and the solution of ``Y_LL w = rhs``.
+
+    Admittance matrices are structurally symmetric and (nearly) diagonally dominant, so a
+    symmetric minimum-degree ordering with diagonal pivots gives the least fill: on SimBench
+    grids 25–35 % fewer factor entries and solves 1.4–1.8× faster than SuperLU's default
+    (COLAMD with partial pivoting). If that factorisation is not accurate, the default is
+    used.
+    """
+    try:
+        lu = splu(
+            y_ll,
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
+        w = lu.solve(rhs)
+        scale = np.abs(rhs).max() or 1.0
+        if np.isfinite(w).all() and np.abs(y_ll @ w - rhs).max() <= 1e-9 * scale:
+            return lu, w
+    except RuntimeError:
+        pass
+    lu = splu(y_ll)
+    return lu, lu.solve(rhs)
+
+
 def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
     """Compile a pandapower net into the matrices the time-series solver iterates on.
 
@@ -436,8 +471,7 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
                 w = z @ rhs
                 zt = np.ascontiguousarray(z.T)
             else:
-                lu = splu(y_ll)
-                w = lu.solve(np.asarray(rhs, dtype=np.complex128))
+                lu, w = _factorize(y_ll, np.asarray(rhs, dtype=np.complex128))
         except (np.linalg.LinAlgError, RuntimeError) as exc:
             raise GridplanError(
                 "the admittance matrix of the non-slack buses is singular (an island "
@@ -585,6 +619,21 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
     bus_node = lookup[net.bus.index.to_numpy(dtype=np.int64)]
     unsolved = (bus_node < 0) | (bus_node >= n_nodes) | ~net.bus["in_service"].to_numpy(bool)
     bus_node = np.where(unsolved, -1, bus_node)
+
+    # Renumber the nodes: non-slack first (in their order), then slack, so that the full
+    # voltage vector of a chunk is two contiguous blocks [V_L | V_s].
+    perm = np.r_[nonslack, slack]
+    new_index = np.empty(n_nodes, dtype=np.int64)
+    new_index[perm] = np.arange(n_nodes)
+    s_fixed = s_fixed[perm]
+    if zip_p is not None and zip_q is not None:
+        zip_p, zip_q = zip_p[:, perm], zip_q[:, perm]
+    c_load = sp.csr_matrix(c_load[perm])
+    c_sgen = sp.csr_matrix(c_sgen[perm])
+    br_f, br_t = new_index[br_f], new_index[br_t]
+    bus_node = np.where(bus_node >= 0, new_index[np.maximum(bus_node, 0)], -1)
+    nonslack = np.arange(n_l, dtype=np.int64)
+    slack = np.arange(n_l, n_nodes, dtype=np.int64)
 
     return CompiledNetwork(
         bus_index=net.bus.index.to_numpy(dtype=np.int64),
@@ -842,18 +891,16 @@ def _iterate(
     tiny = 1e-3 * tol_pu
     with np.errstate(all="ignore"):
         for k in range(1, max_iter + 1):
-            # injected current conj(S / V) = conj(S) · V / |V|²
-            vm2 = v.real * v.real
-            vm2 += v.imag * v.imag
+            # injected current conj(S / V) = conj(S) · (1 / conj(V))
+            cur = np.conj(v)
+            np.reciprocal(cur, out=cur)
             if voltage_dependent:
-                vm = np.sqrt(vm2)
-                cur = sc.real * (kp[0] + vm * (kp[1] + vm * kp[2])) + 1j * (
+                vm = np.abs(v)
+                cur *= sc.real * (kp[0] + vm * (kp[1] + vm * kp[2])) + 1j * (
                     sc.imag * (kq[0] + vm * (kq[1] + vm * kq[2]))
                 )
-                cur *= v
             else:
-                cur = sc * v
-            cur /= vm2
+                cur *= sc
             v_new = _apply_z(cn, cur)
             v_new += w
             dv = np.abs(v_new - v).max(axis=1)
@@ -930,17 +977,18 @@ def _results(
 ) -> FlowResult:
     """Write bus, line and trafo results of one chunk into ``out`` (and return it)."""
     m = v_l.shape[0]
+    n_l = cn.nonslack.size  # nodes are numbered non-slack first, then slack
     v = np.empty((m, cn.n_nodes), dtype=np.complex128)
-    v[:, cn.slack] = cn.v_slack
-    v[:, cn.nonslack] = v_l
+    v[:, :n_l] = v_l
+    v[:, n_l:] = cn.v_slack
 
     # buses
     solved = cn.bus_node >= 0
-    v_bus = v[:, cn.bus_node[solved]]
+    # np.take keeps the C order (fancy indexing of columns would return F order)
+    v_bus = np.take(v, cn.bus_node[solved], axis=1)
     if solved.all():
         np.abs(v_bus, out=out.vm_pu)
-        np.arctan2(v_bus.imag, v_bus.real, out=out.va_degree)
-        np.degrees(out.va_degree, out=out.va_degree)
+        out.va_degree[:] = np.angle(v_bus, deg=True)
     else:
         out.vm_pu[:] = np.nan
         out.va_degree[:] = np.nan
@@ -948,17 +996,25 @@ def _results(
         out.va_degree[:, solved] = np.angle(v_bus, deg=True)
 
     # branch end currents and losses
-    v_f = v[:, cn.br_f]
-    v_t = v[:, cn.br_t]
+    v_f = np.take(v, cn.br_f, axis=1)
+    v_t = np.take(v, cn.br_t, axis=1)
     y_ff, y_ft, y_tf, y_tt = cn.y_branch
     i_f = v_f * y_ff
     i_f += v_t * y_ft
     i_t = v_f * y_tf
     i_t += v_t * y_tt
-    s_f = v_f * np.conj(i_f)
-    s_f += v_t * np.conj(i_t)
+    # Re(V·conj(I)) summed over both ends of every branch, as real dot products
     losses_kw = out.losses_kw
-    np.sum(s_f.real, axis=1, out=losses_kw)
+    m2 = (m, 2 * cn.br_f.size)
+    np.einsum(
+        "ij,ij->i",
+        v_f.view(np.float64).reshape(m2),
+        i_f.view(np.float64).reshape(m2),
+        out=losses_kw,
+    )
+    losses_kw += np.einsum(
+        "ij,ij->i", v_t.view(np.float64).reshape(m2), i_t.view(np.float64).reshape(m2)
+    )
     losses_kw *= cn.base_mva * 1e3
     ika_f = np.abs(i_f)
     ika_f *= cn.i_base_f_ka
@@ -969,10 +1025,14 @@ def _results(
     on = cn.line_branch >= 0
     rows = cn.line_branch[on]
     if on.all():
-        np.maximum(ika_f[:, rows], ika_t[:, rows], out=out.line_i_ka)
+        if rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all():
+            block = slice(int(rows[0]), int(rows[-1]) + 1)  # contiguous: views, no gather
+            np.maximum(ika_f[:, block], ika_t[:, block], out=out.line_i_ka)
+        else:
+            np.maximum(np.take(ika_f, rows, 1), np.take(ika_t, rows, 1), out=out.line_i_ka)
     else:
         out.line_i_ka[:] = cn.line_i_const
-        out.line_i_ka[:, on] = np.maximum(ika_f[:, rows], ika_t[:, rows])
+        out.line_i_ka[:, on] = np.maximum(np.take(ika_f, rows, 1), np.take(ika_t, rows, 1))
     np.multiply(out.line_i_ka, cn.line_scale, out=out.line_loading_pct)
     if not cn.line_rated.all():  # max_i_ka = 0: pandapower reports inf
         out.line_loading_pct[:, ~cn.line_rated] = np.inf
@@ -981,10 +1041,10 @@ def _results(
     on = cn.trafo_branch >= 0
     rows = cn.trafo_branch[on]
     if cn.trafo_loading_mode == "current":
-        side_f, side_t = ika_f[:, rows], ika_t[:, rows]
+        side_f, side_t = np.take(ika_f, rows, 1), np.take(ika_t, rows, 1)
     else:  # "power": apparent power at each end [MVA]
-        side_f = np.abs(v_f[:, rows]) * np.abs(i_f[:, rows]) * cn.base_mva
-        side_t = np.abs(v_t[:, rows]) * np.abs(i_t[:, rows]) * cn.base_mva
+        side_f = np.abs(np.take(v_f, rows, 1) * np.take(i_f, rows, 1)) * cn.base_mva
+        side_t = np.abs(np.take(v_t, rows, 1) * np.take(i_t, rows, 1)) * cn.base_mva
     side_f *= cn.trafo_scale[on, 0]
     side_t *= cn.trafo_scale[on, 1]
     if on.all():
@@ -1160,6 +1220,8 @@ def solve_timeseries(
         Worker threads solving chunks in parallel [-]. Results do not depend on it. With
         more than one, limit BLAS to one thread (``OPENBLAS_NUM_THREADS=1`` or
         ``threadpoolctl``), otherwise BLAS threads and chunk threads compete for cores.
+        numpy, BLAS and SuperLU release the GIL, so on a machine with free cores two
+        threads solve a year about 1.8× faster (``benchmarks/results/powerflow.md``).
 
     Returns
     -------

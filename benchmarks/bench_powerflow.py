@@ -1,0 +1,807 @@
+"""Benchmark: time-series power flow with ``gridplan.powerflow.solve_timeseries``.
+
+Issue 5 targets, measured in one process on the same machine:
+
+* a full SimBench year (35,136 quarter-hours) on ``1-LV-semiurb4--0-sw`` and
+  ``1-MV-semiurb--0-sw``, against (a) ``pandapower.timeseries.run_timeseries`` with
+  ``ConstControl`` / ``DFData`` on one week (672 steps) of the same series — target ≥ 1000×
+  faster per step — and (b) power-grid-model's batch power flow on the same year at the
+  same thread count — target: no slower;
+* accuracy: max |Δvm| against pandapower on the week (run_timeseries results);
+* memory: a year × 100 Monte Carlo draws on a ~200-bus feeder, stacked along time and
+  solved chunk by chunk (``--mode draws``, run in a fresh process for a clean peak RSS);
+* ``--mode method``: time of one ``Z_LL`` application, dense vs sparse, by grid size (the
+  basis of ``gridplan.powerflow.DENSE_MAX_BUSES``).
+
+Run ``python benchmarks/bench_powerflow.py`` (all modes, ~10 min); the result is written
+to ``benchmarks/results/powerflow.md``. ``--quick`` shortens everything for a smoke run.
+Needs the ``bench`` extra (power-grid-model, psutil); power-grid-model-io is used for the
+net conversion when installed.
+
+BLAS runs single-threaded (set below, before numpy loads): the solver's own ``threads``
+parameter parallelises over chunks, so "2 threads" means 2 threads in total for gridplan,
+as ``threading=2`` does for power-grid-model.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
+import copy
+import gc
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_info
+
+from gridplan.powerflow import (
+    CompiledNetwork,
+    compile_network,
+    iter_timeseries,
+    solve_timeseries,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "powerflow.md"
+YEAR_GRIDS = ("1-LV-semiurb4--0-sw", "1-MV-semiurb--0-sw")
+DRAWS_GRID = "1-MVLV-urban-6.305-0-sw"  # 202 buses: MV ring + one LV grid
+WEEK = 672
+
+logging.getLogger("pandapower").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    """Absolute SimBench series [kW, kvar], (time, element)."""
+
+    load_p_kw: np.ndarray
+    load_q_kvar: np.ndarray
+    sgen_p_kw: np.ndarray
+
+
+def simbench_case(code: str) -> tuple[Any, Series]:
+    import simbench
+
+    net = simbench.get_simbench_net(code)
+    prof = simbench.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    series = Series(
+        load_p_kw=np.ascontiguousarray(prof[("load", "p_mw")].to_numpy() * 1e3),
+        load_q_kvar=np.ascontiguousarray(prof[("load", "q_mvar")].to_numpy() * 1e3),
+        sgen_p_kw=np.ascontiguousarray(prof[("sgen", "p_mw")].to_numpy() * 1e3),
+    )
+    net.load["scaling"] = 1.0
+    net.sgen["scaling"] = 1.0
+    return net, series
+
+
+def peak_week(series: Series) -> slice:
+    """The 672 steps starting at the day of the highest total load."""
+    n = series.load_p_kw.shape[0]
+    peak = int(series.load_p_kw.sum(axis=1).argmax())
+    start = min(max(0, peak - peak % 96 - 3 * 96), n - WEEK)
+    return slice(start, start + WEEK)
+
+
+class PeakRss:
+    """Peak resident set size [bytes] of this process while the block runs (psutil)."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval_s
+        self.base = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __enter__(self) -> PeakRss:
+        gc.collect()
+        self.base = self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def increase_mb(self) -> float:
+        """Peak minus RSS at entry [MB]."""
+        return (self.peak - self.base) / 1e6
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Minimum wall time [s] over ``repeats`` runs (the machine may be shared) and a result."""
+    best, out = np.inf, None
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def best_cpu_of(fn: Callable[[], Any], repeats: int) -> float:
+    """Minimum CPU time of this process [s] over ``repeats`` runs.
+
+    For single-threaded code this is what the run costs, largely independent of other
+    jobs competing for the cores (wall time is not).
+    """
+    best = np.inf
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def thread_scaling(fn: Callable[[], Any], repeats: int) -> float:
+    """Speed-up of ``repeats`` calls of ``fn`` on each of 2 threads vs the same work serially."""
+
+    def work() -> None:
+        for _ in range(repeats):
+            fn()
+
+    t0 = time.perf_counter()
+    work()
+    work()
+    serial = time.perf_counter() - t0
+    pool = [threading.Thread(target=work) for _ in range(2)]
+    t0 = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return serial / (time.perf_counter() - t0)
+
+
+def thread_scaling_control() -> float:
+    """Speed-up of a GIL-free numpy loop on 2 threads vs 1: how many cores are really free."""
+    a = np.random.default_rng(0).standard_normal((1000, 1000))
+
+    def work() -> None:
+        for _ in range(30):
+            np.sin(a)
+
+    t0 = time.perf_counter()
+    work()
+    work()
+    serial = time.perf_counter() - t0
+    pool = [threading.Thread(target=work) for _ in range(2)]
+    t0 = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return serial / (time.perf_counter() - t0)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+# --------------------------------------------------------------------------------------
+# pandapower run_timeseries
+# --------------------------------------------------------------------------------------
+
+
+def run_pandapower_week(net: Any, series: Series, week: slice) -> tuple[float, dict[str, Any]]:
+    """``run_timeseries`` with ConstControl/DFData over the week; seconds and results."""
+    import pandas as pd
+    from pandapower.control import ConstControl
+    from pandapower.timeseries import DFData, OutputWriter, run_timeseries
+
+    net = copy.deepcopy(net)
+    steps = range(week.stop - week.start)
+
+    def frame(a: np.ndarray, index: Any) -> pd.DataFrame:
+        return pd.DataFrame(a[week] / 1e3, columns=index)
+
+    for table, col, arr in (
+        ("load", "p_mw", series.load_p_kw),
+        ("load", "q_mvar", series.load_q_kvar),
+        ("sgen", "p_mw", series.sgen_p_kw),
+    ):
+        idx = net[table].index
+        ConstControl(
+            net, table, col, element_index=idx, data_source=DFData(frame(arr, idx)),
+            profile_name=idx,
+        )  # fmt: skip
+    ow = OutputWriter(net, steps, output_path=None)
+    ow.log_variable("res_bus", "vm_pu")
+    ow.log_variable("res_line", "loading_percent")
+    ow.log_variable("res_trafo", "loading_percent")
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_timeseries(net, time_steps=steps, verbose=False)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    out = ow.output
+    return seconds, {
+        "cpu_s": cpu,
+        "vm_pu": out["res_bus.vm_pu"].to_numpy(),
+        "line_loading_pct": out["res_line.loading_percent"].to_numpy(),
+        "trafo_loading_pct": out["res_trafo.loading_percent"].to_numpy(),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# power-grid-model
+# --------------------------------------------------------------------------------------
+
+
+def pgm_model(net: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """power-grid-model of the net via power_grid_model_io's PandaPowerConverter."""
+    from power_grid_model import PowerGridModel
+    from power_grid_model_io.converters import PandaPowerConverter
+
+    net = copy.deepcopy(net)
+    # SimBench leaves trafo vector_group empty (the converter needs it): take the clock
+    # number from shift_degree, which is what pandapower uses for the phase shift.
+    for i in net.trafo.index:
+        clock = round(float(net.trafo.at[i, "shift_degree"]) / 30.0) % 12
+        net.trafo.at[i, "vector_group"] = f"Dyn{clock}"
+    conv = PandaPowerConverter()
+    data, _ = conv.load_input_data(net, make_extra_info=False)
+    ids = {
+        "load": conv._get_pgm_ids("load", net.load.index, name="const_power").to_numpy(),
+        "sgen": conv._get_pgm_ids("sgen", net.sgen.index).to_numpy(),
+        "bus": conv._get_pgm_ids("bus", net.bus.index).to_numpy(),
+        "node_order": np.asarray(data["node"]["id"]),
+    }
+    return PowerGridModel(data), ids
+
+
+def pgm_update(ids: dict[str, np.ndarray], series: Series, steps: slice) -> dict[str, Any]:
+    from power_grid_model import ComponentType, DatasetType, initialize_array
+
+    n = steps.stop - steps.start
+    load = initialize_array(DatasetType.update, ComponentType.sym_load, (n, ids["load"].size))
+    load["id"] = ids["load"]
+    load["p_specified"] = series.load_p_kw[steps] * 1e3
+    load["q_specified"] = series.load_q_kvar[steps] * 1e3
+    gen = initialize_array(DatasetType.update, ComponentType.sym_gen, (n, ids["sgen"].size))
+    gen["id"] = ids["sgen"]
+    gen["p_specified"] = series.sgen_p_kw[steps] * 1e3
+    return {ComponentType.sym_load: load, ComponentType.sym_gen: gen}
+
+
+def pgm_solve(model: Any, update: dict[str, Any], threading_: int, method: str) -> Any:
+    from power_grid_model import CalculationMethod, ComponentType
+
+    return model.calculate_power_flow(
+        update_data=update,
+        threading=threading_,
+        error_tolerance=1e-8,
+        max_iterations=30,
+        calculation_method=getattr(CalculationMethod, method),
+        output_component_types={
+            ComponentType.node: ["u_pu"],
+            ComponentType.line: ["loading"],
+            ComponentType.transformer: ["loading"],
+        },
+    )
+
+
+def pgm_vm(out: Any, ids: dict[str, np.ndarray]) -> np.ndarray:
+    from power_grid_model import ComponentType
+
+    pos = {int(v): k for k, v in enumerate(ids["node_order"])}
+    cols = [pos[int(i)] for i in ids["bus"]]
+    return np.asarray(out[ComponentType.node]["u_pu"])[:, cols]
+
+
+# --------------------------------------------------------------------------------------
+# modes
+# --------------------------------------------------------------------------------------
+
+
+def bench_year(code: str, quick: bool) -> dict[str, Any]:
+    net, series = simbench_case(code)
+    n_steps = series.load_p_kw.shape[0] if not quick else 4 * WEEK
+    year = slice(0, n_steps)
+    week = peak_week(series) if not quick else slice(0, 96)
+    args = (series.load_p_kw[year], series.load_q_kvar[year], series.sgen_p_kw[year])
+    rec: dict[str, Any] = {"grid": code, "buses": len(net.bus), "steps": n_steps}
+    rec["loadavg_start"] = loadavg()
+    rec["thread_scaling_control"] = thread_scaling_control()
+
+    t0 = time.perf_counter()
+    cn = compile_network(net)
+    rec["compile_s"] = time.perf_counter() - t0
+    rec["nodes"] = cn.n_nodes
+    rec["method"] = cn.method
+    repeats = 3 if not quick else 1
+    with PeakRss() as rss:  # first call: allocator pools not yet warm
+        res = solve_timeseries(cn, *args, threads=2)
+    rec["ours_rss_mb"] = rss.increase_mb
+    for threads in (1, 2):
+        sec, res = best_of(partial(solve_timeseries, cn, *args, threads=threads), repeats)
+        rec[f"ours_{threads}t_ms"] = sec / n_steps * 1e3
+    cpu = best_cpu_of(partial(solve_timeseries, cn, *args), repeats)
+    rec["ours_1t_cpu_ms"] = cpu / n_steps * 1e3
+    assert res.converged.all(), "gridplan: unconverged steps in the benchmark year"
+    rec["iterations_mean"] = float(res.iterations.mean())
+    rec["iterations_max"] = int(res.iterations.max())
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    solve_timeseries(cn, *args)
+    rec["ours_tracemalloc_mb"] = (tracemalloc.get_traced_memory()[1] - base) / 1e6
+    tracemalloc.stop()
+    rec["breakdown_us"] = breakdown(cn, series)
+    if cn.lu is not None:  # scipy's SuperLU solve on 2 threads, next to the numpy control
+        rhs = np.ones((cn.nonslack.size, 512), dtype=np.complex128, order="F")
+        rec["splu_thread_scaling"] = thread_scaling(partial(cn.lu.solve, rhs), 200)
+        rec["numpy_thread_scaling"] = thread_scaling_control()
+    rec["result_mb"] = (
+        sum(
+            getattr(res, f).nbytes
+            for f in ("vm_pu", "va_degree", "line_loading_pct", "line_i_ka", "trafo_loading_pct")
+        )
+        / 1e6
+    )
+
+    # pandapower run_timeseries on the peak week
+    pp_s, pp_out = run_pandapower_week(net, series, week)
+    rec["pp_steps"] = week.stop - week.start
+    rec["pp_ms"] = pp_s / rec["pp_steps"] * 1e3
+    rec["pp_cpu_ms"] = pp_out["cpu_s"] / rec["pp_steps"] * 1e3
+    ours_week = solve_timeseries(
+        cn, series.load_p_kw[week], series.load_q_kvar[week], series.sgen_p_kw[week]
+    )
+    rec["dvm_vs_pp"] = float(np.nanmax(np.abs(ours_week.vm_pu - pp_out["vm_pu"])))
+    rec["dline_vs_pp"] = float(
+        np.nanmax(np.abs(ours_week.line_loading_pct - pp_out["line_loading_pct"]))
+    )
+    rec["dtrafo_vs_pp"] = float(
+        np.nanmax(np.abs(ours_week.trafo_loading_pct - pp_out["trafo_loading_pct"]))
+    )
+
+    # power-grid-model batch on the same year
+    if importlib.util.find_spec("power_grid_model") is None:
+        rec["pgm"] = "power-grid-model not installed"
+    elif importlib.util.find_spec("power_grid_model_io") is None:
+        rec["pgm"] = "power_grid_model_io not installed (needed to convert the net)"
+    else:
+        try:
+            model, ids = pgm_model(net)
+            update = pgm_update(ids, series, year)
+            for method in ("newton_raphson", "iterative_current"):
+                with PeakRss() as rss:  # first call: allocator pools not yet warm
+                    pgm_solve(model, update, 2, method)
+                rec[f"pgm_{method}_rss_mb"] = rss.increase_mb
+                for thr, label in ((-1, 1), (2, 2)):
+                    sec, _ = best_of(partial(pgm_solve, model, update, thr, method), repeats)
+                    rec[f"pgm_{method}_{label}t_ms"] = sec / n_steps * 1e3
+            week_out = pgm_solve(model, pgm_update(ids, series, week), -1, "newton_raphson")
+            rec["pgm_dvm_vs_pp"] = float(np.nanmax(np.abs(pgm_vm(week_out, ids) - pp_out["vm_pu"])))
+            rec["pgm"] = "ok"
+        except Exception as exc:  # record why, do not lose the other results
+            rec["pgm"] = f"failed: {type(exc).__name__}: {exc}"
+    rec["loadavg_end"] = loadavg()
+    return rec
+
+
+def breakdown(cn: CompiledNetwork, series: Series, m: int = 512) -> dict[str, float]:
+    """CPU µs per step of each stage on one chunk of ``m`` steps (1 thread)."""
+    from gridplan import powerflow as pf
+
+    rows = slice(10_000, 10_000 + m)
+    _, inputs = pf._inputs(
+        cn, series.load_p_kw[rows], series.load_q_kvar[rows], series.sgen_p_kw[rows], None
+    )
+    const, plans = pf._load_plan(cn, inputs)
+    s_load = pf._chunk_load(inputs, const, plans, 0, m)
+    v_l, conv, iters = pf._iterate(cn, s_load, 100, 1e-8)
+    out = pf._empty_result(cn, m)
+    cur = np.ones((m, cn.nonslack.size), dtype=np.complex128)
+    per_step: dict[str, Callable[[], Any]] = {
+        "node loads": partial(pf._chunk_load, inputs, const, plans, 0, m),
+        "fixed-point iteration": partial(pf._iterate, cn, s_load, 100, 1e-8),
+        "of which one Z_LL application": partial(pf._apply_z, cn, cur),
+        "results (buses, branches, losses)": partial(pf._results, cn, v_l, conv, iters, out),
+    }
+    res = {name: best_cpu_of(fn, 20) / m * 1e6 for name, fn in per_step.items()}
+    res["iterations"] = float(iters.mean())
+    return res
+
+
+class StackedDraws:
+    """``draws`` Monte Carlo variants of a (time, element) series, stacked along time.
+
+    Row ``d · T + t`` is ``base[t] · factor[d]`` (a per-draw, per-load scaling, e.g. a
+    different EV uptake); rows are generated when sliced, so the (draws · T, element)
+    array never exists in memory — what a caller would do with ``numpy.memmap`` or zarr.
+    """
+
+    def __init__(self, base: np.ndarray, factor: np.ndarray) -> None:
+        self.base = base
+        self.factor = factor
+        self.shape = (factor.shape[0] * base.shape[0], base.shape[1])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.shape[0])
+        t = np.arange(start, stop)
+        d, t = np.divmod(t, self.base.shape[0])
+        return self.base[t] * self.factor[d]
+
+
+class RepeatedRows(StackedDraws):
+    """The same series in every draw."""
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.shape[0])
+        return self.base[np.arange(start, stop) % self.base.shape[0]]
+
+
+def bench_draws(code: str, draws: int, threads: int, quick: bool) -> dict[str, Any]:
+    """Year × draws stacked along time, solved chunk by chunk, reduced to per-draw maxima."""
+    net, series = simbench_case(code)
+    n_t = series.load_p_kw.shape[0] if not quick else 2 * WEEK
+    rng = np.random.default_rng(20240505)
+    factor = rng.lognormal(0.0, 0.25, (draws, len(net.load))) * rng.uniform(1.0, 1.5, (draws, 1))
+    load_p = StackedDraws(series.load_p_kw[:n_t], factor)
+    load_q = StackedDraws(series.load_q_kvar[:n_t], factor)
+    sgen_p = RepeatedRows(series.sgen_p_kw[:n_t], np.ones((draws, 1)))
+    cn: CompiledNetwork = compile_network(net)
+    max_line = np.full((draws, len(net.line)), -np.inf)
+    max_trafo = np.full((draws, len(net.trafo)), -np.inf)
+    min_vm = np.full((draws, len(net.bus)), np.inf)
+    unconverged = 0
+    with PeakRss() as rss:
+        t0 = time.perf_counter()
+        chunks: Iterator[Any] = iter_timeseries(
+            cn, load_p, load_q, sgen_p, chunk_size=512, threads=threads
+        )
+        for steps, res in chunks:
+            d = np.arange(steps.start, steps.stop) // n_t
+            unconverged += int((~res.converged).sum())
+            for draw in np.unique(d):
+                rows = d == draw
+                max_line[draw] = np.fmax(max_line[draw], np.nanmax(res.line_loading_pct[rows], 0))
+                max_trafo[draw] = np.fmax(
+                    max_trafo[draw], np.nanmax(res.trafo_loading_pct[rows], 0)
+                )
+                min_vm[draw] = np.fmin(min_vm[draw], np.nanmin(res.vm_pu[rows], 0))
+        seconds = time.perf_counter() - t0
+    import resource
+
+    n_total = draws * n_t
+    per_step_out = 8 * (2 * len(net.bus) + 2 * len(net.line) + len(net.trafo) + 3)
+    per_step_in = 8 * (2 * len(net.load) + len(net.sgen))
+    return {
+        "grid": code,
+        "buses": len(net.bus),
+        "loads": len(net.load),
+        "sgens": len(net.sgen),
+        "lines": len(net.line),
+        "draws": draws,
+        "steps": n_total,
+        "threads": threads,
+        "seconds": seconds,
+        "ms_per_step": seconds / n_total * 1e3,
+        "unconverged": unconverged,
+        "rss_increase_mb": rss.increase_mb,
+        "peak_rss_mb": rss.peak / 1e6,
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
+        "one_shot_inputs_gb": n_total * per_step_in / 1e9,
+        "one_shot_results_gb": n_total * per_step_out / 1e9,
+        "worst_line_loading_pct": float(np.nanmax(max_line)),
+        "worst_min_vm_pu": float(np.nanmin(min_vm)),
+    }
+
+
+def bench_method(quick: bool) -> list[dict[str, Any]]:
+    """One application of Z_LL to 512 current columns, dense vs sparse, per grid size."""
+    import simbench
+
+    from gridplan.powerflow import _apply_z
+
+    codes = [
+        "1-LV-rural1--0-sw",
+        "1-LV-semiurb4--0-sw",
+        "1-MV-rural--0-sw",
+        "1-MV-semiurb--0-sw",
+        "1-MV-urban--0-sw",
+        "1-MVLV-urban-6.305-0-sw",
+        "1-MVLV-semiurb-5.220-0-sw",
+        "1-HVMV-mixed-1.105-0-sw",
+    ]
+    if not quick:
+        codes += ["1-MVLV-rural-all-0-sw", "1-MVLV-semiurb-all-0-sw"]
+    rows = []
+    m = 512
+    for code in codes:
+        net = simbench.get_simbench_net(code)
+        row: dict[str, Any] = {"grid": code}
+        for method in ("dense", "sparse"):
+            cn = (
+                compile_network(net, method="sparse" if method == "sparse" else "dense")
+                if (method == "sparse" or len(net.bus) <= 3000)
+                else None
+            )
+            if cn is None:
+                row[method] = None
+                continue
+            row["nonslack"] = int(cn.nonslack.size)
+            rng = np.random.default_rng(0)
+            cur = np.asarray(rng.standard_normal((m, cn.nonslack.size)), dtype=np.complex128)
+            sec, _ = best_of(partial(_apply_z, cn, cur), 5)
+            row[method] = sec / m * 1e6
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------
+
+
+def _fmt(x: Any, spec: str = ".4f") -> str:
+    return format(x, spec) if isinstance(x, int | float) else str(x)
+
+
+def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: list[Any]) -> str:
+    info = machine_info()
+    for dist in ("power-grid-model", "power-grid-model-io", "simbench"):
+        try:
+            info[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            info[dist] = "not installed"
+    info["numba (pandapower speed-up)"] = (
+        "installed" if importlib.util.find_spec("numba") else "not installed"
+    )
+    info["BLAS threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    lines = [
+        "# Power-flow benchmark (`benchmarks/bench_powerflow.py`)",
+        "",
+        "Generated by `python benchmarks/bench_powerflow.py`; do not edit by hand.",
+        "",
+        "## Machine",
+        "",
+        *[f"- {k}: {v}" for k, v in info.items()],
+        "",
+        "Timings are the best of 3 runs (gridplan, power-grid-model) on a machine that other",
+        "jobs may share; the 1-minute load average at start/end of each grid is listed.",
+        "pandapower `run_timeseries` runs once over the peak-load week (672 steps).",
+        "",
+        "## Year (35,136 steps): ms per step",
+        "",
+        "| grid | buses | gridplan 1 thr | gridplan 2 thr | pandapower run_timeseries "
+        "| pgm NR 1 / 2 thr | pgm iterative-current 1 / 2 thr |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in years:
+        nr = f"{_fmt(r.get('pgm_newton_raphson_1t_ms', '–'))} / "
+        nr += _fmt(r.get("pgm_newton_raphson_2t_ms", "–"))
+        ic = f"{_fmt(r.get('pgm_iterative_current_1t_ms', '–'))} / "
+        ic += _fmt(r.get("pgm_iterative_current_2t_ms", "–"))
+        lines.append(
+            f"| {r['grid']} | {r['buses']} | {r['ours_1t_ms']:.4f} | {r['ours_2t_ms']:.4f} "
+            f"| {r['pp_ms']:.1f} | {nr} | {ic} |"
+        )
+    lines += ["", "## Ratios and details", ""]
+    for r in years:
+        best_pgm_2t = min(
+            (r[k] for k in r if k.startswith("pgm_") and k.endswith("_2t_ms")), default=None
+        )
+        best_pgm_1t = min(
+            (r[k] for k in r if k.startswith("pgm_") and k.endswith("_1t_ms")), default=None
+        )
+        lines += [
+            f"### {r['grid']}",
+            "",
+            f"- buses {r['buses']}, internal nodes {r['nodes']}, Z_LL method `{r['method']}`, "
+            f"compile {r['compile_s'] * 1e3:.0f} ms",
+            f"- year {r['steps']} steps: {r['ours_1t_ms'] * r['steps'] / 1e3:.2f} s on 1 thread, "
+            f"{r['ours_2t_ms'] * r['steps'] / 1e3:.2f} s on 2 threads",
+            f"- fixed-point iterations per step: mean {r['iterations_mean']:.2f}, "
+            f"max {r['iterations_max']}",
+            f"- **speed-up vs pandapower run_timeseries: "
+            f"{r['pp_ms'] / r['ours_1t_ms']:.0f}× (1 thread), "
+            f"{r['pp_ms'] / r['ours_2t_ms']:.0f}× (2 threads) in wall time; "
+            f"{r['pp_cpu_ms'] / r['ours_1t_cpu_ms']:.0f}× in CPU time "
+            f"({r['ours_1t_cpu_ms'] * 1e3:.1f} µs vs {r['pp_cpu_ms']:.1f} ms per step, "
+            "1 thread)** — target ≥ 1000×",
+        ]
+        if best_pgm_2t is not None and best_pgm_1t is not None:
+            lines.append(
+                f"- **vs fastest power-grid-model batch method: "
+                f"{best_pgm_1t / r['ours_1t_ms']:.2f}× (1 thread), "
+                f"{best_pgm_2t / r['ours_2t_ms']:.2f}× (2 threads)** (> 1 = gridplan faster)"
+            )
+        else:
+            lines.append(f"- power-grid-model: {r['pgm']}")
+        lines += [
+            f"- peak memory of the year solve: +{r['ours_rss_mb']:.0f} MB RSS (2 threads), "
+            f"tracemalloc peak {r['ours_tracemalloc_mb']:.0f} MB, of which results "
+            f"{r['result_mb']:.0f} MB",
+        ]
+        if "pgm_newton_raphson_rss_mb" in r:
+            lines.append(
+                f"- power-grid-model year (node/line/trafo outputs only): "
+                f"+{r['pgm_newton_raphson_rss_mb']:.0f} MB RSS (NR), "
+                f"+{r['pgm_iterative_current_rss_mb']:.0f} MB (iterative current)"
+            )
+        lines += [
+            f"- accuracy vs pandapower on the {r['pp_steps']}-step week: max |Δvm| "
+            f"{r['dvm_vs_pp']:.1e} pu, max |Δ line loading| {r['dline_vs_pp']:.1e} pp, "
+            f"max |Δ trafo loading| {r['dtrafo_vs_pp']:.1e} pp",
+        ]
+        if "pgm_dvm_vs_pp" in r:
+            lines.append(
+                f"- power-grid-model (NR, converted with power_grid_model_io) vs pandapower: "
+                f"max |Δvm| {r['pgm_dvm_vs_pp']:.1e} pu (its own model of the net)"
+            )
+        b = r["breakdown_us"]
+        lines.append(
+            "- CPU µs per step by stage (one 512-step chunk): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in b.items() if k != "iterations")
+            + f" (× {b['iterations']:.2f} iterations)"
+        )
+        lines += [
+            f"- load average start / end: {r['loadavg_start']} / {r['loadavg_end']}; "
+            f"a GIL-free numpy loop ran {r['thread_scaling_control']:.2f}× faster on 2 threads "
+            "than on 1 (2.0 = two free cores)"
+            + (
+                f"; scipy's SuperLU solve ran {r['splu_thread_scaling']:.2f}× faster on 2 "
+                f"threads (numpy control {r['numpy_thread_scaling']:.2f}× at that moment)"
+                if "splu_thread_scaling" in r
+                else ""
+            ),
+            "",
+        ]
+    lines += ["## Targets", ""]
+    for r in years:
+        best = min(r["pp_ms"] / r["ours_1t_ms"], r["pp_cpu_ms"] / r["ours_1t_cpu_ms"])
+        best_2t = r["pp_ms"] / r["ours_2t_ms"]
+        ratio = max(best, best_2t)
+        pgm_2t = min(
+            (r[k] for k in r if k.startswith("pgm_") and k.endswith("_2t_ms")), default=None
+        )
+        status = "met" if ratio >= 1000 else "**not met**"
+        lines.append(
+            f"- {r['grid']}: ≥ 1000× vs run_timeseries {status} (1 thread: "
+            f"{r['pp_ms'] / r['ours_1t_ms']:.0f}× wall, "
+            f"{r['pp_cpu_ms'] / r['ours_1t_cpu_ms']:.0f}× CPU; 2 threads: {best_2t:.0f}× wall)"
+            + (
+                f"; no slower than power-grid-model at 2 threads: "
+                f"{'met' if r['ours_2t_ms'] <= pgm_2t else '**not met**'}"
+                if pgm_2t is not None
+                else ""
+            )
+        )
+        if ratio < 1000:
+            b = r["breakdown_us"]
+            need = r["pp_cpu_ms"]  # ms per step of pandapower = µs budget per step for 1000×
+            lines.append(
+                f"  - what limits it: 1000× needs ≤ {need:.1f} µs per step; gridplan spends "
+                f"{r['ours_1t_cpu_ms'] * 1e3:.1f} µs of CPU: {b['iterations']:.1f} fixed-point "
+                f"iterations × (one sparse-LU solve {b['of which one Z_LL application']:.2f} µs "
+                "+ numpy passes over the chunk), plus node loads and result extraction "
+                "(breakdown above) and first-touch page faults of the 134 MB of results. "
+                "SuperLU solves one right-hand side at a time (~3 ns per factor entry)."
+            )
+            lines.append(
+                "  - `threads=2` supplies the missing factor only while a second core is free; "
+                "on this shared machine that varies from minute to minute (load average and "
+                "the GIL-free control loop above)."
+            )
+    lines.append("")
+    if draws:
+        d = draws
+        lines += [
+            "## Year × draws, stacked along time, solved in chunks",
+            "",
+            f"- grid {d['grid']}: {d['buses']} buses, {d['loads']} loads, {d['sgens']} sgens, "
+            f"{d['lines']} lines",
+            f"- {d['draws']} draws × year = {d['steps']:,} steps, `iter_timeseries` with "
+            f"chunk_size 512, {d['threads']} threads, reduced per draw to annual max loading "
+            f"and min voltage as chunks arrive",
+            f"- time {d['seconds']:.0f} s ({d['ms_per_step']:.4f} ms/step), "
+            f"unconverged steps {d['unconverged']}",
+            f"- **peak RSS of the process {d['peak_rss_mb']:.0f} MB** (increase during the "
+            f"solve {d['rss_increase_mb']:.0f} MB; ru_maxrss {d['ru_maxrss_mb']:.0f} MB) "
+            "— target < 4 GiB",
+            f"- for comparison, materialising the same run in one `solve_timeseries` call would "
+            f"need {d['one_shot_inputs_gb']:.1f} GB of float64 inputs and "
+            f"{d['one_shot_results_gb']:.1f} GB of results: stacked draws go through "
+            f"`iter_timeseries` (or a loop over draws with one `compile_network`)",
+            f"- worst line loading over all draws {d['worst_line_loading_pct']:.1f} %, "
+            f"lowest voltage {d['worst_min_vm_pu']:.4f} pu",
+            "",
+        ]
+    if method:
+        lines += [
+            "## Z_LL application: µs per step column (512 columns, 1 thread)",
+            "",
+            "| grid | non-slack nodes | dense | sparse LU |",
+            "|---|---|---|---|",
+        ]
+        for row in method:
+            dense = f"{row['dense']:.2f}" if row.get("dense") is not None else "– (too big)"
+            lines.append(f"| {row['grid']} | {row['nonslack']} | {dense} | {row['sparse']:.2f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["all", "year", "draws", "method"], default="all")
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--draws", type=int, default=100)
+    parser.add_argument("--json", action="store_true", help="print the raw record as JSON")
+    parser.add_argument("--no-write", action="store_true", help="do not write the results file")
+    args = parser.parse_args()
+
+    if args.mode == "draws" and args.json:  # child process of --mode all
+        print(json.dumps(bench_draws(DRAWS_GRID, args.draws, 2, args.quick)))
+        return
+
+    years: list[dict[str, Any]] = []
+    draws: dict[str, Any] | None = None
+    method: list[Any] = []
+    if args.mode in ("all", "year"):
+        for code in YEAR_GRIDS:
+            rec = bench_year(code, args.quick)
+            print(json.dumps(rec), flush=True)
+            years.append(rec)
+    if args.mode in ("all", "draws"):
+        # fresh process: its peak RSS is the draws run alone
+        cmd = [sys.executable, __file__, "--mode", "draws", "--json", "--draws", str(args.draws)]
+        if args.quick:
+            cmd.append("--quick")
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        draws = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps(draws), flush=True)
+    if args.mode in ("all", "method"):
+        method = bench_method(args.quick)
+        print(json.dumps(method), flush=True)
+    if not args.no_write and args.mode == "all":
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(report(years, draws, method), encoding="utf-8")
+        print(f"wrote {RESULTS}")
+    elif not args.no_write:
+        print("(results file is written by --mode all only)")
+
+
+if __name__ == "__main__":
+    main()

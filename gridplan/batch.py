@@ -1,0 +1,1744 @@
+"""Batch studies across feeders: feeders × scenario grid × draws, on Dask or in this process.
+
+A batch config (``BATCH.toml``, see ``batches/screen.toml``) names
+
+- ``feeders``: bundled feeder names, spec paths, or globs of either (``"lv-*"`` matches
+  bundled names, ``"specs/*.toml"`` matches files relative to the batch file);
+- ``study``: the base study, an inline table or the path of a study TOML whose ``name``,
+  ``feeder``, ``seed`` and ``output_dir`` the batch replaces;
+- ``grid``: dotted study fields and the values each takes (``"fleet.evs_per_household" =
+  [0.4, 0.8]``); every combination is a scenario point. ``[[scenarios]]`` lists named
+  points instead (or in addition: each is combined with each grid point);
+- ``draws``: Monte Carlo draws of the EV fleet per (feeder, scenario point);
+- ``seed``: the batch seed every unit's seed derives from.
+
+A *unit* is one (feeder, scenario point, draw): one :func:`gridplan.study.run` with the
+unit's :class:`~gridplan.study.StudyConfig` (the base study, the scenario's overrides,
+the feeder and the unit's seed, validated like a study file).
+
+Execution
+    With one worker the units run in this process. Otherwise they run on Dask: a
+    ``LocalCluster`` of single-threaded worker processes (all cores by default), a running
+    scheduler (``scheduler = "tcp://host:8786"``), or a ``distributed.Client`` passed in.
+    Seeds depend on the unit only, so results are the same whatever the worker count or
+    the order units finish in.
+
+Shared inputs
+    Feeders (network, year-long profiles) are never shipped with tasks: a task carries the
+    feeder's name (or spec path) and the unit's config, a few kB. Each worker process
+    loads a feeder from its spec once and keeps it (the per-process cache of
+    :func:`gridplan.feeders.load_feeder`). Each feeder first gets a warm-up task that loads
+    it on one worker; its units then go to that worker (a data dependency on the warm-up
+    result plus a loose worker restriction), and Dask's work stealing moves units to other
+    workers only when the load is uneven, weighing the move like a transfer of the feeder
+    (:class:`FeederHandle`). Workers must see the feeder specs: bundled feeders ship with
+    gridplan; custom specs need a shared file system. Use single-threaded worker
+    processes (as the ``LocalCluster`` here does).
+
+Durability
+    Workers return each unit's summary and asset table; this process writes them to
+    ``<output_dir>/<batch>/units/<unit-id>/`` (``summary.json``, ``assets.csv``,
+    ``study.toml``, then ``unit.json``, the unit's record, each file atomically) as soon
+    as the unit finishes, so workers need no access to the output folder and a killed
+    batch loses only the units in flight. A unit that raises (a bad feeder file, any
+    study error) is recorded as ``failed`` with its error and the batch goes on (power-flow
+    steps that did not converge are counted in the ``non_converged_steps`` column);
+    a unit whose worker dies is rescheduled by Dask on another worker (up to
+    ``distributed.scheduler.allowed-failures`` times, then recorded as failed).
+    ``manifest.parquet``/``.csv`` (rewritten atomically while the batch runs) lists every
+    unit with its seed, config hash, status, error, timing, worker and package versions.
+    ``resume=True`` keeps the units whose ``unit.json`` says ``ok`` for the same config
+    hash and runs the failed and missing ones.
+
+Results
+    ``results.parquet``/``.csv``: one row per unit (:data:`RESULT_COLUMNS`, read from the
+    study summary as :data:`SUMMARY_COLUMNS` lists); ``ranking.parquet``/``.csv``: feeders
+    ranked by net deferral value.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import fnmatch
+import glob as globlib
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from gridplan import __version__
+from gridplan import study as _study
+from gridplan._io import write_csv, write_json, write_text, write_with
+from gridplan.config import StrictModel, read_toml, validate
+from gridplan.errors import ConfigError, GridplanError
+from gridplan.feeders import bundled_feeders, resolve_feeder_path
+from gridplan.study import StudyConfig
+
+log = logging.getLogger(__name__)
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+#: Study fields a batch sets itself (per unit), so neither the base study nor the grid may.
+_BATCH_SET = ("name", "feeder", "seed", "output_dir")
+#: Seconds between rewrites of the manifest while the batch runs.
+MANIFEST_INTERVAL_S = 2.0
+
+
+# --------------------------------------------------------------------------- config
+class ExecutionSpec(StrictModel):
+    """Where the units run (the command line's ``--workers``/``--scheduler`` win)."""
+
+    workers: int | None = Field(default=None, ge=1, le=4096)  # None: all cores
+    scheduler: str | None = None  # address of a running Dask scheduler
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+
+
+class BatchConfig(StrictModel):
+    """A batch as written in ``BATCH.toml``."""
+
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    feeders: str | list[str]
+    study: str | dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, Any] = Field(default_factory=dict)
+    scenarios: list[dict[str, Any]] = Field(default_factory=list)
+    draws: int = Field(default=1, ge=1, le=100_000)
+    seed: int = Field(default=0, ge=0)
+    common_random_numbers: bool = True
+    output_dir: str = "outputs"
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+
+
+def load_batch_config(path: str | Path) -> BatchConfig:
+    """Read and validate a batch TOML (the units are expanded by :func:`plan_batch`).
+
+    Raises
+    ------
+    ConfigError
+        Missing, malformed or invalid file; the message names the file and field.
+    """
+    path = Path(path)
+    return validate(BatchConfig, read_toml(path), file=path)
+
+
+# --------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class FeederRef:
+    """One feeder of a batch.
+
+    Attributes
+    ----------
+    name
+        Feeder name: the spec's ``name`` (or the file stem when the spec is unreadable).
+    ref
+        What the unit configs name: a bundled name, or the absolute spec path.
+    spec_path
+        The spec file.
+    entry
+        The ``feeders`` entry it came from.
+    spec_digest
+        SHA-256 (first 16 hex digits) of the spec file; part of each unit's config hash.
+    """
+
+    name: str
+    ref: str
+    spec_path: Path
+    entry: str
+    spec_digest: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario point: study overrides (dotted field -> value)."""
+
+    index: int
+    name: str
+    overrides: dict[str, Any]
+    origin: dict[str, str]  # dotted field -> where the batch file sets it
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (feeder, scenario point, draw) study."""
+
+    index: int
+    unit_id: str
+    feeder: str
+    feeder_ref: str
+    scenario: int
+    scenario_name: str
+    draw: int
+    seed: int
+    config: StudyConfig
+    config_hash: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchPlan:
+    """A validated batch expanded into units (nothing run yet).
+
+    Attributes
+    ----------
+    config
+        The batch config.
+    file
+        The batch TOML (``None`` for a config given in Python).
+    feeders, scenarios, units
+        Feeders, scenario points and units, units feeder-major (feeder, scenario, draw).
+    config_hash
+        SHA-256 (16 hex digits) of the config, the base study and the feeder specs.
+    base_study
+        The base study (dict) every unit starts from.
+    """
+
+    config: BatchConfig
+    file: Path | None
+    feeders: list[FeederRef]
+    scenarios: list[Scenario]
+    units: list[Unit]
+    config_hash: str
+    base_study: dict[str, Any]
+
+    @property
+    def param_columns(self) -> list[str]:
+        """The study fields the scenarios vary, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for s in self.scenarios:
+            seen.update(dict.fromkeys(s.overrides))
+        return list(seen)
+
+
+def plan_batch(
+    config: BatchConfig | Mapping[str, Any] | str | Path, *, base_dir: str | Path | None = None
+) -> BatchPlan:
+    """Validate a batch and expand it into units, before anything runs.
+
+    Parameters
+    ----------
+    config
+        A :class:`BatchConfig`, a dict of the same fields, or the path of a batch TOML.
+    base_dir
+        Folder that relative feeder and study paths are relative to; default the batch
+        file's folder (the working directory for a config given in Python).
+
+    Returns
+    -------
+    BatchPlan
+
+    Raises
+    ------
+    ConfigError
+        A glob that matches nothing, an unknown feeder name, duplicate feeder names, an
+        unknown or batch-set study field, or a value the study rejects; the message names
+        the batch file (or study file) and the field.
+    """
+    file: Path | None = None
+    if isinstance(config, str | Path):
+        file = Path(config)
+        config = load_batch_config(file)
+    elif not isinstance(config, BatchConfig):
+        config = validate(BatchConfig, dict(config))
+    if base_dir is None:
+        base_dir = file.parent if file is not None else Path.cwd()
+    base_dir = Path(base_dir)
+
+    feeders = _resolve_feeders(config.feeders, base_dir, file)
+    base, study_file, base_field = _base_study(config.study, base_dir, file)
+    scenarios = _scenarios(config, file)
+    validated = [
+        _validate_scenario(base, s, file=file, study_file=study_file, base_field=base_field)
+        for s in scenarios
+    ]
+
+    width_s = len(str(max(len(scenarios) - 1, 0)))
+    width_d = len(str(max(config.draws - 1, 0)))
+    units: list[Unit] = []
+    for feeder in feeders:
+        for scenario, scenario_config in zip(scenarios, validated, strict=True):
+            for draw in range(config.draws):
+                unit_id = f"{feeder.name[:80]}__s{scenario.index:0{width_s}d}_d{draw:0{width_d}d}"
+                seed = unit_seed(
+                    config.seed,
+                    feeder.name,
+                    draw,
+                    None if config.common_random_numbers else scenario.index,
+                )
+                unit_config = scenario_config.model_copy(
+                    update={"name": unit_id, "feeder": feeder.ref, "seed": seed}
+                )
+                units.append(
+                    Unit(
+                        index=len(units),
+                        unit_id=unit_id,
+                        feeder=feeder.name,
+                        feeder_ref=feeder.ref,
+                        scenario=scenario.index,
+                        scenario_name=scenario.name,
+                        draw=draw,
+                        seed=seed,
+                        config=unit_config,
+                        config_hash=_digest(_config_json(unit_config), feeder.spec_digest),
+                        params=dict(scenario.overrides),
+                    )
+                )
+    config_hash = _digest(
+        config.model_dump_json(exclude={"execution"}),
+        json.dumps(base, sort_keys=True, default=str),
+        *(f"{f.name}={f.spec_digest}" for f in feeders),
+    )
+    return BatchPlan(
+        config=config,
+        file=file,
+        feeders=feeders,
+        scenarios=scenarios,
+        units=units,
+        config_hash=config_hash,
+        base_study=base,
+    )
+
+
+def unit_seed(batch_seed: int, feeder: str, draw: int, scenario: int | None = None) -> int:
+    """The seed of one unit, from the batch seed and the unit's key (stable across machines).
+
+    ``numpy.random.SeedSequence(batch_seed, spawn_key=(hash(feeder), draw[, scenario]))``
+    with a SHA-256 hash of the feeder name, reduced to 63 bits. Without ``scenario``
+    (the default, ``common_random_numbers = true``) every scenario point of a feeder and
+    draw shares the seed, so scenario differences are not masked by sampling noise.
+    """
+    name_key = int.from_bytes(hashlib.sha256(feeder.encode("utf-8")).digest()[:8], "big")
+    key = (name_key, draw) if scenario is None else (name_key, draw, scenario)
+    words = np.random.SeedSequence(batch_seed, spawn_key=key).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) | (int(words[1]) >> 1)
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _config_json(config: StudyConfig) -> str:
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True)
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "unreadable"
+
+
+def _resolve_feeders(
+    feeders: str | list[str], base_dir: Path, file: Path | None
+) -> list[FeederRef]:
+    entries = [feeders] if isinstance(feeders, str) else list(feeders)
+    if not entries:
+        raise ConfigError(
+            "no feeders given (expected bundled names, spec paths or globs)",
+            file=file,
+            field="feeders",
+        )
+    bundled = bundled_feeders()
+    found: list[FeederRef] = []
+    for i, entry in enumerate(entries):
+        where = "feeders" if isinstance(feeders, str) else f"feeders[{i}]"
+        is_glob = any(c in entry for c in "*?[")
+        is_path = entry.endswith(".toml") or "/" in entry or os.sep in entry
+        if is_path:
+            pattern = Path(entry) if Path(entry).is_absolute() else base_dir / entry
+            if is_glob:
+                matches = sorted(
+                    Path(p) for p in globlib.glob(str(pattern), recursive=True) if Path(p).is_file()
+                )
+                if not matches:
+                    raise ConfigError(
+                        f"glob '{entry}' matches no feeder spec (searched {pattern})",
+                        file=file,
+                        field=where,
+                    )
+            elif not pattern.is_file():
+                raise ConfigError(f"feeder spec '{pattern}' not found", file=file, field=where)
+            else:
+                matches = [pattern]
+            found.extend(_path_feeder(m, entry) for m in matches)
+        else:
+            if is_glob:
+                names = sorted(fnmatch.filter(bundled, entry))
+                if not names:
+                    raise ConfigError(
+                        f"glob '{entry}' matches no bundled feeder "
+                        f"(bundled: {', '.join(bundled)}; end a pattern with .toml to match "
+                        "spec files)",
+                        file=file,
+                        field=where,
+                    )
+            else:
+                try:
+                    resolve_feeder_path(entry)
+                except ConfigError as exc:
+                    raise ConfigError(exc.reason, file=file, field=where) from None
+                names = [entry]
+            for name in names:
+                spec = bundled[name]
+                found.append(FeederRef(name, name, spec, entry, _file_digest(spec)))
+    seen: dict[str, FeederRef] = {}
+    for ref in found:
+        if ref.name in seen:
+            first = seen[ref.name]
+            raise ConfigError(
+                f"duplicate feeder name '{ref.name}': {first.spec_path} (from '{first.entry}') "
+                f"and {ref.spec_path} (from '{ref.entry}'); feeder names must be unique, they "
+                "key the units and their seeds",
+                file=file,
+                field="feeders",
+            )
+        seen[ref.name] = ref
+    return found
+
+
+def _path_feeder(path: Path, entry: str) -> FeederRef:
+    """A feeder given by spec path; an unreadable spec is named by its file stem (its
+    units fail with the loader's error, the rest of the batch runs)."""
+    path = path.resolve()
+    name: Any = None
+    try:
+        name = read_toml(path).get("name")
+    except ConfigError:
+        pass
+    if not (isinstance(name, str) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name)):
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem).lstrip("-_.") or "feeder"
+    return FeederRef(name, str(path), path, entry, _file_digest(path))
+
+
+def _base_study(
+    study: str | dict[str, Any], base_dir: Path, file: Path | None
+) -> tuple[dict[str, Any], Path | None, str]:
+    """The base study as a dict, the file it came from, and its field prefix in errors."""
+    if isinstance(study, str):
+        path = Path(study) if Path(study).is_absolute() else base_dir / study
+        if not path.is_file():
+            raise ConfigError(f"study file '{path}' not found", file=file, field="study")
+        data = read_toml(path)
+        validate(StudyConfig, data, file=path)
+        dropped = [k for k in _BATCH_SET if k in data]
+        if dropped:
+            log.info("batch replaces %s of base study %s", ", ".join(dropped), path)
+        return {k: v for k, v in data.items() if k not in _BATCH_SET}, path, ""
+    for key in _BATCH_SET:
+        if key in study:
+            raise ConfigError(
+                "set by the batch (per unit from 'name', 'feeders', 'seed' and 'output_dir' "
+                "of the batch), not in the base study",
+                file=file,
+                field=f"study.{key}",
+            )
+    return copy.deepcopy(study), None, "study."
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables -> dotted keys (TOML ``fleet.x = 1`` and ``"fleet.x" = 1`` alike)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+@lru_cache(maxsize=1)
+def _study_fields() -> frozenset[str]:
+    return frozenset(_field_paths(StudyConfig))
+
+
+def _field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted paths of every field of ``model``, tables included (``period``, ``period.kind``)."""
+    paths = []
+    for name, info in model.model_fields.items():
+        paths.append(prefix + name)
+        sub = _submodel(info.annotation)
+        if sub is not None:
+            paths.extend(_field_paths(sub, prefix=f"{prefix}{name}."))
+    return paths
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The config model inside an annotation (``X``, ``X | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_key(key: str, file: Path | None, where: str) -> None:
+    if key in _BATCH_SET:
+        raise ConfigError(
+            f"'{key}' is set by the batch per unit and cannot vary", file=file, field=where
+        )
+    if key not in _study_fields():
+        close = difflib.get_close_matches(key, sorted(_study_fields()), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown study field '{key}'{hint}", file=file, field=where)
+
+
+def _scenarios(config: BatchConfig, file: Path | None) -> list[Scenario]:
+    import itertools
+
+    grid = _flatten(config.grid)
+    for key, values in grid.items():
+        _check_key(key, file, f"grid.{key}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(
+                f"expected a non-empty list of values (got {values!r})",
+                file=file,
+                field=f"grid.{key}",
+            )
+    named: list[tuple[str | None, dict[str, Any], dict[str, str]]] = []
+    for i, raw in enumerate(config.scenarios):
+        raw = dict(raw)
+        label = raw.pop("name", None)
+        if label is not None and not isinstance(label, str):
+            raise ConfigError(
+                f"expected a string (got {label!r})", file=file, field=f"scenarios[{i}].name"
+            )
+        flat = _flatten(raw)
+        for key in flat:
+            _check_key(key, file, f"scenarios[{i}].{key}")
+            if key in grid:
+                raise ConfigError(
+                    f"'{key}' is also a grid field", file=file, field=f"scenarios[{i}].{key}"
+                )
+        named.append((label, flat, {k: f"scenarios[{i}].{k}" for k in flat}))
+    if not named:
+        named = [(None, {}, {})]
+
+    points = list(itertools.product(*grid.values())) if grid else [()]
+    scenarios: list[Scenario] = []
+    for label, flat, origin in named:
+        for point in points:
+            overrides = {**flat, **dict(zip(grid, point, strict=True))}
+            where = {**origin, **{k: f"grid.{k}" for k in grid}}
+            auto = ", ".join(
+                f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in zip(grid, point, strict=True)
+            )
+            name = ", ".join(p for p in (label, auto) if p) or "base"
+            scenarios.append(Scenario(len(scenarios), name, overrides, where))
+    return scenarios
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _validate_scenario(
+    base: dict[str, Any],
+    scenario: Scenario,
+    *,
+    file: Path | None,
+    study_file: Path | None,
+    base_field: str,
+) -> StudyConfig:
+    """Base study + overrides -> StudyConfig; errors name the batch (or study) field."""
+    data = copy.deepcopy(base)
+    for key, value in scenario.overrides.items():
+        _set_dotted(data, key, value)
+    data.update(name="unit", feeder="unit", seed=0)
+    try:
+        return validate(StudyConfig, data)
+    except ConfigError as exc:
+        bad = exc.field if exc.field not in (None, "(top level)") else ""
+        if bad:
+            keys = [
+                k
+                for k in scenario.overrides
+                if bad == k or bad.startswith(k + ".") or k.startswith(bad + ".")
+            ]
+        else:  # a check across top-level fields (year before base_year)
+            keys = [k for k in scenario.overrides if "." not in k]
+        if keys:
+            source = scenario.origin[keys[0]]
+            where = (
+                f" (scenario {scenario.index}: {scenario.name})" if source[:5] == "grid." else ""
+            )
+            raise ConfigError(exc.reason + where, file=file, field=source) from None
+        if study_file is not None:
+            raise ConfigError(exc.reason, file=study_file, field=exc.field) from None
+        raise ConfigError(exc.reason, file=file, field=f"{base_field}{bad}".rstrip(".")) from None
+
+
+# --------------------------------------------------------------------------- results
+#: Columns of the results table read from each unit's study summary: column -> dotted
+#: summary keys tried in order (the first present and not null wins; NaN when none is).
+#: A key whose value is a table per V2G case takes its ``v2g`` entry (the primary case).
+#: The first keys of the P90, firmness, $/kW-yr, program cost and net benefit columns are
+#: those of the horizon/valuation work in progress (``economics.v2g.*``, ``*_p90``); the
+#: later ones are those of the summary at the time of writing.
+SUMMARY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "year": ("year",),
+    "evs": ("fleet.evs",),
+    "v2g_enrolled_evs": ("fleet.v2g_enrolled_evs",),
+    "critical_asset_id": ("critical_asset.asset_id",),
+    "critical_asset": ("critical_asset.name",),
+    "peak_loading_pct_base": ("critical_asset.peak_loading_pct_base",),
+    "peak_loading_pct_charging": ("critical_asset.peak_loading_pct_charging",),
+    "peak_loading_pct_v2g": ("critical_asset.peak_loading_pct_v2g",),
+    "year_of_need_charging": ("critical_asset.year_of_need_charging",),
+    "year_of_need_v2g": ("critical_asset.year_of_need_v2g",),
+    "year_of_need_p90_charging": (
+        "critical_asset.year_of_need_charging_p90",
+        "critical_asset.year_of_need_p90_charging",
+    ),
+    "year_of_need_p90_v2g": (
+        "critical_asset.year_of_need_v2g_p90",
+        "critical_asset.year_of_need_p90_v2g",
+    ),
+    "deferral_years": ("critical_asset.deferral_years",),
+    "upgrade_cost_usd": ("critical_asset.upgrade_cost_usd",),
+    "deferral_value_usd_critical": ("critical_asset.deferral_value_usd",),
+    "deferral_value_usd": ("economics.deferral_value_usd", "deferral_value_usd_total"),
+    "value_usd_per_kw_yr": (
+        "economics.value_usd_per_kw_yr",
+        "critical_asset.value_usd_per_kw_yr",
+        "valuation.value_usd_per_kw_yr",
+    ),
+    "program_cost_usd": ("economics.ratepayer_cost_pv_usd", "valuation.program_cost_usd"),
+    "net_benefit_usd": ("economics.ratepayer_net_benefit_pv_usd", "valuation.net_benefit_usd"),
+    "firmness": ("critical_asset.firmness_v2g_end", "critical_asset.firmness"),
+    "assets_over_limit_charging": ("assets_over_limit.charging",),
+    "assets_over_limit_v2g": ("assets_over_limit.v2g",),
+}
+#: Key of the primary V2G case in summary tables per case.
+PRIMARY_CASE = "v2g"
+_TEXT_COLUMNS = ("critical_asset_id", "critical_asset")
+_INT_COLUMNS = (
+    "year",
+    "evs",
+    "v2g_enrolled_evs",
+    "year_of_need_charging",
+    "year_of_need_v2g",
+    "year_of_need_p90_charging",
+    "year_of_need_p90_v2g",
+    "assets_over_limit_charging",
+    "assets_over_limit_v2g",
+    "non_converged_steps",
+)
+#: Identity columns of the results table (then one column per scenario field).
+ID_COLUMNS = ["unit_id", "feeder", "scenario", "scenario_name", "draw", "seed", "status", "error"]
+#: Result columns after the scenario fields: :data:`SUMMARY_COLUMNS`, the power-flow steps
+#: that did not converge (all cases), the net deferral value (net benefit when the summary
+#: has one, else the deferral value) and its basis, and bookkeeping.
+RESULT_COLUMNS = [
+    *SUMMARY_COLUMNS,
+    "non_converged_steps",
+    "net_deferral_value_usd",
+    "net_value_basis",
+    "duration_s",
+    "attempts",
+    "worker",
+    "config_hash",
+]
+
+
+def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The results-table values of one study summary (NaN/None for absent keys).
+
+    Parameters
+    ----------
+    summary
+        A study's ``summary.json`` content (:func:`gridplan.study.run`'s ``summary``).
+
+    Returns
+    -------
+    dict
+        :data:`SUMMARY_COLUMNS` plus ``non_converged_steps``, ``net_deferral_value_usd``
+        [USD] and ``net_value_basis``.
+    """
+    row: dict[str, Any] = {}
+    for column, keys in SUMMARY_COLUMNS.items():
+        value: Any = None
+        for key in keys:
+            found, value = _get_dotted(summary, key)
+            if found and value is not None:
+                break
+        if column not in _TEXT_COLUMNS:
+            value = _number(value)
+            if column in _INT_COLUMNS and not math.isnan(value):
+                value = int(value)
+        row[column] = value
+    flows = summary.get("power_flow")
+    steps = [
+        _number(case.get("non_converged_steps"))
+        for case in (flows.values() if isinstance(flows, Mapping) else [])
+        if isinstance(case, Mapping)
+    ]
+    row["non_converged_steps"] = float(np.nansum(steps)) if steps else math.nan
+    if not math.isnan(row["net_benefit_usd"]):
+        row["net_deferral_value_usd"] = row["net_benefit_usd"]
+        row["net_value_basis"] = "net_benefit_usd"
+    else:
+        row["net_deferral_value_usd"] = row["deferral_value_usd"]
+        row["net_value_basis"] = "deferral_value_usd"
+    return row
+
+
+def _get_dotted(data: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    """Value at a dotted key; a table per V2G case on the way gives its primary case."""
+    node: Any = data
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part not in node and PRIMARY_CASE in node:
+            node = node[PRIMARY_CASE]
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    if isinstance(node, Mapping) and PRIMARY_CASE in node:
+        node = node[PRIMARY_CASE]
+    return True, node
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+# --------------------------------------------------------------------------- the task
+@dataclass(frozen=True)
+class UnitTask:
+    """What a worker receives for one unit: its id and study config (a few kB)."""
+
+    unit_id: str
+    config: StudyConfig
+
+
+@dataclass(frozen=True)
+class FeederHandle:
+    """A feeder loaded into one worker process's cache (the result of :func:`warm_feeder`).
+
+    Tiny on the wire, but Dask measures it (``sys.getsizeof``) as the cost of having the
+    feeder on another worker: the bytes Dask's bandwidth estimate moves in the time the
+    feeder took to load. The work-stealing balancer then moves a unit away from the worker
+    that holds its feeder only when that still finishes it sooner, as a unit moved to
+    another worker loads the feeder there.
+
+    Attributes
+    ----------
+    ref
+        The feeder reference (bundled name or spec path).
+    nbytes
+        ``max(profile array bytes, load time [s] × scheduler bandwidth [B/s])`` [bytes];
+        0 if the feeder failed to load.
+    """
+
+    ref: str
+    nbytes: int = 0
+
+    def __sizeof__(self) -> int:
+        return max(int(self.nbytes), 64)
+
+
+#: Seconds each feeder took to load in this process (the first, uncached load).
+_LOAD_S: dict[str, float] = {}
+
+
+def warm_feeder(ref: str) -> FeederHandle:
+    """Load a feeder into this worker process's cache (on a worker).
+
+    A feeder that fails to load is not an error here: its units record the loader's error.
+    """
+    from gridplan.feeders import load_feeder
+
+    t0 = time.perf_counter()
+    try:
+        feeder = load_feeder(ref)
+    except Exception as exc:  # recorded by the units
+        log.debug("feeder %s failed to load: %s", ref, exc)
+        return FeederHandle(ref)
+    load_s = _LOAD_S.setdefault(ref, time.perf_counter() - t0)
+    arrays = (feeder.load_p_kw, feeder.load_q_kvar, feeder.sgen_p_kw, feeder.households)
+    return FeederHandle(ref, int(max(sum(a.nbytes for a in arrays), load_s * _bandwidth())))
+
+
+def _bandwidth() -> float:
+    """Dask's estimate of worker-to-worker bandwidth [B/s] (its stealing cost model)."""
+    try:
+        import dask
+        from dask.utils import parse_bytes
+
+        value = dask.config.get("distributed.scheduler.bandwidth", 100e6)
+        return float(parse_bytes(value) if isinstance(value, str) else value)
+    except Exception:  # no Dask here (in-process use)
+        return 100e6
+
+
+def run_unit(_feeder_ready: Any, task: UnitTask) -> dict[str, Any]:
+    """Run one unit's study (on a worker); never raises for a study error.
+
+    Parameters
+    ----------
+    _feeder_ready
+        The warm-up task's result (a data dependency only); ``None`` in this process.
+    task
+        The unit.
+
+    Returns
+    -------
+    dict
+        ``status`` (``ok``/``failed``), ``error``, ``error_type``, ``traceback``, timing
+        (``started_at``, ``finished_at``, ``duration_s`` [s]), ``worker``, ``versions``,
+        and for ``ok`` the study ``summary`` and ``assets`` table.
+    """
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    outcome: dict[str, Any] = {"unit_id": task.unit_id, "summary": None, "assets": None}
+    try:
+        result = _study.run(task.config, write=False)
+    except Exception as exc:
+        outcome.update(
+            status="failed",
+            error=_one_line(exc),
+            error_type=type(exc).__name__,
+            traceback=traceback.format_exc(limit=20),
+        )
+    else:
+        outcome.update(
+            status="ok",
+            error=None,
+            error_type=None,
+            traceback=None,
+            summary=result.summary,
+            assets=result.assets,
+        )
+    outcome.update(
+        started_at=started.isoformat(timespec="milliseconds"),
+        finished_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        duration_s=round(time.perf_counter() - t0, 4),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        versions=package_versions(),
+    )
+    return outcome
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, GridplanError) else f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    """Versions of Python, gridplan and the packages that shape its numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "gridplan": __version__}
+    for name in ("numpy", "scipy", "pandas", "pandapower", "simbench", "dask", "distributed"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+# --------------------------------------------------------------------------- recording
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _jsonable(value: Any) -> Any:
+    """Non-finite floats -> None (JSON has no NaN), containers recursively."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+def _read_record(unit_dir: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads((unit_dir / "unit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+_MANIFEST_COLUMNS = [
+    "unit_id",
+    "feeder",
+    "feeder_ref",
+    "scenario",
+    "scenario_name",
+    "draw",
+    "seed",
+    "config_hash",
+    "status",
+    "error",
+    "error_type",
+    "attempts",
+    "run_id",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "worker",
+    "versions",
+]
+
+
+class _Recorder:
+    """Writes each unit's files as it finishes, keeps the manifest, drives the progress bar."""
+
+    def __init__(
+        self,
+        plan: BatchPlan,
+        out: Path,
+        run_id: str,
+        previous: Mapping[str, dict[str, Any]],
+        todo: int,
+        progress: bool,
+    ) -> None:
+        self.plan = plan
+        self.out = out
+        self.run_id = run_id
+        # unit_id -> unit.json content; earlier runs' records until a unit is run again
+        self.records: dict[str, dict[str, Any]] = dict(previous)
+        self.previous_attempts = {k: int(v.get("attempts") or 0) for k, v in previous.items()}
+        self.ok = sum(1 for u in plan.units if previous.get(u.unit_id, {}).get("status") == "ok")
+        self.failed_now = 0
+        self.done_now = 0
+        self._last_flush = 0.0
+        self._flush_s = 0.0
+        self._bar: Any = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=todo, desc=f"batch {plan.config.name}", unit="unit", dynamic_ncols=True
+            )
+            self._bar.set_postfix(ok=self.ok, failed=0, refresh=False)
+
+    def record(self, unit: Unit, outcome: dict[str, Any]) -> None:
+        """Write one unit's files (``unit.json`` last) and update the manifest."""
+        unit_dir = self.out / "units" / unit.unit_id
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        for stale in unit_dir.iterdir():
+            if stale.is_file():
+                stale.unlink()
+        summary, assets = outcome.get("summary"), outcome.get("assets")
+        metrics = summary_metrics(summary) if outcome["status"] == "ok" and summary else None
+        if summary is not None:
+            write_json(unit_dir / "summary.json", _jsonable(summary))
+        if assets is not None:
+            table = assets.copy()
+            for column in table.columns:
+                if pd.api.types.is_datetime64_any_dtype(table[column]):
+                    table[column] = table[column].astype(str)
+            write_csv(
+                unit_dir / "assets.csv", table.reset_index(), index=False, float_format="%.6g"
+            )
+        import tomli_w
+
+        write_text(
+            unit_dir / "study.toml",
+            tomli_w.dumps(unit.config.model_dump(mode="json", exclude_none=True)),
+        )
+        record = {
+            "unit_id": unit.unit_id,
+            "feeder": unit.feeder,
+            "feeder_ref": unit.feeder_ref,
+            "scenario": unit.scenario,
+            "scenario_name": unit.scenario_name,
+            "draw": unit.draw,
+            "seed": unit.seed,
+            "params": unit.params,
+            "config_hash": unit.config_hash,
+            "batch_config_hash": self.plan.config_hash,
+            "status": outcome["status"],
+            "error": outcome.get("error"),
+            "error_type": outcome.get("error_type"),
+            "traceback": outcome.get("traceback"),
+            "attempts": self.previous_attempts.get(unit.unit_id, 0) + 1,
+            "run_id": self.run_id,
+            "started_at": outcome.get("started_at"),
+            "finished_at": outcome.get("finished_at"),
+            "duration_s": outcome.get("duration_s"),
+            "worker": outcome.get("worker"),
+            "versions": outcome.get("versions") or {},
+            "metrics": metrics,
+        }
+        write_json(unit_dir / "unit.json", _jsonable(record))
+        self.records[unit.unit_id] = record
+        self.done_now += 1
+        if outcome["status"] == "ok":
+            self.ok += 1
+        else:
+            self.failed_now += 1
+            log.warning("unit %s failed: %s", unit.unit_id, outcome.get("error"))
+        if self._bar is not None:
+            self._bar.set_postfix(ok=self.ok, failed=self.failed_now, refresh=False)
+            self._bar.update(1)
+        # Rewriting the manifest is O(units): space the rewrites so they cost < 5 % of time.
+        if time.monotonic() - self._last_flush > max(MANIFEST_INTERVAL_S, 20 * self._flush_s):
+            self.flush()
+
+    def flush(self) -> pd.DataFrame:
+        """Rewrite the manifest (atomically) from the records; return it."""
+        t0 = time.monotonic()
+        manifest = manifest_frame(self.plan, self.records)
+        _write_table(self.out / "manifest", manifest)
+        self._last_flush = time.monotonic()
+        self._flush_s = self._last_flush - t0
+        return manifest
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def manifest_frame(plan: BatchPlan, records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per unit of ``plan``: its record, or ``pending`` when it has none yet."""
+    rows = []
+    for unit in plan.units:
+        rec = records.get(unit.unit_id)
+        row: dict[str, Any] = {
+            "unit_id": unit.unit_id,
+            "feeder": unit.feeder,
+            "feeder_ref": unit.feeder_ref,
+            "scenario": unit.scenario,
+            "scenario_name": unit.scenario_name,
+            "draw": unit.draw,
+            "seed": unit.seed,
+            "config_hash": unit.config_hash,
+            "status": "pending",
+            "attempts": 0,
+        }
+        if rec is not None:
+            row.update({k: rec.get(k) for k in _MANIFEST_COLUMNS[8:]})
+            row["versions"] = json.dumps(rec.get("versions") or {}, sort_keys=True)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=_MANIFEST_COLUMNS)
+    frame["seed"] = frame.seed.astype("uint64")
+    frame["attempts"] = frame.attempts.fillna(0).astype(int)
+    frame["duration_s"] = pd.to_numeric(frame.duration_s, errors="coerce")
+    return frame
+
+
+def _write_table(stem: Path, frame: pd.DataFrame) -> None:
+    """``stem.parquet`` and ``stem.csv``, each atomically."""
+    frame = _parquet_safe(frame)
+    write_with(stem.with_suffix(".parquet"), lambda tmp: frame.to_parquet(tmp, index=False))
+    write_csv(stem.with_suffix(".csv"), frame, index=False)
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns of numbers become numeric; columns that mix types become text."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = [v for v in frame[column] if not _is_null(v)]
+        if all(isinstance(v, str) for v in values):
+            continue
+        if all(isinstance(v, int | float | np.number) for v in values):
+            frame[column] = pd.to_numeric(frame[column])
+            continue
+        frame[column] = [
+            None if _is_null(v) else v if isinstance(v, str) else json.dumps(v, default=str)
+            for v in frame[column]
+        ]
+    return frame
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def results_frame(plan: BatchPlan, records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The consolidated results table: one row per unit of ``plan`` that has a record.
+
+    Columns: :data:`ID_COLUMNS`, one per scenario field (:attr:`BatchPlan.param_columns`),
+    then :data:`RESULT_COLUMNS`. Failed units have their error and NaN results.
+    """
+    ordered = [records[u.unit_id] for u in plan.units if u.unit_id in records]
+    return _results_from_records(ordered, plan.param_columns)
+
+
+def _results_from_records(
+    records: Sequence[Mapping[str, Any]], params: Sequence[str]
+) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        metrics = rec.get("metrics") or {}
+        unit_params = rec.get("params") or {}
+        row = {k: rec.get(k) for k in ID_COLUMNS}
+        row.update({p: unit_params.get(p) for p in params})
+        row.update({k: metrics.get(k) for k in RESULT_COLUMNS})
+        row.update({k: rec.get(k) for k in ("duration_s", "attempts", "worker", "config_hash")})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=[*ID_COLUMNS, *params, *RESULT_COLUMNS])
+    for column in ("scenario", "draw", "attempts", *_INT_COLUMNS):
+        frame[column] = pd.array(pd.to_numeric(frame[column]), dtype="Int64")
+    text = (*ID_COLUMNS, *_TEXT_COLUMNS, "net_value_basis", "worker", "config_hash")
+    for column in RESULT_COLUMNS:
+        if column not in _INT_COLUMNS and column not in text and column != "attempts":
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["seed"] = frame.seed.astype("uint64")
+    return frame.reset_index(drop=True)
+
+
+def ranking_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """Feeders ranked by net deferral value (mean over their finished units).
+
+    Columns: ``rank``, ``feeder``, ``net_deferral_value_usd_mean`` [USD] (mean over all
+    scenario points and draws), ``best_scenario``/``best_scenario_name`` and
+    ``net_deferral_value_usd_best`` (the scenario point with the highest mean over draws),
+    ``deferral_years_mean`` [yr], ``peak_loading_pct_charging_max`` [%],
+    ``year_of_need_charging_min``, ``units_ok``, ``units_failed``, ``value_basis``.
+    Feeders without a finished unit come last.
+    """
+    rows = []
+    for feeder, group in results.groupby("feeder", sort=False):
+        ok = group[group.status == "ok"]
+        row: dict[str, Any] = {
+            "feeder": feeder,
+            "net_deferral_value_usd_mean": ok.net_deferral_value_usd.mean(),
+            "best_scenario": pd.NA,
+            "best_scenario_name": None,
+            "net_deferral_value_usd_best": math.nan,
+            "deferral_years_mean": ok.deferral_years.mean(),
+            "peak_loading_pct_charging_max": ok.peak_loading_pct_charging.max(),
+            "year_of_need_charging_min": ok.year_of_need_charging.min() if len(ok) else pd.NA,
+            "units_ok": len(ok),
+            "units_failed": int((group.status == "failed").sum()),
+            "value_basis": ", ".join(sorted(set(ok.net_value_basis.dropna()))) or None,
+        }
+        by_scenario = ok.groupby("scenario").net_deferral_value_usd.mean().dropna()
+        if len(by_scenario):
+            best = by_scenario.idxmax()
+            row.update(
+                best_scenario=int(best),
+                best_scenario_name=ok.scenario_name[ok.scenario == best].iloc[0],
+                net_deferral_value_usd_best=float(by_scenario.max()),
+            )
+        rows.append(row)
+    columns = [
+        "rank",
+        "feeder",
+        "net_deferral_value_usd_mean",
+        "best_scenario",
+        "best_scenario_name",
+        "net_deferral_value_usd_best",
+        "deferral_years_mean",
+        "peak_loading_pct_charging_max",
+        "year_of_need_charging_min",
+        "units_ok",
+        "units_failed",
+        "value_basis",
+    ]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows)
+    frame = frame.sort_values(
+        "net_deferral_value_usd_mean", ascending=False, na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    frame["best_scenario"] = pd.array(frame.best_scenario, dtype="Int64")
+    frame["year_of_need_charging_min"] = pd.array(
+        pd.to_numeric(frame.year_of_need_charging_min), dtype="Int64"
+    )
+    return frame[columns]
+
+
+def consolidate(output_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rebuild the results and ranking tables of a batch folder from its unit files.
+
+    Reads ``manifest.parquet`` for the units (in plan order) and each unit's
+    ``units/<unit-id>/unit.json``; works on an interrupted batch (finished units only).
+
+    Returns
+    -------
+    (results, ranking)
+        As :func:`results_frame` and :func:`ranking_frame`.
+    """
+    out = Path(output_path)
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    records = []
+    for unit_id, config_hash in zip(manifest.unit_id, manifest.config_hash, strict=True):
+        rec = _read_record(out / "units" / unit_id)
+        if rec is not None and rec.get("config_hash") == config_hash:
+            records.append(rec)
+    params: dict[str, None] = {}
+    for rec in records:
+        params.update(dict.fromkeys(rec.get("params") or {}))
+    results = _results_from_records(records, list(params))
+    return results, ranking_frame(results)
+
+
+# --------------------------------------------------------------------------- running
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """What a batch run produced (also in ``output_path``).
+
+    Attributes
+    ----------
+    plan
+        The batch plan.
+    output_path
+        ``<output_dir>/<batch name>/``.
+    results
+        One row per finished unit (see :func:`results_frame`).
+    ranking
+        Feeders by net deferral value (see :func:`ranking_frame`).
+    manifest
+        One row per unit: seed, config hash, status, error, timing, worker, versions.
+    computed
+        Units run this time.
+    skipped
+        Units kept from an earlier run (``resume``).
+    ok, failed
+        Units of the plan finished ``ok`` / ``failed`` (this run and earlier ones).
+    wall_s
+        Wall time of this run [s].
+    executor
+        Where the units ran (``this process``, ``LocalCluster (n worker processes)``, a
+        scheduler or a client).
+    """
+
+    plan: BatchPlan
+    output_path: Path
+    results: pd.DataFrame
+    ranking: pd.DataFrame
+    manifest: pd.DataFrame
+    computed: int
+    skipped: int
+    ok: int
+    failed: int
+    wall_s: float
+    executor: str
+
+    @property
+    def units_per_minute(self) -> float:
+        """Units computed per minute of wall time in this run."""
+        return 60.0 * self.computed / self.wall_s if self.wall_s > 0 else math.nan
+
+    def summary_lines(self, top: int = 5) -> list[str]:
+        """A few lines for the end of a run: counts, failures, top feeders, files."""
+        plan = self.plan
+        n = len(plan.units)
+        lines = [
+            f"batch '{plan.config.name}': {n} units ({len(plan.feeders)} feeders × "
+            f"{len(plan.scenarios)} scenarios × {plan.config.draws} draws): {self.ok} ok, "
+            f"{self.failed} failed, {n - self.ok - self.failed} pending; {self.computed} run "
+            f"in {self.wall_s:.1f} s ({self.units_per_minute:.1f} units/min) on "
+            f"{self.executor}, {self.skipped} kept from an earlier run"
+        ]
+        failed = self.manifest[self.manifest.status == "failed"]
+        for _, row in failed.head(top).iterrows():
+            lines.append(f"  failed {row.unit_id}: {row.error}")
+        if len(failed) > top:
+            lines.append(f"  ... {len(failed) - top} more failed units (see manifest.csv)")
+        ranked = self.ranking.dropna(subset=["net_deferral_value_usd_mean"]).head(top)
+        if len(ranked):
+            lines.append("feeders by net deferral value (mean over units, USD):")
+            for _, r in ranked.iterrows():
+                lines.append(
+                    f"  {int(r['rank']):>3}. {r.feeder:<24}{r.net_deferral_value_usd_mean:>14,.0f}"
+                    f"  (best: {r.net_deferral_value_usd_best:,.0f} at {r.best_scenario_name})"
+                )
+        lines.append(f"results: {self.output_path}")
+        return lines
+
+
+def run(
+    batch: BatchConfig | BatchPlan | Mapping[str, Any] | str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+) -> BatchResult:
+    """Run a batch of feeder studies.
+
+    Parameters
+    ----------
+    batch
+        A batch TOML path, a :class:`BatchConfig` (or dict of its fields), or a plan from
+        :func:`plan_batch`. Validated and expanded before anything runs.
+    workers
+        Worker processes; default the config's ``execution.workers``, else all cores (one
+        when Dask is not installed). One worker (and no scheduler) runs the units in this
+        process, without Dask.
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``); default the config's.
+        Unreachable within ``execution.connect_timeout_s`` -> :class:`ConfigError`.
+    client
+        A ``distributed.Client`` to run on (takes precedence over the two above).
+    resume
+        Keep the units already finished ``ok`` (same config hash) and run the rest.
+    overwrite
+        Delete the batch's earlier results first. Without ``resume`` or ``overwrite`` an
+        output folder that already holds units is an error.
+    output_dir
+        Parent of the batch's folder; default the config's ``output_dir``.
+    progress
+        Show a progress bar (ETA, done and failed counts).
+
+    Returns
+    -------
+    BatchResult
+    """
+    t0 = time.perf_counter()
+    plan = batch if isinstance(batch, BatchPlan) else plan_batch(batch)
+    config = plan.config
+    out = Path(output_dir if output_dir is not None else config.output_dir) / config.name
+    scheduler = scheduler if scheduler is not None else config.execution.scheduler
+    n_workers = workers if workers is not None else config.execution.workers
+    if n_workers is None:
+        n_workers = _cpu_count()
+        if n_workers > 1 and client is None and not scheduler and not _dask_installed():
+            log.warning(
+                "Dask is not installed: running the batch in this process "
+                "(pip install 'gridplan[dask]' to use all %d cores)",
+                n_workers,
+            )
+            n_workers = 1
+    if n_workers < 1:
+        raise ConfigError(f"workers must be at least 1 (got {n_workers})", field="workers")
+    _check_output(plan, out, resume=resume, overwrite=overwrite)
+
+    previous = _previous_records(plan, out) if resume else {}
+    todo = [u for u in plan.units if previous.get(u.unit_id, {}).get("status") != "ok"]
+    skipped = len(plan.units) - len(todo)
+
+    with ExitStack() as stack:
+        # Connect (or start the cluster) before anything is written or cleared: an
+        # unreachable scheduler is a quick error that leaves earlier results alone.
+        dask = client
+        if dask is None and scheduler:
+            dask = stack.enter_context(
+                _connect(scheduler, config.execution.connect_timeout_s, plan.file)
+            )
+        if dask is None and todo and n_workers > 1:
+            n = min(n_workers, len(todo))
+            dask = stack.enter_context(local_client(n))
+            executor = f"LocalCluster ({n} worker processes)"
+        elif dask is not None:
+            where = f"Dask scheduler {scheduler}" if client is None else "Dask client"
+            executor = f"{where} ({_describe_client(dask)})"
+        else:
+            executor = "this process"
+        if overwrite:
+            _clear_output(out)
+
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+        _write_batch_json(plan, out, run_id, "running", {"units_todo": len(todo)})
+        recorder = _Recorder(plan, out, run_id, previous, len(todo), progress)
+        recorder.flush()
+        try:
+            if todo and dask is not None:
+                _run_dask(dask, todo, recorder)
+            else:
+                for unit in todo:
+                    recorder.record(unit, run_unit(None, UnitTask(unit.unit_id, unit.config)))
+        finally:
+            recorder.close()
+            manifest = recorder.flush()
+    wall_s = time.perf_counter() - t0
+
+    # Consolidate from the unit files on disk (the records of this and earlier runs).
+    finished = {}
+    for unit in plan.units:
+        rec = _read_record(out / "units" / unit.unit_id)
+        if rec is not None and rec.get("config_hash") == unit.config_hash:
+            finished[unit.unit_id] = rec
+    results = results_frame(plan, finished)
+    ranking = ranking_frame(results)
+    _write_table(out / "results", results)
+    _write_table(out / "ranking", ranking)
+    ok = int((manifest.status == "ok").sum())
+    failed = int((manifest.status == "failed").sum())
+    result = BatchResult(
+        plan=plan,
+        output_path=out,
+        results=results,
+        ranking=ranking,
+        manifest=manifest,
+        computed=recorder.done_now,
+        skipped=skipped,
+        ok=ok,
+        failed=failed,
+        wall_s=wall_s,
+        executor=executor,
+    )
+    rate = result.units_per_minute
+    _write_batch_json(
+        plan,
+        out,
+        run_id,
+        "finished",
+        {
+            "executor": executor,
+            "units_run": result.computed,
+            "units_kept": skipped,
+            "units_ok": ok,
+            "units_failed": failed,
+            "wall_s": round(wall_s, 3),
+            "units_per_minute": round(rate, 3) if math.isfinite(rate) else None,
+        },
+    )
+    return result
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_output(plan: BatchPlan, out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix a new run into an earlier run's results (unless resume/overwrite)."""
+    if resume and overwrite:
+        raise ConfigError("give either resume (--resume) or overwrite (--overwrite), not both")
+    units_dir = out / "units"
+    if not (resume or overwrite) and units_dir.is_dir() and any(units_dir.iterdir()):
+        raise ConfigError(
+            f"output folder {out} already holds results of batch '{plan.config.name}'; "
+            "resume it (--resume) or start over (--overwrite)"
+        )
+
+
+def _clear_output(out: Path) -> None:
+    """Delete an earlier run's units and tables (``overwrite``)."""
+    units_dir = out / "units"
+    if units_dir.is_dir():
+        shutil.rmtree(units_dir)
+    for stem in ("manifest", "results", "ranking"):
+        for suffix in (".parquet", ".csv"):
+            (out / f"{stem}{suffix}").unlink(missing_ok=True)
+    (out / "batch.json").unlink(missing_ok=True)
+
+
+def _previous_records(plan: BatchPlan, out: Path) -> dict[str, dict[str, Any]]:
+    """Earlier records of the plan's units whose config hash is unchanged (``resume``);
+    the ``ok`` ones are not run again, the others keep their attempt count."""
+    old = _read_json(out / "batch.json")
+    if old and old.get("config_hash") != plan.config_hash:
+        log.warning(
+            "batch config or feeder specs changed since the last run; units whose study "
+            "config changed are run again"
+        )
+    previous = {}
+    for unit in plan.units:
+        rec = _read_record(out / "units" / unit.unit_id)
+        if rec is not None and rec.get("config_hash") == unit.config_hash:
+            previous[unit.unit_id] = rec
+    return previous
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_batch_json(
+    plan: BatchPlan, out: Path, run_id: str, status: str, extra: dict[str, Any]
+) -> None:
+    config = plan.config
+    data = {
+        "batch": config.name,
+        "description": config.description,
+        "file": str(plan.file) if plan.file else None,
+        "status": status,
+        "run_id": run_id,
+        "written_at": _now(),
+        "config_hash": plan.config_hash,
+        "seed": config.seed,
+        "draws": config.draws,
+        "common_random_numbers": config.common_random_numbers,
+        "seed_rule": "numpy SeedSequence(seed, spawn_key=(sha256(feeder)[:8], draw"
+        + ("" if config.common_random_numbers else ", scenario")
+        + ")) -> 63-bit int",
+        "units": len(plan.units),
+        "feeders": [
+            {"name": f.name, "ref": f.ref, "spec": str(f.spec_path), "spec_sha256": f.spec_digest}
+            for f in plan.feeders
+        ],
+        "scenarios": [
+            {"index": s.index, "name": s.name, "overrides": s.overrides} for s in plan.scenarios
+        ],
+        "base_study": plan.base_study,
+        "config": config.model_dump(mode="json"),
+        "versions": package_versions(),
+        "shared_inputs": "feeders loaded by name once per worker process (load_feeder cache); "
+        "a per-feeder warm-up task makes Dask place a feeder's units where it is loaded",
+        **extra,
+    }
+    write_json(out / "batch.json", _jsonable(data))
+
+
+# --------------------------------------------------------------------------- dask
+def _dask_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("distributed") is not None
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise GridplanError(
+            "running a batch on more than one worker or on a scheduler needs Dask: "
+            "pip install 'gridplan[dask]' (or run with --workers 1)"
+        ) from None
+    return distributed
+
+
+def _connect(address: str, timeout_s: float, file: Path | None) -> Any:
+    """A client of the scheduler at ``address``; a clear error if it is not reachable."""
+    distributed = _distributed()
+    t0 = time.monotonic()
+    try:
+        return distributed.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at '{address}' "
+            f"(gave up after {time.monotonic() - t0:.1f} s: {_one_line(exc)}); "
+            "check the address and that the scheduler is running",
+            file=file if file is not None else None,
+            field="execution.scheduler" if file is not None else None,
+        ) from None
+
+
+@contextmanager
+def local_client(n: int) -> Iterator[Any]:
+    """A client of a ``LocalCluster`` of ``n`` single-threaded worker processes.
+
+    Dask's nanny starts each worker with ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS alike),
+    so ``n`` workers use ``n`` cores. The workers import gridplan while the cluster
+    starts (``preload``), not when the first unit arrives.
+    """
+    distributed = _distributed()
+    # Dask logs at INFO to the "distributed" logger, which propagates to the root handlers;
+    # follow the level the application chose for the root logger while the cluster lives.
+    dask_log = logging.getLogger("distributed")
+    old_level = dask_log.level
+    dask_log.setLevel(max(dask_log.getEffectiveLevel(), logging.getLogger().getEffectiveLevel()))
+    with (
+        _restore_level(dask_log, old_level),
+        distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            preload=["gridplan.batch"],
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        client.wait_for_workers(n)
+        yield client
+
+
+@contextmanager
+def _restore_level(logger: logging.Logger, level: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _describe_client(client: Any) -> str:
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # older distributed
+        workers = client.scheduler_info()["workers"]
+    except Exception:
+        return "workers unknown"
+    threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+    return f"{len(workers)} workers, {threads} threads"
+
+
+def _run_dask(client: Any, todo: Sequence[Unit], recorder: _Recorder) -> None:
+    """Run the units on Dask, feeder by feeder, and record each as it completes.
+
+    Each feeder first gets a warm-up task (:func:`warm_feeder`); when it is done, the
+    feeder's units are submitted with the warm-up result as their dependency and a loose
+    restriction to the worker that holds it. The restriction keeps Dask from queueing
+    them as root tasks (which ignores where their feeder is loaded); being loose, it lets
+    the scheduler steal them for balance and reschedule them when that worker dies. Units
+    run before further warm-ups (higher priority), so a worker finishes the feeders it
+    has loaded before it loads another. Each feeder's units share a key prefix, so Dask
+    learns their duration per feeder.
+    """
+    distributed = _distributed()
+    token = uuid.uuid4().hex[:10]
+    groups = _by_feeder(todo)
+    completed = distributed.as_completed(loop=client.loop)
+    warm: dict[Any, int] = {}  # warm-up future -> group
+    handles: dict[int, Any] = {}  # group -> its warm-up future, until its units are done
+    units_of: dict[Any, tuple[Unit, int]] = {}
+    remaining = {i: len(units) for i, (_, units) in enumerate(groups)}
+    for i, (ref, _) in enumerate(groups):
+        future = client.submit(
+            warm_feeder, ref, key=f"gridplan-warm-{i}-{token}", pure=False, priority=0
+        )
+        warm[future] = i
+        handles[i] = future
+        completed.add(future)
+    try:
+        for future in completed:
+            if future in warm:
+                i = warm.pop(future)
+                units = groups[i][1]
+                holders = _holders(client, future)
+                placement = {"workers": holders, "allow_other_workers": True} if holders else {}
+                futures = client.map(
+                    run_unit,
+                    [future] * len(units),
+                    [UnitTask(u.unit_id, u.config) for u in units],
+                    # one key prefix per feeder: Dask estimates unit durations per prefix
+                    key=[f"gridplan-unit-{_letters(i)}-{u.index}-{token}" for u in units],
+                    pure=False,
+                    priority=1,
+                    **placement,
+                )
+                for unit_future, unit in zip(futures, units, strict=True):
+                    units_of[unit_future] = (unit, i)
+                    completed.add(unit_future)
+                continue
+            unit, i = units_of.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # the task itself failed (e.g. its worker kept dying)
+                outcome = _lost(unit, exc)
+            future.release()
+            remaining[i] -= 1
+            if remaining[i] == 0:
+                handles.pop(i).release()
+            recorder.record(unit, outcome)
+    finally:
+        leftover = [*units_of, *handles.values()]
+        if leftover:
+            client.cancel(leftover)
+
+
+def _letters(i: int) -> str:
+    """0 -> 'a', 25 -> 'z', 26 -> 'ba': a Dask key word that ``key_split`` keeps."""
+    word = ""
+    while True:
+        i, r = divmod(i, 26)
+        word = chr(ord("a") + r) + word
+        if i == 0:
+            return word
+
+
+def _holders(client: Any, future: Any) -> list[str]:
+    """Addresses of the workers holding ``future``'s result."""
+    try:
+        return list(client.who_has([future]).get(future.key, ()))
+    except Exception:  # the scheduler will place the units itself
+        return []
+
+
+def _by_feeder(units: Iterable[Unit]) -> list[tuple[str, list[Unit]]]:
+    groups: dict[str, list[Unit]] = {}
+    for unit in units:
+        groups.setdefault(unit.feeder_ref, []).append(unit)
+    return list(groups.items())
+
+
+def _lost(unit: Unit, exc: BaseException) -> dict[str, Any]:
+    """Outcome of a unit whose task failed outside the study (e.g. its worker kept dying)."""
+    name = type(exc).__name__
+    error = _one_line(exc)
+    if name == "KilledWorker":
+        error = (
+            f"KilledWorker: the worker running this unit died repeatedly (out of memory or a "
+            f"crash in native code?): {exc}"
+        )
+    now = _now()
+    return {
+        "unit_id": unit.unit_id,
+        "status": "failed",
+        "error": " ".join(error.split())[:500],
+        "error_type": name,
+        "traceback": "".join(traceback.format_exception(exc, limit=20)),
+        "started_at": None,
+        "finished_at": now,
+        "duration_s": None,
+        "worker": None,
+        "versions": package_versions(),
+        "summary": None,
+        "assets": None,
+    }
+
+
+def units_frame(plan: BatchPlan) -> pd.DataFrame:
+    """The plan's units: id, feeder, scenario, draw, seed, config hash and scenario fields."""
+    return pd.DataFrame(
+        [
+            {
+                "unit_id": u.unit_id,
+                "feeder": u.feeder,
+                "scenario": u.scenario,
+                "scenario_name": u.scenario_name,
+                "draw": u.draw,
+                "seed": u.seed,
+                "config_hash": u.config_hash,
+                **u.params,
+            }
+            for u in plan.units
+        ]
+    )
