@@ -388,6 +388,10 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
                 f"bad builder option: {exc}", file=path, field="network.options"
             ) from None
         net = built.net
+    if net_spec.source != "json":  # the JSON loader checks its net itself
+        from gridplan.safe_json import check_net
+
+        check_net(net, file=path)
 
     assets = _assets(spec, net, path)
     upgrades = _upgrades(spec, net, assets, path)

@@ -638,6 +638,9 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
 
     doc.h(2, "Summary")
     doc.ul(_headline(result))
+    if s.get("notes"):
+        doc.h(3, "Read these notes with the numbers")
+        doc.ul([str(note) for note in s["notes"]])
     over = s.get("assets_over_limit", {})
     rows = [
         ["Critical asset", f"{crit.get('name')} ({crit.get('asset_id')})"],

@@ -336,3 +336,35 @@ def test_detail_is_the_median_draw(horizon_result):
     # the detail arrays are that draw's
     detail_worst = np.nanmax(np.nanmax(r.loading_pct["charging"], axis=0) / limit)
     assert detail_worst == pytest.approx(worst[d])
+
+
+def test_notes_reach_the_report(tmp_path):
+    body = STUDY + "\n[valuation]\ndiscount_rate = 0.02\nescalation_rate = 0.05\n"
+    path = tmp_path / "esc.toml"
+    path.write_text(body, encoding="utf-8")
+    r = run(path, output_dir=tmp_path / "out")
+    report = (r.output_path / "report.md").read_text(encoding="utf-8")
+    assert "exceeds the discount rate" in report
+
+
+def test_more_enrollment_never_reduces_deferral(tmp_path):
+    """Monotonicity (issue 6): with nested enrollment over fixed draws, more enrolled EVs
+    give at least as many deferral years on average (v2g_peak_shave)."""
+    from gridplan.study import deferral_per_draw
+
+    base = HORIZON.replace("draws = 4", "draws = 3") + '\n[dispatch]\nv2g = "v2g_peak_shave"\n'
+    mean_deferral = []
+    for share in (0.1, 0.5, 1.0):
+        path = tmp_path / f"e{share}.toml"
+        path.write_text(
+            base.replace("v2g_enrolled_share = 0.8", f"v2g_enrolled_share = {share}"),
+            encoding="utf-8",
+        )
+        r = run(path, write=False)
+        h = r.horizon
+        deferral, _ = deferral_per_draw(
+            h.year_of_need("charging"), h.year_of_need("v2g"), int(h.years[-1])
+        )
+        mean_deferral.append(np.nanmean(deferral))
+    assert mean_deferral[0] <= mean_deferral[1] + 1e-9 <= mean_deferral[2] + 2e-9
+    assert mean_deferral[2] > mean_deferral[0]
