@@ -77,7 +77,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -896,6 +896,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, np.integer | np.bool_):
         return value.item()
+    if isinstance(value, date):  # TOML dates (period.start); datetime is a date too
+        return value.isoformat()
     return value
 
 
@@ -1273,8 +1275,8 @@ class BatchResult:
             f"batch '{plan.config.name}': {n} units ({len(plan.feeders)} feeders × "
             f"{len(plan.scenarios)} scenarios × {plan.config.draws} draws): {self.ok} ok, "
             f"{self.failed} failed, {n - self.ok - self.failed} pending; {self.computed} run "
-            f"in {self.wall_s:.1f} s ({self.units_per_minute:.1f} units/min) on "
-            f"{self.executor}, {self.skipped} kept from an earlier run"
+            f"in {self.wall_s:.1f} s ({self.units_per_minute:.1f} units/min; {self.executor}), "
+            f"{self.skipped} kept from an earlier run"
         ]
         failed = self.manifest[self.manifest.status == "failed"]
         for _, row in failed.head(top).iterrows():
@@ -1402,6 +1404,12 @@ def run(
     ranking = ranking_frame(results)
     _write_table(out / "results", results)
     _write_table(out / "ranking", ranking)
+    try:  # the screening report across feeders; a report problem must not fail the batch
+        from gridplan.report import write_batch_report
+
+        write_batch_report(results, out)
+    except Exception:
+        log.exception("batch screening report failed; the results tables are complete")
     ok = int((manifest.status == "ok").sum())
     failed = int((manifest.status == "failed").sum())
     result = BatchResult(

@@ -27,8 +27,8 @@ year = 2032
 
 [study.period]
 kind = "range"
-start = "2016-12-22"
-end = "2016-12-23"
+start = 2016-12-22  # TOML dates
+end = 2016-12-23
 """
 
 BATCH = f"""
@@ -246,6 +246,11 @@ def test_killed_worker_has_its_unit_retried(tmp_path):
     assert result.ok == 3 and result.failed == 0
     row = result.results.set_index("unit_id").loc[victim]
     assert row.status == "ok" and not row.worker.endswith(":" + marker.read_text())
+    # the same numbers as in this process
+    here = run(plan, workers=1, output_dir=tmp_path / "here", progress=False)
+    pd.testing.assert_frame_equal(
+        stable(result.results), stable(here.results), check_exact=False, rtol=1e-9
+    )
 
 
 def test_unreachable_scheduler_fails_fast(batch_file, tmp_path, capsys):
