@@ -1170,9 +1170,7 @@ def _run(
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending: deque[tuple[slice, Future[FlowResult]]] = deque()
         for steps in chunks:
-            future = pool.submit(
-                _solve_chunk_one_blas_thread, *args, steps, max_iter, tol_pu, out
-            )
+            future = pool.submit(_solve_chunk_one_blas_thread, *args, steps, max_iter, tol_pu, out)
             pending.append((steps, future))
             if len(pending) >= 2 * threads:
                 done_steps, done = pending.popleft()
