@@ -429,6 +429,9 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
         check_connectivity=True,
         voltage_depend_loads=True,
         passed_parameters=passed,
+        # Only the model is built here (no Newton solve): numba would not be used, and
+        # without it installed pandapower prints a warning on every compile.
+        numba=False,
     )
     ppc, ppci = _pd2ppc(work)
     options = work._options
