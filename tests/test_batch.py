@@ -201,10 +201,8 @@ def test_two_dask_workers_equal_serial(serial, batch_file):
     result = run(batch_file, workers=2, output_dir=batch_file.parent / "dask", progress=False)
     assert result.executor.startswith("LocalCluster (2")
     assert result.ok == 6
-    # Dask workers run single-threaded BLAS; this process may not, so allow round-off.
-    pd.testing.assert_frame_equal(
-        stable(result.results), stable(serial.results), check_exact=False, rtol=1e-9
-    )
+    # Exactly equal: the power-flow solver runs BLAS single-threaded here as on the workers.
+    pd.testing.assert_frame_equal(stable(result.results), stable(serial.results), check_exact=True)
 
 
 def test_killed_worker_has_its_unit_retried(tmp_path):
@@ -248,9 +246,7 @@ def test_killed_worker_has_its_unit_retried(tmp_path):
     assert row.status == "ok" and not row.worker.endswith(":" + marker.read_text())
     # the same numbers as in this process
     here = run(plan, workers=1, output_dir=tmp_path / "here", progress=False)
-    pd.testing.assert_frame_equal(
-        stable(result.results), stable(here.results), check_exact=False, rtol=1e-9
-    )
+    pd.testing.assert_frame_equal(stable(result.results), stable(here.results), check_exact=True)
 
 
 def test_unreachable_scheduler_fails_fast(batch_file, tmp_path, capsys):
