@@ -466,7 +466,7 @@ def _profiles(
     path: Path | None,
 ) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
     prof = spec.profiles
-    n_load, n_sgen = len(net.load), len(net.sgen)
+    n_sgen = len(net.sgen)
     tan_phi = float(np.tan(np.arccos(prof.power_factor)))
     if prof.source == "builder":
         if built is None:
@@ -515,7 +515,6 @@ def _profiles(
         sgen_p = np.tile(
             net.sgen.p_mw.to_numpy() * net.sgen.scaling.to_numpy() * 1e3, (len(time_index), 1)
         )
-    del n_load
     return time_index, load_p, load_q, sgen_p
 
 

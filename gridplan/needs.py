@@ -1,15 +1,11 @@
 """Needs: how loaded each monitored asset is, when it needs an upgrade, and which upgrade.
 
 From a power-flow result and the feeder's monitored assets this module computes, per
-asset: peak loading, hours over the planning limit, overload energy, the years until the
-peak reaches the limit under compound load growth, and the smallest upgrade option that
-carries the peak.
-
-Year of need under compound growth (*derived*, see the deferral-years formula in the EPRI
-DER-VET deferral logic and distribution deferral studies): an asset with peak loading ``P``
-and planning limit ``L`` growing at ``g`` per year reaches its limit after
-``ln(L / P) / ln(1 + g)`` years; relief ``ΔP`` on the peak moves that by
-``ln(P / (P − ΔP)) / ln(1 + g)`` years.
+asset: peak loading, hours over the planning limit, overload energy, the need flags of the
+planning criteria, the need's characterization, the resource that meets it (EPRI DER-VET
+deferral logic), years of need across draws, and the smallest upgrade option that carries
+the peak. Years of need come from simulating each planning year, not from a growth
+extrapolation.
 """
 
 from __future__ import annotations
@@ -89,25 +85,6 @@ def asset_metrics(
         },
         index=assets.index,
     )
-
-
-def years_to_need(
-    peak_loading_pct: np.ndarray | float, limit_pct: np.ndarray | float, growth_rate: float
-) -> np.ndarray:
-    """Years until the peak reaches the limit under compound growth [yr].
-
-    ``0`` when the peak is already above the limit; ``ln(L/P) / ln(1 + g)`` otherwise;
-    ``inf`` when the load does not grow (``g <= 0``) and the peak is within the limit.
-    """
-    peak = np.asarray(peak_loading_pct, dtype=float)
-    limit = np.asarray(limit_pct, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if growth_rate > 0:
-            years = np.log(limit / peak) / np.log1p(growth_rate)
-        else:
-            years = np.full(np.broadcast(peak, limit).shape, np.inf)
-    years = np.where(peak > limit, 0.0, years)
-    return np.where(peak > 0, years, np.inf)
 
 
 def choose_upgrades(feeder: Feeder, peak_kva: pd.Series) -> pd.DataFrame:

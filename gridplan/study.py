@@ -1482,6 +1482,7 @@ def _economics(
       emergency-event exports (ELRP-paid), exports of other strategies as local relief.
     """
     from gridplan.valuation import (
+        annuity_factor,
         capacity_value_usd_per_kw_yr,
         program_economics,
         value_per_enrolled_ev_usd_yr,
@@ -1489,7 +1490,7 @@ def _economics(
 
     r = config.valuation.discount_rate
     n_years = len(h.years)
-    annuity = n_years if abs(r) < 1e-12 else (1.0 - (1.0 + r) ** -n_years) / r
+    annuity = annuity_factor(r, n_years)
     period_days = len(time_index) * step_h / 24.0
     to_year = 365.0 / period_days
     with_need = assets.year_of_need_charging_p50.notna()

@@ -1159,6 +1159,16 @@ def _scalar(name: str, value: Any) -> float:
     return float(arr)
 
 
+def annuity_factor(discount_rate: float, years: int) -> float:
+    """Present value of 1 USD paid at the end of each of ``years`` years [yr-equivalent].
+
+    ``(1 − (1 + r)^−N) / r``, and ``N`` when ``r = 0`` (computed with expm1/log1p so it is
+    accurate near ``r = 0``).
+    """
+    r = float(discount_rate)
+    return float(years) if r == 0.0 else -math.expm1(-years * math.log1p(r)) / r
+
+
 def program_economics(
     deferral_value_usd: float,
     *,
@@ -1281,7 +1291,7 @@ def program_economics(
             cap_kw,
         )
 
-    af = float(n_years_int) if r == 0.0 else -math.expm1(-n_years_int * math.log1p(r)) / r
+    af = annuity_factor(r, n_years_int)
 
     upfront = n_ev * costs.upfront_incentive_usd_per_customer
     performance = (export - event) * costs.performance_payment_usd_per_kwh * af
