@@ -68,20 +68,33 @@ def asset_metrics(
     assets = feeder.assets
     rating = assets.rating_kva.to_numpy()
     limit = assets.limit_pct.to_numpy()
-    valid = np.isfinite(loading_pct)
-    filled = np.where(valid, loading_pct, -np.inf)
-    peak_pos = filled.argmax(axis=0) if len(loading_pct) else np.zeros(len(assets), dtype=int)
-    peak = filled.max(axis=0) if len(loading_pct) else np.full(len(assets), np.nan)
+    loading_pct = np.asarray(loading_pct, dtype=float)
+    nan_steps = np.isnan(loading_pct).sum(axis=0)
+    filled = (
+        np.where(np.isnan(loading_pct), -np.inf, loading_pct) if nan_steps.any() else loading_pct
+    )
+    if len(loading_pct):
+        peak_pos = filled.argmax(axis=0)
+        peak = np.take_along_axis(filled, peak_pos[None, :], axis=0)[0]
+    else:
+        peak_pos = np.zeros(len(assets), dtype=int)
+        peak = np.full(len(assets), np.nan)
     peak = np.where(np.isfinite(peak), peak, np.nan)
-    over = np.where(valid, loading_pct - limit, 0.0)
+    over = filled - limit  # NaN steps: -inf, never over
+    is_over = over > 0
+    hours = is_over.sum(axis=0) * step_h
+    energy = np.zeros(len(assets))
+    cols = np.flatnonzero(hours > 0)
+    if cols.size:
+        energy[cols] = np.where(is_over[:, cols], over[:, cols], 0.0).sum(axis=0)
     return pd.DataFrame(
         {
             "peak_loading_pct": peak,
             "peak_time": time_index[peak_pos],
             "peak_kva": peak / 100.0 * rating,
-            "hours_over_limit": (over > 0).sum(axis=0) * step_h,
-            "overload_energy_kvah": np.clip(over, 0, None).sum(axis=0) / 100.0 * rating * step_h,
-            "nan_steps": (~valid).sum(axis=0),
+            "hours_over_limit": hours,
+            "overload_energy_kvah": energy / 100.0 * rating * step_h,
+            "nan_steps": nan_steps,
         },
         index=assets.index,
     )
@@ -176,6 +189,18 @@ def characterize_need(
     """
     n_asset = excess.shape[1]
     over = excess > 0
+    any_over = over.any(axis=0)
+    if not any_over.any():  # the common case in a screening study: nothing to describe
+        return pd.DataFrame(
+            {
+                "peak_excess_kw": np.zeros(n_asset),
+                "max_daily_excess_kwh": np.zeros(n_asset),
+                "longest_excess_h": np.zeros(n_asset),
+                "days_with_excess": np.zeros(n_asset, dtype=int),
+                "excess_months": [""] * n_asset,
+                "excess_hours": [""] * n_asset,
+            }
+        )
     days = pd.DatetimeIndex(time_index).normalize()
     day_codes, day_index = pd.factorize(days)
     daily = np.zeros((len(day_index), n_asset))
@@ -244,17 +269,27 @@ def deferral_requirement(
     (power_kw, energy_kwh)
         Required discharge power [kW] and energy [kWh], each shape (asset,).
     """
-    load = np.nan_to_num(np.asarray(load_kw, dtype=float), nan=0.0)
+    load = np.asarray(load_kw, dtype=float)
     limit = np.asarray(limit_kw, dtype=float)
+    n_asset = load.shape[1]
+    power, energy = np.zeros(n_asset), np.zeros(n_asset)
+    if not len(load):
+        return power, energy
+    # only assets that ever exceed their limit need the walk (the rest need nothing)
+    cols = np.flatnonzero(np.any(load > limit, axis=0))
+    if not cols.size:
+        return power, energy
+    load = np.nan_to_num(load[:, cols], nan=0.0)
+    limit = limit[cols]
     discharge = np.clip(load - limit, 0.0, None)
-    power = discharge.max(axis=0) if len(load) else np.zeros(load.shape[1])
+    power[cols] = p = discharge.max(axis=0)
     headroom = np.clip(limit - load, 0.0, None)
-    recharge = np.minimum(headroom, power)
+    recharge = np.minimum(headroom, p)
     y = (discharge - roundtrip_efficiency * recharge) * step_h
     cum = np.cumsum(y, axis=0)
     floor = np.minimum(np.minimum.accumulate(cum, axis=0), 0.0)
     walk = cum - floor
-    energy = walk.max(axis=0) if len(load) else np.zeros(load.shape[1])
+    energy[cols] = walk.max(axis=0)
     return power, energy
 
 

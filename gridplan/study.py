@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,7 +37,6 @@ from gridplan.dispatch import (
     DispatchResult,
     Strategy,
     dispatch,
-    load_power_kw,
 )
 from gridplan.errors import ConfigError
 from gridplan.events import load_rate
@@ -56,10 +56,10 @@ from gridplan.needs import (
     deferral_requirement,
     excess_kva,
     first_year,
-    need_flags,
     need_probability,
     year_quantile,
 )
+from gridplan.screening import build_basis, screen
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +163,19 @@ class HorizonSpec(StrictModel):
     Each planning year is simulated over the study period with the base load grown to that
     year and a fleet drawn for that year, ``draws`` times. Defaults: the single planning
     ``year``, one draw.
+
+    ``screening`` (default on): solve an EV case only at the steps whose results could
+    matter, proven step by step from the year's base case (:mod:`gridplan.screening`);
+    every figure of the study (peak loading, hours and energy over the limit, need and its
+    size, extreme voltages, hours outside the band) is the same as solving every step.
+    The detail draw's time series are always solved in full.
     """
 
     start: int | None = Field(default=None, ge=2000, le=2100)
     end: int | None = Field(default=None, ge=2000, le=2100)
     draws: int = Field(default=1, ge=1, le=10_000)
     confidence: float = Field(default=0.9, gt=0, lt=1)
+    screening: bool = True
 
     @model_validator(mode="after")
     def _order(self) -> HorizonSpec:
@@ -578,6 +585,7 @@ def run(
     write: bool = True,
     progress: bool = False,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> StudyResult:
     """Run one feeder study over its planning horizon and Monte Carlo draws.
 
@@ -595,6 +603,10 @@ def run(
     overwrite
         Replace the files of an existing output folder; without it, an existing non-empty
         folder is an error (raised before any computation).
+    workers
+        Processes that evaluate (year, draw) units in parallel [-]; ``0`` = one per CPU.
+        Results do not depend on it (every draw has its own seed). Each process solves
+        the base case of the years it works on.
 
     Returns
     -------
@@ -614,6 +626,8 @@ def run(
             file=path,
             field="name",
         )
+    if workers < 0:
+        raise ConfigError(f"workers must be >= 0 (0 = one per CPU), got {workers}", field="workers")
     feeder = load_feeder(_feeder_ref(config, path))
     steps = period_slice(feeder, config.period, path)
     time_index = feeder.time_index[steps]
@@ -639,16 +653,11 @@ def run(
         zones,
         rate=load_rate(config.dispatch.rate),
         calendar=_calendar_file(config, feeder),
+        screening=config.horizon.screening,
     )
 
-    units = [(y, d) for y in range(len(years)) for d in range(draws)]
-    iterator = units
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(units, desc=f"study {config.name}", unit="draw", leave=False)
-    for y, d in iterator:
-        acc.add(y, d, _evaluate(context, int(years[y]), d, keep_detail=False))
+    n_proc = (os.cpu_count() or 1) if workers == 0 else workers
+    _evaluate_units(context, years, draws, acc, min(n_proc, len(years) * draws), progress)
 
     horizon = acc.result(years, cases, config, feeder)
     # The detail (time series, figures) is the median draw of the detail year: the draw
@@ -662,6 +671,10 @@ def run(
     economics = _economics(config, horizon, assets, time_index, feeder.step_h)
     summary = _summary(config, feeder, horizon, detail, assets, time_index)
     summary["economics"] = _economics_summary(economics)
+    summary["screening"] = {
+        "enabled": config.horizon.screening,
+        **{k: int(v) for k, v in sorted(context.screen_stats.items())},
+    }
     sensitivity = None
     if config.sensitivity.enabled:
         sensitivity = _sensitivity(config, feeder, horizon, economics, path)
@@ -689,6 +702,103 @@ def run(
     return StudyResult(**{**result.__dict__, "output_path": out_dir, "files": files})
 
 
+def _evaluate_units(
+    ctx: _Context,
+    years: np.ndarray,
+    draws: int,
+    acc: _Accumulator,
+    n_proc: int,
+    progress: bool,
+) -> None:
+    """Evaluate every (year, draw) unit into ``acc``, in this process or in ``n_proc``.
+
+    Tasks are blocks of draws of one year, in year order, so that a process solves each
+    year's base case once (or a few times). BLAS runs on one thread: the products here are
+    small, and threads would only compete with the processes.
+    """
+    from threadpoolctl import threadpool_limits
+
+    tasks = _unit_tasks(len(years), draws, n_proc)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=len(years) * draws, desc=f"study {ctx.config.name}", unit="draw", leave=False
+        )
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            if n_proc <= 1:
+                for y, block in tasks:
+                    for d in block:
+                        acc.add(y, d, _evaluate(ctx, int(years[y]), d, keep_detail=False))
+                        if bar is not None:
+                            bar.update(1)
+                return
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            # fork shares the loaded feeder with the workers at no cost; elsewhere the
+            # context is sent once per worker process (initializer), not per task
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            with ProcessPoolExecutor(
+                max_workers=n_proc,
+                mp_context=mp.get_context(method),
+                initializer=_init_worker,
+                initargs=(ctx,),
+            ) as pool:
+                futures = [pool.submit(_run_task, y, int(years[y]), block) for y, block in tasks]
+                for future in as_completed(futures):
+                    y, outs, stats = future.result()
+                    for d, out in outs:
+                        acc.add(y, d, out)
+                    for key, value in stats.items():
+                        ctx.screen_stats[key] = ctx.screen_stats.get(key, 0) + value
+                    if bar is not None:
+                        bar.update(len(outs))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _unit_tasks(n_years: int, draws: int, n_proc: int) -> list[tuple[int, list[int]]]:
+    """(year position, draws) blocks: whole years when there are enough of them to keep
+    ``n_proc`` processes busy, else each year split into about ``4 × n_proc / years``."""
+    per_year = 1 if n_proc <= 1 else max(1, math.ceil(4 * n_proc / max(n_years, 1)))
+    size = math.ceil(draws / min(per_year, draws))
+    return [
+        (y, list(range(start, min(start + size, draws))))
+        for y in range(n_years)
+        for start in range(0, draws, size)
+    ]
+
+
+#: The study context of a worker process (set by :func:`_init_worker`).
+_WORKER_CTX: _Context | None = None
+
+
+def _init_worker(ctx: _Context) -> None:
+    global _WORKER_CTX
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    ctx.screen_stats.clear()
+    ctx.base_cache.clear()
+    _WORKER_CTX = ctx
+
+
+def _run_task(
+    y: int, year: int, block: list[int]
+) -> tuple[int, list[tuple[int, dict[str, Any]]], dict[str, int]]:
+    """Evaluate one block of draws of one year in a worker process."""
+    ctx = _WORKER_CTX
+    assert ctx is not None
+    before = dict(ctx.screen_stats)
+    outs = [(d, _evaluate(ctx, year, d, keep_detail=False)) for d in block]
+    stats = {k: v - before.get(k, 0) for k, v in ctx.screen_stats.items()}
+    return y, outs, stats
+
+
 @dataclass(frozen=True, eq=False)
 class _Context:
     """What every (year, draw) evaluation shares."""
@@ -703,8 +813,27 @@ class _Context:
     zones: Any
     rate: Any = None
     calendar: Any = None
-    # The no-EV case depends on the year only: solved once per year, reused by every draw.
+    # The no-EV case depends on the year only: solved once per year, reused by every draw
+    # (with the year's screening basis when screening is on).
     base_cache: dict[int, Any] = field(default_factory=dict)
+    screening: bool = True
+    # steps per stage of the screening, summed over units (see gridplan.screening)
+    screen_stats: dict[str, int] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # for worker processes started by "spawn": the compiled network holds a sparse LU
+        # factorisation that does not pickle; it is rebuilt from the net on arrival
+        skip = {"compiled", "base_cache", "screen_stats"}
+        state = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip
+        }
+        return (_rebuild_context, (state,))
+
+
+def _rebuild_context(state: dict[str, Any]) -> _Context:
+    from gridplan.powerflow import compile_network
+
+    return _Context(compiled=compile_network(state["feeder"].net), **state)
 
 
 def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict[str, Any]:
@@ -734,9 +863,21 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
     context: DispatchContext | None = None
     events = _event_calendar(ctx, rng)
     loading_detail, conv_detail, vm_detail, bus_vm_detail = {}, {}, {}, {}
+    screened_mode = ctx.screening and not keep_detail
+    basis = None
+    known: tuple[np.ndarray, Any] | None = None  # the charging case, reused by V2G cases
+    band = (crit.vm_min_pu, crit.vm_max_pu)
+
+    def solve_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        flow = solve_timeseries(
+            ctx.compiled, base_p[rows] + ev[rows], load_q_kvar=base_q[rows], sgen_p_kw=sgen_p[rows]
+        )
+        lo, hi = _service_extremes(flow.vm_pu[:, service])
+        return asset_loading_pct(feeder, flow), lo, hi, np.asarray(flow.converged, dtype=bool)
+
     for case, strategy in ctx.cases.items():
         if strategy is None and year in ctx.base_cache:
-            record, loading, converged, vm_min, bus_vm = ctx.base_cache[year]
+            record, loading, converged, vm_min, bus_vm, basis = ctx.base_cache[year]
         else:
             if strategy is None:
                 ev = np.zeros_like(base_p)
@@ -761,27 +902,62 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
                     events=events,
                     objective=spec.objective,
                     n_loads=n_loads,
+                    # per-EV series only for the detail draw, and only while they are
+                    # small (a full year of a large MV fleet would take gigabytes);
+                    # figures fall back to the per-load series
+                    keep_ev_series=keep_detail and len(base_p) * fleet.n_ev <= _MAX_EV_SERIES,
                 )
                 dispatched[case] = result
-                ev = load_power_kw(result.power_kw, fleet, n_loads)
+                ev = np.asarray(result.power_by_load_kw, dtype=float)
                 export, charge = float(result.export_kwh.sum()), float(result.charge_kwh.sum())
-            flow = solve_timeseries(ctx.compiled, base_p + ev, load_q_kvar=base_q, sgen_p_kw=sgen_p)
-            loading = asset_loading_pct(feeder, flow)
-            converged = np.asarray(flow.converged, dtype=bool)
-            vm = flow.vm_pu[:, service]
-            with np.errstate(all="ignore"):
-                bus_vm = np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf).min(axis=0)
-            bus_vm[np.isinf(bus_vm)] = np.nan
-            with np.errstate(all="ignore"):
-                vm_min = np.nanmin(np.where(np.isfinite(vm), vm, np.inf), axis=1)
-                vm_max = np.nanmax(np.where(np.isfinite(vm), vm, -np.inf), axis=1)
+            bus_vm = None
+            if screened_mode and strategy is not None and basis is not None:
+                sc = screen(
+                    basis,
+                    ev,
+                    solve_rows,
+                    vm_band_pu=band,
+                    requirement=case == "charging",
+                    known=known,
+                )
+                if known is None:
+                    known = (ev, sc)
+                for key, value in sc.stats.items():
+                    ctx.screen_stats[key] = ctx.screen_stats.get(key, 0) + value
+                ctx.screen_stats["steps"] = ctx.screen_stats.get("steps", 0) + len(ev)
+                loading, converged = sc.loading_pct, sc.converged
+                vm_min, vm_max = sc.vm_min_pu, sc.vm_max_pu
+            else:
+                flow = solve_timeseries(
+                    ctx.compiled, base_p + ev, load_q_kvar=base_q, sgen_p_kw=sgen_p
+                )
+                loading = asset_loading_pct(feeder, flow)
+                converged = np.asarray(flow.converged, dtype=bool)
+                vm_min, vm_max = _service_extremes(flow.vm_pu[:, service])
+                with np.errstate(all="ignore"):
+                    bus_vm = np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf).min(axis=0)
+                bus_vm[np.isinf(bus_vm)] = np.nan
+                if strategy is None and ctx.screening:
+                    basis = build_basis(
+                        ctx.compiled,
+                        flow,
+                        base_p,
+                        base_q,
+                        sgen_p,
+                        None,
+                        assets.kind.to_numpy(),
+                        assets.element.to_numpy(),
+                        limit,
+                        service,
+                    )
             out_band = (vm_min < crit.vm_min_pu) | (vm_max > crit.vm_max_pu)
             metrics = asset_metrics(feeder, loading, ctx.time_index, step_h)
             record = {
                 "peak": metrics.peak_loading_pct.to_numpy(),
                 "hours": metrics.hours_over_limit.to_numpy(),
                 "energy": metrics.overload_energy_kvah.to_numpy(),
-                "need": need_flags(loading, limit, allowed, step_h),
+                # need_flags(loading, limit, allowed, step_h), from the hours already counted
+                "need": metrics.hours_over_limit.to_numpy() > allowed + 1e-9,
                 "vm_min": float(np.min(vm_min, initial=np.inf)),
                 "vm_max": float(np.max(vm_max, initial=-np.inf)),
                 "v_hours": float(out_band.sum() * step_h),
@@ -792,8 +968,12 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             record["v_need"] = record["v_hours"] > crit.allowed_hours_voltage + 1e-9
             if strategy is None:
                 ctx.base_cache.clear()
-                ctx.base_cache[year] = (record, loading, converged, vm_min, bus_vm)
-        if case == "charging":
+                ctx.base_cache[year] = (record, loading, converged, vm_min, bus_vm, basis)
+        if case == "charging" and not record["hours"].any():
+            # never over any limit: no need to describe, nothing to supply
+            out["need_detail"] = _NO_NEED_DETAIL
+            out["requirement"] = (np.zeros(len(assets)), np.zeros(len(assets)))
+        elif case == "charging":
             excess = excess_kva(loading, rating, limit)
             detail_rows = characterize_need(excess, ctx.time_index, step_h)
             detail_rows.insert(0, "asset_id", list(assets.index))
@@ -834,6 +1014,33 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             "bus_min_vm": bus_vm_detail,
         }
     return out
+
+
+#: Largest (time × EV) per-EV series the detail draw keeps [values] (float64 power, state of
+#: charge and plug-in state: about 17 bytes per value, ~100 MB at this size).
+_MAX_EV_SERIES = 6_000_000
+
+#: The need detail of a case without any excess (no rows).
+_NO_NEED_DETAIL = pd.DataFrame(
+    {
+        "asset_id": pd.Series(dtype=object),
+        "peak_excess_kw": pd.Series(dtype=float),
+        "max_daily_excess_kwh": pd.Series(dtype=float),
+        "longest_excess_h": pd.Series(dtype=float),
+        "days_with_excess": pd.Series(dtype=int),
+        "excess_months": pd.Series(dtype=object),
+        "excess_hours": pd.Series(dtype=object),
+    }
+)
+
+
+def _service_extremes(vm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest service voltage of each step [pu]; ``inf``/``-inf`` where the
+    step did not converge (NaN), so that it counts neither as low nor as high."""
+    with np.errstate(all="ignore"):
+        lo = np.min(np.where(np.isfinite(vm), vm, np.inf), axis=1, initial=np.inf)
+        hi = np.max(np.where(np.isfinite(vm), vm, -np.inf), axis=1, initial=-np.inf)
+    return lo, hi
 
 
 def _calendar_file(config: StudyConfig, feeder: Feeder) -> Any:
@@ -922,6 +1129,8 @@ class _Accumulator:
         self.n_ev[y, d], self.n_enrolled[y, d] = out["n_ev"], out["n_enrolled"]
         self.enrolled_kw[y, d] = out["enrolled_kw"]
         self.factor[y] = out["factor"]
+        if out["need_detail"].empty and self.details:
+            return  # keep one (empty) frame for the columns; skip the rest
         detail = out["need_detail"].copy()
         detail.insert(0, "draw", d)
         detail.insert(0, "year_pos", y)
@@ -931,7 +1140,8 @@ class _Accumulator:
         self, years: np.ndarray, cases: dict[str, str | None], config: StudyConfig, feeder: Feeder
     ) -> HorizonResult:
         a = self.arrays
-        details = pd.concat(self.details, ignore_index=True) if self.details else pd.DataFrame()
+        frames = [d for d in self.details if not d.empty] or self.details[:1]
+        details = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if not details.empty:
             details.insert(0, "year", years[details.pop("year_pos").to_numpy()])
         return HorizonResult(
@@ -1423,7 +1633,7 @@ def _timeseries_table(result: StudyResult) -> pd.DataFrame:
         frame[f"min_vm_pu_{case}"] = result.min_vm_pu[case]
         frame[f"converged_{case}"] = result.converged[case]
     for case, r in result.ev_dispatch.items():
-        frame[f"ev_power_kw_{case}"] = r.power_kw.sum(axis=1)
+        frame[f"ev_power_kw_{case}"] = np.asarray(r.power_by_load_kw).sum(axis=1)
     return frame
 
 

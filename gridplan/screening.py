@@ -1,0 +1,627 @@
+"""Critical-step screening: solve only the time steps whose result could matter.
+
+A multi-year Monte Carlo study solves the same feeder for every (year, draw) with the base
+load of the year plus one draw's EV power. What a planner reads from a case -- each
+monitored asset's peak loading, its hours and energy over the planning limit, the excess
+series that sizes the need, and the lowest/highest service voltage with the hours outside
+the voltage band -- depends only on the steps where an asset is over (or near) its limit
+or at its yearly extreme. This module proves, step by step and without solving, that the
+other steps cannot matter, and solves only the rest (issue 6's critical-period
+reduction, at step rather than day resolution).
+
+The bound
+---------
+The year's base case (no EVs) is solved exactly at every step: node voltages ``V_b``,
+injections ``S_b`` (per unit). A case adds ``ΔS`` (the EVs' power) at some nodes. The
+solver's fixed point is ``V = w + Z·conj(S/V)`` over the non-slack nodes
+(``Z = Y_LL⁻¹``), so the change of the injected currents is
+
+    ΔI = conj(ΔS/V_b) − conj(S·Δ/(V·V_b)),     Δ = V − V_b = Z·ΔI,
+
+a part linear in ``ΔS`` that is computed exactly, and a remainder bounded through
+``|Δ_j| ≤ u``: with ``m = |V_b|``,
+
+    |remainder_j| ≤ (|S_b,j| + |ΔS_j|)·u / (m_j²·(1 − u/m_min)),
+
+where ``u`` is the smallest root of ``u²/m_min − (1 − G)·u + E = 0``,
+``E = max_i Σ_j |Z_ij|·|ΔS_j|/m_j`` and ``G = max_i Σ_j |Z_ij|·|S_b,j|/m_j²`` (the
+fixed-point map sends the ball of radius ``u`` around ``V_b`` into itself, so the solution
+lies in it). Voltages and branch-end currents are linear in the injected currents
+(``V = w + Z·I``, ``I_end = y_1·V_f + y_2·V_t``), so for every service-bus voltage and
+every monitored asset's end current ``x = x_b + L + r`` with ``L`` exact and ``|r|``
+bounded by ``|M|`` (the magnitudes of the ``Z``/``K`` row) times the remainder bound: the
+magnitude lies in ``|x_b + L| ± R``, a bound of second order in the EV power.
+
+Two stages keep it cheap. A crude bound that ignores the direction of the linear part
+(real matrix products only) certifies most steps; the steps it leaves open get the bound
+above (one complex product), and only the steps that bound leaves open are solved. The
+certain values the thresholds start from (the largest lower bound of each asset's loading,
+the voltage extremes) come from the unchanged steps and from the tight bound at the steps
+most likely to hold each extreme.
+
+What is solved
+--------------
+A step whose EV power is zero equals the base step (the base result is used). Another step
+is solved when, for some monitored asset, its upper bound reaches the asset's limit or the
+largest certain value of that asset in the year (it could be over the limit, or be the
+peak), or when its service-voltage bounds reach the voltage band or the year's certain
+extremes; with ``requirement=True`` also where an asset with an excess could have less
+headroom than its peak excess (the EPRI DER-VET recharge rule). Every other step is
+certified below its limit, not the peak, inside the band and not an extreme, so peak
+loading, hours and energy over the limit, need flags, excess series, the DER-VET power and
+energy, the extreme voltages and the hours outside the band equal those of solving every
+step (``tests/test_screening.py`` checks this on every bundled feeder). Unsolved steps
+carry their certified bound (upper bound of the loading, the voltage bounds) in the
+returned arrays: these are not time series to plot (a study's detail draw is solved in
+full).
+
+Screening is unavailable (:func:`build_basis` returns ``None``; callers solve every step)
+for voltage-dependent loads, ``trafo_loading="power"``, out-of-service or unrated
+monitored branches, and nets with more than :data:`MAX_NODES` non-slack nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+#: Largest number of non-slack nodes for which the dense ``Z`` rows are built [-].
+MAX_NODES = 3000
+#: Margin on loading thresholds [percentage points]: solved results agree with pandapower
+#: to about 1e-5 pp, so a step this close to a threshold is solved rather than certified.
+LOADING_EPS_PCT = 1e-3
+#: Margin on voltage thresholds [pu].
+VOLTAGE_EPS_PU = 1e-6
+
+#: (loading_pct (rows, asset), vm_min_pu (rows,), vm_max_pu (rows,), converged (rows,))
+SolveFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, eq=False)
+class ScreenBasis:
+    """One planning year's base case, prepared for screening (see the module docstring).
+
+    Attributes
+    ----------
+    base_loading_pct : numpy.ndarray, shape (time, asset)
+        Exact loading of each monitored asset in the base case [%].
+    base_vm_min_pu, base_vm_max_pu : numpy.ndarray, shape (time,)
+        Exact lowest/highest service-bus voltage in the base case [pu].
+    base_converged : numpy.ndarray of bool, shape (time,)
+        Whether each base step converged (unconverged steps are always solved).
+    limit_pct : numpy.ndarray, shape (asset,)
+        Planning limit of each asset [% of rating].
+    """
+
+    base_loading_pct: np.ndarray
+    base_vm_min_pu: np.ndarray
+    base_vm_max_pu: np.ndarray
+    base_converged: np.ndarray
+    limit_pct: np.ndarray
+    load_node: np.ndarray  # (load, node): ΔS per node [pu] = ΔP [kW] @ load_node
+    inv_v: np.ndarray  # 1 / V_b at non-slack nodes, (time, node), complex
+    m_min: np.ndarray  # min |V_b| over non-slack nodes, (time,)
+    x_b: np.ndarray  # service-node voltages, then asset-end currents [pu], (time, out)
+    m_out: np.ndarray  # Z rows of the service nodes, then K rows of the ends, (out, node)
+    abs_m_out: np.ndarray  # |m_out|
+    abs_zt: np.ndarray  # |Z|ᵀ, (node, node): max over rows of a @ abs_zt = E
+    g_out: np.ndarray  # |M|·(|S_b|/m²) per output, (time, out)
+    g_max: np.ndarray  # G per step, (time,)
+    k_asset: np.ndarray  # per asset, max over its ends of |K_end|·scale [% per pu], (asset, node)
+    g_asset: np.ndarray  # per asset, max over its ends of g_out·scale [%], (time, asset)
+    n_serv: int
+    serv_nodes: np.ndarray  # service nodes (non-slack node positions), (service,)
+    m_serv: np.ndarray  # |V_b| at the service nodes, (time, service)
+    p0_serv: np.ndarray  # Re(Z_ij·conj(w_i)/(|w_i|·conj(w_j))), (node, service)
+    xi: np.ndarray  # bound on the error of p0 per unit of |Z|·|ΔS|/m, (time,)
+    end_asset: np.ndarray  # asset position of each end, (end,)
+    end_scale: np.ndarray  # loading [%] per pu current at each end, (end,)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """One case after screening: exact where it matters, certified bounds elsewhere.
+
+    Attributes
+    ----------
+    loading_pct : numpy.ndarray, shape (time, asset)
+        Asset loading [%]: exact at solved and unchanged steps, the certified upper bound
+        elsewhere (below the limit and below the asset's peak).
+    vm_min_pu, vm_max_pu : numpy.ndarray, shape (time,)
+        Lowest/highest service-bus voltage [pu]: exact, or the certified lower/upper bound.
+    converged : numpy.ndarray of bool, shape (time,)
+        False only at steps that were solved (or unchanged from the base) and did not
+        converge.
+    solved : numpy.ndarray of bool, shape (time,)
+        Steps that were solved.
+    stats : dict
+        Steps per stage: ``changed`` (with EV power, not reused), ``tight`` and
+        ``voltage`` (given the per-step bound), ``solved``.
+    """
+
+    loading_pct: np.ndarray
+    vm_min_pu: np.ndarray
+    vm_max_pu: np.ndarray
+    converged: np.ndarray
+    solved: np.ndarray
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_solved(self) -> int:
+        """Number of solved steps [-]."""
+        return int(self.solved.sum())
+
+
+def build_basis(
+    cn: Any,
+    base_flow: Any,
+    base_load_p_kw: np.ndarray,
+    base_load_q_kvar: np.ndarray,
+    sgen_p_kw: np.ndarray | None,
+    sgen_q_kvar: np.ndarray | None,
+    asset_kind: Any,
+    asset_element: Any,
+    limit_pct: Any,
+    service_bus_pos: np.ndarray,
+) -> ScreenBasis | None:
+    """Prepare one year's base case for screening, or ``None`` where it is unavailable.
+
+    Parameters
+    ----------
+    cn
+        The :class:`gridplan.powerflow.CompiledNetwork` the cases are solved on.
+    base_flow
+        The base case's :class:`gridplan.powerflow.FlowResult` over every step (all lines,
+        transformers and buses).
+    base_load_p_kw, base_load_q_kvar
+        The base case's load inputs [kW], [kvar], shape (time, load).
+    sgen_p_kw, sgen_q_kvar
+        The sgen inputs [kW], [kvar], shape (time, sgen), or ``None`` (the net's values).
+    asset_kind, asset_element
+        Monitored assets: ``"line"`` or ``"trafo"`` and the element's table index.
+    limit_pct
+        Planning limit of each asset [% of rating].
+    service_bus_pos
+        Positions (in ``net.bus.index`` order) of the buses whose voltage is checked.
+
+    Returns
+    -------
+    ScreenBasis or None
+    """
+    if cn.zip_p is not None or cn.trafo_loading_mode != "current":
+        return None
+    n_l = int(cn.nonslack.size)
+    if n_l == 0 or n_l > MAX_NODES:
+        return None
+    if cn.zt is not None:
+        z = np.asarray(cn.zt).T
+    else:
+        z = np.asarray(cn.lu.solve(np.eye(n_l, dtype=np.complex128)), dtype=np.complex128)
+    n_t = int(base_flow.converged.shape[0])
+    converged = np.asarray(base_flow.converged, dtype=bool)
+
+    # base injections S_b per non-slack node [MVA, load convention]
+    c_load = sp.csr_matrix(cn.c_load)[:n_l]
+    c_sgen = sp.csr_matrix(cn.c_sgen)[:n_l]
+    s = np.empty((n_t, n_l), dtype=np.complex128)
+    s[:] = cn.s_fixed_mva[:n_l]
+    s += (c_load @ (np.asarray(base_load_p_kw, float) * 1e-3).T).T
+    s += 1j * (c_load @ (np.asarray(base_load_q_kvar, float) * 1e-3).T).T
+    if c_sgen.shape[1]:
+        for part, given, net_value in (
+            (1.0, sgen_p_kw, cn.sgen_p_mw),
+            (1j, sgen_q_kvar, cn.sgen_q_mvar),
+        ):
+            if given is not None:
+                s -= part * (c_sgen @ (np.asarray(given, float) * 1e-3).T).T
+            else:
+                s -= part * (c_sgen @ net_value)
+
+    # base node voltages: from the bus results; nodes without a bus (pandapower's
+    # auxiliary nodes, e.g. at open line switches) carry no load: V = w + Z·I there
+    node_bus = np.full(cn.n_nodes, -1, dtype=np.int64)
+    ok = cn.bus_node >= 0
+    node_bus[cn.bus_node[ok]] = np.flatnonzero(ok)
+    has_bus = node_bus[:n_l] >= 0
+    v = np.empty((n_t, cn.n_nodes), dtype=np.complex128)
+    v[:, n_l:] = cn.v_slack
+    cols = np.flatnonzero(has_bus)
+    v[:, cols] = np.asarray(base_flow.vm_pu)[:, node_bus[cols]] * np.exp(
+        1j * np.deg2rad(np.asarray(base_flow.va_degree)[:, node_bus[cols]])
+    )
+    v[~converged] = 1.0  # unconverged base steps are always solved
+    aux = np.flatnonzero(~has_bus)
+    if aux.size:
+        if np.any(np.abs(s[:, aux]) > 0):
+            return None
+        current = np.zeros((n_t, n_l), dtype=np.complex128)
+        current[:, cols] = np.conj(-s[:, cols] / cn.base_mva / v[:, cols])
+        v[:, aux] = cn.w[aux] + current @ z[aux].T
+    if not np.isfinite(v).all():
+        return None
+    v_l = v[:, :n_l]
+    m = np.abs(v_l)
+    inv_v = 1.0 / v_l
+    b = np.abs(s) / cn.base_mva / (m * m)
+
+    # outputs: service-node voltages, then both end currents of each monitored asset
+    serv_pos = np.asarray(service_bus_pos, dtype=np.int64)
+    serv_nodes = cn.bus_node[serv_pos]
+    if (serv_nodes < 0).any() or (serv_nodes >= n_l).any():
+        return None  # a service bus at the slack: nothing to screen there, solve all
+    z_all = np.zeros((cn.n_nodes, n_l), dtype=np.complex128)
+    z_all[:n_l] = z
+    rows: list[np.ndarray] = [z[k] for k in serv_nodes]
+    x_cols: list[np.ndarray] = [v[:, k] for k in serv_nodes]
+    end_asset, end_scale = [], []
+    line_pos = {int(e): k for k, e in enumerate(cn.line_index)}
+    trafo_pos = {int(e): k for k, e in enumerate(cn.trafo_index)}
+    y_ff, y_ft, y_tf, y_tt = cn.y_branch
+    for a, (kind, element) in enumerate(zip(asset_kind, asset_element, strict=True)):
+        if kind == "line":
+            k = line_pos[int(element)]
+            br = int(cn.line_branch[k])
+            if br < 0 or not bool(cn.line_rated[k]):
+                return None
+            scales = (cn.i_base_f_ka[br] * cn.line_scale[k], cn.i_base_t_ka[br] * cn.line_scale[k])
+        else:
+            k = trafo_pos[int(element)]
+            br = int(cn.trafo_branch[k])
+            if br < 0:
+                return None
+            scales = (
+                cn.i_base_f_ka[br] * cn.trafo_scale[k, 0],
+                cn.i_base_t_ka[br] * cn.trafo_scale[k, 1],
+            )
+        f, t = int(cn.br_f[br]), int(cn.br_t[br])
+        for y1, y2, scale in ((y_ff, y_ft, scales[0]), (y_tf, y_tt, scales[1])):
+            rows.append(y1[br] * z_all[f] + y2[br] * z_all[t])
+            x_cols.append(y1[br] * v[:, f] + y2[br] * v[:, t])
+            end_asset.append(a)
+            end_scale.append(float(scale))
+    m_out = np.array(rows, dtype=np.complex128).reshape(len(rows), n_l)
+    abs_m_out = np.abs(m_out)
+    x_b = np.column_stack(x_cols) if x_cols else np.zeros((n_t, 0), dtype=np.complex128)
+    abs_zt = np.ascontiguousarray(np.abs(z).T)
+    # how far the base voltages are from the no-load voltages w (direction of the change)
+    w_min = float(np.abs(cn.w).min())
+    eta = np.abs(v_l - cn.w).max(axis=1) / w_min
+    xi = eta * (3.0 + 2.0 * eta)
+
+    n_s = int(serv_nodes.size)
+    g_out = b @ abs_m_out.T
+    scale_end = np.asarray(end_scale, dtype=float)
+    k_end = abs_m_out[n_s:] * scale_end[:, None]
+    g_end = g_out[:, n_s:] * scale_end
+    vm_serv = np.asarray(base_flow.vm_pu)[:, serv_pos]
+    with np.errstate(all="ignore"):
+        vmin = np.min(vm_serv, axis=1, initial=np.inf)
+        vmax = np.max(vm_serv, axis=1, initial=-np.inf)
+    # the solver's own loading (the end currents above agree with it to the solver's
+    # tolerance, amplified at open line ends; LOADING_EPS_PCT covers that)
+    line_col = {int(e): k for k, e in enumerate(np.asarray(base_flow.line_index))}
+    trafo_col = {int(e): k for k, e in enumerate(np.asarray(base_flow.trafo_index))}
+    base_loading = np.column_stack(
+        [
+            np.asarray(base_flow.line_loading_pct)[:, line_col[int(e)]]
+            if kind == "line"
+            else np.asarray(base_flow.trafo_loading_pct)[:, trafo_col[int(e)]]
+            for kind, e in zip(asset_kind, asset_element, strict=True)
+        ]
+    ).astype(float)
+    return ScreenBasis(
+        base_loading_pct=base_loading,
+        base_vm_min_pu=vmin,
+        base_vm_max_pu=vmax,
+        base_converged=converged,
+        limit_pct=np.asarray(limit_pct, dtype=float),
+        load_node=np.asarray(c_load.T.toarray()) * (1e-3 / cn.base_mva),
+        inv_v=inv_v,
+        m_min=m.min(axis=1),
+        x_b=x_b,
+        m_out=m_out,
+        abs_m_out=abs_m_out,
+        abs_zt=abs_zt,
+        g_out=g_out,
+        g_max=_row_max_product(b, abs_zt),
+        k_asset=np.maximum(k_end[0::2], k_end[1::2]),
+        g_asset=np.maximum(g_end[:, 0::2], g_end[:, 1::2]),
+        n_serv=int(serv_nodes.size),
+        serv_nodes=np.asarray(serv_nodes, dtype=np.int64),
+        m_serv=np.ascontiguousarray(m[:, serv_nodes]),
+        p0_serv=np.ascontiguousarray(
+            np.real(
+                z[serv_nodes]
+                * (np.conj(cn.w[serv_nodes]) / np.abs(cn.w[serv_nodes]))[:, None]
+                / np.conj(cn.w)[None, :]
+            ).T
+        ),
+        xi=xi,
+        end_asset=np.asarray(end_asset, dtype=np.int64),
+        end_scale=np.asarray(end_scale, dtype=float),
+    )
+
+
+def _row_max_product(x: np.ndarray, abs_zt: np.ndarray) -> np.ndarray:
+    """``max_i (|Z|·x)_i`` for each row of ``x`` (rows, node), in blocks of rows."""
+    out = np.empty(x.shape[0])
+    for blk in _blocks(x.shape[0]):
+        out[blk] = (x[blk] @ abs_zt).max(axis=1, initial=0.0)
+    return out
+
+
+def _radius(e: np.ndarray, g: np.ndarray, m_min: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``u`` (radius of the voltage change) and ``1/(1 − u/m_min)``; inf where no root."""
+    disc = (1.0 - g) ** 2 - 4.0 * e / m_min
+    ok = (disc > 0) & (g < 1.0)
+    u = np.where(ok, 0.5 * m_min * ((1.0 - g) - np.sqrt(np.where(ok, disc, 0.0))), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(ok, 1.0 / (1.0 - np.where(ok, u, 0.0) / m_min), np.inf)
+    return u, scale
+
+
+#: Rows per block in the bound computations (keeps the work arrays in the CPU caches).
+_BLOCK = 1024
+
+
+def _blocks(n: int) -> list[slice]:
+    return [slice(i, min(i + _BLOCK, n)) for i in range(0, n, _BLOCK)]
+
+
+def _crude_bounds(basis: ScreenBasis, rows: np.ndarray, ds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Cheap per-step bounds at ``rows`` (real products only).
+
+    Loading: ``|Δx| ≤ scale·(|M|·a·(1 + u/m_min) + g·u)`` with ``a = |ΔS|/m``, per asset
+    (the larger of its two ends). Service voltages: ``|V_u,i|`` lies within
+    ``m_i + p_i ± R_i`` (plus ``|L_i|²/(2·m_i)`` above), where ``p_i`` is the change of
+    the magnitude along ``V_b,i`` (projection of the linear part), taken as ``p⁰_i`` from
+    the no-load voltages plus an error ``ξ·(|Z|·a)_i``, ``|L_i| ≤ (|Z|·a)_i`` and ``R_i``
+    the remainder. ``ds`` is ``ΔS`` per node [pu], load convention, (rows, node).
+
+    Returns the loading change bound per asset [pp], (rows, asset), and bounds of the
+    lowest and highest service voltage ``(vmin_lb, vmin_ub, vmax_lb, vmax_ub)`` [pu].
+    """
+    dl = np.empty((rows.size, basis.k_asset.shape[0]))
+    volt = np.empty((4, rows.size))
+    n_s = basis.n_serv
+    serv = basis.serv_nodes
+    for blk in _blocks(rows.size):
+        r = rows[blk]
+        m_min = basis.m_min[r]
+        a = np.abs(ds[blk]) * np.abs(basis.inv_v[r])
+        za = a @ basis.abs_zt  # first-order voltage change bound per node
+        e = za.max(axis=1, initial=0.0)
+        g = basis.g_max[r]
+        u, scale = _radius(e, g, m_min)
+        finite = np.isfinite(u)
+        u0 = np.where(finite, u, 0.0)
+        grow = 1.0 + u0 / m_min
+        d = a @ basis.k_asset.T
+        d *= grow[:, None]
+        d += basis.g_asset[r] * u0[:, None]
+        d *= scale[:, None]
+        d[~finite] = np.inf
+        dl[blk] = d
+        # service voltages
+        zs = za[:, serv]
+        m_s = basis.m_serv[r]
+        rem = basis.g_out[r, :n_s] + zs / m_min[:, None]
+        rem *= (u0 * scale)[:, None]
+        rem += zs * basis.xi[r][:, None]
+        p = -(ds[blk] @ basis.p0_serv)  # injection = -load
+        p += m_s
+        lo = p - rem
+        hi = p + rem
+        hi += zs * zs / (2.0 * m_s)
+        lo[~finite] = -np.inf
+        hi[~finite] = np.inf
+        volt[0, blk] = np.min(lo, axis=1, initial=np.inf)
+        volt[1, blk] = np.min(hi, axis=1, initial=np.inf)
+        volt[2, blk] = np.max(lo, axis=1, initial=-np.inf)
+        volt[3, blk] = np.max(hi, axis=1, initial=-np.inf)
+    return dl, volt[0], volt[1], volt[2], volt[3]
+
+
+def _step_bounds(
+    basis: ScreenBasis, rows: np.ndarray, ds: np.ndarray, *, voltage_only: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Per-step bounds at ``rows`` (see the module docstring).
+
+    ``ds`` is the injected ΔS per node [pu], (rows, node), real (EV active power).
+    Returns ``(loading_lb, loading_ub)`` (rows, asset) [%] (NaN with ``voltage_only``) and
+    the bounds of the lowest and highest service voltage ``(vmin_lb, vmin_ub, vmax_lb,
+    vmax_ub)`` (rows,) [pu].
+    """
+    n_s = basis.n_serv
+    n_out = n_s if voltage_only else basis.m_out.shape[0]
+    m_out, abs_m_out = basis.m_out[:n_out], basis.abs_m_out[:n_out]
+    n_asset = basis.limit_pct.size
+    lb = np.full((rows.size, n_asset), np.nan)
+    ub = np.full((rows.size, n_asset), np.nan)
+    volt = np.empty((4, rows.size))
+    sc = basis.end_scale
+    for blk in _blocks(rows.size):
+        r = rows[blk]
+        inv_v = basis.inv_v[r]
+        inv_m = np.abs(inv_v)
+        d = ds[blk]
+        abs_d = np.abs(d)
+        e = _row_max_product(abs_d * inv_m, basis.abs_zt)
+        u, scale = _radius(e, basis.g_max[r], basis.m_min[r])
+        finite = np.isfinite(u)
+        u0 = np.where(finite, u, 0.0)
+        x = np.conj(d * inv_v) @ m_out.T  # exact linear part M · conj(ΔS / V_b)
+        x += basis.x_b[r, :n_out]
+        rem = (abs_d * inv_m * inv_m) @ abs_m_out.T
+        rem += basis.g_out[r, :n_out]
+        rem *= (u0 * scale)[:, None]
+        rem[~finite] = np.inf
+        mag = np.abs(x)
+        lo = mag - rem
+        hi = mag + rem
+        with np.errstate(invalid="ignore"):
+            volt[0, blk] = np.min(lo[:, :n_s], axis=1, initial=np.inf)
+            volt[1, blk] = np.min(hi[:, :n_s], axis=1, initial=np.inf)
+            volt[2, blk] = np.max(lo[:, :n_s], axis=1, initial=-np.inf)
+            volt[3, blk] = np.max(hi[:, :n_s], axis=1, initial=-np.inf)
+        if not voltage_only:
+            hi_end = hi[:, n_s:] * sc
+            lo_end = np.maximum(lo[:, n_s:], 0.0) * sc
+            ub[blk] = np.maximum(hi_end[:, 0::2], hi_end[:, 1::2])
+            lb[blk] = np.maximum(lo_end[:, 0::2], lo_end[:, 1::2])
+    return lb, ub, volt[0], volt[1], volt[2], volt[3]
+
+
+def screen(
+    basis: ScreenBasis,
+    delta_p_kw: np.ndarray,
+    solve: SolveFn,
+    *,
+    vm_band_pu: tuple[float, float],
+    requirement: bool = False,
+    known: tuple[np.ndarray, Screened] | None = None,
+) -> Screened:
+    """Solve only the steps of one case whose results could matter (see the module doc).
+
+    Parameters
+    ----------
+    basis
+        The year's base case (:func:`build_basis`).
+    delta_p_kw
+        The case's load minus the base load [kW], shape (time, load) (EV power; exact
+        zeros where no EV charges or exports).
+    solve
+        ``solve(rows)`` solves the case at the step positions ``rows`` and returns
+        ``(loading_pct (rows, asset), vm_min_pu (rows,), vm_max_pu (rows,), converged)``.
+    vm_band_pu
+        The service-voltage band (low, high) [pu].
+    requirement
+        Also make the DER-VET recharge exact: solve the steps where an asset with an
+        excess could have less headroom than its peak excess.
+    known
+        ``(delta_p_kw, screened)`` of another case on the same basis: steps where both
+        cases have the same load reuse its values (solved or certified), e.g. a V2G case
+        that differs from the unmanaged case only where V2G acts.
+
+    Returns
+    -------
+    Screened
+    """
+    limit = basis.limit_pct
+    loading = basis.base_loading_pct.copy()
+    vmin = basis.base_vm_min_pu.copy()
+    vmax = basis.base_vm_max_pu.copy()
+    n_t = loading.shape[0]
+    converged = basis.base_converged.copy()
+    solved = np.zeros(n_t, dtype=bool)
+    exact = basis.base_converged.copy()  # values are exact (else certified bounds)
+    delta_p_kw = np.asarray(delta_p_kw, dtype=float)
+    changed = np.any(delta_p_kw != 0.0, axis=1)
+    exact &= ~changed
+    if known is not None:
+        k_delta, k_res = known
+        same = changed & np.all(delta_p_kw == k_delta, axis=1)
+        loading[same] = k_res.loading_pct[same]
+        vmin[same] = k_res.vm_min_pu[same]
+        vmax[same] = k_res.vm_max_pu[same]
+        converged[same] = k_res.converged[same]
+        solved[same] = k_res.solved[same]
+        exact[same] = k_res.solved[same]
+        changed &= ~same
+    lo_band, hi_band = vm_band_pu
+    # certain values of the year: exact values, and lower/upper bounds as they come
+    peak = np.max(loading, axis=0, where=exact[:, None], initial=-np.inf)
+    low = float(np.min(vmin[exact], initial=np.inf))
+    high = float(np.max(vmax[exact], initial=-np.inf))
+
+    def open_rows(rows: np.ndarray) -> np.ndarray:
+        theta = np.minimum(peak, limit) - LOADING_EPS_PCT
+        v_lo = max(low, lo_band) + VOLTAGE_EPS_PU
+        v_hi = min(high, hi_band) - VOLTAGE_EPS_PU
+        with np.errstate(invalid="ignore"):
+            return (
+                np.any(~(loading[rows] < theta), axis=1)
+                | ~(vmin[rows] > v_lo)
+                | ~(vmax[rows] < v_hi)
+                | ~basis.base_converged[rows]
+            )
+
+    rows1 = np.flatnonzero(changed)
+    ds1 = delta_p_kw[rows1] @ basis.load_node  # ΔS per node [pu], load convention
+    stats = {"changed": int(rows1.size)}
+    if rows1.size:
+        # stage 1: crude per-step bound on every changed step
+        dl, vmin_lb, vmin_ub, vmax_lb, vmax_ub = _crude_bounds(basis, rows1, ds1)
+        base_l = basis.base_loading_pct[rows1]
+        loading[rows1] = base_l + dl
+        vmin[rows1] = vmin_lb
+        vmax[rows1] = vmax_ub
+        peak = np.maximum(peak, np.max(base_l - dl, axis=0, initial=-np.inf))
+        low = min(low, float(np.min(vmin_ub, initial=np.inf)))
+        high = max(high, float(np.max(vmax_lb, initial=-np.inf)))
+        # seeds: the tight bound where each extreme most likely is
+        finite = np.where(np.isfinite(loading[rows1]), loading[rows1], -np.inf)
+        seeds = np.unique(
+            np.r_[
+                np.argmax(finite, axis=0),
+                np.argmin(np.where(np.isfinite(vmin[rows1]), vmin[rows1], np.inf)),
+                np.argmax(np.where(np.isfinite(vmax[rows1]), vmax[rows1], -np.inf)),
+            ]
+        )
+        lb, _, _, vmin_ub, vmax_lb, _ = _step_bounds(basis, rows1[seeds], -ds1[seeds])
+        peak = np.maximum(peak, np.max(lb, axis=0, initial=-np.inf))
+        low = min(low, float(np.min(vmin_ub, initial=np.inf)))
+        high = max(high, float(np.max(vmax_lb, initial=-np.inf)))
+
+        # stage 2: the tight bound where stage 1 leaves a step open
+        open1 = open_rows(rows1)
+        theta = np.minimum(peak, limit) - LOADING_EPS_PCT
+        v_lo = max(low, lo_band) + VOLTAGE_EPS_PU
+        loading_open = np.any(~(loading[rows1] < theta), axis=1) | ~(vmin[rows1] > v_lo)
+        for voltage_only in (False, True):
+            pick = open1 & (loading_open != voltage_only)
+            rows2 = rows1[pick]
+            stats["voltage" if voltage_only else "tight"] = int(rows2.size)
+            if not rows2.size:
+                continue
+            lb, ub, vmin_lb, vmin_ub, vmax_lb, vmax_ub = _step_bounds(
+                basis, rows2, -ds1[pick], voltage_only=voltage_only
+            )
+            if not voltage_only:
+                loading[rows2] = np.where(np.isfinite(ub), ub, np.inf)
+                peak = np.maximum(peak, np.max(lb, axis=0, initial=-np.inf))
+            vmin[rows2] = vmin_lb
+            vmax[rows2] = vmax_ub
+            low = min(low, float(np.min(vmin_ub, initial=np.inf)))
+            high = max(high, float(np.max(vmax_lb, initial=-np.inf)))
+
+    def run(rows: np.ndarray) -> None:
+        if rows.size == 0:
+            return
+        ld, lo_v, hi_v, conv = solve(rows)
+        loading[rows] = ld
+        vmin[rows] = lo_v
+        vmax[rows] = hi_v
+        converged[rows] = conv
+        solved[rows] = True
+        exact[rows] = True
+
+    pending = np.flatnonzero(~exact)
+    run(pending[open_rows(pending)])
+    if requirement:
+        # DER-VET: recharge = min(headroom, peak excess) is exact where the headroom is at
+        # least the peak excess -> solve the steps whose headroom could be smaller.
+        with np.errstate(invalid="ignore"):
+            top = np.max(loading, axis=0, where=~np.isnan(loading), initial=-np.inf)
+        peak_excess = np.clip(top - limit, 0.0, None)  # [% of rating]
+        has = peak_excess > 0
+        if has.any():
+            pending = np.flatnonzero(~exact)
+            thr = limit - peak_excess - LOADING_EPS_PCT
+            run(pending[np.any((loading[pending] > thr) & has, axis=1)])
+    stats["solved"] = int(solved.sum())
+    return Screened(loading, vmin, vmax, converged, solved, stats)
