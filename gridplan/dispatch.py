@@ -82,6 +82,16 @@ loop). Memory: per-EV series are (time, ev) arrays of ``dtype``; with
 (a year at 15 min for 10,000 EVs needs about 1.4 GB per float32 series otherwise).
 Steps are simulated by position, each ``step_h`` long (a local-time index with a repeated
 or missing daylight-saving hour is accepted, with a warning).
+
+Fast paths (``keep_ev_series=False``): ``unmanaged`` needs no step loop -- each EV's
+sessions follow each other, and per session the state of charge at arrival, the number of
+full-power steps and the last partial step are closed-form; the per-load and per-asset
+series are summed from the charging intervals (exactly 0 at steps without EV power).
+``v2g_peak_shave`` equals ``unmanaged`` wherever no enrolled EV is behind its shadow and no
+asset above one is over its limit under unmanaged power, so its step rule runs only in
+windows from such an over-limit step until the state is quiet again, started from the
+closed-form state. Both give the loop's results up to round-off (about 1e-9); sessions of
+one EV that overlap fall back to the loop.
 """
 
 from __future__ import annotations
@@ -109,6 +119,20 @@ log = logging.getLogger(__name__)
 _TOL = 1e-9
 #: Load level [kW] standing for "no capacity" in the water-filling.
 _FAR = 1e15
+#: Fast paths: aggregate EV power below this [kW] is exactly 0 (a step without charging).
+_SNAP_KW = 1e-9
+#: Fast paths: elements (time x column) of one chunk of the aggregate series.
+_CHUNK_ELEMENTS = 1 << 18
+#: Fast paths: charging steps are painted into (time, column) cells when fewer than
+#: (time x column) / _PAINT_COST (else a running sum over time, about that much dearer).
+_PAINT_COST = 4
+#: Fast paths: most distinct EV -> asset rows for the asset series by a dense product.
+_MAX_SIGNATURES = 32
+#: Fast paths: sessions per block of the closed form (bounds its temporaries).
+_SESSION_BLOCK = 1 << 18
+#: ``v2g_peak_shave`` fast path: a window starts where an asset's unmanaged load exceeds its
+#: limit by more than this [kW] (the step rule acts above 1e-9; the margin covers round-off).
+_WINDOW_EXCESS = 1e-9 - 1e-6
 
 
 class Strategy(StrEnum):
@@ -719,6 +743,7 @@ def dispatch(
     keep_ev_series: bool = True,
     dtype: DTypeLike = np.float64,
     n_loads: int | None = None,
+    _fast_path: bool = True,
 ) -> DispatchResult:
     """Simulate EV charging (and V2G export) over ``time_index``.
 
@@ -770,6 +795,10 @@ def dispatch(
     n_loads
         Columns of :attr:`DispatchResult.power_by_load_kw`; default ``context.n_loads``,
         else one past the highest ``fleet.load_pos``.
+    _fast_path
+        With ``keep_ev_series=False``, ``unmanaged`` and ``v2g_peak_shave`` skip the step
+        loop (same results up to round-off, see :meth:`_Engine.run_fast`); ``False``
+        forces the loop (for tests and benchmarks).
 
     Returns
     -------
@@ -857,6 +886,14 @@ def dispatch(
         engine.event = calendar.active(sim)
     elif strategy is Strategy.V2G_OPTIMAL:
         engine.plan_optimal(objective, max_lp_variables)
+    if (
+        _fast_path
+        and not keep_ev_series
+        and strategy in (Strategy.UNMANAGED, Strategy.V2G_PEAK_SHAVE)
+    ):
+        result = engine.run_fast(period)
+        if result is not None:
+            return result
     return engine.run(period)
 
 
@@ -915,6 +952,7 @@ class _Engine:
         row_idx, ev_idx = np.nonzero(valid)
         i32 = np.int32  # session arrays: 4 bytes per entry (a year of 10,000 EVs: 3.7M)
         self.s_day, self.s_ev = near[row_idx].astype(i32), ev_idx.astype(i32)
+        self.s_row, self.n_row = row_idx.astype(i32), int(near.size)  # row: day among ``near``
         self.s_arr = np.clip(arr[row_idx, ev_idx], 0, n_t).astype(i32)
         self.s_dep_true = dep[row_idx, ev_idx].astype(i32)
         del row_idx, ev_idx
@@ -923,9 +961,12 @@ class _Engine:
         del arr, dep, valid
         self.s_inside = self.s_dep_true <= n_t
         self.order_arr = np.argsort(self.s_arr, kind="stable").astype(i32)
-        self.arr_bounds = np.searchsorted(self.s_arr[self.order_arr], np.arange(n_t + 1))
+        # sessions arriving before step t: order_arr[:arr_bounds[t]] (departing: order_dep)
+        self.arr_bounds = np.concatenate([[0], np.cumsum(np.bincount(self.s_arr, minlength=n_t))])
         self.order_dep = np.argsort(self.s_dep, kind="stable").astype(i32)
-        self.dep_bounds = np.searchsorted(self.s_dep[self.order_dep], np.arange(n_t + 2))
+        self.dep_bounds = np.concatenate(
+            [[0], np.cumsum(np.bincount(self.s_dep, minlength=n_t + 1))]
+        )
         self.shortfall = np.full(np.shape(fleet.arrival_h), np.nan)
 
         # state
@@ -952,10 +993,9 @@ class _Engine:
         self.n_group = int(self.group.max(initial=-1)) + 1
 
         # grid context
-        self.topo: _Topology | None = None
+        self._topo: _Topology | None = None  # built on first use (see ``topo``)
         self.rows: np.ndarray | None = None
         if context is not None:
-            self.topo = _Topology(context.ev_assets)
             self.rows = _context_rows(context, sim, n_warm)
             self.limit = context.asset_limit_kw
         # strategy inputs set by dispatch()
@@ -966,6 +1006,13 @@ class _Engine:
         self.asset_ev_kw: np.ndarray | None = None  # EV power per asset, if a step knows it
 
     # ----------------------------------------------------------------------- building blocks
+    @property
+    def topo(self) -> _Topology | None:
+        """Nesting of the context's assets over the EVs (``None`` without a context)."""
+        if self._topo is None and self.context is not None:
+            self._topo = _Topology(self.context.ev_assets)
+        return self._topo
+
     def base(self, t: int) -> np.ndarray:
         assert self.context is not None and self.rows is not None
         return self.context.asset_base_kw[self.rows[t]]
@@ -1157,6 +1204,7 @@ class _Engine:
         # shadow unmanaged power of the shavers
         p_un_s = np.clip((target_s - un_s) * self.inv_c, 0.0, charger_s) * on_s
         p[ix] = p_un_s
+        self.p_un_s = p_un_s  # the shavers' unmanaged power (the fast path's totals)
         base = self.base(t)
         ev = topo.asset_power(p)  # EV power through each asset [kW]
         if t >= self.n_warm:
@@ -1531,6 +1579,392 @@ class _Engine:
             ev_soc_kwh=soc_out,
             ev_plugged=plugged_out,
         )
+
+    # ----------------------------------------------------------------------- fast paths
+    def run_fast(self, period: pd.DatetimeIndex) -> DispatchResult | None:
+        """``unmanaged`` or ``v2g_peak_shave`` without the step loop (aggregates only).
+
+        ``unmanaged`` in closed form (:meth:`_closed_form`); its per-load and per-asset
+        series from the sessions' charging intervals, in chunks of time.
+
+        ``v2g_peak_shave`` equals ``unmanaged`` at a step where no shaver is behind its
+        shadow (by more than ``_quiet``) and no asset above a shaver is over its limit under
+        unmanaged power: in :meth:`step_peak_shave` the shaver's power is then
+        ``min(p_un, p_full) = p_un`` and nothing is relieved or exported; the loop may
+        still top up a deficit below ``_quiet`` at a departure step (laxity-forced, at most
+        1e-9 kW), the only difference. So the step rule runs only in windows from an
+        over-limit step until every shaver is within ``_quiet`` of its shadow again, each
+        started from the closed-form state; between windows every EV follows its shadow.
+        The running maximum of the unmanaged load is folded in from the closed form.
+        Returns ``None`` (use :meth:`run`) when an EV's sessions overlap.
+        """
+        shave = self.strategy is Strategy.V2G_PEAK_SHAVE
+        if shave:
+            self.setup_peak_shave()
+            shave = bool(self.shave_ix.size)
+        first = 0 if shave else self.n_warm  # steps simulated (windows: warm-up too)
+        if not self._closed_form(first, keep_soc=shave):
+            return None
+        n_t, n_ev, n_warm, dt = self.n_t, self.n_ev, self.n_warm, self.dt
+        n_out, n_loads, ctx = n_t - n_warm, self.n_loads, self.context
+        by_load = np.empty((n_out, n_loads), self.dtype)
+        asset_load = None
+        inc: tuple[np.ndarray, np.ndarray] | None = None
+        self._sig_assets: np.ndarray | None = None
+        if ctx is not None:
+            asset_load = np.empty((n_out, ctx.n_asset), self.dtype)
+            ev_row, asset_col = np.nonzero(ctx.ev_assets)
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(ev_row, minlength=n_ev))])
+            inc = (indptr, asset_col.astype(np.int64))
+        self._load_pos = np.asarray(self.fleet.load_pos, dtype=np.int64)
+        self._charge_delta = np.zeros(n_ev)
+        self._export = np.zeros(n_ev)
+        if shave:
+            assert self.topo is not None and ctx is not None
+            self._shaved = np.flatnonzero(ctx.ev_assets[self.shave_ix].any(axis=0))
+            self._last = np.full(n_ev, -1, dtype=np.int64)  # latest session arrived, per EV
+            self._ptr = 0  # sessions arriving before this step are in ``_last``
+            self._quiet = min(1e-7, 1e-9 * self.eta_c * dt)
+            self._in_window = False
+        # paint the charging steps when they are few (else running sums over time)
+        self._paint = self.cf_cells * _PAINT_COST < (n_t - first) * n_loads
+        if self._paint and ctx is not None:
+            found = _signatures(ctx.ev_assets)
+            if found is not None:
+                self._sig_assets, self._sig = found
+        n_col = n_loads + (ctx.n_asset if ctx is not None else 0)
+        # chunks of time: small enough for the cache, long against a session (a session
+        # is read by every chunk it overlaps)
+        chunk = max(64, _CHUNK_ELEMENTS // max(n_col, 1), 2 * self.cf_max_len)
+        rows = self.rows
+        r0 = -1  # rows[t] = r0 + t: base load rows by slicing
+        if rows is not None and rows.size and (np.diff(rows) == 1).all():
+            r0 = int(rows[0])
+        for t0 in range(first, n_t, chunk):
+            t1 = min(t0 + chunk, n_t)
+            w0 = min(max(t0, n_warm), t1)  # the chunk's returned steps: [w0, t1)
+            out = slice(max(w0 - n_warm, 0), max(t1 - n_warm, 0))
+            direct = asset_load is not None and asset_load.dtype == np.float64
+            direct = direct and not shave and w0 == t0  # EV power per asset into the result
+            load_kw, ev_kw = self._unmanaged_chunk(
+                t0, t1, inc, asset_load[out] if direct and asset_load is not None else None
+            )
+            by_load[out] = load_kw[w0 - t0 :]
+            if asset_load is not None:
+                assert ctx is not None and rows is not None and ev_kw is not None
+                base = ctx.asset_base_kw
+                base_kw = base[r0 + t0 : r0 + t1] if r0 >= 0 else base[rows[t0:t1]]
+                if shave:
+                    un = base_kw + ev_kw
+                    asset_load[out] = un[w0 - t0 :]
+                    self._shave_chunk(t0, t1, un, by_load, asset_load)
+                else:
+                    np.add(base_kw, ev_kw, out=ev_kw)
+                    if ev_kw.base is not asset_load:  # not written in place
+                        asset_load[out] = ev_kw[w0 - t0 :]
+        charge = self.cf_charge + self._charge_delta * dt
+        return DispatchResult(
+            time_index=period,
+            step_h=dt,
+            strategy=self.strategy,
+            departure_shortfall_kwh=self.shortfall,
+            ev_charge_kwh=charge,
+            ev_export_kwh=self._export * dt,
+            battery_kwh=self.battery,
+            charge_efficiency=self.eta_c,
+            discharge_efficiency=self.eta_d,
+            power_by_load_kw=by_load,
+            asset_ids=ctx.asset_ids if ctx is not None else (),
+            asset_load_kw=asset_load,
+            asset_limit_kw=ctx.asset_limit_kw if ctx is not None else None,
+            ev_assets=ctx.ev_assets if ctx is not None else None,
+        )
+
+    def _closed_form(self, first: int, keep_soc: bool) -> bool:
+        """``unmanaged`` charging of every session in closed form; ``False`` if sessions overlap.
+
+        An EV's sessions follow each other: at arrival its state of charge is that at the
+        previous departure less the trip (not below 0), then it charges at full power
+        (``ps`` kWh per step) until the target, the last step partial, until departure.
+        Sets per session ``cf_full`` (full-power steps from arrival, at most the session's
+        length), ``cf_part`` (the partial step's power [kW], 0 for none) and ``cf_pstep``
+        (its step, -1 for none); per EV ``cf_charge`` (grid kWh over the returned steps);
+        ``cf_cells`` (charging steps from step ``first`` on); the departure shortfalls;
+        with ``keep_soc`` the (day row, EV) grids ``cf_soc0`` (after the trip) and
+        ``cf_end`` (at departure).
+        """
+        n_ev, n_row, n_t, n_warm = self.n_ev, self.n_row, self.n_t, self.n_warm
+        s_ev, s_row, s_arr = self.s_ev, self.s_row, self.s_arr
+        # the loop takes each EV's sessions in arrival order; the recurrence below in day
+        # order: the same when every departure is no later than the next arrival
+        grid = np.full((n_row, n_ev), -1, dtype=np.int32)
+        grid[s_row, s_ev] = self.s_dep
+        np.maximum.accumulate(grid, axis=0, out=grid)
+        later = np.flatnonzero(s_row > 0)
+        if (grid[s_row[later] - 1, s_ev[later]] > s_arr[later]).any():
+            return False
+        del grid, later
+        # per day (row), vectorized over EVs: soc0 = max(soc - trip, 0), then
+        # soc = max(soc0, min(soc0 + length * ps, target)); no session: trip 0, length 0
+        soc0_g = np.zeros((n_row, n_ev))
+        soc0_g[s_row, s_ev] = self.s_trip
+        end_g = np.zeros((n_row, n_ev))
+        end_g[s_row, s_ev] = (self.s_dep - s_arr) * self.ps[s_ev]
+        soc, target = self.target, self.target
+        below = bool((self.s_trip >= 0).all())  # then soc0 <= target: the last max is moot
+        for d in range(n_row):
+            x, y = soc0_g[d], end_g[d]
+            np.subtract(soc, x, out=x)
+            np.maximum(x, 0.0, out=x)
+            np.add(x, y, out=y)
+            np.minimum(y, target, out=y)
+            if not below:
+                np.maximum(y, x, out=y)
+            soc = y
+        n_s = s_ev.size
+        self.cf_full = np.empty(n_s, np.int32)
+        self.cf_part = np.empty(n_s)
+        self.cf_pstep = np.empty(n_s, np.int32)
+        energy = np.zeros(n_ev)
+        cells = 0
+        for b0 in range(0, n_s, _SESSION_BLOCK):  # bounded temporaries for large fleets
+            b = slice(b0, b0 + _SESSION_BLOCK)
+            ev, row, arr = s_ev[b], s_row[b], s_arr[b]
+            length = self.s_dep[b] - arr
+            soc0, end = soc0_g[row, ev], end_g[row, ev]
+            ps, charger = self.ps[ev], self.charger[ev]
+            need = np.maximum(self.target[ev] - soc0, 0.0)
+            steps = np.divide(need, ps, out=length.astype(float), where=ps > 0)
+            full = np.minimum(np.floor(steps), length).astype(np.int32)
+            part = np.maximum(need - full * ps, 0.0) * self.inv_c
+            part = np.where(full < length, np.minimum(part, charger), 0.0)
+            part[part < _SNAP_KW] = 0.0  # round-off of a target met by full-power steps
+            fe = arr + full  # end of the full-power steps
+            pstep = np.where(part > 0, fe, -1).astype(np.int32)
+            self.cf_full[b], self.cf_part[b], self.cf_pstep[b] = full, part, pstep
+            # grid energy over the returned steps; charging steps from ``first``
+            returned = np.maximum(np.minimum(fe, n_t) - np.maximum(arr, n_warm), 0)
+            energy += np.bincount(
+                ev, charger * returned + np.where(pstep >= n_warm, part, 0.0), minlength=n_ev
+            )
+            cells += int(np.maximum(fe - np.maximum(arr, first), 0).sum())
+            cells += int(np.count_nonzero(pstep >= first))
+            inside = self.s_inside[b]
+            self.shortfall[self.s_day[b][inside], ev[inside]] = np.maximum(
+                self.target[ev[inside]] - end[inside], 0.0
+            )
+        self.cf_charge = energy * self.dt
+        self.cf_cells = cells
+        self.cf_max_len = int((self.s_dep - s_arr).max(initial=1))
+        if keep_soc:
+            self.cf_soc0, self.cf_end = soc0_g, end_g
+        return True
+
+    def _unmanaged_chunk(
+        self,
+        t0: int,
+        t1: int,
+        inc: tuple[np.ndarray, np.ndarray] | None,
+        asset_out: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``unmanaged`` EV power per load and per asset (``inc``: EV -> assets, CSR) over
+        steps ``[t0, t1)`` [kW], float64; exactly 0 where no EV charges. The asset series
+        may be written into ``asset_out`` (float64, (t1 - t0, asset)).
+
+        Either the charging steps are summed into their (step, column) cells ("paint";
+        per asset through the distinct EV -> asset rows, a small dense product), or
+        each session's power changes are summed over time (difference arrays), whichever
+        has fewer operations.
+        """
+        first = self.arr_bounds[max(t0 - self.cf_max_len + 1, 0)]
+        s = self.order_arr[first : self.arr_bounds[t1]]  # sessions that may reach the chunk
+        arr = self.s_arr[s].astype(np.int64)
+        start = np.maximum(arr, t0)
+        stop = np.minimum(arr + self.cf_full[s], t1)
+        full = start < stop
+        pstep = self.cf_pstep[s]
+        part = (pstep >= t0) & (pstep < t1)
+        s_f, s_p = s[full], s[part]
+        ev_f, ev_p = self.s_ev[s_f], self.s_ev[s_p]
+        kw_f, kw_p = self.charger[ev_f], self.cf_part[s_p]
+        start, stop, pstep = start[full] - t0, stop[full] - t0, pstep[part] - t0
+        n, n_loads = t1 - t0, self.n_loads
+        width = stop - start
+        paint = self._paint
+        if paint:
+            ends = np.cumsum(width)
+            steps = np.concatenate(
+                [
+                    np.arange(ends[-1] if ends.size else 0)
+                    + np.repeat(start - ends + width, width),
+                    pstep,
+                ]
+            )
+            kw = np.concatenate([np.repeat(kw_f, width), kw_p])
+
+            def cells(col: np.ndarray, n_col: int) -> np.ndarray:
+                where = steps * n_col + np.concatenate([np.repeat(col[ev_f], width), col[ev_p]])
+                return _sum_at(where, kw, n * n_col).reshape(n, n_col)
+
+            by_load = cells(self._load_pos, n_loads)
+            if inc is None:
+                return by_load, None
+            if self._sig_assets is not None:
+                sig_kw = cells(self._sig, self._sig_assets.shape[0])
+                return by_load, np.matmul(sig_kw, self._sig_assets, out=asset_out)
+        rows = np.concatenate([start, stop, pstep, pstep + 1])
+        evs = np.concatenate([ev_f, ev_f, ev_p, ev_p])
+        kw_diff = np.concatenate([kw_f, -kw_f, kw_p, -kw_p])
+        if not paint:
+            by_load = _accumulate(rows, self._load_pos[evs], kw_diff, n, n_loads)
+        if inc is None:
+            return by_load, None
+        indptr, cols = inc
+        first_col = indptr[evs]
+        deg = indptr[evs + 1] - first_col
+        ends = np.cumsum(deg)
+        pick = np.arange(int(ends[-1]) if ends.size else 0) + np.repeat(first_col - ends + deg, deg)
+        assert self.context is not None
+        asset = _accumulate(
+            np.repeat(rows, deg), cols[pick], np.repeat(kw_diff, deg), n, self.context.n_asset
+        )
+        return by_load, asset
+
+    def _shave_chunk(
+        self,
+        t0: int,
+        t1: int,
+        un: np.ndarray,
+        by_load: np.ndarray,
+        asset_load: np.ndarray,
+    ) -> None:
+        """Walk ``v2g_peak_shave`` over steps ``[t0, t1)``: the step rule in windows, the
+        unmanaged load ``un`` (time, asset) elsewhere (already in the outputs)."""
+        n_warm = self.n_warm
+        cols = self._shaved
+        over = ((un[:, cols] - self.limit[cols]) > _WINDOW_EXCESS).any(axis=1)
+        cand = np.flatnonzero(over) + t0
+        t = t0
+        while t < t1:
+            if self._in_window:
+                quiet = self._window_step(t, by_load, asset_load)
+                if quiet and not (t + 1 < t1 and over[t + 1 - t0]):
+                    self._in_window = False
+                t += 1
+                continue
+            j = int(np.searchsorted(cand, t))
+            c = int(cand[j]) if j < cand.size else t1
+            lo = max(t, n_warm)
+            if c > lo:  # quiet steps: unmanaged, into the running maximum
+                np.maximum(self.running_max, un[lo - t0 : c - t0].max(axis=0), out=self.running_max)
+            if c < t1:
+                self._window_start(c)
+                self._in_window = True
+            t = c
+
+    def _window_start(self, t: int) -> None:
+        """Set the state before step ``t`` from the closed form (every EV unmanaged)."""
+        lo, hi = self.arr_bounds[self._ptr], self.arr_bounds[t]
+        if hi > lo:
+            idx = self.order_arr[lo:hi].astype(np.int64)
+            np.maximum.at(self._last, self.s_ev[idx], idx)
+        self._ptr = t
+        e = np.flatnonzero(self._last >= 0)
+        s = self._last[e]
+        arr, dep = self.s_arr[s], self.s_dep[s]
+        k = np.minimum(t, dep) - arr  # steps of the session simulated
+        row = self.s_row[s]
+        soc = self.target.copy()
+        soc[e] = np.where(
+            k <= self.cf_full[s], self.cf_soc0[row, e] + k * self.ps[e], self.cf_end[row, e]
+        )
+        self.soc[:] = soc
+        self.soc_un[:] = soc
+        self.on[:] = False
+        self.on[e] = dep > t
+        self.onf[:] = self.on
+        self.dep[:] = 0.0
+        self.dep[e] = self.s_dep_true[s]
+
+    def _window_step(self, t: int, by_load: np.ndarray, asset_load: np.ndarray) -> bool:
+        """One step of the loop (:meth:`run`) for ``v2g_peak_shave``; returns whether every
+        shaver's state of charge is then within ``_quiet`` of its shadow's."""
+        assert self.context is not None and self.rows is not None
+        dt, n_warm, soc, ix = self.dt, self.n_warm, self.soc, self.shave_ix
+        lo, hi = self.arr_bounds[t], self.arr_bounds[t + 1]
+        if hi > lo:
+            idx = self.order_arr[lo:hi]
+            e = self.s_ev[idx]
+            soc[e] = np.maximum(soc[e] - self.s_trip[idx], 0.0)
+            self.soc_un[e] = np.maximum(self.soc_un[e] - self.s_trip[idx], 0.0)
+            self.on[e] = True
+            self.onf[e] = 1.0
+            self.dep[e] = self.s_dep_true[idx]
+        p = self.step_peak_shave(t)
+        if p.min(initial=0.0) < 0:
+            soc += np.maximum(p, 0.0) * (self.eta_c * dt)
+            soc += np.minimum(p, 0.0) * (dt / self.eta_d)
+        else:
+            soc += p * (self.eta_c * dt)
+        if t >= n_warm:
+            k = t - n_warm
+            p_s = p[ix]
+            self._charge_delta[ix] += np.maximum(p_s, 0.0) - self.p_un_s
+            self._export[ix] -= np.minimum(p_s, 0.0)
+            row = np.bincount(self._load_pos, p, minlength=self.n_loads)
+            row[np.abs(row) < _SNAP_KW] = 0.0
+            by_load[k] = row
+            assert self.asset_ev_kw is not None
+            ev = np.where(np.abs(self.asset_ev_kw) < _SNAP_KW, 0.0, self.asset_ev_kw)
+            asset_load[k] = self.context.asset_base_kw[self.rows[t]] + ev
+        lo, hi = self.dep_bounds[t + 1], self.dep_bounds[t + 2]
+        if hi > lo:
+            idx = self.order_dep[lo:hi]
+            e = self.s_ev[idx]
+            inside = self.s_inside[idx]
+            self.shortfall[self.s_day[idx[inside]], e[inside]] = np.maximum(
+                self.target[e[inside]] - soc[e[inside]], 0.0
+            )
+            self.on[e] = False
+            self.onf[e] = 0.0
+        return bool(np.abs(self.soc_un[ix] - soc[ix]).max(initial=0.0) <= self._quiet)
+
+
+def _signatures(ev_assets: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct rows of ``ev_assets`` as floats (signature, asset) and each EV's
+    signature, (ev,); ``None`` when there are more than ``_MAX_SIGNATURES``."""
+    n_ev = ev_assets.shape[0]
+    if not n_ev:
+        return None
+    # rows hashed (bits packed into 64-bit words, a random combination modulo 2**64), then
+    # checked exactly: a collision only costs the dense product
+    packed = np.packbits(ev_assets, axis=1)
+    words = np.zeros((n_ev, -(-packed.shape[1] // 8) * 8), dtype=np.uint8)
+    words[:, : packed.shape[1]] = packed
+    mix = np.random.default_rng(0).integers(1, 2**63, words.shape[1] // 8, dtype=np.uint64)
+    key = words.view(np.uint64) @ mix
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    if first.size > _MAX_SIGNATURES or not (ev_assets == ev_assets[first[inverse]]).all():
+        return None
+    return ev_assets[first].astype(float), inverse.reshape(-1).astype(np.int64)
+
+
+def _sum_at(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """``weights`` summed at ``index`` into ``size`` float64 cells (also when empty)."""
+    out = np.bincount(index, weights, minlength=size)
+    return out if out.dtype == np.float64 else out.astype(np.float64)
+
+
+def _accumulate(
+    rows: np.ndarray, cols: np.ndarray, kw: np.ndarray, n: int, n_col: int
+) -> np.ndarray:
+    """(n, n_col) series from steps of change: ``kw`` added from ``rows`` on, per column
+    (a difference array summed over time); values below ``_SNAP_KW`` set to exactly 0."""
+    diff = _sum_at(rows * n_col + cols, kw, (n + 1) * n_col).reshape(n + 1, n_col)
+    np.cumsum(diff, axis=0, out=diff)
+    out = diff[:n]
+    out[np.abs(out) < _SNAP_KW] = 0.0
+    return out
 
 
 def _water_fill(y: np.ndarray, cap: np.ndarray, energy: np.ndarray) -> np.ndarray:
