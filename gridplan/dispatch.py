@@ -258,6 +258,7 @@ class DispatchContext:
         time_index: pd.DatetimeIndex,
         *,
         sgen_p_kw: np.ndarray | None = None,
+        asset_base_kw: np.ndarray | None = None,
     ) -> DispatchContext:
         """Build the context of ``fleet`` on ``feeder`` from base-load profiles.
 
@@ -280,6 +281,10 @@ class DispatchContext:
             Stamps of ``base_load_kw`` rows.
         sgen_p_kw
             Generation per static generator [kW], shape (time, sgen), optional.
+        asset_base_kw
+            The assets' base load [kW], shape (time, asset), as a previous call computed it
+            from the same ``base_load_kw`` and ``sgen_p_kw`` (a study reuses it for every
+            draw of a year); skips that computation.
 
         Returns
         -------
@@ -298,9 +303,18 @@ class DispatchContext:
                 f"(time, load); got {base_load.shape}",
                 field="base_load_kw",
             )
-        load_in = np.column_stack([np.isin(load_bus, down[a]) for a in ids]).astype(float)
-        base = base_load @ load_in
-        if sgen_p_kw is not None and len(feeder.net.sgen):
+        if asset_base_kw is not None:
+            base = np.asarray(asset_base_kw, dtype=float)
+            if base.shape != (len(time_index), len(ids)):
+                raise ConfigError(
+                    f"asset_base_kw must have shape ({len(time_index)}, {len(ids)}) "
+                    f"(time, asset); got {base.shape}",
+                    field="asset_base_kw",
+                )
+        else:
+            load_in = np.column_stack([np.isin(load_bus, down[a]) for a in ids]).astype(float)
+            base = base_load @ load_in
+        if asset_base_kw is None and sgen_p_kw is not None and len(feeder.net.sgen):
             sgen_bus = feeder.net.sgen.bus.to_numpy()
             sgen = np.asarray(sgen_p_kw, dtype=float)
             if sgen.shape != (len(time_index), sgen_bus.size):

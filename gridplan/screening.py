@@ -104,6 +104,8 @@ class ScreenBasis:
     limit_pct: np.ndarray
     load_node: np.ndarray  # (load, node): ΔS per node [pu] = ΔP [kW] @ load_node
     inv_v: np.ndarray  # 1 / V_b at non-slack nodes, (time, node), complex
+    inv_m: np.ndarray  # 1 / |V_b|, (time, node)
+    z_k: np.ndarray  # [|Z|ᵀ | k_assetᵀ], (node, node + asset): one product per block
     m_min: np.ndarray  # min |V_b| over non-slack nodes, (time,)
     x_b: np.ndarray  # service-node voltages, then asset-end currents [pu], (time, out)
     m_out: np.ndarray  # Z rows of the service nodes, then K rows of the ends, (out, node)
@@ -321,6 +323,8 @@ def build_basis(
         limit_pct=np.asarray(limit_pct, dtype=float),
         load_node=np.asarray(c_load.T.toarray()) * (1e-3 / cn.base_mva),
         inv_v=inv_v,
+        inv_m=1.0 / m,
+        z_k=np.ascontiguousarray(np.hstack([abs_zt, np.maximum(k_end[0::2], k_end[1::2]).T])),
         m_min=m.min(axis=1),
         x_b=x_b,
         m_out=m_out,
@@ -392,15 +396,17 @@ def _crude_bounds(basis: ScreenBasis, rows: np.ndarray, ds: np.ndarray) -> tuple
     for blk in _blocks(rows.size):
         r = rows[blk]
         m_min = basis.m_min[r]
-        a = np.abs(ds[blk]) * np.abs(basis.inv_v[r])
-        za = a @ basis.abs_zt  # first-order voltage change bound per node
+        a = np.abs(ds[blk]) * basis.inv_m[r]
+        zk = a @ basis.z_k
+        n_l = basis.abs_zt.shape[0]
+        za = zk[:, :n_l]  # first-order voltage change bound per node
         e = za.max(axis=1, initial=0.0)
         g = basis.g_max[r]
         u, scale = _radius(e, g, m_min)
         finite = np.isfinite(u)
         u0 = np.where(finite, u, 0.0)
         grow = 1.0 + u0 / m_min
-        d = a @ basis.k_asset.T
+        d = zk[:, n_l:]
         d *= grow[:, None]
         d += basis.g_asset[r] * u0[:, None]
         d *= scale[:, None]
@@ -447,7 +453,7 @@ def _step_bounds(
     for blk in _blocks(rows.size):
         r = rows[blk]
         inv_v = basis.inv_v[r]
-        inv_m = np.abs(inv_v)
+        inv_m = basis.inv_m[r]
         d = ds[blk]
         abs_d = np.abs(d)
         e = _row_max_product(abs_d * inv_m, basis.abs_zt)

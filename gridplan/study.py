@@ -816,6 +816,7 @@ class _Context:
     # The no-EV case depends on the year only: solved once per year, reused by every draw
     # (with the year's screening basis when screening is on).
     base_cache: dict[int, Any] = field(default_factory=dict)
+    asset_base_cache: dict[int, np.ndarray] = field(default_factory=dict)
     screening: bool = True
     # steps per stage of the screening, summed over units (see gridplan.screening)
     screen_stats: dict[str, int] = field(default_factory=dict)
@@ -823,7 +824,7 @@ class _Context:
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         # for worker processes started by "spawn": the compiled network holds a sparse LU
         # factorisation that does not pickle; it is rebuilt from the net on arrival
-        skip = {"compiled", "base_cache", "screen_stats"}
+        skip = {"compiled", "base_cache", "screen_stats", "asset_base_cache"}
         state = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip
         }
@@ -885,8 +886,16 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
             else:
                 if Strategy(strategy).needs_context and context is None:
                     context = DispatchContext.from_feeder(
-                        feeder, fleet, base_p, ctx.time_index, sgen_p_kw=sgen_p
+                        feeder,
+                        fleet,
+                        base_p,
+                        ctx.time_index,
+                        sgen_p_kw=sgen_p,
+                        asset_base_kw=ctx.asset_base_cache.get(year),
                     )
+                    if year not in ctx.asset_base_cache:  # the same for every draw
+                        ctx.asset_base_cache.clear()
+                        ctx.asset_base_cache[year] = context.asset_base_kw
                     context = dataclasses.replace(
                         context, asset_limit_kw=context.asset_limit_kw * spec.target_fraction
                     )
@@ -1017,8 +1026,9 @@ def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict
 
 
 #: Largest (time × EV) per-EV series the detail draw keeps [values] (float64 power, state of
-#: charge and plug-in state: about 17 bytes per value, ~100 MB at this size).
-_MAX_EV_SERIES = 6_000_000
+#: charge and plug-in state: about 17 bytes per value, ~8 MB at this size; a peak week of a
+#: few hundred EVs). Larger runs keep per-load series and take the dispatch's fast paths.
+_MAX_EV_SERIES = 500_000
 
 #: The need detail of a case without any excess (no rows).
 _NO_NEED_DETAIL = pd.DataFrame(

@@ -368,3 +368,23 @@ def test_more_enrollment_never_reduces_deferral(tmp_path):
         mean_deferral.append(np.nanmean(deferral))
     assert mean_deferral[0] <= mean_deferral[1] + 1e-9 <= mean_deferral[2] + 2e-9
     assert mean_deferral[2] > mean_deferral[0]
+
+
+def test_workers_give_the_same_result(horizon_result, tmp_path):
+    """Units evaluated in two worker processes equal the serial run (seeded per draw)."""
+    path = tmp_path / "h.toml"
+    path.write_text(HORIZON, encoding="utf-8")
+    parallel = run(path, write=False, workers=2)
+    a, b = parallel.horizon, horizon_result.horizon
+    for name in ("peak_loading_pct", "hours_over_limit", "need", "min_vm_pu", "requirement_kwh"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(a.n_ev, b.n_ev)
+    pd.testing.assert_frame_equal(parallel.assets, horizon_result.assets)
+    assert parallel.summary["screening"] == horizon_result.summary["screening"]
+
+
+def test_bad_workers_is_a_clear_error(tmp_path):
+    path = tmp_path / "h.toml"
+    path.write_text(HORIZON, encoding="utf-8")
+    with pytest.raises(ConfigError, match="workers"):
+        run(path, write=False, workers=-1)
