@@ -73,7 +73,16 @@ ARRAYS = (
 )
 
 
-@pytest.mark.parametrize("feeder", FEEDERS)
+@pytest.mark.parametrize(
+    "feeder",
+    [
+        "lv-semiurban",
+        "lv-rural",
+        # thousands of EVs over a full year, twice: minutes each (run by .ci/run's slow pass)
+        pytest.param("mv-semiurban", marks=pytest.mark.slow),
+        pytest.param("us-residential", marks=pytest.mark.slow),
+    ],
+)
 def test_screened_study_equals_full_year(feeder):
     evs, band = SETTINGS[feeder]
     full = run(_study(feeder, screening=False, band=band, evs=evs), write=False)
