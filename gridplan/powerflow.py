@@ -9,10 +9,15 @@ fixed-point (Z-bus) iteration on the non-slack buses::
     V_L = W + Z_LL · conj(S_L / V_L)      with  Z_LL = Y_LL⁻¹,  W = -Z_LL · Y_Ls · V_s
 
 where ``S_L`` is the complex power injected at the non-slack buses and ``V_s`` the fixed
-ext_grid voltages. ``Z_LL`` is applied either as a dense matrix (BLAS matrix product,
-fastest below ~60 non-slack buses) or through one sparse LU factorisation of ``Y_LL``
-(``scipy.sparse.linalg.splu``). There is no Python loop over time steps: each iteration
-updates every still-unconverged step of a chunk at once, and converged steps drop out.
+ext_grid voltages. ``Z_LL`` is applied as a dense matrix (one BLAS product), through one
+sparse LU factorisation of ``Y_LL`` (``scipy.sparse.linalg.splu``), or — the usual choice
+for radial and weakly meshed feeders — in block form: dense inverses of the small blocks
+left when a few separator nodes are removed, plus a low-rank coupling through those
+nodes (4–10× less work than the dense product on SimBench feeders). There is no Python
+loop over time steps: each iteration updates every still-unconverged step of a chunk at
+once, and converged steps drop out. Results are computed once per step after
+convergence, for all buses and for all or only the requested lines and transformers;
+the network losses come from the power balance of the converged solution.
 
 Supported: lines, two-winding transformers (taps, phase shift, parallel), switches
 (open, closed, with impedance), shunts, ext_grids (several, with angles), time-varying
@@ -41,6 +46,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +56,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.linalg.blas import zgemm as _zgemm
 from scipy.sparse.linalg import splu
 
 from gridplan.errors import ConfigError, GridplanError
@@ -70,16 +77,31 @@ ComplexArray = npt.NDArray[np.complex128]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-Method = Literal["auto", "dense", "sparse"]
-_METHODS: tuple[str, ...] = ("auto", "dense", "sparse")
+Method = Literal["auto", "dense", "sparse", "block"]
+_METHODS: tuple[str, ...] = ("auto", "dense", "sparse", "block")
 
-#: Non-slack node count up to which ``method="auto"`` applies ``Z_LL`` as a dense matrix
-#: (one BLAS product per iteration); above it the sparse LU of ``Y_LL`` is used. Measured
-#: with ``benchmarks/bench_powerflow.py --mode method`` (``benchmarks/results/powerflow.md``),
+#: Non-slack node count up to which ``method="auto"`` considers applying ``Z_LL`` as one
+#: dense matrix (one BLAS product per iteration). Measured with
+#: ``benchmarks/bench_powerflow.py --mode method`` (``benchmarks/results/powerflow.md``),
 #: single-threaded on SimBench grids, per step column: dense 0.19 / 0.55 µs vs sparse
 #: 0.33 / 0.66 µs at 14 / 43 nodes, but dense 2.0 vs sparse 1.3 µs at 100 nodes and
 #: 7.8 vs 2.6 µs at 207 nodes.
 DENSE_MAX_BUSES = 60
+
+#: Non-slack node count up to which ``method="auto"`` looks for the block structure of
+#: ``Z_LL`` (radial and weakly meshed feeders: a few separator nodes split the grid into
+#: small blocks; see :func:`_block_structure`). Above it only dense and sparse LU are
+#: considered (the search is quadratic in the node count).
+BLOCK_MAX_NODES = 1000
+
+# Cost model of one ``Z_LL`` application per step column, in units of one complex
+# multiply-add of a large dense BLAS product (≈ 0.16 ns on the benchmark machine): a
+# dense product costs n², the block form its blocks' squares plus the separator terms and
+# a fixed cost per BLAS call, and SuperLU's triangular solves cost ~15 per factor entry
+# (they run one right-hand side at a time). Calibrated with ``--mode method``.
+_COST_SPARSE_PER_NNZ = 15.0
+_COST_PER_CALL = 40.0
+_COST_BLOCK_FACTOR = 1.3  # small products run below the large-product rate
 
 #: Default number of time steps solved together (memory per chunk is roughly
 #: ``chunk_size × (buses + branches) × 100 B``).
@@ -147,10 +169,11 @@ class FlowResult:
     """Results of a time-series power flow; arrays are ``(time, element)``.
 
     Element order follows the net's tables (``bus_index``, ``line_index``,
-    ``trafo_index``). Steps that did not converge (``converged`` False) hold NaN in every
-    float field. Buses that pandapower leaves unsolved (out of service or isolated) are NaN
-    in every step; out-of-service lines and transformers carry 0 current and 0 loading,
-    and NaN where they touch such a bus, exactly as ``pandapower.runpp`` reports them.
+    ``trafo_index``), or the ``lines`` / ``trafos`` a call asked for. Steps that did not
+    converge (``converged`` False) hold NaN in every float field. Buses that pandapower
+    leaves unsolved (out of service or isolated) are NaN in every step; out-of-service
+    lines and transformers carry 0 current and 0 loading, and NaN where they touch such a
+    bus, exactly as ``pandapower.runpp`` reports them.
 
     Attributes
     ----------
@@ -173,6 +196,8 @@ class FlowResult:
         switches [kW]: series and shunt branch losses, including transformer iron
         losses; equal to ``res_line.pl_mw.sum() + res_trafo.pl_mw.sum()`` × 1000 for nets
         without impedance switches. Shunt elements (``net.shunt``) are not included.
+        Always the whole network's losses, whichever lines and transformers are reported
+        (computed from the power balance of the solution).
     converged : numpy.ndarray of bool, shape (time,)
         True where the step converged to ``tol_pu`` within ``max_iter`` iterations.
     iterations : numpy.ndarray of int, shape (time,)
@@ -180,9 +205,11 @@ class FlowResult:
     bus_index : numpy.ndarray of int, shape (bus,)
         ``net.bus.index`` (columns of ``vm_pu`` and ``va_degree``).
     line_index : numpy.ndarray of int, shape (line,)
-        ``net.line.index`` (columns of ``line_loading_pct`` and ``line_i_ka``).
+        ``net.line.index``, or the requested ``lines`` (columns of ``line_loading_pct``
+        and ``line_i_ka``).
     trafo_index : numpy.ndarray of int, shape (trafo,)
-        ``net.trafo.index`` (columns of ``trafo_loading_pct``).
+        ``net.trafo.index``, or the requested ``trafos`` (columns of
+        ``trafo_loading_pct``).
     """
 
     vm_pu: FloatArray
@@ -204,6 +231,36 @@ class FlowResult:
 
 
 @dataclass(frozen=True, eq=False)
+class _BlockZ:
+    """``Z_LL`` as block diagonal plus low rank (method ``"block"``).
+
+    With the non-slack nodes ordered as blocks (the components left when a few separator
+    nodes are removed) followed by the ``s`` separator nodes, ``Y_LL = [[A, B], [B', C]]``
+    with ``A`` block diagonal, and
+
+        Z_LL = blockdiag(A⁻¹, 0) + R · Sc⁻¹ · Q,   Sc = C − B' A⁻¹ B,
+        R = [−A⁻¹ B; I],   Q = [−B' A⁻¹, I].
+
+    For steps as rows (``V = W + I · Z_LLᵀ``): ``V[:, a:b] = I[:, a:b] @ dt`` per block,
+    plus ``[I @ qt | 1] @ rt_w`` (the low-rank part and ``W``).
+    """
+
+    blocks: tuple[tuple[int, int, ComplexArray], ...]  # (start, stop, A_f⁻ᵀ)
+    n_sep: int
+    qt: ComplexArray  # Qᵀ, (n, s)
+    rt_w: ComplexArray  # [(R Sc⁻¹)ᵀ; Wᵀ], (s + 1, n)
+
+    def solve(self, rhs: ComplexArray) -> ComplexArray:
+        """``Z_LL @ rhs`` for a (node, k) right-hand side (the interface of SuperLU)."""
+        i = np.ascontiguousarray(np.asarray(rhs, dtype=np.complex128).T)
+        v = np.zeros_like(i)
+        for a, b, dt in self.blocks:
+            v[:, a:b] = i[:, a:b] @ dt
+        v += (i @ self.qt) @ self.rt_w[:-1]
+        return np.ascontiguousarray(v.T)
+
+
+@dataclass(frozen=True, eq=False)
 class CompiledNetwork:
     """A pandapower net compiled for repeated time-series solves (see :func:`compile_network`).
 
@@ -218,7 +275,7 @@ class CompiledNetwork:
     n_nodes : int
         Number of in-service internal nodes (pandapower ``ppci`` buses) [-].
     method : str
-        How ``Z_LL`` is applied: ``"dense"`` or ``"sparse"``.
+        How ``Z_LL`` is applied: ``"dense"``, ``"sparse"`` or ``"block"``.
     """
 
     bus_index: IntArray
@@ -234,8 +291,11 @@ class CompiledNetwork:
     nonslack: IntArray
     v_slack: ComplexArray
     w: ComplexArray
-    zt: ComplexArray | None
-    lu: Any
+    zt: ComplexArray | None  # dense Z_LL transposed (method "dense"), a view of zt_w
+    lu: Any  # SuperLU of Y_LL (methods "sparse" and "block")
+    zt_w: ComplexArray | None  # [Z_LL^T; W^T]: [I | 1] @ zt_w = W + Z_LL I, rows as steps
+    blocks: _BlockZ | None
+    inv_conj_w: ComplexArray  # 1 / conj(W): the first iteration's current is S* · this
     # power injections (load convention, MW / Mvar, per node)
     s_fixed_mva: ComplexArray
     zip_p: FloatArray | None
@@ -262,6 +322,11 @@ class CompiledNetwork:
     trafo_loading_const: FloatArray
     trafo_scale: FloatArray
     trafo_loading_mode: str
+    # network losses by power balance (see compile_network and _results)
+    loss_a: ComplexArray
+    loss_c0: float
+    shunt_node: IntArray
+    shunt_g: FloatArray
 
     @property
     def n_load(self) -> int:
@@ -353,6 +418,161 @@ def _factorize(y_ll: sp.csc_matrix, rhs: ComplexArray) -> tuple[Any, ComplexArra
     return lu, lu.solve(rhs)
 
 
+@dataclass(frozen=True)
+class _BlockStructure:
+    """Node order for :class:`_BlockZ`: ``order`` lists blocks, then separator nodes."""
+
+    order: IntArray
+    sizes: tuple[int, ...]
+    n_sep: int
+    cost: float
+
+
+def _block_cost(sizes: list[int], n_sep: int, n: int) -> float:
+    """Estimated cost of one block-form ``Z_LL`` application per column (see ``_COST_*``)."""
+    squares = float(sum(k * k for k in sizes))
+    low_rank = 2.0 * n * n_sep + n  # [I @ qt | 1] @ rt_w, including W
+    calls = len(sizes) + (2 if n_sep else 1)
+    return _COST_BLOCK_FACTOR * (squares + low_rank) + _COST_PER_CALL * calls
+
+
+def _pieces_squared(adj: sp.csr_matrix, members: IntArray) -> tuple[IntArray, FloatArray]:
+    """For nodes of one connected component: sum of squared sizes of the pieces left when
+    each one is removed. Exact for every node of a tree (subtree sizes of a spanning
+    tree); for a meshed component only the 48 nodes of highest degree are evaluated."""
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+    sub = sp.csr_matrix(adj[members][:, members])
+    size = members.size
+    if sub.nnz // 2 == size - 1:  # a tree
+        order, pred = breadth_first_order(sub, 0, directed=False, return_predecessors=True)
+        sub_size = np.ones(size, dtype=np.int64)
+        for u in order[:0:-1]:  # leaves first
+            sub_size[pred[u]] += sub_size[u]
+        child_sq = np.zeros(size, dtype=np.float64)
+        np.add.at(child_sq, pred[order[1:]], sub_size[order[1:]].astype(float) ** 2)
+        return np.arange(size), child_sq + (size - sub_size).astype(float) ** 2
+    degree = np.diff(sub.indptr)
+    cand = np.argsort(-degree, kind="stable")[:48]
+    sq = np.empty(cand.size)
+    keep = np.ones(size, dtype=bool)
+    for k, j in enumerate(cand):
+        keep[j] = False
+        idx = np.flatnonzero(keep)
+        _, lab = connected_components(sub[idx][:, idx], directed=False)
+        sq[k] = float((np.bincount(lab).astype(float) ** 2).sum())
+        keep[j] = True
+    return cand.astype(np.int64), sq
+
+
+def _block_structure(y_ll: sp.spmatrix) -> _BlockStructure:
+    """Greedy separator search for the block form of ``Z_LL`` (:class:`_BlockZ`).
+
+    Repeatedly removes the node of the largest remaining component whose removal lowers
+    the estimated cost most (:func:`_block_cost`), while the cost drops. Distribution
+    feeders are trees or nearly so: on SimBench grids 1–3 separator nodes split 40–200
+    nodes into blocks of at most ~20, cutting the work of a ``Z_LL`` application 4–10×.
+    Tiny neighbouring blocks are then merged where a BLAS call costs more than the
+    merged block. Returns the trivial structure (one block, no separator) if nothing
+    helps.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    n = int(y_ll.shape[0])
+    adj = sp.csr_matrix(abs(sp.csr_matrix(y_ll)) > 0, dtype=np.float64)
+    adj = sp.csr_matrix(((adj + adj.T) > 0).astype(np.float64))
+    adj.setdiag(0.0)
+    adj.eliminate_zeros()
+    removed = np.zeros(n, dtype=bool)
+    sep: list[int] = []
+
+    def components() -> tuple[IntArray, IntArray]:
+        idx = np.flatnonzero(~removed)
+        _, lab = connected_components(adj[idx][:, idx], directed=False)
+        labels = np.full(n, -1, dtype=np.int64)
+        labels[idx] = lab
+        return labels, np.bincount(lab, minlength=1).astype(np.int64)
+
+    labels, sizes = components()
+    cost = _block_cost(sizes.tolist(), 0, n)
+    while len(sep) < n // 2:
+        big = int(sizes.argmax())
+        members = np.flatnonzero(labels == big)
+        if members.size <= 2:
+            break
+        cand, pieces_sq = _pieces_squared(adj, members)
+        rest_sq = float((sizes.astype(float) ** 2).sum()) - float(members.size) ** 2
+        n_blocks = sizes.size  # approximate: the call term is refined when recomputed
+        trial = [
+            _COST_BLOCK_FACTOR * (rest_sq + sq + 2.0 * n * (len(sep) + 1) + n)
+            + _COST_PER_CALL * (n_blocks + 2)
+            for sq in pieces_sq
+        ]
+        k = int(np.argmin(trial))
+        if trial[k] >= cost:
+            break
+        removed[members[cand[k]]] = True
+        sep.append(int(members[cand[k]]))
+        labels, sizes = components()
+        cost = _block_cost(sizes.tolist(), len(sep), n)
+
+    # blocks: components, smallest merged into groups while a call costs more
+    comp_nodes = sorted(
+        (np.flatnonzero(labels == c) for c in range(sizes.size)), key=lambda a: a.size
+    )
+    groups: list[list[IntArray]] = []
+    group_size = 0
+    for nodes in comp_nodes:
+        if groups and 2.0 * group_size * nodes.size * _COST_BLOCK_FACTOR < _COST_PER_CALL:
+            groups[-1].append(nodes)
+            group_size += int(nodes.size)
+        else:
+            groups.append([nodes])
+            group_size = int(nodes.size)
+    blocks = [np.sort(np.concatenate(g)) for g in groups]
+    blocks.sort(key=lambda a: int(a[0]))  # keep the original order roughly
+    order = np.concatenate([*blocks, np.asarray(sep, dtype=np.int64)]).astype(np.int64)
+    block_sizes = tuple(int(b.size) for b in blocks)
+    return _BlockStructure(
+        order=order,
+        sizes=block_sizes,
+        n_sep=len(sep),
+        cost=_block_cost(list(block_sizes), len(sep), n),
+    )
+
+
+def _build_block(y_ll: sp.csc_matrix, structure: _BlockStructure, w: ComplexArray) -> _BlockZ:
+    """The :class:`_BlockZ` of ``Y_LL`` (nodes already in ``structure.order``)."""
+    n = int(y_ll.shape[0])
+    s = structure.n_sep
+    n_a = n - s
+    y = sp.csr_matrix(y_ll)
+    a_inv = np.zeros((n_a, n_a), dtype=np.complex128)  # block diagonal, kept dense per block
+    blocks: list[tuple[int, int, ComplexArray]] = []
+    start = 0
+    for size in structure.sizes:
+        stop = start + size
+        inv = np.linalg.inv(y[start:stop, start:stop].toarray())
+        a_inv[start:stop, start:stop] = inv
+        blocks.append((start, stop, np.ascontiguousarray(inv.T)))
+        start = stop
+    b = y[:n_a, n_a:].toarray()
+    b2 = y[n_a:, :n_a].toarray()
+    c = y[n_a:, n_a:].toarray()
+    r_top = -(a_inv @ b)  # −A⁻¹ B
+    q_left = -(b2 @ a_inv)  # −B' A⁻¹
+    sc_inv = np.linalg.inv(c + b2 @ r_top) if s else np.zeros((0, 0), dtype=np.complex128)
+    r = np.vstack([r_top, np.eye(s, dtype=np.complex128)])
+    q = np.hstack([q_left, np.eye(s, dtype=np.complex128)])
+    rt_w = np.vstack([(r @ sc_inv).T, w[None, :]])
+    return _BlockZ(
+        blocks=tuple(blocks),
+        n_sep=s,
+        qt=np.ascontiguousarray(q.T),
+        rt_w=np.ascontiguousarray(rt_w),
+    )
+
+
 def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
     """Compile a pandapower net into the matrices the time-series solver iterates on.
 
@@ -364,10 +584,14 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
     net : pandapower.pandapowerNet
         The network. Loads and static generators are the time-varying elements;
         storage, motors, wards and shunts stay at their values in the net.
-    method : {"auto", "dense", "sparse"}, default "auto"
-        How ``Z_LL = Y_LL⁻¹`` is applied: a dense inverse (BLAS matrix product) or a
-        sparse LU factorisation. ``"auto"`` picks dense up to :data:`DENSE_MAX_BUSES`
-        non-slack nodes.
+    method : {"auto", "dense", "sparse", "block"}, default "auto"
+        How ``Z_LL = Y_LL⁻¹`` is applied: a dense inverse (one BLAS matrix product), a
+        sparse LU factorisation (SuperLU triangular solves), or ``"block"``: dense
+        inverses of the small blocks left when a few separator nodes are removed plus a
+        low-rank coupling through those nodes (radial and weakly meshed feeders; see
+        :class:`_BlockZ`). ``"auto"`` picks the one with the lowest estimated cost
+        (dense only up to :data:`DENSE_MAX_BUSES` non-slack nodes, block only up to
+        :data:`BLOCK_MAX_NODES`). All give the same results to rounding.
 
     Returns
     -------
@@ -398,6 +622,7 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
         CID_Q,
         CZD_P,
         CZD_Q,
+        GS,
         PD,
         PQ,
         QD,
@@ -459,22 +684,41 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
 
     ybus, yf, yt = makeYbus(base_mva, bus_i, ppci["branch"])
     ybus = sp.csc_matrix(ybus)
+    n_l = int(nonslack.size)
+    structure: _BlockStructure | None = None
+    if n_l and (method == "block" or (method == "auto" and n_l <= BLOCK_MAX_NODES)):
+        structure = _block_structure(ybus[nonslack][:, nonslack])
+        nonslack = nonslack[structure.order]  # blocks, then separator nodes
     y_ll = ybus[nonslack][:, nonslack].tocsc()
     y_ls = ybus[nonslack][:, slack]
-    n_l = int(nonslack.size)
-    if method == "auto":
-        method = "dense" if n_l <= DENSE_MAX_BUSES else "sparse"
     zt: ComplexArray | None = None
+    zt_w: ComplexArray | None = None
     lu: Any = None
+    blocks: _BlockZ | None = None
     if n_l:
-        rhs = -(y_ls @ v_slack)
+        rhs = np.asarray(-(y_ls @ v_slack), dtype=np.complex128)
         try:
+            if method != "dense":
+                lu, w = _factorize(y_ll, rhs)
+            if method == "auto":
+                costs = {"sparse": _COST_SPARSE_PER_NNZ * float(lu.L.nnz + lu.U.nnz)}
+                if n_l <= DENSE_MAX_BUSES:
+                    costs["dense"] = float(n_l * n_l)
+                if structure is not None and structure.n_sep:
+                    costs["block"] = structure.cost
+                cheapest = min(costs, key=costs.__getitem__)
+                method = (
+                    "dense" if cheapest == "dense" else "block" if cheapest == "block" else "sparse"
+                )
             if method == "dense":
                 z = np.linalg.inv(y_ll.toarray())
                 w = z @ rhs
-                zt = np.ascontiguousarray(z.T)
-            else:
-                lu, w = _factorize(y_ll, np.asarray(rhs, dtype=np.complex128))
+                zt_w = np.ascontiguousarray(np.vstack([z.T, w[None, :]]))
+                zt = zt_w[:n_l]
+                lu = None
+            elif method == "block":
+                assert structure is not None
+                blocks = _build_block(y_ll, structure, np.asarray(w, dtype=np.complex128))
         except (np.linalg.LinAlgError, RuntimeError) as exc:
             raise GridplanError(
                 "the admittance matrix of the non-slack buses is singular (an island "
@@ -485,7 +729,25 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
             raise GridplanError("the no-load voltages are not finite (singular network)")
     else:
         w = np.zeros(0, dtype=np.complex128)
+        if method == "auto":
+            method = "dense"
     w = np.asarray(w, dtype=np.complex128)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_conj_w = np.asarray(1.0 / np.conj(w), dtype=np.complex128)
+
+    # Branch losses by power balance: the sum over all nodes of V·conj(I), I = Ybus·V,
+    # is the power taken by all branches plus the bus shunts. At a non-slack node I is
+    # the injected current of the last iteration; at the slack nodes it is Y_sL·V_L +
+    # Y_ss·V_s, whose real part against conj(V_s) is Re(V_L · loss_a) + a constant.
+    y_sl = ybus[slack][:, nonslack]
+    y_ss = ybus[slack][:, slack]
+    loss_a = np.asarray(y_sl.T @ np.conj(v_slack), dtype=np.complex128).ravel()
+    g_shunt = bus_i[:, GS].astype(float) / base_mva
+    loss_c0 = float(np.real(np.conj(v_slack) @ (y_ss @ v_slack)))
+    loss_c0 -= float(g_shunt[slack] @ np.abs(v_slack) ** 2)
+    g_l = g_shunt[nonslack]
+    shunt_node = np.flatnonzero(g_l != 0).astype(np.int64)
+    shunt_g = g_l[shunt_node]
 
     s_fixed = (bus_i[:, PD] + 1j * bus_i[:, QD]).astype(np.complex128)
     zip_p = zip_q = None
@@ -534,14 +796,14 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
     # I_f = y_ff·V_f + y_ft·V_t and I_t = y_tf·V_f + y_tt·V_t.
     yf, yt = sp.csr_matrix(yf), sp.csr_matrix(yt)
     rng_br = np.arange(br.shape[0])
-    y_branch = np.stack(
-        [
+    y_branch = np.zeros((4, br.shape[0]), dtype=np.complex128)
+    if br.shape[0]:  # (sparse fancy indexing with empty arrays returns a matrix)
+        y_branch[:] = [
             np.asarray(yf[rng_br, br_f]).ravel(),
             np.asarray(yf[rng_br, br_t]).ravel(),
             np.asarray(yt[rng_br, br_f]).ravel(),
             np.asarray(yt[rng_br, br_t]).ravel(),
         ]
-    ).astype(np.complex128)
     base_kv = bus_i[:, BASE_KV].astype(float)
     i_base = base_mva / math.sqrt(3.0)
     i_base_f = i_base / base_kv[br_f]
@@ -653,6 +915,9 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
         w=w,
         zt=zt,
         lu=lu,
+        zt_w=zt_w,
+        blocks=blocks,
+        inv_conj_w=inv_conj_w,
         s_fixed_mva=s_fixed,
         zip_p=zip_p,
         zip_q=zip_q,
@@ -678,6 +943,10 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
         trafo_loading_const=trafo_loading_const,
         trafo_scale=trafo_scale,
         trafo_loading_mode=trafo_mode,
+        loss_a=loss_a,
+        loss_c0=loss_c0,
+        shunt_node=shunt_node,
+        shunt_g=shunt_g,
     )
 
 
@@ -767,183 +1036,384 @@ def _inputs(
 
 
 @dataclass(frozen=True)
-class _Scatter:
-    """How one (time × element) input adds to the (time × nonslack) node load.
+class _LoadPlan:
+    """How the (time × element) inputs become ``conj(S_inj)`` of a chunk's steps.
 
-    Elements are split into layers with at most one element per node each, so that every
-    layer is a plain column gather and scatter-add (``layers`` pairs of element columns and
-    non-slack node positions).
+    The work is done on the float view of the (step, non-slack node) complex array, two
+    float columns (real, imaginary) per node. The given inputs are scaled (kW / kvar to
+    pu, with the sign they take in ``conj(S_inj)``) into the columns of one buffer that
+    ends in a zero column; the result is ``const`` plus, per layer, one column gather of
+    that buffer (``layers[r][c]``: the buffer column of the r-th element that adds to
+    float column ``c``, or the zero column).
     """
 
-    part: str  # "real" or "imag"
-    factor: float  # sign and kW -> MW
-    layers: tuple[tuple[IntArray, IntArray], ...]
+    const: FloatArray  # (2 n_l,): constant part, re/im interleaved [pu]
+    given: tuple[tuple[int, int, float], ...]  # (input number, buffer offset, factor)
+    width: int  # buffer columns, including the final zero column
+    layers: tuple[IntArray, ...]  # full-width gathers
+    sparse_layers: tuple[tuple[IntArray, IntArray], ...]  # (float columns, buffer columns)
 
 
-def _load_plan(
-    cn: CompiledNetwork, inputs: list[_Input]
-) -> tuple[ComplexArray, list[_Scatter | None]]:
-    """Constant part of the non-slack node load and the scatter plan of each given input.
-
-    Returns the constant complex load per non-slack node [MVA] (fixed elements plus every
-    input left at the net's values) and, per input, its :class:`_Scatter` (None for inputs
-    left at the net's values). Elements at slack nodes do not change any voltage and are
-    dropped.
-    """
-    position = np.full(cn.n_nodes, -1, dtype=np.int64)
-    position[cn.nonslack] = np.arange(cn.nonslack.size)
-    const = cn.s_fixed_mva[cn.nonslack].copy()
-    plans: list[_Scatter | None] = []
-    for inp, c, sign, part in zip(
-        inputs,
-        (cn.c_load, cn.c_load, cn.c_sgen, cn.c_sgen),
-        (1.0, 1.0, -1.0, -1.0),
-        ("real", "imag", "real", "imag"),
-        strict=True,
+def _load_plan(cn: CompiledNetwork, inputs: list[_Input]) -> _LoadPlan:
+    """The :class:`_LoadPlan` of the inputs (elements at slack nodes are dropped: they
+    change no voltage)."""
+    n_l = int(cn.nonslack.size)
+    s_const = cn.s_fixed_mva[:n_l].copy()  # load convention [MVA]
+    targets: list[IntArray] = []
+    sources: list[IntArray] = []
+    given: list[tuple[int, int, float]] = []
+    offset = 0
+    for k, (inp, c, sign, part) in enumerate(
+        zip(
+            inputs,
+            (cn.c_load, cn.c_load, cn.c_sgen, cn.c_sgen),
+            (1.0, 1.0, -1.0, -1.0),
+            (0, 1, 0, 1),
+            strict=True,
+        )
     ):
         if inp.data is None:
-            contrib = (c @ inp.default)[cn.nonslack] * sign
-            const += contrib if part == "real" else 1j * contrib
-            plans.append(None)
+            contrib = (c @ inp.default)[:n_l] * sign
+            s_const += contrib if part == 0 else 1j * contrib
             continue
-        coo = c.tocoo()
-        pos = position[coo.row]
-        keep = pos >= 0
-        el, pos = coo.col[keep].astype(np.int64), pos[keep]
-        by_node = np.argsort(pos, kind="stable")
-        el, pos = el[by_node], pos[by_node]
-        _, starts, counts = np.unique(pos, return_index=True, return_counts=True)
-        rank = np.arange(pos.size) - np.repeat(starts, counts)  # index within its node
-        layers = tuple(
-            (el[rank == r], pos[rank == r]) for r in range(int(rank.max(initial=-1)) + 1)
-        )
-        plans.append(_Scatter(part=part, factor=sign * 1e-3, layers=layers))
-    return const, plans
+        coo = sp.coo_matrix(c)
+        keep = coo.row < n_l
+        # conj(S_inj) = conj(-S_load) = -P + jQ: P enters negated, Q as it is
+        factor = sign * (-1.0 if part == 0 else 1.0) * 1e-3 / cn.base_mva
+        targets.append(2 * coo.row[keep].astype(np.int64) + part)
+        sources.append(offset + coo.col[keep].astype(np.int64))
+        given.append((k, offset, factor))
+        offset += int(c.shape[1])
+    const = np.empty(2 * n_l)
+    const[0::2] = -s_const.real / cn.base_mva
+    const[1::2] = s_const.imag / cn.base_mva
+    zero = offset
+    layers: list[IntArray] = []
+    sparse_layers: list[tuple[IntArray, IntArray]] = []
+    if given:
+        tgt = np.concatenate(targets)
+        src = np.concatenate(sources)
+        by_target = np.argsort(tgt, kind="stable")
+        tgt, src = tgt[by_target], src[by_target]
+        _, starts, counts = np.unique(tgt, return_index=True, return_counts=True)
+        rank = np.arange(tgt.size) - np.repeat(starts, counts)
+        for r in range(int(rank.max(initial=-1)) + 1):
+            mine = rank == r
+            # the first layer always, and layers that fill much of the width, as one
+            # full-width gather; the rest (a few nodes with several elements) by column
+            if r == 0 or mine.sum() > 0.3 * 2 * n_l:
+                idx = np.full(2 * n_l, zero, dtype=np.int64)
+                idx[tgt[mine]] = src[mine]
+                layers.append(idx)
+            else:
+                sparse_layers.append((tgt[mine], src[mine]))
+    return _LoadPlan(
+        const=const,
+        given=tuple(given),
+        width=offset + 1,
+        layers=tuple(layers),
+        sparse_layers=tuple(sparse_layers),
+    )
 
 
 def _chunk_load(
-    inputs: list[_Input],
-    const: ComplexArray,
-    plans: list[_Scatter | None],
-    start: int,
-    stop: int,
+    plan: _LoadPlan, inputs: list[_Input], n_l: int, start: int, stop: int
 ) -> ComplexArray:
-    """Complex load per non-slack node [MVA] (load convention), shape (steps, nonslack)."""
-    s = np.empty((stop - start, const.shape[0]), dtype=np.complex128)
-    s[:] = const
-    for inp, plan in zip(inputs, plans, strict=True):
-        if plan is None:
-            continue
-        x = inp.rows(start, stop)
-        if plan.factor != 1.0:
-            x = x * plan.factor
-        target = s.real if plan.part == "real" else s.imag
-        for elements, nodes in plan.layers:
-            target[:, nodes] += x[:, elements]
-    return s
+    """``conj(S_inj)`` per non-slack node [pu], shape (steps, nonslack)."""
+    m = stop - start
+    sc = np.empty((m, n_l), dtype=np.complex128)
+    sc_f = sc.view(np.float64)
+    if not plan.layers:
+        sc_f[:] = plan.const
+        for k, _, _ in plan.given:  # inputs whose elements all sit at slack nodes
+            inputs[k].rows(start, stop)  # still read and checked
+        return sc
+    buf = np.empty((m, plan.width))
+    buf[:, -1] = 0.0
+    for k, offset, factor in plan.given:
+        x = inputs[k].rows(start, stop)
+        np.multiply(x, factor, out=buf[:, offset : offset + x.shape[1]])
+    np.take(buf, plan.layers[0], axis=1, out=sc_f, mode="clip")
+    sc_f += plan.const
+    if len(plan.layers) > 1:
+        tmp = np.empty_like(sc_f)
+        for idx in plan.layers[1:]:
+            np.take(buf, idx, axis=1, out=tmp, mode="clip")
+            sc_f += tmp
+    for cols, src in plan.sparse_layers:
+        sc_f[:, cols] += np.take(buf, src, axis=1, mode="clip")
+    return sc
 
 
-def _apply_z(cn: CompiledNetwork, i: ComplexArray) -> ComplexArray:
-    """``Z_LL @ i`` for a (steps, nonslack) current matrix."""
-    if cn.zt is not None:
-        return i @ cn.zt
-    return np.asarray(cn.lu.solve(np.asfortranarray(i.T)), dtype=np.complex128).T
+def _apply_z(
+    cn: CompiledNetwork, cur: ComplexArray, out: ComplexArray, t_buf: ComplexArray | None
+) -> None:
+    """``out = W + Z_LL · cur`` for steps as rows.
+
+    ``cur`` is (steps, nonslack) C-contiguous; for method ``"dense"`` it has one more
+    column of ones (``[I | 1] @ zt_w`` adds ``W`` in the same product). ``t_buf`` is the
+    (steps, separators + 1) work array of method ``"block"``, last column ones.
+    """
+    if cn.zt_w is not None:
+        np.matmul(cur, cn.zt_w, out=out)
+        return
+    bz = cn.blocks
+    if bz is None:
+        x = cn.lu.solve(cur.T)  # cur.T is Fortran-ordered: no copy before SuperLU's own
+        np.add(x.T, cn.w, out=out)
+        return
+    assert t_buf is not None
+    s = bz.n_sep
+    for a, b, dt in bz.blocks:
+        np.matmul(cur[:, a:b], dt, out=out[:, a:b])
+    n = out.shape[1]
+    if s:
+        np.matmul(cur, bz.qt, out=t_buf[:, :s])
+        out[:, n - s :] = 0.0
+    # out += [I @ qt | 1] @ rt_w, as one BLAS call accumulating into out (column-major view)
+    res = _zgemm(1.0, bz.rt_w.T, t_buf.T, beta=1.0, c=out.T, overwrite_c=True)
+    if not np.may_share_memory(res, out):  # f2py had to copy: never for these layouts
+        out[:] = res.T
 
 
 def _iterate(
-    cn: CompiledNetwork, s_load: ComplexArray, max_iter: int, tol_pu: float
-) -> tuple[ComplexArray, BoolArray, IntArray]:
+    cn: CompiledNetwork,
+    sc: ComplexArray,
+    max_iter: int,
+    tol_pu: float,
+    v_out: ComplexArray,
+    cur_out: ComplexArray,
+) -> tuple[BoolArray, IntArray]:
     """Fixed-point iteration for all steps of a chunk.
 
     Parameters
     ----------
     cn
         The compiled network.
-    s_load
-        Complex load per non-slack node [MVA], shape (steps, nonslack).
+    sc
+        ``conj(S_inj)`` per non-slack node [pu], shape (steps, nonslack).
     max_iter, tol_pu
-        Iteration limit [-] and tolerance on the largest voltage change [pu].
+        Iteration limit [-] and tolerance [pu] (see :func:`solve_timeseries`).
+    v_out
+        (steps, nodes): receives the non-slack voltages of converged steps in its first
+        columns (left untouched, e.g. NaN, for the others).
+    cur_out
+        (steps, nonslack): receives the injected currents of the last iteration of the
+        converged steps (``V = W + Z_LL · cur`` exactly: the losses use it).
 
     Returns
     -------
-    v, converged, iterations
-        Non-slack voltages [pu] (NaN where not converged), shape (steps, nonslack);
-        convergence flag and iterations used per step.
+    converged, iterations
+        Convergence flag and iterations used per step.
     """
-    m, n_l = s_load.shape
-    v_out = np.full((m, n_l), np.nan, dtype=np.complex128)
+    m, n = sc.shape
     converged = np.zeros(m, dtype=bool)
     iterations = np.full(m, max_iter, dtype=np.int64)
-    if n_l == 0:
+    if n == 0:
         converged[:] = True
         iterations[:] = 0
-        return v_out, converged, iterations
+        return converged, iterations
 
-    w = cn.w
-    # conj(S_inj) [pu] with S_inj = -S_load / base; for ZIP loads its P and Q parts
-    sc = -np.conj(s_load) / cn.base_mva
+    dense = cn.zt_w is not None
+    cur_buf = np.empty((m, n + 1) if dense else (m, n), dtype=np.complex128)
+    if dense:
+        cur_buf[:, n] = 1.0
+    t_buf = None
+    if cn.blocks is not None:
+        t_buf = np.empty((m, cn.blocks.n_sep + 1), dtype=np.complex128)
+        t_buf[:, -1] = 1.0
+    bufs = (np.empty((m, n), dtype=np.complex128), np.empty((m, n), dtype=np.complex128))
+    diff = np.empty((m, n), dtype=np.complex128)
+    mag = np.empty((m, n))
+    held = 1  # which of bufs holds v (after the first iteration)
+    v: ComplexArray = np.broadcast_to(cn.w, (m, n))
+
     voltage_dependent = cn.zip_p is not None and cn.zip_q is not None
     if voltage_dependent:
         assert cn.zip_p is not None and cn.zip_q is not None
-        kp = cn.zip_p[:, cn.nonslack]
-        kq = cn.zip_q[:, cn.nonslack]
+        kp = cn.zip_p[:, :n]
+        kq = cn.zip_q[:, :n]
 
     active = np.arange(m)
-    v = np.broadcast_to(w, (m, n_l)).copy()
     dv_prev = np.full(m, np.nan)  # rho unknown in the first iteration: only dv <= tiny stops
     tiny = 1e-3 * tol_pu
     with np.errstate(all="ignore"):
         for k in range(1, max_iter + 1):
-            # injected current conj(S / V) = conj(S) · (1 / conj(V))
-            cur = np.conj(v)
-            np.reciprocal(cur, out=cur)
+            ma = int(active.size)
+            cur = cur_buf[:ma, :n]
+            # injected current conj(S_inj / V) = conj(S_inj) / conj(V)
             if voltage_dependent:
                 vm = np.abs(v)
-                cur *= sc.real * (kp[0] + vm * (kp[1] + vm * kp[2])) + 1j * (
+                load = sc.real * (kp[0] + vm * (kp[1] + vm * kp[2])) + 1j * (
                     sc.imag * (kq[0] + vm * (kq[1] + vm * kq[2]))
                 )
+                np.divide(load, np.conj(v), out=cur)
+            elif k == 1:
+                np.multiply(sc, cn.inv_conj_w, out=cur)
             else:
-                cur *= sc
-            v_new = _apply_z(cn, cur)
-            v_new += w
-            dv = np.abs(v_new - v).max(axis=1)
-            v = v_new
+                conj_v = diff[:ma]
+                np.conjugate(v, out=conj_v)
+                np.divide(sc, conj_v, out=cur)
+            v_new = bufs[1 - held][:ma]
+            _apply_z(cn, cur_buf[:ma], v_new, None if t_buf is None else t_buf[:ma])
+            d = diff[:ma]
+            np.subtract(v_new, v, out=d)
+            a = mag[:ma]
+            np.abs(d, out=a)
+            dv = a.max(axis=1)
             # The iteration contracts linearly: with rate rho = dv / dv_prev the error left
             # in v is about dv·rho/(1-rho). Stop on that estimate (from the 2nd iteration
             # on, when rho is measured); a change at rounding level stops at once.
             rho = dv / dv_prev
             done = (dv * rho < tol_pu * (1.0 - rho)) | (dv <= tiny)
-            dv_prev = dv
             finished = done | ~np.isfinite(dv)
-            if finished.any():
-                iterations[active[finished]] = k
-                ok = active[done]
-                v_out[ok] = v[done]
-                converged[ok] = True
-                keep = ~finished
-                active = active[keep]
-                if active.size == 0:
-                    break
-                v = v[keep]
-                sc = sc[keep]
-                dv_prev = dv_prev[keep]
-    return v_out, converged, iterations
+            if not finished.any():
+                held = 1 - held
+                v = v_new
+                dv_prev = dv
+                continue
+            iterations[active[finished]] = k
+            ok = active[done]
+            v_out[ok, :n] = v_new[done]
+            cur_out[ok] = cur[done]
+            converged[ok] = True
+            keep = np.flatnonzero(~finished)
+            active = active[keep]
+            if active.size == 0:
+                break
+            # compact the steps still iterating into the buffer v no longer needs
+            v = bufs[held][: keep.size]
+            np.take(v_new, keep, axis=0, out=v, mode="clip")
+            sc = np.take(sc, keep, axis=0)
+            dv_prev = dv[keep]
+    return converged, iterations
 
 
-def _empty_result(cn: CompiledNetwork, n_steps: int) -> FlowResult:
+@dataclass(frozen=True)
+class _BranchSet:
+    """Selected lines or transformers: which output columns have an in-service branch and
+    that branch's end nodes, two-port admittances and current scales."""
+
+    on: IntArray  # output columns whose branch is in service
+    all_on: bool
+    f: IntArray  # end nodes
+    t: IntArray
+    y: ComplexArray  # (4, k): y_ff, y_ft, y_tf, y_tt
+    scale_f: FloatArray  # kA per pu of current at each end (× rating scale for trafos)
+    scale_t: FloatArray
+    same_scale: bool
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """What a call reports: all buses, and the selected lines and transformers."""
+
+    line_pos: IntArray  # positions in net.line.index order
+    trafo_pos: IntArray
+    lines: _BranchSet
+    trafos: _BranchSet
+    line_scale: FloatArray
+    line_unrated: IntArray  # output columns of lines with max_i_ka = 0
+    line_i_const: FloatArray
+    trafo_loading_const: FloatArray
+
+
+def _positions(index: IntArray, wanted: Any, field: str) -> IntArray:
+    """Positions of the labels ``wanted`` in ``index`` (all for None)."""
+    if wanted is None:
+        return np.arange(index.size, dtype=np.int64)
+    table = field[:-1]  # "lines" -> "line"
+    arr = np.asarray(wanted)
+    if arr.ndim != 1:
+        raise ConfigError(
+            f"expected a 1-D list of net.{table} index labels, got shape {arr.shape}",
+            field=field,
+        )
+    lookup = {int(v): k for k, v in enumerate(index.tolist())}
+    pos: list[int] = []
+    unknown: list[Any] = []
+    for label in arr.tolist():
+        key = int(label) if isinstance(label, int | float | np.integer) else None
+        if key is None or key != label or key not in lookup:
+            unknown.append(label)
+        else:
+            pos.append(lookup[key])
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        raise ConfigError(f"{len(unknown)} label(s) not in net.{table}.index: {shown}", field=field)
+    out = np.asarray(pos, dtype=np.int64)
+    if np.unique(out).size != out.size:
+        raise ConfigError(f"lists a net.{table} index label more than once", field=field)
+    return out
+
+
+def _branch_set(
+    cn: CompiledNetwork,
+    branch: IntArray,
+    scale_f: FloatArray,
+    scale_t: FloatArray,
+    *,
+    current: bool = True,
+) -> _BranchSet:
+    """Branch data of the selected elements; ``current=False`` for apparent power."""
+    on = np.flatnonzero(branch >= 0)
+    br = branch[on]
+    if current:
+        sf = cn.i_base_f_ka[br] * scale_f[on]
+        st = cn.i_base_t_ka[br] * scale_t[on]
+    else:
+        sf = cn.base_mva * scale_f[on]
+        st = cn.base_mva * scale_t[on]
+    return _BranchSet(
+        on=on,
+        all_on=bool(on.size == branch.size),
+        f=cn.br_f[br],
+        t=cn.br_t[br],
+        y=np.ascontiguousarray(cn.y_branch[:, br]),
+        scale_f=sf,
+        scale_t=st,
+        same_scale=bool(np.array_equal(sf, st)),
+    )
+
+
+def _selection(cn: CompiledNetwork, lines: Any, trafos: Any) -> _Selection:
+    line_pos = _positions(cn.line_index, lines, "lines")
+    trafo_pos = _positions(cn.trafo_index, trafos, "trafos")
+    ones = np.ones(line_pos.size)
+    trafo_scale = cn.trafo_scale[trafo_pos]
+    return _Selection(
+        line_pos=line_pos,
+        trafo_pos=trafo_pos,
+        lines=_branch_set(cn, cn.line_branch[line_pos], ones, ones),
+        trafos=_branch_set(
+            cn,
+            cn.trafo_branch[trafo_pos],
+            trafo_scale[:, 0],
+            trafo_scale[:, 1],
+            current=cn.trafo_loading_mode == "current",
+        ),
+        line_scale=cn.line_scale[line_pos],
+        line_unrated=np.flatnonzero(~cn.line_rated[line_pos]),
+        line_i_const=cn.line_i_const[line_pos],
+        trafo_loading_const=cn.trafo_loading_const[trafo_pos],
+    )
+
+
+def _empty_result(cn: CompiledNetwork, n_steps: int, sel: _Selection) -> FlowResult:
     """A result with uninitialised arrays for ``n_steps`` steps."""
+    n_line, n_trafo = sel.line_pos.size, sel.trafo_pos.size
     return FlowResult(
         vm_pu=np.empty((n_steps, cn.bus_index.size)),
         va_degree=np.empty((n_steps, cn.bus_index.size)),
-        line_loading_pct=np.empty((n_steps, cn.line_index.size)),
-        line_i_ka=np.empty((n_steps, cn.line_index.size)),
-        trafo_loading_pct=np.empty((n_steps, cn.trafo_index.size)),
+        line_loading_pct=np.empty((n_steps, n_line)),
+        line_i_ka=np.empty((n_steps, n_line)),
+        trafo_loading_pct=np.empty((n_steps, n_trafo)),
         losses_kw=np.empty(n_steps),
         converged=np.empty(n_steps, dtype=bool),
         iterations=np.empty(n_steps, dtype=np.int64),
         bus_index=cn.bus_index,
-        line_index=cn.line_index,
-        trafo_index=cn.trafo_index,
+        line_index=cn.line_index[sel.line_pos],
+        trafo_index=cn.trafo_index[sel.trafo_pos],
     )
 
 
@@ -971,90 +1441,102 @@ _PER_STEP = frozenset(
 )
 
 
+def _end_currents(
+    v: ComplexArray, bs: _BranchSet
+) -> tuple[ComplexArray, ComplexArray, ComplexArray, ComplexArray]:
+    """End voltages and currents [pu] of a branch set: v_f, v_t, i_f, i_t."""
+    v_f = np.take(v, bs.f, axis=1)
+    v_t = np.take(v, bs.t, axis=1)
+    y_ff, y_ft, y_tf, y_tt = bs.y
+    i_f = v_f * y_ff
+    tmp = v_t * y_ft
+    i_f += tmp
+    i_t = np.multiply(v_t, y_tt, out=tmp)
+    i_t += v_f * y_tf
+    return v_f, v_t, i_f, i_t
+
+
+def _max_ends(a_f: FloatArray, a_t: FloatArray, bs: _BranchSet, out: FloatArray) -> None:
+    """``out = max(|a_f| · scale_f, |a_t| · scale_t)`` for the in-service columns."""
+    if bs.same_scale:
+        np.maximum(a_f, a_t, out=a_f)
+        a_f *= bs.scale_f
+    else:
+        a_f *= bs.scale_f
+        a_t *= bs.scale_t
+        np.maximum(a_f, a_t, out=a_f)
+    if bs.all_on:
+        out[:] = a_f
+    else:
+        out[:, bs.on] = a_f
+
+
 def _results(
     cn: CompiledNetwork,
-    v_l: ComplexArray,
+    sel: _Selection,
+    v: ComplexArray,
+    cur: ComplexArray,
     converged: BoolArray,
     iterations: IntArray,
     out: FlowResult,
 ) -> FlowResult:
-    """Write bus, line and trafo results of one chunk into ``out`` (and return it)."""
-    m = v_l.shape[0]
-    n_l = cn.nonslack.size  # nodes are numbered non-slack first, then slack
-    v = np.empty((m, cn.n_nodes), dtype=np.complex128)
-    v[:, :n_l] = v_l
-    v[:, n_l:] = cn.v_slack
+    """Write bus, line and trafo results and losses of one chunk into ``out``.
+
+    ``v`` is (steps, nodes), non-slack nodes first; ``cur`` the injected currents of the
+    last iteration (:func:`_iterate`).
+    """
+    n_l = cn.nonslack.size
 
     # buses
     solved = cn.bus_node >= 0
-    # np.take keeps the C order (fancy indexing of columns would return F order)
     v_bus = np.take(v, cn.bus_node[solved], axis=1)
+    # arctan2 runs twice as fast on contiguous real / imaginary parts as on the views
+    re = np.ascontiguousarray(v_bus.real)
+    im = np.ascontiguousarray(v_bus.imag)
     if solved.all():
         np.abs(v_bus, out=out.vm_pu)
-        out.va_degree[:] = np.angle(v_bus, deg=True)
+        np.arctan2(im, re, out=out.va_degree)
+        np.multiply(out.va_degree, 180.0 / math.pi, out=out.va_degree)
     else:
         out.vm_pu[:] = np.nan
         out.va_degree[:] = np.nan
         out.vm_pu[:, solved] = np.abs(v_bus)
-        out.va_degree[:, solved] = np.angle(v_bus, deg=True)
+        out.va_degree[:, solved] = np.arctan2(im, re) * (180.0 / math.pi)
 
-    # branch end currents and losses
-    v_f = np.take(v, cn.br_f, axis=1)
-    v_t = np.take(v, cn.br_t, axis=1)
-    y_ff, y_ft, y_tf, y_tt = cn.y_branch
-    i_f = v_f * y_ff
-    i_f += v_t * y_ft
-    i_t = v_f * y_tf
-    i_t += v_t * y_tt
-    # Re(V·conj(I)) summed over both ends of every branch, as real dot products
-    losses_kw = out.losses_kw
-    m2 = (m, 2 * cn.br_f.size)
-    np.einsum(
-        "ij,ij->i",
-        v_f.view(np.float64).reshape(m2),
-        i_f.view(np.float64).reshape(m2),
-        out=losses_kw,
-    )
-    losses_kw += np.einsum(
-        "ij,ij->i", v_t.view(np.float64).reshape(m2), i_t.view(np.float64).reshape(m2)
-    )
-    losses_kw *= cn.base_mva * 1e3
-    ika_f = np.abs(i_f)
-    ika_f *= cn.i_base_f_ka
-    ika_t = np.abs(i_t)
-    ika_t *= cn.i_base_t_ka
+    # losses: Re Σ V·conj(I) over all nodes minus the bus shunts (see compile_network)
+    v_l = v[:, :n_l]
+    losses = out.losses_kw
+    # Re(V·conj(I)) summed per step, as one real dot product per row
+    np.einsum("ij,ij->i", v_l.view(np.float64), cur.view(np.float64), out=losses)
+    losses += np.real(v_l @ cn.loss_a)
+    if cn.shunt_node.size:
+        v_sh = np.take(v, cn.shunt_node, axis=1)
+        losses -= (v_sh.real**2 + v_sh.imag**2) @ cn.shunt_g
+    losses += cn.loss_c0
+    losses *= cn.base_mva * 1e3
 
     # lines: out-of-service ones keep pandapower's constant (0 or NaN)
-    on = cn.line_branch >= 0
-    rows = cn.line_branch[on]
-    if on.all():
-        if rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all():
-            block = slice(int(rows[0]), int(rows[-1]) + 1)  # contiguous: views, no gather
-            np.maximum(ika_f[:, block], ika_t[:, block], out=out.line_i_ka)
-        else:
-            np.maximum(np.take(ika_f, rows, 1), np.take(ika_t, rows, 1), out=out.line_i_ka)
-    else:
-        out.line_i_ka[:] = cn.line_i_const
-        out.line_i_ka[:, on] = np.maximum(np.take(ika_f, rows, 1), np.take(ika_t, rows, 1))
-    np.multiply(out.line_i_ka, cn.line_scale, out=out.line_loading_pct)
-    if not cn.line_rated.all():  # max_i_ka = 0: pandapower reports inf
-        out.line_loading_pct[:, ~cn.line_rated] = np.inf
+    bs = sel.lines
+    if not bs.all_on:
+        out.line_i_ka[:] = sel.line_i_const
+    if bs.on.size:
+        _, _, i_f, i_t = _end_currents(v, bs)
+        _max_ends(np.abs(i_f), np.abs(i_t), bs, out.line_i_ka)
+    np.multiply(out.line_i_ka, sel.line_scale, out=out.line_loading_pct)
+    if sel.line_unrated.size:  # max_i_ka = 0: pandapower reports inf
+        out.line_loading_pct[:, sel.line_unrated] = np.inf
 
     # transformers
-    on = cn.trafo_branch >= 0
-    rows = cn.trafo_branch[on]
-    if cn.trafo_loading_mode == "current":
-        side_f, side_t = np.take(ika_f, rows, 1), np.take(ika_t, rows, 1)
-    else:  # "power": apparent power at each end [MVA]
-        side_f = np.abs(np.take(v_f, rows, 1) * np.take(i_f, rows, 1)) * cn.base_mva
-        side_t = np.abs(np.take(v_t, rows, 1) * np.take(i_t, rows, 1)) * cn.base_mva
-    side_f *= cn.trafo_scale[on, 0]
-    side_t *= cn.trafo_scale[on, 1]
-    if on.all():
-        np.maximum(side_f, side_t, out=out.trafo_loading_pct)
-    else:
-        out.trafo_loading_pct[:] = cn.trafo_loading_const
-        out.trafo_loading_pct[:, on] = np.maximum(side_f, side_t)
+    bs = sel.trafos
+    if not bs.all_on:
+        out.trafo_loading_pct[:] = sel.trafo_loading_const
+    if bs.on.size:
+        v_f, v_t, i_f, i_t = _end_currents(v, bs)
+        if cn.trafo_loading_mode == "current":
+            side_f, side_t = np.abs(i_f), np.abs(i_t)
+        else:  # "power": apparent power at each end (scaled to MVA and % in bs)
+            side_f, side_t = np.abs(v_f * i_f), np.abs(v_t * i_t)
+        _max_ends(side_f, side_t, bs, out.trafo_loading_pct)
 
     out.converged[:] = converged
     out.iterations[:] = iterations
@@ -1077,21 +1559,63 @@ def _check_params(max_iter: int, tol_pu: float, chunk_size: int, threads: int) -
         raise ConfigError(f"expected an integer >= 1, got {threads!r}", field="threads")
 
 
-def _solve_chunk(
-    cn: CompiledNetwork,
-    inputs: list[_Input],
-    const: ComplexArray,
-    plans: list[_Scatter | None],
-    steps: slice,
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a chunk needs besides its rows: fixed for one call."""
+
+    cn: CompiledNetwork
+    inputs: list[_Input]
+    loads: _LoadPlan
+    sel: _Selection
+    max_iter: int
+    tol_pu: float
+
+
+def _solve_chunk(plan: _Plan, steps: slice, out: FlowResult | None) -> FlowResult:
+    """Solve the steps ``steps``; results go into ``out`` (full-length) when given."""
+    cn = plan.cn
+    n_l = int(cn.nonslack.size)
+    m = steps.stop - steps.start
+    sc = _chunk_load(plan.loads, plan.inputs, n_l, steps.start, steps.stop)
+    v = np.empty((m, cn.n_nodes), dtype=np.complex128)
+    v[:, :n_l] = np.nan
+    v[:, n_l:] = cn.v_slack
+    cur = np.empty((m, n_l), dtype=np.complex128)
+    conv, iters = _iterate(cn, sc, plan.max_iter, plan.tol_pu, v, cur)
+    rows = _empty_result(cn, m, plan.sel) if out is None else _step_rows(out, steps)
+    with np.errstate(all="ignore"):  # unconverged steps compute garbage, then are NaN
+        return _results(cn, plan.sel, v, cur, conv, iters, rows)
+
+
+def _prepare(
+    net: Any,
+    load_p_kw: Any,
+    load_q_kvar: Any,
+    sgen_p_kw: Any,
+    sgen_q_kvar: Any,
     max_iter: int,
     tol_pu: float,
-    out: FlowResult | None,
-) -> FlowResult:
-    """Solve the steps ``steps``; results go into ``out`` (full-length) when given."""
-    s_load = _chunk_load(inputs, const, plans, steps.start, steps.stop)
-    v_l, conv, iters = _iterate(cn, s_load, max_iter, tol_pu)
-    rows = _empty_result(cn, steps.stop - steps.start) if out is None else _step_rows(out, steps)
-    return _results(cn, v_l, conv, iters, rows)
+    chunk_size: int,
+    threads: int,
+    lines: Any,
+    trafos: Any,
+) -> tuple[_Plan, int]:
+    """Validate everything and build the call's :class:`_Plan` (before any solving)."""
+    _check_params(max_iter, tol_pu, chunk_size, threads)
+    cn = net if isinstance(net, CompiledNetwork) else compile_network(net)
+    sel = _selection(cn, lines, trafos)
+    n_steps, inputs = _inputs(cn, load_p_kw, load_q_kvar, sgen_p_kw, sgen_q_kvar)
+    for inp in inputs:
+        inp.check_all()
+    plan = _Plan(
+        cn=cn,
+        inputs=inputs,
+        loads=_load_plan(cn, inputs),
+        sel=sel,
+        max_iter=int(max_iter),
+        tol_pu=float(tol_pu),
+    )
+    return plan, n_steps
 
 
 def iter_timeseries(
@@ -1105,6 +1629,8 @@ def iter_timeseries(
     tol_pu: float = 1e-8,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     threads: int = 1,
+    lines: Any = None,
+    trafos: Any = None,
 ) -> Iterator[tuple[slice, FlowResult]]:
     """Solve a time series chunk by chunk, yielding each chunk's results in order.
 
@@ -1124,34 +1650,62 @@ def iter_timeseries(
     result : FlowResult
         Results for those rows.
     """
-    _check_params(max_iter, tol_pu, chunk_size, threads)
-    cn = net if isinstance(net, CompiledNetwork) else compile_network(net)
-    n_steps, inputs = _inputs(cn, load_p_kw, load_q_kvar, sgen_p_kw, sgen_q_kvar)
-    for inp in inputs:
-        inp.check_all()
-    yield from _run(cn, inputs, n_steps, max_iter, tol_pu, chunk_size, threads)
+    plan, n_steps = _prepare(
+        net, load_p_kw, load_q_kvar, sgen_p_kw, sgen_q_kvar,
+        max_iter, tol_pu, chunk_size, threads, lines, trafos,
+    )  # fmt: skip
+    yield from _run(plan, n_steps, chunk_size, threads)
 
 
-def _solve_chunk_one_blas_thread(*args: Any) -> FlowResult:
-    """:func:`_solve_chunk` with BLAS limited to one thread.
+class _OneBlasThread:
+    """Context manager: BLAS limited to one thread while any chunk is being solved.
 
     The products here are small (non-slack buses × chunk): multi-threaded BLAS only adds
     synchronisation, and on a loaded machine it made a year on a 44-bus grid about 9x
     slower (3.2 s instead of 0.36 s, measured). Parallelism comes from ``threads`` (chunks
     on worker threads) instead.
-    """
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _solve_chunk(*args)
+    BLAS thread limits are process-wide, so the limit is reference counted over all
+    chunks in flight (on any thread, in any call): the first one to enter sets it, the
+    last one to leave restores the original limits. The ``threadpoolctl`` controller is
+    built once: ``threadpool_limits`` rescans ``/proc`` and the loaded libraries on every
+    call (~1 ms; it was a third of the time of a year on a 44-bus grid).
+    """
+
+    _lock = threading.Lock()
+    _depth = 0
+    _controller: Any = None
+    _limiter: Any = None
+
+    def __enter__(self) -> None:
+        cls = type(self)
+        with cls._lock:
+            if cls._depth == 0:
+                if cls._controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    cls._controller = ThreadpoolController()
+                cls._limiter = cls._controller.limit(limits=1, user_api="blas")
+            cls._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        cls = type(self)
+        with cls._lock:
+            cls._depth -= 1
+            if cls._depth == 0:
+                limiter, cls._limiter = cls._limiter, None
+                limiter.restore_original_limits()
+
+
+def _solve_chunk_one_blas_thread(plan: _Plan, steps: slice, out: FlowResult | None) -> FlowResult:
+    """:func:`_solve_chunk` with BLAS limited to one thread (see :class:`_OneBlasThread`)."""
+    with _OneBlasThread():
+        return _solve_chunk(plan, steps, out)
 
 
 def _run(
-    cn: CompiledNetwork,
-    inputs: list[_Input],
+    plan: _Plan,
     n_steps: int,
-    max_iter: int,
-    tol_pu: float,
     chunk_size: int,
     threads: int,
     out: FlowResult | None = None,
@@ -1161,19 +1715,17 @@ def _run(
     With ``out`` (a full-length result) every chunk writes into its rows of ``out``;
     otherwise each chunk gets its own arrays.
     """
-    const, plans = _load_plan(cn, inputs)
     chunks = [slice(a, min(a + chunk_size, n_steps)) for a in range(0, n_steps, chunk_size)]
-    args = (cn, inputs, const, plans)
     if threads == 1 or len(chunks) == 1:
         for steps in chunks:
-            yield steps, _solve_chunk_one_blas_thread(*args, steps, max_iter, tol_pu, out)
+            yield steps, _solve_chunk_one_blas_thread(plan, steps, out)
         return
     # numpy and scipy release the GIL in their loops, so chunks solve in parallel; a
     # bounded queue of submitted chunks keeps memory at two chunks per thread.
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending: deque[tuple[slice, Future[FlowResult]]] = deque()
         for steps in chunks:
-            future = pool.submit(_solve_chunk_one_blas_thread, *args, steps, max_iter, tol_pu, out)
+            future = pool.submit(_solve_chunk_one_blas_thread, plan, steps, out)
             pending.append((steps, future))
             if len(pending) >= 2 * threads:
                 done_steps, done = pending.popleft()
@@ -1194,6 +1746,8 @@ def solve_timeseries(
     tol_pu: float = 1e-8,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     threads: int = 1,
+    lines: Any = None,
+    trafos: Any = None,
 ) -> FlowResult:
     """Balanced AC power flow for every time step of a series on one topology.
 
@@ -1239,6 +1793,13 @@ def solve_timeseries(
         ``threadpoolctl``), otherwise BLAS threads and chunk threads compete for cores.
         numpy, BLAS and SuperLU release the GIL, so on a machine with free cores two
         threads solve a year about 1.8× faster (``benchmarks/results/powerflow.md``).
+    lines : sequence of int, optional
+        Labels of ``net.line.index`` to report (in this order); ``None`` reports all.
+        Only the reported branches' currents are computed, so a caller that monitors a
+        few assets saves time and memory. Voltages are always reported for every bus,
+        and ``losses_kw`` always covers the whole network.
+    trafos : sequence of int, optional
+        Labels of ``net.trafo.index`` to report; ``None`` reports all.
 
     Returns
     -------
@@ -1251,7 +1812,8 @@ def solve_timeseries(
     UnsupportedElementError
         The net contains elements the solver does not model (see :func:`compile_network`).
     ConfigError
-        Wrong input shape, non-finite input values or bad parameters (before any solving).
+        Wrong input shape, non-finite input values, bad parameters, or ``lines`` /
+        ``trafos`` labels that are not in the net (before any solving).
 
     Notes
     -----
@@ -1260,13 +1822,12 @@ def solve_timeseries(
     exactly as in pandapower (which applies the per-bus mean of those percentages to the
     bus's net load).
     """
-    _check_params(max_iter, tol_pu, chunk_size, threads)
-    cn = net if isinstance(net, CompiledNetwork) else compile_network(net)
-    n_steps, inputs = _inputs(cn, load_p_kw, load_q_kvar, sgen_p_kw, sgen_q_kvar)
-    for inp in inputs:
-        inp.check_all()
-    result = _empty_result(cn, n_steps)
-    for _ in _run(cn, inputs, n_steps, max_iter, tol_pu, chunk_size, threads, out=result):
+    plan, n_steps = _prepare(
+        net, load_p_kw, load_q_kvar, sgen_p_kw, sgen_q_kvar,
+        max_iter, tol_pu, chunk_size, threads, lines, trafos,
+    )  # fmt: skip
+    result = _empty_result(plan.cn, n_steps, plan.sel)
+    for _ in _run(plan, n_steps, chunk_size, threads, out=result):
         pass
     n_bad = int((~result.converged).sum())
     if n_bad:

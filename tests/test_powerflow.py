@@ -477,10 +477,13 @@ def test_chunks_threads_and_methods_agree() -> None:
     base = _solve(net, series)
     sparse = compile_network(net, method="sparse")
     assert sparse.method == "sparse"
+    block = compile_network(net, method="block")
+    assert block.method == "block"
     variants = [
         _solve(net, series, chunk_size=7),
         _solve(net, series, chunk_size=8, threads=2),
         _solve(sparse, series),
+        _solve(block, series, chunk_size=9),
     ]
     for other in variants:
         for field in ("vm_pu", "va_degree", "line_loading_pct", "trafo_loading_pct", "losses_kw"):
@@ -556,3 +559,138 @@ def test_iter_timeseries_reads_lazy_inputs_chunk_by_chunk() -> None:
     next(chunks)
     with pytest.raises(ConfigError, match=re.escape("step 25, column 1")):
         next(chunks)
+
+
+# --------------------------------------------------------------------------------------
+# block form of Z_LL, selected outputs, BLAS thread limits
+# --------------------------------------------------------------------------------------
+
+
+def _z_of(cn: CompiledNetwork) -> np.ndarray:
+    """Z_LL of a compiled network, whatever its method (identity through its solver)."""
+    n_l = cn.nonslack.size
+    if cn.zt is not None:
+        return np.asarray(cn.zt).T
+    eye = np.eye(n_l, dtype=np.complex128)
+    return np.asarray(cn.lu.solve(eye)) if cn.blocks is None else cn.blocks.solve(eye)
+
+
+@pytest.mark.parametrize("code", ["1-LV-semiurb4--0-sw", "1-MV-semiurb--0-sw"])
+def test_block_form_of_z_equals_the_inverse(code: str) -> None:
+    """Blocks plus low-rank coupling reproduce Y_LL⁻¹; auto picks it on these feeders."""
+    net, series = _simbench(code)
+    block = compile_network(net)
+    assert block.method == "block"
+    assert block.blocks is not None and block.blocks.n_sep >= 1
+    assert max(b - a for a, b, _ in block.blocks.blocks) < block.nonslack.size / 3
+    z_block = block.blocks.solve(np.eye(block.nonslack.size, dtype=np.complex128))
+    z_lu = np.asarray(block.lu.solve(np.eye(block.nonslack.size, dtype=np.complex128)))
+    np.testing.assert_allclose(z_block, z_lu, rtol=0, atol=1e-10 * np.abs(z_lu).max())
+
+    steps = slice(20_000, 20_700)  # includes chunk edges and steps of 3 to 5 iterations
+    args = (series.load_p_kw[steps], series.load_q_kvar[steps], series.sgen_p_kw[steps])
+    a = solve_timeseries(block, *args, chunk_size=256)
+    b = solve_timeseries(compile_network(net, method="sparse"), *args)
+    for field in ("vm_pu", "va_degree", "line_loading_pct", "trafo_loading_pct", "losses_kw"):
+        np.testing.assert_allclose(
+            getattr(a, field), getattr(b, field), rtol=0, atol=1e-9, err_msg=field
+        )
+    np.testing.assert_array_equal(a.iterations, b.iterations)
+
+
+def test_block_method_on_small_and_meshed_nets() -> None:
+    """Forced "block" also works where no separator helps (one block, no coupling)."""
+    for net in (feature_net(), radial_1247_net()):
+        block = compile_network(net, method="block")
+        dense = compile_network(net, method="dense")
+        eye = np.eye(block.nonslack.size, dtype=np.complex128)
+        np.testing.assert_allclose(_z_of(block), block.lu.solve(eye), rtol=0, atol=1e-9)
+        series = _random_series(net, 6, seed=21)
+        np.testing.assert_allclose(
+            _solve(block, series).vm_pu, _solve(dense, series).vm_pu, rtol=0, atol=1e-10
+        )
+
+
+def test_selected_lines_and_trafos_equal_the_full_columns() -> None:
+    net = feature_net()
+    series = _random_series(net, 30, seed=12)
+    full = _solve(net, series)
+    # out of service (6), next to an unsolved bus (7), ordinary (2, 0); trafo 1 parallel
+    lines = [int(net.line.index[k]) for k in (6, 7, 2, 0)]
+    trafos = [int(net.trafo.index[k]) for k in (3, 1)]
+    line_pos = [list(net.line.index).index(i) for i in lines]
+    trafo_pos = [list(net.trafo.index).index(i) for i in trafos]
+    for sub in (
+        _solve(net, series, lines=lines, trafos=trafos),
+        _solve(net, series, lines=np.array(lines), trafos=tuple(trafos), threads=2, chunk_size=8),
+    ):
+        np.testing.assert_array_equal(sub.line_index, lines)
+        np.testing.assert_array_equal(sub.trafo_index, trafos)
+        np.testing.assert_array_equal(sub.bus_index, full.bus_index)
+        for field, pos in (
+            ("line_loading_pct", line_pos),
+            ("line_i_ka", line_pos),
+            ("trafo_loading_pct", trafo_pos),
+        ):
+            _assert_close(field, getattr(sub, field), getattr(full, field)[:, pos], 1e-12)
+        for field in ("vm_pu", "va_degree", "losses_kw", "iterations", "converged"):
+            np.testing.assert_array_equal(getattr(sub, field), getattr(full, field), field)
+
+    none = _solve(net, series, lines=[], trafos=[])
+    assert none.line_loading_pct.shape == (30, 0) and none.trafo_loading_pct.shape == (30, 0)
+    np.testing.assert_array_equal(none.vm_pu, full.vm_pu)
+
+    parts = list(
+        iter_timeseries(
+            net, series.load_p_kw, series.load_q_kvar, series.sgen_p_kw, series.sgen_q_kvar,
+            chunk_size=16, lines=lines[2:], trafos=None,
+        )
+    )  # fmt: skip
+    for _, res in parts:
+        np.testing.assert_array_equal(res.line_index, lines[2:])
+        np.testing.assert_array_equal(res.trafo_index, net.trafo.index)
+    _assert_close(
+        "line_loading_pct",
+        np.concatenate([r.line_loading_pct for _, r in parts]),
+        full.line_loading_pct[:, line_pos[2:]],
+        1e-12,
+    )
+
+
+def test_unknown_or_repeated_selection_raises_config_error() -> None:
+    net = radial_1247_net()
+    p = np.ones((3, len(net.load)))
+    with pytest.raises(ConfigError, match=r"lines.*not in net\.line\.index: 999") as info:
+        solve_timeseries(net, p, lines=[0, 999])
+    assert info.value.field == "lines"
+    with pytest.raises(ConfigError, match=r"trafos.*not in net\.trafo\.index: 'x'") as info:
+        solve_timeseries(net, p, trafos=["x"])
+    assert info.value.field == "trafos"
+    with pytest.raises(ConfigError, match="more than once") as info:
+        solve_timeseries(net, p, lines=[1, 1])
+    assert info.value.field == "lines"
+    with pytest.raises(ConfigError, match="1-D") as info:
+        solve_timeseries(net, p, lines=3)
+    assert info.value.field == "lines"
+    with pytest.raises(ConfigError) as info:
+        next(iter_timeseries(net, p, trafos=[0.5]))
+    assert info.value.field == "trafos"
+
+
+def test_blas_thread_limit_is_restored() -> None:
+    """BLAS is limited to one thread only while chunks are solved, also with threads=2."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    net = radial_1247_net()
+    series = _random_series(net, 64, seed=9)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = [
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        ]
+        for threads in (1, 2):
+            _solve(net, series, threads=threads, chunk_size=4)
+            for _ in iter_timeseries(net, series.load_p_kw, chunk_size=8, threads=threads):
+                pass
+            after = [
+                i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+            ]
+            assert after == before
