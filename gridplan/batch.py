@@ -18,25 +18,28 @@ the feeder and the unit's seed, validated like a study file).
 
 Execution
     With one worker the units run in this process. Otherwise they run on Dask: a
-    ``LocalCluster`` of single-threaded worker processes (all cores by default), a running
-    scheduler (``scheduler = "tcp://host:8786"``), or a ``distributed.Client`` passed in.
-    Seeds depend on the unit only, so results are the same whatever the worker count or
-    the order units finish in.
+    ``LocalCluster`` of single-threaded worker processes (all cores by default; see
+    :func:`local_client` for its settings), a running scheduler (``scheduler =
+    "tcp://host:8786"``), or a ``distributed.Client`` passed in. This process places the
+    units itself, a few at a time, longest expected run time first, each on a worker that
+    already holds its feeder while there is one (:class:`_Dispatcher`). Seeds depend on
+    the unit only, so results are the same whatever the worker count or the order units
+    finish in. Use single-threaded worker processes (as the ``LocalCluster`` here does).
 
 Shared inputs
-    Feeders (network, year-long profiles) are never shipped with tasks: a task carries the
-    feeder's name (or spec path) and the unit's config, a few kB. Each worker process
-    loads a feeder from its spec once and keeps it (the per-process cache of
-    :func:`gridplan.feeders.load_feeder`). Each feeder first gets a warm-up task that loads
-    it on one worker; its units then go to that worker (a data dependency on the warm-up
-    result plus a loose worker restriction), and Dask's work stealing moves units to other
-    workers only when the load is uneven, weighing the move like a transfer of the feeder
-    (:class:`FeederHandle`). Workers must see the feeder specs: bundled feeders ship with
-    gridplan; custom specs need a shared file system. Use single-threaded worker
-    processes (as the ``LocalCluster`` here does).
+    Feeders (network, year-long profiles) are never shipped with tasks from this process:
+    a task carries the unit's config, a few kB. Each feeder is loaded from its spec once,
+    by a warm-up task on one worker (:func:`warm_feeder`); Dask keeps the loaded feeder
+    there and sends it once to each other worker that runs one of its units (unpickling
+    it takes a fraction of the 1-4 s of loading it), where :func:`adopt_feeder` puts it in
+    that process's feeder cache for :func:`gridplan.study.run` to find. Workers must see
+    the feeder specs: bundled feeders ship with gridplan; custom specs need a shared file
+    system.
 
 Durability
-    Workers return each unit's summary and asset table; this process writes them to
+    A lock file (``batch.lock``, :func:`output_lock`) keeps two runs from writing the same
+    output folder at once; a killed run's lock is taken over by the next run. Workers
+    return each unit's summary and asset table; this process writes them to
     ``<output_dir>/<batch>/units/<unit-id>/`` (``summary.json``, ``assets.csv``,
     ``study.toml``, then ``unit.json``, the unit's record, each file atomically) as soon
     as the unit finishes, so workers need no access to the output folder and a killed
@@ -71,9 +74,11 @@ import platform
 import re
 import shutil
 import socket
+import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -91,7 +96,7 @@ from gridplan import study as _study
 from gridplan._io import write_csv, write_json, write_text, write_with
 from gridplan.config import StrictModel, read_toml, validate
 from gridplan.errors import ConfigError, GridplanError
-from gridplan.feeders import bundled_feeders, resolve_feeder_path
+from gridplan.feeders import Feeder, bundled_feeders, resolve_feeder_path
 from gridplan.study import StudyConfig
 
 log = logging.getLogger(__name__)
@@ -753,73 +758,83 @@ class UnitTask:
     config: StudyConfig
 
 
-@dataclass(frozen=True)
-class FeederHandle:
-    """A feeder loaded into one worker process's cache (the result of :func:`warm_feeder`).
+def warm_feeder(ref: str) -> Feeder | None:
+    """Load a feeder on a worker and return it (a Dask task; the result stays on the worker).
 
-    Tiny on the wire, but Dask measures it (``sys.getsizeof``) as the cost of having the
-    feeder on another worker: the bytes Dask's bandwidth estimate moves in the time the
-    feeder took to load. The work-stealing balancer then moves a unit away from the worker
-    that holds its feeder only when that still finishes it sooner, as a unit moved to
-    another worker loads the feeder there.
-
-    Attributes
-    ----------
-    ref
-        The feeder reference (bundled name or spec path).
-    nbytes
-        ``max(profile array bytes, load time [s] × scheduler bandwidth [B/s])`` [bytes];
-        0 if the feeder failed to load.
-    """
-
-    ref: str
-    nbytes: int = 0
-
-    def __sizeof__(self) -> int:
-        return max(int(self.nbytes), 64)
-
-
-#: Seconds each feeder took to load in this process (the first, uncached load).
-_LOAD_S: dict[str, float] = {}
-
-
-def warm_feeder(ref: str) -> FeederHandle:
-    """Load a feeder into this worker process's cache (on a worker).
-
-    A feeder that fails to load is not an error here: its units record the loader's error.
+    Dask keeps the loaded feeder in the worker's memory and sends it, once, to each other
+    worker that runs one of its units (:func:`run_unit` takes it as its first argument):
+    unpickling a feeder takes ~0.1-0.3 s, loading it from its spec 1-4 s. ``None`` if it
+    fails to load; its units then load it themselves and record the loader's error.
     """
     from gridplan.feeders import load_feeder
 
-    t0 = time.perf_counter()
     try:
-        feeder = load_feeder(ref)
+        return load_feeder(ref)
     except Exception as exc:  # recorded by the units
         log.debug("feeder %s failed to load: %s", ref, exc)
-        return FeederHandle(ref)
-    load_s = _LOAD_S.setdefault(ref, time.perf_counter() - t0)
-    arrays = (feeder.load_p_kw, feeder.load_q_kvar, feeder.sgen_p_kw, feeder.households)
-    return FeederHandle(ref, int(max(sum(a.nbytes for a in arrays), load_s * _bandwidth())))
+        return None
 
 
-def _bandwidth() -> float:
-    """Dask's estimate of worker-to-worker bandwidth [B/s] (its stealing cost model)."""
+_ADOPT_LOCK = threading.Lock()
+
+
+def adopt_feeder(ref: str, feeder: Feeder) -> bool:
+    """Put a feeder loaded elsewhere into this process's feeder cache (on a worker).
+
+    After this, :func:`gridplan.feeders.load_feeder` (as :func:`gridplan.study.run`
+    calls it) returns a copy of ``feeder`` for ``ref`` instead of building it from the
+    spec again. Only when ``ref``'s spec here is the one ``feeder`` was built from
+    (equal :class:`~gridplan.feeders.FeederSpec`); the feeder's profile arrays are made
+    read-only as the cache does with its own.
+
+    The cache (``gridplan.feeders._load_cached``, an ``lru_cache`` keyed by spec path and
+    modification time) has no public way in, so it is filled through its own miss path
+    with ``build_feeder`` answering ``feeder`` for its spec, for the length of that one
+    call. Should the cache change shape this returns ``False`` and the unit loads the
+    feeder itself (same numbers, just slower).
+
+    Returns
+    -------
+    bool
+        Whether ``load_feeder(ref)`` now serves ``feeder`` (or its cache already held one).
+    """
+    from gridplan import feeders as feeders_mod
+
     try:
-        import dask
-        from dask.utils import parse_bytes
+        path = feeders_mod.resolve_feeder_path(ref)
+        key = (str(path.resolve()), path.stat().st_mtime_ns)
+        cached = feeders_mod._load_cached
+        original = feeders_mod.build_feeder
+    except Exception as exc:  # the unit's own load reports a missing spec
+        log.debug("cannot adopt feeder %s: %s", ref, exc)
+        return False
 
-        value = dask.config.get("distributed.scheduler.bandwidth", 100e6)
-        return float(parse_bytes(value) if isinstance(value, str) else value)
-    except Exception:  # no Dask here (in-process use)
-        return 100e6
+    def build(spec: Any, spec_path: Path | None = None) -> Feeder:
+        if spec == feeder.spec:
+            return feeder
+        return original(spec, spec_path)
+
+    with _ADOPT_LOCK:
+        setattr(feeders_mod, "build_feeder", build)  # noqa: B010 (mypy: no assigning to a function)
+        try:
+            served = cached(*key)
+        except Exception as exc:
+            log.debug("cannot adopt feeder %s: %s", ref, exc)
+            return False
+        finally:
+            setattr(feeders_mod, "build_feeder", original)  # noqa: B010
+    return served is feeder or served.spec == feeder.spec
 
 
-def run_unit(_feeder_ready: Any, task: UnitTask) -> dict[str, Any]:
+def run_unit(feeder: Feeder | None, task: UnitTask) -> dict[str, Any]:
     """Run one unit's study (on a worker); never raises for a study error.
 
     Parameters
     ----------
-    _feeder_ready
-        The warm-up task's result (a data dependency only); ``None`` in this process.
+    feeder
+        The unit's feeder as :func:`warm_feeder` loaded it (on this or another worker),
+        adopted into this process's feeder cache before the study runs; ``None`` in this
+        process or when the feeder failed to load (the study then loads it itself).
     task
         The unit.
 
@@ -830,6 +845,8 @@ def run_unit(_feeder_ready: Any, task: UnitTask) -> dict[str, Any]:
         (``started_at``, ``finished_at``, ``duration_s`` [s]), ``worker``, ``versions``,
         and for ``ok`` the study ``summary`` and ``assets`` table.
     """
+    if feeder is not None:
+        adopt_feeder(task.config.feeder, feeder)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     outcome: dict[str, Any] = {"unit_id": task.unit_id, "summary": None, "assets": None}
@@ -909,6 +926,30 @@ def _read_record(unit_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def csv_ready(table: pd.DataFrame, float_format: str = "%.6g") -> pd.DataFrame:
+    """``table`` with its index as a column, floats as text in ``float_format`` (NaN as
+    empty) and datetimes as text, for ``to_csv(index=False)``.
+
+    The file is the same as ``table.reset_index().to_csv(index=False,
+    float_format=float_format)`` with datetime columns as ``str``, for about a third of
+    the time: pandas formats the floats one by one in Python, here NumPy formats all of
+    them in one call. (This process writes each unit's table while the workers compute.)
+    """
+    out = table.reset_index()
+    cells = out.to_numpy(dtype=object)
+    kinds = [dtype.kind for dtype in out.dtypes]
+    floats = [i for i, kind in enumerate(kinds) if kind == "f"]
+    if floats:
+        values = out.iloc[:, floats].to_numpy(dtype=float, na_value=np.nan)
+        text = np.char.mod(float_format, values).astype(object)
+        text[np.isnan(values)] = ""
+        cells[:, floats] = text
+    for i, kind in enumerate(kinds):
+        if kind == "M":
+            cells[:, i] = out.iloc[:, i].astype(str).to_numpy(dtype=object)
+    return pd.DataFrame(cells, columns=out.columns, dtype=object)
+
+
 _MANIFEST_COLUMNS = [
     "unit_id",
     "feeder",
@@ -975,13 +1016,7 @@ class _Recorder:
         if summary is not None:
             write_json(unit_dir / "summary.json", _jsonable(summary))
         if assets is not None:
-            table = assets.copy()
-            for column in table.columns:
-                if pd.api.types.is_datetime64_any_dtype(table[column]):
-                    table[column] = table[column].astype(str)
-            write_csv(
-                unit_dir / "assets.csv", table.reset_index(), index=False, float_format="%.6g"
-            )
+            write_csv(unit_dir / "assets.csv", csv_ready(assets), index=False)
         import tomli_w
 
         write_text(
@@ -1335,6 +1370,14 @@ def run(
     Returns
     -------
     BatchResult
+
+    Raises
+    ------
+    ConfigError
+        Invalid batch, an output folder holding results without ``resume``/``overwrite``,
+        an unreachable scheduler.
+    BatchLockedError
+        Another run is writing the same output folder (see :func:`output_lock`).
     """
     t0 = time.perf_counter()
     plan = batch if isinstance(batch, BatchPlan) else plan_batch(batch)
@@ -1353,48 +1396,69 @@ def run(
             n_workers = 1
     if n_workers < 1:
         raise ConfigError(f"workers must be at least 1 (got {n_workers})", field="workers")
+    # Quick checks before a cluster starts; repeated under the output folder's lock.
     _check_output(plan, out, resume=resume, overwrite=overwrite)
-
-    previous = _previous_records(plan, out) if resume else {}
+    previous = _previous_records(plan, out, warn=False) if resume else {}
     todo = [u for u in plan.units if previous.get(u.unit_id, {}).get("status") != "ok"]
-    skipped = len(plan.units) - len(todo)
 
-    with ExitStack() as stack:
-        # Connect (or start the cluster) before anything is written or cleared: an
-        # unreachable scheduler is a quick error that leaves earlier results alone.
-        dask = client
-        if dask is None and scheduler:
-            dask = stack.enter_context(
-                _connect(scheduler, config.execution.connect_timeout_s, plan.file)
-            )
-        if dask is None and todo and n_workers > 1:
-            n = min(n_workers, len(todo))
-            dask = stack.enter_context(local_client(n))
-            executor = f"LocalCluster ({n} worker processes)"
-        elif dask is not None:
-            where = f"Dask scheduler {scheduler}" if client is None else "Dask client"
-            executor = f"{where} ({_describe_client(dask)})"
-        else:
-            executor = "this process"
-        if overwrite:
-            _clear_output(out)
-
-        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-        _write_batch_json(plan, out, run_id, "running", {"units_todo": len(todo)})
-        recorder = _Recorder(plan, out, run_id, previous, len(todo), progress)
-        recorder.flush()
-        try:
-            if todo and dask is not None:
-                _run_dask(dask, todo, recorder)
+    with ExitStack() as locked:  # the output folder's lock, until the results are written
+        with ExitStack() as stack:  # the Dask client (and cluster), until the units are done
+            # Connect (or start the cluster) before anything is written or cleared: an
+            # unreachable scheduler is a quick error that leaves earlier results alone.
+            dask = client
+            if dask is None and scheduler:
+                dask = stack.enter_context(
+                    _connect(scheduler, config.execution.connect_timeout_s, plan.file)
+                )
+            if dask is None and todo and n_workers > 1:
+                n = min(n_workers, len(todo))
+                dask = stack.enter_context(local_client(n))
+                executor = f"LocalCluster ({n} worker processes)"
+            elif dask is not None:
+                where = f"Dask scheduler {scheduler}" if client is None else "Dask client"
+                executor = f"{where} ({_describe_client(dask)})"
             else:
-                for unit in todo:
-                    recorder.record(unit, run_unit(None, UnitTask(unit.unit_id, unit.config)))
-        finally:
-            recorder.close()
-            manifest = recorder.flush()
-    wall_s = time.perf_counter() - t0
+                executor = "this process"
+            locked.enter_context(output_lock(out, config.name))
+            # Another run may have finished in this folder since the checks above.
+            _check_output(plan, out, resume=resume, overwrite=overwrite)
+            previous = _previous_records(plan, out) if resume else {}
+            todo = [u for u in plan.units if previous.get(u.unit_id, {}).get("status") != "ok"]
+            skipped = len(plan.units) - len(todo)
+            if overwrite:
+                _clear_output(out)
 
-    # Consolidate from the unit files on disk (the records of this and earlier runs).
+            run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+            _write_batch_json(plan, out, run_id, "running", {"units_todo": len(todo)})
+            recorder = _Recorder(plan, out, run_id, previous, len(todo), progress)
+            recorder.flush()
+            try:
+                if todo and dask is not None:
+                    _run_dask(dask, todo, recorder)
+                else:
+                    for unit in todo:
+                        outcome = run_unit(None, UnitTask(unit.unit_id, unit.config))
+                        recorder.record(unit, outcome)
+            finally:
+                recorder.close()
+                manifest = recorder.flush()
+        wall_s = time.perf_counter() - t0
+        result = _finish(plan, out, run_id, manifest, recorder.done_now, skipped, wall_s, executor)
+    return result
+
+
+def _finish(
+    plan: BatchPlan,
+    out: Path,
+    run_id: str,
+    manifest: pd.DataFrame,
+    computed: int,
+    skipped: int,
+    wall_s: float,
+    executor: str,
+) -> BatchResult:
+    """Consolidate the results from the unit files on disk (this and earlier runs),
+    write the tables, the screening report and the final ``batch.json``."""
     finished = {}
     for unit in plan.units:
         rec = _read_record(out / "units" / unit.unit_id)
@@ -1418,7 +1482,7 @@ def run(
         results=results,
         ranking=ranking,
         manifest=manifest,
-        computed=recorder.done_now,
+        computed=computed,
         skipped=skipped,
         ok=ok,
         failed=failed,
@@ -1474,10 +1538,12 @@ def _clear_output(out: Path) -> None:
     (out / "batch.json").unlink(missing_ok=True)
 
 
-def _previous_records(plan: BatchPlan, out: Path) -> dict[str, dict[str, Any]]:
+def _previous_records(
+    plan: BatchPlan, out: Path, *, warn: bool = True
+) -> dict[str, dict[str, Any]]:
     """Earlier records of the plan's units whose config hash is unchanged (``resume``);
     the ``ok`` ones are not run again, the others keep their attempt count."""
-    old = _read_json(out / "batch.json")
+    old = _read_json(out / "batch.json") if warn else None
     if old and old.get("config_hash") != plan.config_hash:
         log.warning(
             "batch config or feeder specs changed since the last run; units whose study "
@@ -1528,11 +1594,166 @@ def _write_batch_json(
         "base_study": plan.base_study,
         "config": config.model_dump(mode="json"),
         "versions": package_versions(),
-        "shared_inputs": "feeders loaded by name once per worker process (load_feeder cache); "
-        "a per-feeder warm-up task makes Dask place a feeder's units where it is loaded",
+        "shared_inputs": "each feeder loaded from its spec once, on one worker; Dask sends "
+        "the loaded feeder once to each other worker that runs one of its units",
         **extra,
     }
     write_json(out / "batch.json", _jsonable(data))
+
+
+# --------------------------------------------------------------------------- the lock
+#: Name of the lock file in a batch's output folder while a run writes there.
+LOCK_FILE = "batch.lock"
+
+
+class BatchLockedError(GridplanError):
+    """Another batch run is writing the same output folder (its lock file is held)."""
+
+
+def _process_started(pid: int) -> float | None:
+    """Start time of process ``pid`` [s since the epoch]; ``None`` if unknown."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return float(psutil.Process(pid).create_time())
+    except Exception:
+        return None
+
+
+def _pid_alive(pid: int, started: float | None) -> bool:
+    """Whether process ``pid`` on this host still runs (and is the one started at
+    ``started``, when both that and the process's start time are known)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    except OSError:
+        return True
+    now_started = _process_started(pid)
+    if started is not None and now_started is not None and abs(now_started - started) > 1.0:
+        return False  # the pid was reused by a later process
+    return True
+
+
+@contextmanager
+def output_lock(out: Path, batch: str = "") -> Iterator[Path]:
+    """Hold the lock of the batch output folder ``out`` for the block.
+
+    The lock is the file ``out/batch.lock``, created atomically (``O_CREAT | O_EXCL``)
+    with the holder's pid, host, process start time and run start time. A lock held by a
+    live process (or by any process on another host) raises :class:`BatchLockedError`,
+    one line naming the folder and the lock file. A stale lock, whose process on this
+    host is gone (killed, crashed), is taken over with a warning. The lock file is
+    removed when the block ends, by an error or ``KeyboardInterrupt`` too (a kill leaves
+    it behind, stale).
+
+    Yields
+    ------
+    Path
+        The lock file.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    token = uuid.uuid4().hex
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "process_started": _process_started(os.getpid()),
+        "started_at": _now(),
+        "batch": batch,
+        "token": token,
+    }
+    for _ in range(5):  # a stale lock taken over by another run meanwhile: look again
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            _take_over_stale(out, path)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(holder, fh)
+            fh.write("\n")
+        break
+    else:
+        raise BatchLockedError(
+            f"output folder {out} is in use by another batch run (lock file {path} keeps "
+            "changing hands); try again"
+        )
+    try:
+        yield path
+    finally:
+        current = _read_json(path)
+        if current is not None and current.get("token") == token:
+            path.unlink(missing_ok=True)
+
+
+def _take_over_stale(out: Path, path: Path) -> None:
+    """Remove the lock at ``path`` if its holder is gone; else raise BatchLockedError."""
+    holder = None
+    for _ in range(10):  # a lock just created may not be written yet
+        holder = _read_json(path)
+        if holder is not None or not path.exists():
+            break
+        time.sleep(0.05)
+    if holder is None and not path.exists():
+        return  # released meanwhile
+    here = socket.gethostname()
+    if holder is None:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        stale, who = age > 5.0, f"an unreadable lock written {age:.0f} s ago"
+    else:
+        pid, host = holder.get("pid"), holder.get("host")
+        who = f"pid {pid} on {host}, started {holder.get('started_at')}"
+        stale = (
+            host == here
+            and isinstance(pid, int)
+            and not _pid_alive(pid, _float_or_none(holder.get("process_started")))
+        )
+    if not stale:
+        remote = holder is not None and holder.get("host") != here
+        hint = (
+            "if that run is gone (another host: its process cannot be checked from here), "
+            "delete the lock file"
+            if remote
+            else "wait for it to finish (or stop it)"
+        )
+        raise BatchLockedError(
+            f"output folder {out} is in use by another batch run ({who}); lock file {path}: {hint}"
+        )
+    # Move the stale lock aside (atomic: of two runs taking it over, one moves it) and
+    # check that what moved is the lock judged stale, not a new run's lock.
+    aside = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    moved = _read_json(aside)
+    if holder is not None and (moved is None or moved.get("token") != holder.get("token")):
+        try:  # a new run's lock: put it back
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        aside.unlink(missing_ok=True)
+        return
+    aside.unlink(missing_ok=True)
+    log.warning(
+        "taking over the stale lock %s of output folder %s (%s: that process is gone)",
+        path,
+        out,
+        who,
+    )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 # --------------------------------------------------------------------------- dask
@@ -1569,15 +1790,50 @@ def _connect(address: str, timeout_s: float, file: Path | None) -> Any:
         ) from None
 
 
+#: Dask settings of the ``LocalCluster`` a batch starts (:func:`local_client`).
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns off
+    # glibc's dynamic mmap threshold: every array over 128 kB is then mapped and unmapped
+    # afresh, page faults and all, 10-30 % of a unit's time here. None: glibc's defaults,
+    # as in a plain Python process.
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # The batch places every task itself (_Dispatcher): no stealing behind its back, and a
+    # feeder sent to a worker stays there while its units run (the active memory manager
+    # would drop such "extra" replicas, and Dask would send the feeder again).
+    "distributed.scheduler.work-stealing": False,
+    "distributed.scheduler.active-memory-manager.start": False,
+    # Housekeeping that competes with the units for the cores: the workers' statistical
+    # profiler (100 samples/s, for a dashboard this cluster does not serve) and the
+    # event-loop health ticks (50/s), system monitor and memory monitor (10/s) of the
+    # scheduler, nannies and workers. Slower here, they cost ~1 % of a core instead of ~5 %
+    # in this process (where the scheduler and the nannies run) and ~3 % in each worker.
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "500ms",
+}
+_MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
+#: The variable as this process started with it (the user's choice; workers inherit it).
+_MALLOC_TRIM_AT_IMPORT = os.environ.get(_MALLOC_TRIM)
+
+
 @contextmanager
 def local_client(n: int) -> Iterator[Any]:
     """A client of a ``LocalCluster`` of ``n`` single-threaded worker processes.
 
     Dask's nanny starts each worker with ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS alike),
     so ``n`` workers use ``n`` cores. The workers import gridplan while the cluster
-    starts (``preload``), not when the first unit arrives.
+    starts (``preload``), not when the first unit arrives. :data:`LOCAL_CLUSTER_CONFIG`
+    applies: glibc's default memory trimming (not Dask's eager one), no work stealing,
+    no active memory manager. A ``MALLOC_TRIM_THRESHOLD_`` that an earlier Dask cluster
+    left in this process's environment (the nanny sets it in its own process) is removed
+    first; one set before gridplan.batch was imported is kept.
     """
     distributed = _distributed()
+    import dask
+
+    if _MALLOC_TRIM_AT_IMPORT is None:
+        os.environ.pop(_MALLOC_TRIM, None)
     # Dask logs at INFO to the "distributed" logger, which propagates to the root handlers;
     # follow the level the application chose for the root logger while the cluster lives.
     dask_log = logging.getLogger("distributed")
@@ -1585,6 +1841,7 @@ def local_client(n: int) -> Iterator[Any]:
     dask_log.setLevel(max(dask_log.getEffectiveLevel(), logging.getLogger().getEffectiveLevel()))
     with (
         _restore_level(dask_log, old_level),
+        dask.config.set(LOCAL_CLUSTER_CONFIG),
         distributed.LocalCluster(
             n_workers=n,
             threads_per_worker=1,
@@ -1619,67 +1876,226 @@ def _describe_client(client: Any) -> str:
 
 
 def _run_dask(client: Any, todo: Sequence[Unit], recorder: _Recorder) -> None:
-    """Run the units on Dask, feeder by feeder, and record each as it completes.
+    """Run the units on Dask and record each as it completes (see :class:`_Dispatcher`)."""
+    _Dispatcher(client, todo, recorder).run()
 
-    Each feeder first gets a warm-up task (:func:`warm_feeder`); when it is done, the
-    feeder's units are submitted with the warm-up result as their dependency and a loose
-    restriction to the worker that holds it. The restriction keeps Dask from queueing
-    them as root tasks (which ignores where their feeder is loaded); being loose, it lets
-    the scheduler steal them for balance and reschedule them when that worker dies. Units
-    run before further warm-ups (higher priority), so a worker finishes the feeders it
-    has loaded before it loads another. Each feeder's units share a key prefix, so Dask
-    learns their duration per feeder.
+
+class _Dispatcher:
+    """Places the units on the Dask workers a few at a time, longest first.
+
+    Feeders
+        Each feeder is loaded once, by a warm-up task (:func:`warm_feeder`) on a worker
+        that has a free slot and no unit of a feeder it holds to run. The loaded feeder
+        stays on that worker as Dask data and each unit takes it as its first argument, so
+        Dask sends it (pickled: ~0.1-0.5 s) once to each other worker that runs one of its
+        units, instead of that worker loading it again (1-4 s). Released when the feeder's
+        units are done.
+    Units
+        A worker gets a task whenever it has a free slot: ``nthreads + 1`` (one waits, so
+        the worker does not idle while this process answers; just ``nthreads`` once few
+        units are left, so the last ones go to whichever worker frees first). It gets, in
+        this order, a unit of a loaded feeder it holds; a warm-up of a feeder not loaded
+        yet; a unit of a feeder loaded on another worker (the feeder is sent); a unit of a
+        feeder still loading (it waits). So feeders move between workers only when a
+        worker has run out of its own, towards the end. Among units, the longest expected
+        run time first (longest-processing-time-first: what is left at the end, for the
+        workers to share, are the short units, and they finish together). Expected run
+        time: the mean of the finished units of the same feeder and scenario point; for a
+        scenario point not yet timed, the longest mean of the feeder; for a feeder not yet
+        timed, infinite (so every feeder and scenario point is timed early). Ties go in
+        plan order.
+    Failures
+        Tasks go to a worker by a loose restriction: when it dies, Dask runs them on
+        another (reloading a lost feeder). A feeder whose warm-up task failed outright
+        (its worker kept dying) has its units run without it: each loads the feeder itself.
     """
-    distributed = _distributed()
-    token = uuid.uuid4().hex[:10]
-    groups = _by_feeder(todo)
-    completed = distributed.as_completed(loop=client.loop)
-    warm: dict[Any, int] = {}  # warm-up future -> group
-    handles: dict[int, Any] = {}  # group -> its warm-up future, until its units are done
-    units_of: dict[Any, tuple[Unit, int]] = {}
-    remaining = {i: len(units) for i, (_, units) in enumerate(groups)}
-    for i, (ref, _) in enumerate(groups):
-        future = client.submit(
-            warm_feeder, ref, key=f"gridplan-warm-{i}-{token}", pure=False, priority=0
+
+    #: Seconds between refreshes of the worker list.
+    WORKERS_INTERVAL_S = 0.5
+
+    def __init__(self, client: Any, todo: Sequence[Unit], recorder: _Recorder) -> None:
+        self.client = client
+        self.recorder = recorder
+        self.distributed = _distributed()
+        self.token = uuid.uuid4().hex[:10]
+        self.groups = _by_feeder(todo)
+        # per feeder: scenario -> its units not yet placed, in plan order
+        self.backlog: list[dict[int, deque[Unit]]] = []
+        for _, units in self.groups:
+            by_scenario: dict[int, deque[Unit]] = {}
+            for unit in units:
+                by_scenario.setdefault(unit.scenario, deque()).append(unit)
+            self.backlog.append(by_scenario)
+        self.group_of = {ref: g for g, (ref, _) in enumerate(self.groups)}
+        self.unplaced = [len(units) for _, units in self.groups]
+        self.unfinished = list(self.unplaced)
+        self.loads: dict[int, Any] = {}  # feeder -> its warm-up future (until its units are done)
+        self.holders: list[set[str]] = [set() for _ in self.groups]  # workers given the feeder
+        self.loaded: set[int] = set()  # warm-up finished (or failed)
+        self.broken: set[int] = set()  # warm-up failed outright: units run without the feeder
+        self.retried: set[str] = set()
+        self.tasks: dict[Any, tuple[int, Unit | None, str]] = {}  # future -> feeder, unit, worker
+        self.inflight: dict[str, int] = {}
+        self.seconds: dict[tuple[int, int], list[float]] = {}  # (feeder, scenario) -> [sum, n]
+        self.longest_mean: dict[int, float] = {}  # feeder -> longest mean over its scenarios
+        self.completed = self.distributed.as_completed(loop=client.loop)
+        self._workers: dict[str, int] = {}
+        self._workers_at = -math.inf
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.fill()
+                if not self.tasks:  # nothing in flight, nothing left to place
+                    break
+                for future in self.completed:
+                    self.done(future)
+                    self.fill()
+        finally:
+            leftover = [*self.tasks, *self.loads.values()]
+            if leftover:
+                self.client.cancel(leftover)
+
+    # ----------------------------------------------------------------- placing
+    def workers(self) -> dict[str, int]:
+        """Worker address -> threads (refreshed every :attr:`WORKERS_INTERVAL_S`)."""
+        now = time.monotonic()
+        if now - self._workers_at > self.WORKERS_INTERVAL_S or not self._workers:
+            workers = {str(k): max(int(v), 1) for k, v in self.client.nthreads().items()}
+            if not workers:
+                self.client.wait_for_workers(1)
+                workers = {str(k): max(int(v), 1) for k, v in self.client.nthreads().items()}
+            self._workers, self._workers_at = workers, now
+        return self._workers
+
+    def fill(self) -> None:
+        """Give every worker's free slots a task."""
+        workers = self.workers()
+        threads = sum(workers.values())
+        while True:
+            extra = 1 if sum(self.unplaced) > threads else 0
+            free = {w: n + extra - self.inflight.get(w, 0) for w, n in workers.items()}
+            if not free:
+                return
+            worker = max(sorted(free), key=lambda w: free[w])
+            if free[worker] <= 0 or not self.place(worker):
+                return
+
+    def place(self, worker: str) -> bool:
+        """Submit the next task for ``worker``; False when there is none.
+
+        In order: a unit of a feeder loaded and held by ``worker``; a warm-up of a feeder
+        not yet loaded anywhere (it has to be loaded once anyway); a unit of a feeder
+        loaded on another worker (Dask sends the feeder here); a unit of a feeder still
+        loading (it waits). Among units, the longest expected first.
+        """
+        left = [g for g in range(len(self.groups)) if self.unplaced[g]]
+        if not left:
+            return False
+        ready = [g for g in left if g in self.loaded]
+        held = [g for g in ready if worker in self.holders[g]]
+        if held:
+            self.submit_unit(self.longest(held), worker)
+            return True
+        unopened = [g for g in left if g not in self.loads]
+        if unopened:
+            self.submit_load(unopened[0], worker)
+            return True
+        # a feeder loaded elsewhere, else one still loading (preferring those held here)
+        waiting = ready or left
+        mine = [g for g in waiting if worker in self.holders[g]]
+        self.submit_unit(self.longest(mine or waiting), worker)
+        return True
+
+    def longest(self, groups: Iterable[int]) -> Unit:
+        """The next unit with the longest expected run time among ``groups``'s units."""
+        best: tuple[float, int] | None = None
+        chosen: tuple[int, int] = (-1, -1)
+        for g in groups:
+            for scenario, units in self.backlog[g].items():
+                if not units:
+                    continue
+                key = (self.expected_s(g, scenario), -units[0].index)
+                if best is None or key > best:
+                    best, chosen = key, (g, scenario)
+        g, scenario = chosen
+        self.unplaced[g] -= 1
+        return self.backlog[g][scenario].popleft()
+
+    def expected_s(self, group: int, scenario: int) -> float:
+        """Expected run time of a unit [s] (see the class docstring)."""
+        timed = self.seconds.get((group, scenario))
+        if timed:
+            return timed[0] / timed[1]
+        return self.longest_mean.get(group, math.inf)
+
+    def submit_load(self, group: int, worker: str) -> None:
+        future = self.client.submit(
+            warm_feeder,
+            self.groups[group][0],
+            key=f"gridplan-feeder-{_letters(group)}-{self.token}",
+            pure=False,
+            workers=[worker],
+            allow_other_workers=True,
         )
-        warm[future] = i
-        handles[i] = future
-        completed.add(future)
-    try:
-        for future in completed:
-            if future in warm:
-                i = warm.pop(future)
-                units = groups[i][1]
-                holders = _holders(client, future)
-                placement = {"workers": holders, "allow_other_workers": True} if holders else {}
-                futures = client.map(
-                    run_unit,
-                    [future] * len(units),
-                    [UnitTask(u.unit_id, u.config) for u in units],
-                    # one key prefix per feeder: Dask estimates unit durations per prefix
-                    key=[f"gridplan-unit-{_letters(i)}-{u.index}-{token}" for u in units],
-                    pure=False,
-                    priority=1,
-                    **placement,
-                )
-                for unit_future, unit in zip(futures, units, strict=True):
-                    units_of[unit_future] = (unit, i)
-                    completed.add(unit_future)
-                continue
-            unit, i = units_of.pop(future)
-            try:
-                outcome = future.result()
-            except Exception as exc:  # the task itself failed (e.g. its worker kept dying)
-                outcome = _lost(unit, exc)
-            future.release()
-            remaining[i] -= 1
-            if remaining[i] == 0:
-                handles.pop(i).release()
-            recorder.record(unit, outcome)
-    finally:
-        leftover = [*units_of, *handles.values()]
-        if leftover:
-            client.cancel(leftover)
+        self.loads[group] = future
+        self._track(future, group, None, worker)
+
+    def submit_unit(self, unit: Unit, worker: str) -> None:
+        group = self.group_of[unit.feeder_ref]
+        feeder = None if group in self.broken else self.loads.get(group)
+        future = self.client.submit(
+            run_unit,
+            feeder,
+            UnitTask(unit.unit_id, unit.config),
+            # one key prefix per feeder: Dask estimates unit durations per prefix
+            key=f"gridplan-unit-{_letters(group)}-{unit.index}-{self.token}",
+            pure=False,
+            workers=[worker],
+            allow_other_workers=True,
+        )
+        self._track(future, group, unit, worker)
+
+    def _track(self, future: Any, group: int, unit: Unit | None, worker: str) -> None:
+        self.tasks[future] = (group, unit, worker)
+        self.holders[group].add(worker)
+        self.inflight[worker] = self.inflight.get(worker, 0) + 1
+        self.completed.add(future)
+
+    # ----------------------------------------------------------------- completing
+    def done(self, future: Any) -> None:
+        group, unit, worker = self.tasks.pop(future)
+        self.inflight[worker] -= 1
+        if unit is None:  # a warm-up: its result (the feeder) stays on the worker
+            self.loaded.add(group)
+            if future.status != "finished":
+                log.debug("feeder %s: warm-up %s", self.groups[group][0], future.status)
+                self.broken.add(group)
+            return
+        try:
+            outcome = future.result()
+        except Exception as exc:  # the task itself failed (e.g. its worker kept dying)
+            if group in self.broken and unit.unit_id not in self.retried:
+                # it waited on a warm-up that failed: run it again, loading the feeder itself
+                self.retried.add(unit.unit_id)
+                self.backlog[group].setdefault(unit.scenario, deque()).appendleft(unit)
+                self.unplaced[group] += 1
+                future.release()
+                return
+            outcome = _lost(unit, exc)
+        future.release()
+        duration = outcome.get("duration_s")
+        if isinstance(duration, int | float) and math.isfinite(duration):
+            timed = self.seconds.setdefault((group, unit.scenario), [0.0, 0])
+            timed[0] += float(duration)
+            timed[1] += 1
+            self.longest_mean[group] = max(
+                total / n for (g, _), (total, n) in self.seconds.items() if g == group
+            )
+        self.unfinished[group] -= 1
+        if self.unfinished[group] == 0 and group in self.loads:
+            self.loads.pop(group).release()
+        self.recorder.record(unit, outcome)
 
 
 def _letters(i: int) -> str:
@@ -1690,14 +2106,6 @@ def _letters(i: int) -> str:
         word = chr(ord("a") + r) + word
         if i == 0:
             return word
-
-
-def _holders(client: Any, future: Any) -> list[str]:
-    """Addresses of the workers holding ``future``'s result."""
-    try:
-        return list(client.who_has([future]).get(future.key, ()))
-    except Exception:  # the scheduler will place the units itself
-        return []
 
 
 def _by_feeder(units: Iterable[Unit]) -> list[tuple[str, list[Unit]]]:

@@ -64,11 +64,23 @@ def study_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing study's results.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", "-w", help="Processes for the (year, draw) units; 0 = one per CPU."
+        ),
+    ] = 1,
 ) -> None:
     """Run one feeder study and print where its results went."""
     from gridplan.study import run
 
-    result = run(config, output_dir=output_dir, progress=sys.stderr.isatty(), overwrite=overwrite)
+    result = run(
+        config,
+        output_dir=output_dir,
+        progress=sys.stderr.isatty(),
+        overwrite=overwrite,
+        workers=workers,
+    )
     s = result.summary
     c = s["critical_asset"]
     h = s["horizon"]
@@ -148,9 +160,7 @@ def batch_cmd(
     for line in result.summary_lines():
         typer.echo(line)
     if result.failed:
-        # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False,
-        # where click returns typer.Exit's code instead of raising it (and main drops it).
-        raise SystemExit(1)
+        raise typer.Exit(1)  # main() returns the code (click returns it, not raises it)
 
 
 def _year_text(year: int | None, end: int) -> str:
@@ -158,9 +168,15 @@ def _year_text(year: int | None, end: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``gridplan`` command; returns the exit status."""
+    """Entry point of the ``gridplan`` command; returns the exit status.
+
+    0 on success; 1 when a batch finished with failed units; 2 on bad input (one line
+    naming the file and field); 130 when interrupted; click's status on usage errors.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: click returns the code of a typer.Exit instead of raising
+        # SystemExit, and returns the command's own return value (None) otherwise.
+        code = app(args=argv, standalone_mode=False)
     except GridplanError as exc:
         if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
             raise
@@ -169,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         return 130
+    except SystemExit as exc:  # sys.exit() or SystemExit raised by a command
+        return _exit_status(exc.code)
     except Exception as exc:  # click usage errors
         import click
 
@@ -178,7 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Exit):
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _exit_status(code: object) -> int:
+    """The process exit status of ``SystemExit(code)`` (as the interpreter maps it)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    typer.echo(str(code), err=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -205,6 +205,62 @@ def test_two_dask_workers_equal_serial(serial, batch_file):
     pd.testing.assert_frame_equal(stable(result.results), stable(serial.results), check_exact=True)
 
 
+def _count_feeder_builds() -> None:
+    """On a worker: count the feeders this process builds from their specs."""
+    import gridplan.feeders as feeders
+
+    original = feeders.build_feeder
+    counts: dict[str, int] = {}
+
+    def counting(spec, path=None):
+        counts[spec.name] = counts.get(spec.name, 0) + 1
+        return original(spec, path)
+
+    counting.counts = counts  # type: ignore[attr-defined]
+    feeders.build_feeder = counting
+
+
+def _feeder_builds() -> dict[str, int]:
+    import gridplan.feeders as feeders
+
+    return dict(feeders.build_feeder.counts)  # type: ignore[attr-defined]
+
+
+def test_feeder_is_loaded_once_and_sent_to_the_other_worker(tmp_path, serial):
+    """Shared inputs go to workers once: the feeder is built on one worker only; the
+    other worker gets the loaded feeder from it and runs units with the same results."""
+    pytest.importorskip("distributed")
+    plan = plan_batch(
+        {
+            "name": "once",
+            "feeders": ["us-residential"],
+            "seed": 11,
+            "draws": 3,
+            "grid": {"fleet.evs_per_household": [0.5, 1.0]},
+            "study": {
+                "year": 2032,
+                "period": {"kind": "range", "start": "2016-12-22", "end": "2016-12-23"},
+            },
+        }
+    )
+    with batch.local_client(2) as client:
+        client.run(_count_feeder_builds)
+        result = run(plan, client=client, output_dir=tmp_path, progress=False)
+        builds = client.run(_feeder_builds)
+        env = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert result.ok == 6
+    assert sorted(builds.values(), key=len) == [{}, {"us-residential": 1}], builds
+    # while one worker loads the feeder the other takes units of it: both run some
+    assert result.results.worker.nunique() == 2
+    assert set(env.values()) == {None}  # glibc's malloc defaults, not Dask's eager trim
+    # the same numbers as in this process: the draw-0 units are those of `serial`
+    here = stable(serial.results).set_index("unit_id")
+    there = stable(result.results).set_index("unit_id")
+    same = [u for u in there.index if u in here.index]
+    assert len(same) == 2
+    pd.testing.assert_frame_equal(there.loc[same], here.loc[same], check_exact=True)
+
+
 def test_killed_worker_has_its_unit_retried(tmp_path):
     distributed = pytest.importorskip("distributed")
     path = write(
@@ -299,9 +355,8 @@ def test_corrupt_feeder_fails_only_its_units(tmp_path, capsys):
         f'[grid]\n"fleet.evs_per_household" = [0.5, 1.0]\n{STUDY}',
     )
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exit_info:  # exit status 1: some units failed
-        main(["batch", str(path), "-w", "1", "-o", str(out), "--no-progress"])
-    assert exit_info.value.code == 1
+    # exit status 1: some units failed
+    assert main(["batch", str(path), "-w", "1", "-o", str(out), "--no-progress"]) == 1
     stdout = capsys.readouterr().out
     assert "2 ok, 4 failed" in stdout and "failed broken__s0_d0: " in stdout
     manifest = pd.read_parquet(out / "c" / "manifest.parquet").set_index("unit_id")
@@ -363,6 +418,133 @@ def test_killed_batch_resumes_without_recomputing(tmp_path):
     runs = manifest.run_id
     assert runs[list(finished)].nunique() == 1
     assert not set(runs[list(finished)]) & set(runs.drop(index=list(finished)))
+
+
+# --------------------------------------------------------------------------- the lock
+ONE = f'name = "one"\nfeeders = ["us-residential"]\n{STUDY}'
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_second_run_on_a_locked_folder_fails_with_one_line(tmp_path, capsys):
+    path = write(tmp_path / "one.toml", ONE)
+    folder = tmp_path / "out" / "one"
+    with batch.output_lock(folder, "one") as lock:  # a live run: this very process
+        assert lock == folder / batch.LOCK_FILE
+        holder = json.loads(lock.read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] and holder["started_at"]
+        with pytest.raises(batch.BatchLockedError) as info:
+            run(path, workers=1, output_dir=tmp_path / "out", progress=False)
+        message = str(info.value)
+        assert str(folder) in message and str(lock) in message and f"pid {os.getpid()}" in message
+        assert main(["batch", str(path), "-w", "1", "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: output folder") and "\n" not in err
+        assert str(lock) in err and "in use by another batch run" in err
+        assert not (folder / "units").exists()  # nothing of the second run written
+        assert lock.is_file()  # the holder's lock is left alone
+    assert not lock.exists()  # released at the end of the block
+
+
+def test_lock_of_another_host_is_not_taken_over(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    lock = folder / batch.LOCK_FILE
+    lock.write_text(json.dumps({"pid": dead_pid(), "host": "elsewhere.example", "token": "t"}))
+    with pytest.raises(
+        batch.BatchLockedError, match=r"on elsewhere\.example.*delete the lock file"
+    ):
+        with batch.output_lock(folder):
+            pass
+    assert json.loads(lock.read_text())["host"] == "elsewhere.example"
+
+
+def test_stale_lock_is_taken_over_with_a_warning(tmp_path, caplog):
+    path = write(tmp_path / "one.toml", ONE)
+    folder = tmp_path / "out" / "one"
+    folder.mkdir(parents=True)
+    lock = folder / batch.LOCK_FILE
+    pid = dead_pid()
+    stale = {"pid": pid, "host": __import__("socket").gethostname(), "token": "old"}
+    lock.write_text(json.dumps(stale))
+    with caplog.at_level("WARNING", logger="gridplan.batch"):
+        result = run(path, workers=1, output_dir=tmp_path / "out", progress=False)
+    assert result.ok == 1
+    assert any("stale lock" in r.message and f"pid {pid}" in r.message for r in caplog.records)
+    assert not lock.exists() and not list(folder.glob("batch.lock*"))
+    # an unreadable lock (its writer died before writing it) is stale after a few seconds
+    lock.write_text("")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    with batch.output_lock(folder):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert not lock.exists()
+
+
+def test_lock_is_released_on_errors_and_interrupts(tmp_path, monkeypatch):
+    path = write(tmp_path / "one.toml", ONE)
+    lock = tmp_path / "out" / "one" / batch.LOCK_FILE
+
+    def interrupt(self, unit, outcome):
+        assert lock.is_file()  # held while the units run
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch._Recorder, "record", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run(path, workers=1, output_dir=tmp_path / "out", progress=False)
+    assert not lock.exists()
+    monkeypatch.undo()
+    result = run(path, workers=1, output_dir=tmp_path / "out", progress=False, overwrite=True)
+    assert result.ok == 1 and not lock.exists()
+
+
+def test_concurrent_batch_is_refused_and_a_killed_ones_lock_taken_over(tmp_path, capsys, caplog):
+    """Two `gridplan batch` processes on one folder: the second fails at once; after the
+    first is killed, its stale lock is taken over by a resumed run."""
+    path = write(
+        tmp_path / "r.toml",
+        'name = "r"\nfeeders = ["us-residential"]\n'
+        '[grid]\n"fleet.evs_per_household" = [0.3, 0.6, 0.9, 1.2, 1.5, 1.8]\n'
+        '[study]\nyear = 2032\n[study.period]\nkind = "range"\n'
+        'start = "2016-12-20"\nend = "2016-12-23"\n',
+    )
+    out = tmp_path / "out"
+    lock = out / "r" / batch.LOCK_FILE
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridplan.cli", "batch", str(path), "-w", "1", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not lock.is_file() or not (out / "r" / "manifest.parquet").is_file():
+            assert proc.poll() is None, "the first batch ended before the second started"
+            assert time.monotonic() < deadline, "the first batch did not start in time"
+            time.sleep(0.02)
+        assert json.loads(lock.read_text())["pid"] == proc.pid
+        for flag in ("--resume", "--overwrite"):
+            assert main(["batch", str(path), "-w", "1", "-o", str(out), flag]) == 2
+            err = capsys.readouterr().err.strip()
+            assert f"output folder {out / 'r'} is in use" in err and str(lock) in err
+            assert f"pid {proc.pid}" in err and "\n" not in err
+        assert proc.poll() is None and lock.is_file()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert lock.is_file()  # a killed run leaves its lock behind
+    with caplog.at_level("WARNING", logger="gridplan.batch"):
+        assert (
+            main(["batch", str(path), "-w", "1", "-o", str(out), "--resume", "--no-progress"]) == 0
+        )
+    assert any("stale lock" in r.message for r in caplog.records)
+    assert not lock.exists()
+    assert (pd.read_parquet(out / "r" / "results.parquet").status == "ok").all()
 
 
 # --------------------------------------------------------------------------- bad input
@@ -482,3 +664,33 @@ def test_ranking_orders_feeders_by_mean_net_value():
     assert ranking.net_deferral_value_usd_mean.tolist()[:2] == [25.0, 20.0]
     assert ranking.best_scenario_name.tolist()[:2] == ["s0", "s1"]
     assert ranking.units_failed.tolist() == [0, 0, 1]
+
+
+def test_csv_ready_writes_what_pandas_writes(serial):
+    """Unit asset tables are written as pandas' to_csv(float_format="%.6g") writes them."""
+    import numpy as np
+
+    table = pd.DataFrame(
+        {
+            "x": [1.0, np.nan, -0.0, np.inf, -np.inf, 1e-300, 123456789.0, 0.1 + 0.2],
+            "f32": np.arange(8, dtype="float32") / 3,
+            "nullable": pd.array([0.5, None, 2, 3, 4, 5, 6, 7], dtype="Float64"),
+            "n": pd.array([1, None, 3, 4, 5, 6, 7, 8], dtype="Int64"),
+            "s": [*"abcdefg", None],
+            "ok": [True, False] * 4,
+            "when": pd.to_datetime(["2020-01-01"] * 7 + [None]),
+        },
+        index=pd.Index(list("ABCDEFGH"), name="asset"),
+    )
+    unit = serial.plan.units[0]
+    assets = batch.run_unit(None, batch.UnitTask(unit.unit_id, unit.config))["assets"]
+    for frame in (table, assets):
+        expected = frame.copy()
+        for column in expected.columns:
+            if pd.api.types.is_datetime64_any_dtype(expected[column]):
+                expected[column] = expected[column].astype(str)
+        assert batch.csv_ready(frame).to_csv(index=False) == expected.reset_index().to_csv(
+            index=False, float_format="%.6g"
+        )
+    written = serial.output_path / "units" / unit.unit_id / "assets.csv"
+    assert written.read_text() == batch.csv_ready(assets).to_csv(index=False)

@@ -102,3 +102,24 @@ def test_existing_results_need_overwrite(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "again" / "summary.json").stat().st_mtime_ns == before
     assert main(["study", str(study), "-o", str(out), "--overwrite"]) == 0
+
+
+def test_batch_with_failed_units_exits_1(tmp_path, capsys):
+    """A batch whose units failed: main() returns 1 and the command exits with 1."""
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "broken.toml").write_text('name = "broken"\nnetwork = [\n')
+    path = tmp_path / "b.toml"
+    path.write_text('name = "f"\nfeeders = ["specs/broken.toml"]\ndraws = 2\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["batch", str(path), "-w", "1", "-o", str(out), "--no-progress"]) == 1
+    assert "0 ok, 2 failed" in capsys.readouterr().out
+    args = ["batch", str(path), "-w", "1", "-o", str(out), "--overwrite", "--no-progress"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "gridplan.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "0 ok, 2 failed" in proc.stdout and "Traceback" not in proc.stderr
+    assert not (out / "f" / "batch.lock").exists()
