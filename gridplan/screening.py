@@ -359,12 +359,16 @@ def _row_max_product(x: np.ndarray, abs_zt: np.ndarray) -> np.ndarray:
 
 
 def _radius(e: np.ndarray, g: np.ndarray, m_min: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``u`` (radius of the voltage change) and ``1/(1 − u/m_min)``; inf where no root."""
+    """``u`` (radius of the voltage change) and ``1/(1 − u/m_min)``.
+
+    Where the quadratic has no root (no bound: the step must be solved) ``u`` is inf and
+    the scale 0; callers mark those rows unbounded.
+    """
     disc = (1.0 - g) ** 2 - 4.0 * e / m_min
     ok = (disc > 0) & (g < 1.0)
     u = np.where(ok, 0.5 * m_min * ((1.0 - g) - np.sqrt(np.where(ok, disc, 0.0))), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(ok, 1.0 / (1.0 - np.where(ok, u, 0.0) / m_min), np.inf)
+        scale = np.where(ok, 1.0 / (1.0 - np.where(ok, u, 0.0) / m_min), 0.0)
     return u, scale
 
 
