@@ -1573,11 +1573,27 @@ class _Engine:
                 self.onf[e] = 0.0
         charge *= dt
         export *= dt
+        return self._result(
+            period, charge, export, by_load, asset_load, power_out, soc_out, plugged_out
+        )
+
+    def _result(
+        self,
+        period: pd.DatetimeIndex,
+        charge: np.ndarray,
+        export: np.ndarray,
+        by_load: np.ndarray,
+        asset_load: np.ndarray | None,
+        power_out: np.ndarray | None = None,
+        soc_out: np.ndarray | None = None,
+        plugged_out: np.ndarray | None = None,
+    ) -> DispatchResult:
+        """The :class:`DispatchResult` of a finished run (loop or fast path)."""
         ctx = self.context
         return DispatchResult(
             time_index=period,
-            step_h=dt,
-            strategy=strategy,
+            step_h=self.dt,
+            strategy=self.strategy,
             departure_shortfall_kwh=self.shortfall,
             ev_charge_kwh=charge,
             ev_export_kwh=export,
@@ -1677,22 +1693,7 @@ class _Engine:
                     if ev_kw.base is not asset_load:  # not written in place
                         asset_load[out] = ev_kw[w0 - t0 :]
         charge = self.cf_charge + self._charge_delta * dt
-        return DispatchResult(
-            time_index=period,
-            step_h=dt,
-            strategy=self.strategy,
-            departure_shortfall_kwh=self.shortfall,
-            ev_charge_kwh=charge,
-            ev_export_kwh=self._export * dt,
-            battery_kwh=self.battery,
-            charge_efficiency=self.eta_c,
-            discharge_efficiency=self.eta_d,
-            power_by_load_kw=by_load,
-            asset_ids=ctx.asset_ids if ctx is not None else (),
-            asset_load_kw=asset_load,
-            asset_limit_kw=ctx.asset_limit_kw if ctx is not None else None,
-            ev_assets=ctx.ev_assets if ctx is not None else None,
-        )
+        return self._result(period, charge, self._export * dt, by_load, asset_load)
 
     def _closed_form(self, first: int, keep_soc: bool) -> bool:
         """``unmanaged`` charging of every session in closed form; ``False`` if sessions overlap.
