@@ -196,22 +196,7 @@ def thread_scaling(fn: Callable[[], Any], repeats: int) -> float:
 def thread_scaling_control() -> float:
     """Speed-up of a GIL-free numpy loop on 2 threads vs 1: how many cores are really free."""
     a = np.random.default_rng(0).standard_normal((1000, 1000))
-
-    def work() -> None:
-        for _ in range(30):
-            np.sin(a)
-
-    t0 = time.perf_counter()
-    work()
-    work()
-    serial = time.perf_counter() - t0
-    pool = [threading.Thread(target=work) for _ in range(2)]
-    t0 = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return serial / (time.perf_counter() - t0)
+    return thread_scaling(partial(np.sin, a), 30)
 
 
 def loadavg() -> str:
