@@ -10,6 +10,8 @@ Issue 5 targets, measured in one process on the same machine:
   configuration with numba (JIT compiled before timing; the headline comparison when it
   is the faster one) and with ``numba=False`` passed through ``run_timeseries`` to
   ``runpp``;
+* gridplan runs with its numba kernels (:mod:`gridplan._kernels`, the default) and, at
+  1 thread, on their numpy twins: the like-for-like partner of pandapower without numba;
 * accuracy: max |Δvm| against pandapower on the week (run_timeseries results);
 * memory: a year × 100 Monte Carlo draws on a ~200-bus feeder, stacked along time and
   solved chunk by chunk (``--mode draws``, run in a fresh process for a clean peak RSS);
@@ -18,7 +20,7 @@ Issue 5 targets, measured in one process on the same machine:
 
 Run ``python benchmarks/bench_powerflow.py`` (all modes, ~10 min); the result is written
 to ``benchmarks/results/powerflow.md``. ``--quick`` shortens everything for a smoke run.
-Needs the ``bench`` extra (power-grid-model, psutil, numba); power-grid-model-io is used
+Needs the ``bench`` extra (power-grid-model, psutil); power-grid-model-io is used
 for the net conversion when installed.
 
 BLAS runs single-threaded (set below, before numpy loads): the solver's own ``threads``
@@ -58,6 +60,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info
 
+from gridplan import _kernels
 from gridplan.powerflow import (
     CompiledNetwork,
     compile_network,
@@ -352,7 +355,8 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
     rec["ours_rss_mb"] = rss.increase_mb
     # gridplan's year: minima over runs before and between the pandapower runs, so that
     # both sides get the quiet moments of a shared machine (see time_ours)
-    best = {"1t": np.inf, "1t_cpu": np.inf, "2t": np.inf}
+    best = {"1t": np.inf, "1t_cpu": np.inf, "2t": np.inf, "1t_numpy_cpu": np.inf}
+    rec["kernels"] = "numba" if _kernels.enabled() else "numpy (numba not available)"
 
     def time_ours() -> Any:
         gc.collect()
@@ -364,6 +368,11 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         solve_timeseries(cn, *args, threads=2)
         best["2t"] = min(best["2t"], time.perf_counter() - t0)
+        gc.collect()
+        with _kernels.numba_disabled():  # the same solve on the numpy twins of the kernels
+            c0 = time.process_time()
+            solve_timeseries(cn, *args)
+            best["1t_numpy_cpu"] = min(best["1t_numpy_cpu"], time.process_time() - c0)
         return out
 
     for _ in range(repeats):
@@ -413,6 +422,7 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
     rec["ours_1t_ms"] = best["1t"] / n_steps * 1e3
     rec["ours_1t_cpu_ms"] = best["1t_cpu"] / n_steps * 1e3
     rec["ours_2t_ms"] = best["2t"] / n_steps * 1e3
+    rec["ours_numpy_1t_cpu_ms"] = best["1t_numpy_cpu"] / n_steps * 1e3
     # the headline: the faster pandapower configuration (the stricter comparison)
     fastest = min(
         (k for k in ("numba", "no_numba") if f"pp_{k}_ms" in rec),
@@ -672,14 +682,18 @@ def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: li
         "timing) and once with `numba=False` passed through `run_timeseries` to `runpp`.",
         "gridplan: best of 11 runs of the whole year (1 and 2 threads; CPU time of the",
         "1-thread runs), 5 before and one after each pandapower run, so that both sides get",
-        "the quiet moments of the machine. power-grid-model: best of 5.",
+        "the quiet moments of the machine; its element-wise kernels compiled with numba",
+        f"(kernels used: {years[0].get('kernels', 'n/a') if years else 'n/a'}), and, as the",
+        "like-for-like partner of pandapower without numba, the same 1-thread solve on their",
+        "numpy twins (`gridplan._kernels.numba_disabled`). power-grid-model: best of 5.",
         "",
         "## Year (35,136 steps): time per step",
         "",
-        "| grid | buses | gridplan 1 / 2 thr [µs] | pandapower with numba [ms] "
+        "| grid | buses | gridplan 1 / 2 thr [µs] | gridplan without numba, 1 thr [µs] "
+        "| pandapower with numba [ms] "
         "| pandapower without numba [ms] | pgm NR 1 / 2 thr [µs] "
         "| pgm iterative-current 1 / 2 thr [µs] |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def us(x: Any) -> str:
@@ -691,7 +705,8 @@ def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: li
     for r in years:
         lines.append(
             f"| {r['grid']} | {r['buses']} | {us(r['ours_1t_ms'])} / {us(r['ours_2t_ms'])} "
-            f"| {ms(r.get('pp_numba_ms'))} | {ms(r.get('pp_no_numba_ms'))} "
+            f"| {us(r.get('ours_numpy_1t_cpu_ms'))} | {ms(r.get('pp_numba_ms'))} "
+            f"| {ms(r.get('pp_no_numba_ms'))} "
             f"| {us(r.get('pgm_newton_raphson_1t_ms'))} / {us(r.get('pgm_newton_raphson_2t_ms'))} "
             f"| {us(r.get('pgm_iterative_current_1t_ms'))} / "
             f"{us(r.get('pgm_iterative_current_2t_ms'))} |"
@@ -721,6 +736,12 @@ def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: li
                 f"| {r['grid']} | {name}{' (headline)' if r['pp_fastest'] == label else ''} "
                 f"| {cpu:.0f}× ({wall1:.0f}×) | {_met(cpu, 1000)} | {wall2:.0f}× "
                 f"| {_met(wall2, 1000)} |"
+            )
+        if "pp_no_numba_cpu_ms" in r and "ours_numpy_1t_cpu_ms" in r:
+            both = _ratio(r["pp_no_numba_cpu_ms"], r["ours_numpy_1t_cpu_ms"])
+            lines.append(
+                f"| {r['grid']} | both without numba (gridplan's numpy kernels) "
+                f"| {both:.0f}× | {_met(both, 1000)} | | |"
             )
         for thr in (1, 2):
             pgm = _best_pgm(r, thr)
@@ -760,19 +781,15 @@ def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: li
             f"**{r['grid']}: ≥ 1000× vs pandapower {name} numba not met at "
             f"{' and '.join(failed)}.** 1000× needs ≤ {need_us:.1f} µs of CPU per step "
             f"(pandapower {name} numba: {need_us:.2f} ms of CPU per step in this run); "
-            f"gridplan spends {have_us:.1f} µs. By stage (one 512-step chunk): node injections "
-            f"{b['node injections']:.2f}, fixed-point iteration {b['fixed-point iteration']:.2f} "
-            f"({b['iterations']:.2f} iterations; each one Z_LL application of "
-            f"{b['of which one Z_LL application']:.2f} plus numpy passes over the chunk: the "
-            "complex division conj(S)/conj(V), ~2.6 ns per node, is the largest, then |ΔV| "
-            "and its row maximum), results "
+            f"gridplan spends {have_us:.1f} µs (kernels: {r.get('kernels', 'n/a')}). By stage "
+            f"(one 512-step chunk): node injections {b['node injections']:.2f}, fixed-point "
+            f"iteration {b['fixed-point iteration']:.2f} ({b['iterations']:.2f} iterations; each "
+            f"one Z_LL application of {b['of which one Z_LL application']:.2f} plus one pass "
+            "for the currents conj(S)/conj(V) and one for the change max|ΔV|), results "
             f"{b['results (buses, branches, losses)']:.2f} (the angle arctan2, ~2 ns per bus, "
             "and the branch currents), plus first-touch page faults of the "
             f"{r['result_mb']:.0f} MB of results and Python overhead per chunk. The iteration "
-            "count is set by the tolerance (1e-8 pu; each iteration gains a factor 20–50), "
-            "and each stage is already one numpy or BLAS call per chunk, so what is left is "
-            "the per-element cost of numpy's complex loops: the next factor would need fused "
-            "compiled kernels, not fewer Python calls.",
+            "count is set by the tolerance (1e-8 pu; each iteration gains a factor 20–50).",
             "",
         ]
         if wall2 is None or wall2 < 1000:

@@ -59,6 +59,7 @@ import scipy.sparse as sp
 from scipy.linalg.blas import zgemm as _zgemm
 from scipy.sparse.linalg import splu
 
+from gridplan import _kernels
 from gridplan.errors import ConfigError, GridplanError
 
 logger = logging.getLogger(__name__)
@@ -1223,8 +1224,7 @@ def _iterate(
         t_buf = np.empty((m, cn.blocks.n_sep + 1), dtype=np.complex128)
         t_buf[:, -1] = 1.0
     bufs = (np.empty((m, n), dtype=np.complex128), np.empty((m, n), dtype=np.complex128))
-    diff = np.empty((m, n), dtype=np.complex128)
-    mag = np.empty((m, n))
+    dv_buf = np.empty(m)
     held = 1  # which of bufs holds v (after the first iteration)
     v: ComplexArray = np.broadcast_to(cn.w, (m, n))
 
@@ -1251,18 +1251,18 @@ def _iterate(
             elif k == 1:
                 np.multiply(sc, cn.inv_conj_w, out=cur)
             else:
-                conj_v = diff[:ma]
-                np.conjugate(v, out=conj_v)
-                np.divide(sc, conj_v, out=cur)
+                _kernels.injected_currents(sc, v, cur)
             v_new = bufs[1 - held][:ma]
             _apply_z(cn, cur_buf[:ma], v_new, None if t_buf is None else t_buf[:ma])
-            d = diff[:ma]
-            np.subtract(v_new, v, out=d)
-            a = mag[:ma]
-            np.abs(d, out=a)
-            dv = a.max(axis=1)
+            if k == 1 and max_iter > 1:
+                # No stop is possible yet (the rate rho needs two changes; a step without
+                # load stops at the next iteration on its zero change): skip the pass.
+                held = 1 - held
+                v = v_new
+                continue
+            dv = _kernels.max_change(v_new, v, dv_buf[:ma])
             # The iteration contracts linearly: with rate rho = dv / dv_prev the error left
-            # in v is about dv·rho/(1-rho). Stop on that estimate (from the 2nd iteration
+            # in v is about dv·rho/(1-rho). Stop on that estimate (from the 3rd iteration
             # on, when rho is measured); a change at rounding level stops at once.
             rho = dv / dv_prev
             done = (dv * rho < tol_pu * (1.0 - rho)) | (dv <= tiny)
@@ -1270,7 +1270,7 @@ def _iterate(
             if not finished.any():
                 held = 1 - held
                 v = v_new
-                dv_prev = dv
+                dv_prev = dv.copy()  # dv_buf is overwritten by the next iteration
                 continue
             iterations[active[finished]] = k
             ok = active[done]
@@ -1285,7 +1285,7 @@ def _iterate(
             v = bufs[held][: keep.size]
             np.take(v_new, keep, axis=0, out=v, mode="clip")
             sc = np.take(sc, keep, axis=0)
-            dv_prev = dv[keep]
+            dv_prev = dv[keep]  # a copy: dv_buf is overwritten by the next iteration
     return converged, iterations
 
 
@@ -1301,7 +1301,6 @@ class _BranchSet:
     y: ComplexArray  # (4, k): y_ff, y_ft, y_tf, y_tt
     scale_f: FloatArray  # kA per pu of current at each end (× rating scale for trafos)
     scale_t: FloatArray
-    same_scale: bool
 
 
 @dataclass(frozen=True)
@@ -1372,7 +1371,6 @@ def _branch_set(
         y=np.ascontiguousarray(cn.y_branch[:, br]),
         scale_f=sf,
         scale_t=st,
-        same_scale=bool(np.array_equal(sf, st)),
     )
 
 
@@ -1441,36 +1439,6 @@ _PER_STEP = frozenset(
 )
 
 
-def _end_currents(
-    v: ComplexArray, bs: _BranchSet
-) -> tuple[ComplexArray, ComplexArray, ComplexArray, ComplexArray]:
-    """End voltages and currents [pu] of a branch set: v_f, v_t, i_f, i_t."""
-    v_f = np.take(v, bs.f, axis=1)
-    v_t = np.take(v, bs.t, axis=1)
-    y_ff, y_ft, y_tf, y_tt = bs.y
-    i_f = v_f * y_ff
-    tmp = v_t * y_ft
-    i_f += tmp
-    i_t = np.multiply(v_t, y_tt, out=tmp)
-    i_t += v_f * y_tf
-    return v_f, v_t, i_f, i_t
-
-
-def _max_ends(a_f: FloatArray, a_t: FloatArray, bs: _BranchSet, out: FloatArray) -> None:
-    """``out = max(|a_f| · scale_f, |a_t| · scale_t)`` for the in-service columns."""
-    if bs.same_scale:
-        np.maximum(a_f, a_t, out=a_f)
-        a_f *= bs.scale_f
-    else:
-        a_f *= bs.scale_f
-        a_t *= bs.scale_t
-        np.maximum(a_f, a_t, out=a_f)
-    if bs.all_on:
-        out[:] = a_f
-    else:
-        out[:, bs.on] = a_f
-
-
 def _results(
     cn: CompiledNetwork,
     sel: _Selection,
@@ -1520,8 +1488,9 @@ def _results(
     if not bs.all_on:
         out.line_i_ka[:] = sel.line_i_const
     if bs.on.size:
-        _, _, i_f, i_t = _end_currents(v, bs)
-        _max_ends(np.abs(i_f), np.abs(i_t), bs, out.line_i_ka)
+        _kernels.branch_max(
+            v, bs.f, bs.t, bs.y, bs.scale_f, bs.scale_t, False, bs.on, out.line_i_ka
+        )
     np.multiply(out.line_i_ka, sel.line_scale, out=out.line_loading_pct)
     if sel.line_unrated.size:  # max_i_ka = 0: pandapower reports inf
         out.line_loading_pct[:, sel.line_unrated] = np.inf
@@ -1531,12 +1500,11 @@ def _results(
     if not bs.all_on:
         out.trafo_loading_pct[:] = sel.trafo_loading_const
     if bs.on.size:
-        v_f, v_t, i_f, i_t = _end_currents(v, bs)
-        if cn.trafo_loading_mode == "current":
-            side_f, side_t = np.abs(i_f), np.abs(i_t)
-        else:  # "power": apparent power at each end (scaled to MVA and % in bs)
-            side_f, side_t = np.abs(v_f * i_f), np.abs(v_t * i_t)
-        _max_ends(side_f, side_t, bs, out.trafo_loading_pct)
+        # "power" loading: apparent power at each end (scaled to MVA and % in bs)
+        power = cn.trafo_loading_mode != "current"
+        _kernels.branch_max(
+            v, bs.f, bs.t, bs.y, bs.scale_f, bs.scale_t, power, bs.on, out.trafo_loading_pct
+        )
 
     out.converged[:] = converged
     out.iterations[:] = iterations
