@@ -17,7 +17,9 @@ nodes (4–10× less work than the dense product on SimBench feeders). There is 
 loop over time steps: each iteration updates every still-unconverged step of a chunk at
 once, and converged steps drop out. Results are computed once per step after
 convergence, for all buses and for all or only the requested lines and transformers;
-the network losses come from the power balance of the converged solution.
+the network losses come from the power balance of the converged solution. The
+element-wise passes (injected currents, the change per iteration, branch currents) are
+fused kernels compiled with numba, with numpy twins (:mod:`gridplan._kernels`).
 
 Supported: lines, two-winding transformers (taps, phase shift, parallel), switches
 (open, closed, with impedance), shunts, ext_grids (several, with angles), time-varying
