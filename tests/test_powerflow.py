@@ -265,6 +265,44 @@ def test_simbench_500_steps_match_runpp(code: str) -> None:
     _assert_matches_runpp(net, series, res, _select_steps(series, 500))
 
 
+@functools.cache
+def _bundled(name: str) -> tuple[Any, Series]:
+    """A bundled feeder's net and its year of profiles, as the study uses them."""
+    from gridplan.feeders import load_feeder
+
+    feeder = load_feeder(name)
+    n_steps = feeder.load_p_kw.shape[0]
+    q_sgen = feeder.net.sgen.q_mvar.to_numpy() * 1e3
+    series = Series(
+        load_p_kw=feeder.load_p_kw,
+        load_q_kvar=feeder.load_q_kvar,
+        sgen_p_kw=feeder.sgen_p_kw,
+        sgen_q_kvar=np.broadcast_to(q_sgen, (n_steps, q_sgen.size)),
+    )
+    return feeder.net, series
+
+
+BUNDLED = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"]
+
+
+@pytest.mark.parametrize(
+    ("name", "n_steps"),
+    [
+        *((name, 48) for name in BUNDLED),
+        *(pytest.param(name, 500, marks=pytest.mark.slow) for name in BUNDLED),
+    ],
+)
+def test_bundled_feeder_year_matches_runpp(name: str, n_steps: int) -> None:
+    """Every bundled feeder, as loaded for a study: the whole year solved, steps spread
+    over it (with the peak-load, peak-PV and peak-export steps) checked against runpp."""
+    net, series = _bundled(name)
+    res = _solve(net, series)
+    assert res.converged.all()
+    steps = _select_steps(series, n_steps)
+    assert steps.size == n_steps
+    _assert_matches_runpp(net, series, res, steps)
+
+
 @pytest.mark.parametrize("n_steps", [120, pytest.param(500, marks=pytest.mark.slow)])
 def test_radial_1247_net_matches_runpp(n_steps: int) -> None:
     net = radial_1247_net()
