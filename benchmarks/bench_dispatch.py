@@ -115,20 +115,14 @@ def synthetic_context(feeder: Feeder, fleet: Fleet, rng: np.random.Generator) ->
 
 def timed(fn, repeat: int = 2):  # type: ignore[no-untyped-def]
     """Best wall and CPU time of ``repeat`` runs, then one run under tracemalloc (memory)."""
-    wall, cpu = [], []
-    for _ in range(repeat):
-        gc.collect()
-        w0, c0 = time.perf_counter(), time.process_time()
-        result = fn()
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-        del result
+    wall, cpu, result = best_of(fn, repeat)
+    del result
     gc.collect()
     tracemalloc.start()
     result = fn()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return min(wall), min(cpu), peak, result
+    return wall, cpu, peak, result
 
 
 def max_difference(a: DispatchResult, b: DispatchResult) -> float:

@@ -376,6 +376,16 @@ def test_corrupt_feeder_fails_only_its_units(tmp_path, capsys):
     assert attempts["broken__s0_d0"] == 2 and attempts["lv-rural__s0_d0"] == 1
 
 
+def _start_batch(path: Path, out: Path) -> subprocess.Popen[bytes]:
+    """``gridplan batch PATH -w 1 -o OUT`` in its own session (so it can be killed whole)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gridplan.cli", "batch", str(path), "-w", "1", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def test_killed_batch_resumes_without_recomputing(tmp_path):
     path = write(
         tmp_path / "r.toml",
@@ -386,12 +396,7 @@ def test_killed_batch_resumes_without_recomputing(tmp_path):
     )
     out = tmp_path / "out"
     units = out / "r" / "units"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gridplan.cli", "batch", str(path), "-w", "1", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _start_batch(path, out)
     try:
         deadline = time.monotonic() + 120
         while len(list(units.glob("*/unit.json"))) < 2:
@@ -515,12 +520,7 @@ def test_concurrent_batch_is_refused_and_a_killed_ones_lock_taken_over(tmp_path,
     )
     out = tmp_path / "out"
     lock = out / "r" / batch.LOCK_FILE
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gridplan.cli", "batch", str(path), "-w", "1", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _start_batch(path, out)
     try:
         deadline = time.monotonic() + 120
         while not lock.is_file() or not (out / "r" / "manifest.parquet").is_file():
