@@ -275,6 +275,11 @@ def _why_refused(module: str, cls: str) -> str:
     return "this type is not on gridplan's allow-list of plain data types"
 
 
+def _one_of(value: Any, names: frozenset[str]) -> bool:
+    """``True`` if ``value`` is a string in ``names`` (never hashes a JSON list or dict)."""
+    return isinstance(value, str) and value in names
+
+
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float)
 
@@ -314,7 +319,7 @@ def _check_extras(node: dict[str, Any], spec: _Spec, path: _Path) -> None:
             elif not (isinstance(value, bool) and spec is _FRAME):
                 _check_dtype(value, where)
         elif key == "orient":
-            if value not in _ORIENTS:
+            if not _one_of(value, _ORIENTS):
                 raise _Refused(
                     where, f"orient {_short(value)} is not one of {', '.join(sorted(_ORIENTS))}"
                 )
@@ -392,7 +397,7 @@ def _check_geojson(cell: Any, path: _Path) -> None:
         node, where = stack.pop()
         if isinstance(node, dict):
             kind = node.get("type")
-            if "type" in node and kind not in _GEOJSON_TYPES:
+            if "type" in node and not _one_of(kind, _GEOJSON_TYPES):
                 raise _Refused(
                     (where, "type"),
                     f"GeoJSON type {_short(kind)} is not allowed; expected one of "
@@ -451,7 +456,9 @@ def _check_tagged(node: dict[str, Any], path: _Path) -> list[tuple[Any, _Path]]:
             for cell, relative in _geo_cells(parsed, node.get("orient")):
                 _check_geojson(cell, _join(parsed_path, relative))
         children.append((parsed, parsed_path))
-    elif spec is _SHAPELY and isinstance(obj, dict) and obj.get("type") not in _GEOMETRY_TYPES:
+    elif (
+        spec is _SHAPELY and isinstance(obj, dict) and not _one_of(obj.get("type"), _GEOMETRY_TYPES)
+    ):
         raise _Refused(
             (obj_path, "type"),
             f"geometry type {_short(obj.get('type'))} is not one of "

@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     import pandapower as pp
     import pandapower.networks as pn
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pandapower.auxiliary import pandapowerNet
 from pandapower.toolbox import nets_equal
@@ -688,6 +688,14 @@ def tiny_tree() -> dict[str, Any]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=_TREES)
+# Regression examples found by exploration: a list where the walker expects a string it
+# looks up in a set of names (the walker raised TypeError: unhashable type: 'list').
+@example(tree={"orient": [], "_module": "pandas", "_class": "Series", "_object": None})
+@example(tree={"_module": "pandas", "_class": "Series", "_object": "[]", "orient": {}})
+@example(tree={"_module": "shapely", "_class": "Point", "_object": {"type": []}})
+@example(
+    tree={"_module": "pandas", "_class": "DataFrame", "_object": '{"geo": {"0": {"type": [1]}}}'}
+)
 def test_validate_random_trees(hypothesis_sentinel: Path, tree: Any) -> None:
     for candidate in (tree, net_tree(x=tree)):
         try:
