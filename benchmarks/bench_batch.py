@@ -34,14 +34,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from gridplan import batch
-from gridplan.feeders import bundled_feeders
+from gridplan.batch import runner as batch
+from gridplan.grid.feeders import bundled_feeders
 
 TARGET = 1.8
 _VOLATILE = ["duration_s", "worker", "attempts"]
 _NOTES = [
-    "How the 2-worker run spends the two cores (`gridplan.batch._Dispatcher`,",
-    "`gridplan.batch.LOCAL_CLUSTER_CONFIG`): each feeder is loaded once, on one worker;",
+    "How the 2-worker run spends the two cores (`gridplan.batch.runner._Dispatcher`,",
+    "`gridplan.batch.runner.LOCAL_CLUSTER_CONFIG`): each feeder is loaded once, on one worker;",
     "a worker runs the units of the feeders it holds, longest expected first (mv-semiurban's",
     "units take 1-2 s, the others' 0.2-0.3 s), and only when it has none left takes units",
     "of a feeder held by the other worker, which Dask then sends it (pickled, 0.1-0.5 s)",

@@ -44,10 +44,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_markdown
 
-from gridplan.dispatch import DispatchContext, DispatchResult, Strategy, _Engine, dispatch
-from gridplan.events import draw_event_calendar
-from gridplan.feeders import Feeder, load_feeder, peak_week
-from gridplan.fleet import Fleet, FleetScenario, sample_fleet
+from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, _Engine, dispatch
+from gridplan.ev.events import draw_event_calendar
+from gridplan.ev.fleet import Fleet, FleetScenario, sample_fleet
+from gridplan.grid.feeders import Feeder, load_feeder, peak_week
 
 TARGET_EVS = 10_000
 N_TRAFO = 1_000

@@ -1,4 +1,4 @@
-"""Benchmark: sampling 10,000 EVs x 366 days with ``gridplan.fleet.sample_fleet``.
+"""Benchmark: sampling 10,000 EVs x 366 days with ``gridplan.ev.fleet.sample_fleet``.
 
 Target (issue 3): under 1 s on one core. Run ``python benchmarks/bench_fleet.py``; the
 result is written to ``benchmarks/results/fleet.md``.
@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_markdown
 
-from gridplan.feeders import load_feeder
-from gridplan.fleet import FleetScenario, sample_fleet
+from gridplan.ev.fleet import FleetScenario, sample_fleet
+from gridplan.grid.feeders import load_feeder
 
 TARGET_EVS = 10_000
 

@@ -1,4 +1,4 @@
-"""Benchmark: time-series power flow with ``gridplan.powerflow.solve_timeseries``.
+"""Benchmark: time-series power flow with ``gridplan.powerflow.solver.solve_timeseries``.
 
 Issue 5 targets, measured in one process on the same machine:
 
@@ -10,7 +10,7 @@ Issue 5 targets, measured in one process on the same machine:
   configuration with numba (JIT compiled before timing; the headline comparison when it
   is the faster one) and with ``numba=False`` passed through ``run_timeseries`` to
   ``runpp``;
-* gridplan runs with its numba kernels (:mod:`gridplan._kernels`, the default) and, at
+* gridplan runs with its numba kernels (:mod:`gridplan.powerflow.kernels`, the default) and, at
   1 thread, on their numpy twins: the like-for-like partner of pandapower without numba;
 * accuracy: max |Δvm| against pandapower on the week (run_timeseries results);
 * memory: a year × 100 Monte Carlo draws on a ~200-bus feeder, stacked along time and
@@ -60,8 +60,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info
 
-from gridplan import _kernels
-from gridplan.powerflow import (
+from gridplan.powerflow import kernels as _kernels
+from gridplan.powerflow.solver import (
     CompiledNetwork,
     compile_network,
     iter_timeseries,
@@ -469,7 +469,7 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
 
 def breakdown(cn: CompiledNetwork, series: Series, m: int = 512) -> dict[str, float]:
     """CPU µs per step of each stage on one chunk of ``m`` steps (1 thread)."""
-    from gridplan import powerflow as pf
+    from gridplan.powerflow import solver as pf
 
     rows = slice(10_000, 10_000 + m)
     plan, _ = pf._prepare(
@@ -590,7 +590,7 @@ def bench_method(quick: bool) -> list[dict[str, Any]]:
     costs ``method="auto"`` estimates (in dense multiply-adds per column)."""
     import simbench
 
-    from gridplan import powerflow as pf
+    from gridplan.powerflow import solver as pf
 
     codes = [
         "1-LV-rural1--0-sw",
@@ -685,7 +685,7 @@ def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: li
         "the quiet moments of the machine; its element-wise kernels compiled with numba",
         f"(kernels used: {years[0].get('kernels', 'n/a') if years else 'n/a'}), and, as the",
         "like-for-like partner of pandapower without numba, the same 1-thread solve on their",
-        "numpy twins (`gridplan._kernels.numba_disabled`). power-grid-model: best of 5.",
+        "numpy twins (`gridplan.powerflow.kernels.numba_disabled`). power-grid-model: best of 5.",
         "",
         "## Year (35,136 steps): time per step",
         "",

@@ -5,7 +5,7 @@ draws x a full year at 15 minutes x {``unmanaged``, ``v2g_peak_shave``} (plus th
 case once per year): about 105 million feeder-steps. Target: under 2 minutes on 2 cores.
 
 ``python benchmarks/bench_study.py [--years N] [--draws N] [--workers N]`` runs it end to
-end (``gridplan.study.run`` writing every output file), checks on a smaller study that the
+end (``gridplan.study.runner.run`` writing every output file), checks on a smaller study that the
 screened run gives the same results as solving every step, profiles one unit, and writes
 ``benchmarks/results/study.md``.
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_markdown
 
-from gridplan.config import validate
-from gridplan.feeders import load_feeder
-from gridplan.study import StudyConfig, run
+from gridplan.core.config import validate
+from gridplan.grid.feeders import load_feeder
+from gridplan.study.runner import StudyConfig, run
 
 
 def config(years: int, draws: int, *, screening: bool = True, start: int = 2026) -> StudyConfig:
@@ -145,7 +145,7 @@ def main() -> None:
 `{command}`
 -- bundled feeder `lv-semiurban` (SimBench 1-LV-semiurb4--0-sw), a full profile year
 ({steps:,} steps of 15 min) per planning year and draw, cases: no EVs (once per year),
-`unmanaged`, `v2g_peak_shave`; `gridplan.study.run` end to end, writing all {n_files} output
+`unmanaged`, `v2g_peak_shave`; `gridplan.study.runner.run` end to end, writing all {n_files} output
 files (tables, figures, report, GIS layers).
 
 {header}
@@ -157,7 +157,7 @@ Load average at the start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}.
 
 How: the base case (no EVs) is solved in full once per year; each EV case is solved only
 at the steps whose results could matter, proven step by step from the base case
-(`gridplan.screening`); the dispatch runs without a step loop (closed-form `unmanaged`,
+(`gridplan.powerflow.screening`); the dispatch runs without a step loop (closed-form `unmanaged`,
 `v2g_peak_shave` stepping only where an asset would exceed its limit); the (year, draw)
 units run in {args.workers} worker processes.
 EV-case steps: {ev_steps:,}; solved by power flow: {solved:,}

@@ -4,7 +4,7 @@ The data flow (see DESIGN.md): ``feeders.load_feeder`` -> ``fleet.sample_fleet``
 ``dispatch`` -> ``powerflow.solve_timeseries`` -> ``needs`` -> ``valuation`` -> ``study.run``.
 """
 
-from gridplan.errors import ConfigError, GridplanError
+from gridplan.core.errors import ConfigError, GridplanError
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """Command line: ``gridplan feeders``, ``gridplan study STUDY.toml``.
 
-A thin front over :mod:`gridplan.feeders` and :mod:`gridplan.study`. Bad input prints one
+A thin front over :mod:`gridplan.grid` and :mod:`gridplan.study`. Bad input prints one
 line naming the file and field and exits with status 2; ``--debug`` shows the traceback.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from gridplan.errors import GridplanError
+from gridplan.core.errors import GridplanError
 
 app = typer.Typer(
     add_completion=False,
@@ -39,7 +39,7 @@ def _main(
 @app.command("feeders")
 def feeders_cmd() -> None:
     """List the bundled feeders: buses, monitored assets, peak base load, headroom at peak."""
-    from gridplan.feeders import bundled_feeders, feeder_overview, load_feeder
+    from gridplan.grid.feeders import bundled_feeders, feeder_overview, load_feeder
 
     rows = [feeder_overview(load_feeder(name)) for name in bundled_feeders()]
     header = (
@@ -72,7 +72,7 @@ def study_cmd(
     ] = 1,
 ) -> None:
     """Run one feeder study and print where its results went."""
-    from gridplan.study import run
+    from gridplan.study.runner import run
 
     result = run(
         config,
@@ -146,7 +146,7 @@ def batch_cmd(
     ] = True,
 ) -> None:
     """Run a batch of feeder studies (feeders × scenarios × draws); exit 1 if a unit failed."""
-    from gridplan.batch import run
+    from gridplan.batch.runner import run
 
     result = run(
         config,

@@ -19,13 +19,13 @@ settings.load_profile(os.environ.get("GRIDPLAN_HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(scope="session")
 def us_feeder():
-    from gridplan.feeders import load_feeder
+    from gridplan.grid.feeders import load_feeder
 
     return load_feeder("us-residential")
 
 
 @pytest.fixture(scope="session")
 def lv_feeder():
-    from gridplan.feeders import load_feeder
+    from gridplan.grid.feeders import load_feeder
 
     return load_feeder("lv-semiurban")

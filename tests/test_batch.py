@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gridplan import batch
-from gridplan.batch import plan_batch, ranking_frame, run, summary_metrics
+from gridplan.batch import runner as batch
+from gridplan.batch.runner import plan_batch, ranking_frame, run, summary_metrics
 from gridplan.cli import main
-from gridplan.errors import ConfigError
+from gridplan.core.errors import ConfigError
 
 # One day of the feeders' winter peak keeps each unit well under a second.
 STUDY = """
@@ -173,7 +173,7 @@ def test_serial_outputs(serial):
 
 def test_unit_reproduces_as_a_study(serial, tmp_path):
     """A unit's study.toml run with `gridplan study` gives the unit's numbers."""
-    from gridplan.study import run as run_study
+    from gridplan.study.runner import run as run_study
 
     row = serial.results.iloc[-1]
     result = run_study(serial.output_path / "units" / row.unit_id / "study.toml", write=False)
@@ -207,7 +207,7 @@ def test_two_dask_workers_equal_serial(serial, batch_file):
 
 def _count_feeder_builds() -> None:
     """On a worker: count the feeders this process builds from their specs."""
-    import gridplan.feeders as feeders
+    import gridplan.grid.feeders as feeders
 
     original = feeders.build_feeder
     counts: dict[str, int] = {}
@@ -221,7 +221,7 @@ def _count_feeder_builds() -> None:
 
 
 def _feeder_builds() -> dict[str, int]:
-    import gridplan.feeders as feeders
+    import gridplan.grid.feeders as feeders
 
     return dict(feeders.build_feeder.counts)  # type: ignore[attr-defined]
 
@@ -275,7 +275,7 @@ def test_killed_worker_has_its_unit_retried(tmp_path):
         import os
         from pathlib import Path
 
-        import gridplan.study as study
+        import gridplan.study.runner as study
 
         original = study.run
 
@@ -326,7 +326,7 @@ def test_unreachable_scheduler_fails_fast(batch_file, tmp_path, capsys):
 
 
 def test_without_dask_default_runs_here_and_more_workers_is_an_error(tmp_path, monkeypatch):
-    from gridplan.errors import GridplanError
+    from gridplan.core.errors import GridplanError
 
     monkeypatch.setattr(batch, "_dask_installed", lambda: False)
     monkeypatch.setattr(batch, "_cpu_count", lambda: 4)
@@ -477,7 +477,7 @@ def test_stale_lock_is_taken_over_with_a_warning(tmp_path, caplog):
     pid = dead_pid()
     stale = {"pid": pid, "host": __import__("socket").gethostname(), "token": "old"}
     lock.write_text(json.dumps(stale))
-    with caplog.at_level("WARNING", logger="gridplan.batch"):
+    with caplog.at_level("WARNING", logger="gridplan.batch.runner"):
         result = run(path, workers=1, output_dir=tmp_path / "out", progress=False)
     assert result.ok == 1
     assert any("stale lock" in r.message and f"pid {pid}" in r.message for r in caplog.records)
@@ -538,7 +538,7 @@ def test_concurrent_batch_is_refused_and_a_killed_ones_lock_taken_over(tmp_path,
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert lock.is_file()  # a killed run leaves its lock behind
-    with caplog.at_level("WARNING", logger="gridplan.batch"):
+    with caplog.at_level("WARNING", logger="gridplan.batch.runner"):
         assert (
             main(["batch", str(path), "-w", "1", "-o", str(out), "--resume", "--no-progress"]) == 0
         )

@@ -7,9 +7,9 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridplan.errors import GridplanError
-from gridplan.feeders import read_feeder_spec
-from gridplan.study import load_study_config
+from gridplan.core.errors import GridplanError
+from gridplan.grid.feeders import read_feeder_spec
+from gridplan.study.runner import load_study_config
 
 KEYS = st.sampled_from(
     [

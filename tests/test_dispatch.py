@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridplan.dispatch import DispatchContext, Strategy, dispatch, load_power_kw
-from gridplan.errors import ConfigError, GridplanError
-from gridplan.events import (
+from gridplan.core.errors import ConfigError, GridplanError
+from gridplan.ev.dispatch import DispatchContext, Strategy, dispatch, load_power_kw
+from gridplan.ev.events import (
     ELRP,
     PGE_EV2A,
     EventCalendar,
@@ -22,8 +22,8 @@ from gridplan.events import (
     draw_event_calendar,
     load_rate,
 )
-from gridplan.feeders import downstream_buses, peak_week
-from gridplan.fleet import Fleet, FleetScenario, sample_fleet
+from gridplan.ev.fleet import Fleet, FleetScenario, sample_fleet
+from gridplan.grid.feeders import downstream_buses, peak_week
 
 DATA = Path(__file__).parent / "data" / "dispatch"
 HEURISTICS = ["unmanaged", "tou", "smart", "v2g_peak_shave", "v2g_event"]

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dispatch import build_case
 
-import gridplan.dispatch as dispatch_module
-from gridplan.dispatch import DispatchContext, DispatchResult, Strategy, _Engine, dispatch
-from gridplan.feeders import Feeder
-from gridplan.fleet import Fleet, FleetScenario, sample_fleet
+import gridplan.ev.dispatch as dispatch_module
+from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, _Engine, dispatch
+from gridplan.ev.fleet import Fleet, FleetScenario, sample_fleet
+from gridplan.grid.feeders import Feeder
 
 STRATEGIES = ["unmanaged", "v2g_peak_shave"]
 FIELDS = [

@@ -6,9 +6,9 @@ import numpy as np
 import pandapower as pp
 import pytest
 
-from gridplan.errors import ConfigError
-from gridplan.feeders import bundled_feeders, load_feeder, peak_step, peak_week
-from gridplan.powerflow import solve_timeseries
+from gridplan.core.errors import ConfigError
+from gridplan.grid.feeders import bundled_feeders, load_feeder, peak_step, peak_week
+from gridplan.powerflow.solver import solve_timeseries
 
 BUNDLED = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"]
 
@@ -182,7 +182,7 @@ def test_bad_feeder_spec(tmp_path, body, field):
 
 
 def test_upgrade_catalog_ids(tmp_path):
-    from gridplan.valuation import load_upgrade_catalog
+    from gridplan.planning.valuation import load_upgrade_catalog
 
     catalog = load_upgrade_catalog().set_index("upgrade_id")
     feeder = load_feeder("us-residential")

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from gridplan.config import validate
-from gridplan.errors import ConfigError
-from gridplan.fleet import FleetScenario, sample_fleet
+from gridplan.core.config import validate
+from gridplan.core.errors import ConfigError
+from gridplan.ev.fleet import FleetScenario, sample_fleet
 
 
 def test_same_seed_same_fleet(us_feeder):
@@ -68,7 +68,7 @@ def test_bad_scenario(data, field):
 
 # --------------------------------------------------------------------------- catalogs, mix
 def test_catalogs_have_sources():
-    from gridplan.fleet import charger_catalog, vehicle_catalog
+    from gridplan.ev.fleet import charger_catalog, vehicle_catalog
 
     vehicles, chargers = vehicle_catalog(), charger_catalog()
     assert (vehicles.source.str.len() > 10).all() and (chargers.source.str.len() > 10).all()
@@ -82,7 +82,7 @@ def test_catalogs_have_sources():
 
 
 def test_mix_and_limits(us_feeder):
-    from gridplan.fleet import charger_catalog, vehicle_catalog
+    from gridplan.ev.fleet import charger_catalog, vehicle_catalog
 
     scenario = FleetScenario(evs_per_household=2.0, v2g_capable_share=0.4, v2g_enrolled_share=0.5)
     fleet = sample_fleet(us_feeder, scenario, 2030, 2)
@@ -153,7 +153,7 @@ def test_arrival_times_ks(us_feeder):
 
 # --------------------------------------------------------------------------- adoption
 def test_adoption_trajectories():
-    from gridplan.fleet import AdoptionSpec
+    from gridplan.ev.fleet import AdoptionSpec
 
     linear = AdoptionSpec(kind="linear", start_year=2025, start_value=0.1, end_year=2035,
                           end_value=0.6)  # fmt: skip
@@ -206,7 +206,7 @@ def _zone_file(tmp_path, feeder, multiplier=4.0):
 
 
 def test_zone_allocation(us_feeder, tmp_path):
-    from gridplan.fleet import read_zones, zone_multipliers
+    from gridplan.ev.fleet import read_zones, zone_multipliers
 
     path, inside_buses = _zone_file(tmp_path, us_feeder)
     zones = read_zones(path)
@@ -229,7 +229,7 @@ def test_zone_allocation(us_feeder, tmp_path):
 def test_zones_need_coordinates(us_feeder, tmp_path):
     import dataclasses
 
-    from gridplan.fleet import read_zones, zone_multipliers
+    from gridplan.ev.fleet import read_zones, zone_multipliers
 
     path, _ = _zone_file(tmp_path, us_feeder)
     no_geo = dataclasses.replace(us_feeder, bus_geo=None, line_geo=None)
@@ -252,7 +252,7 @@ def test_zones_need_coordinates(us_feeder, tmp_path):
     ],
 )  # fmt: skip
 def test_bad_zone_file(tmp_path, text, match):
-    from gridplan.fleet import read_zones
+    from gridplan.ev.fleet import read_zones
 
     path = tmp_path / "z.geojson"
     path.write_text(text, encoding="utf-8")

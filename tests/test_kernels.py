@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from test_powerflow import _random_series, _simbench, _solve, feature_net, radial_1247_net
 
-from gridplan import _kernels
-from gridplan.powerflow import FlowResult, compile_network
+from gridplan.powerflow import kernels as _kernels
+from gridplan.powerflow.solver import FlowResult, compile_network
 
 needs_numba = pytest.mark.skipif(not _kernels.AVAILABLE, reason="numba is not installed")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridplan.needs import (
+from gridplan.planning.needs import (
     characterize_need,
     deferral_requirement,
     first_year,
@@ -17,7 +17,7 @@ from gridplan.needs import (
     need_probability,
     year_quantile,
 )
-from gridplan.study import deferral_per_draw
+from gridplan.study.runner import deferral_per_draw
 
 
 def test_year_of_need_compound_growth_closed_form():

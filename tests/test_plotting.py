@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridplan import gis, plotting
-from gridplan.study import StudyConfig, run
+from gridplan.outputs import figures as plotting
+from gridplan.outputs import gis
+from gridplan.study.runner import StudyConfig, run
 
 STUDY = {
     "name": "viz",
@@ -59,7 +60,7 @@ def written(result, tmp_path_factory):
     """Figures written with every power-flow entry point disabled."""
     import pandapower
 
-    from gridplan import powerflow
+    from gridplan.powerflow import solver as powerflow
 
     def forbidden(*args, **kwargs):
         raise AssertionError("plotting must not run a power flow")

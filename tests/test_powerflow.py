@@ -1,4 +1,4 @@
-"""Tests of gridplan.powerflow against pandapower.runpp (the reference path).
+"""Tests of gridplan.powerflow.solver against pandapower.runpp (the reference path).
 
 Every accuracy test solves a series with ``solve_timeseries`` and re-solves selected steps
 with ``pandapower.runpp`` (default settings) on a copy of the net whose loads and sgens are
@@ -20,8 +20,8 @@ import numpy as np
 import pandapower as pp
 import pytest
 
-from gridplan.errors import ConfigError, GridplanError
-from gridplan.powerflow import (
+from gridplan.core.errors import ConfigError, GridplanError
+from gridplan.powerflow.solver import (
     CompiledNetwork,
     FlowResult,
     UnsupportedElementError,
@@ -268,7 +268,7 @@ def test_simbench_500_steps_match_runpp(code: str) -> None:
 @functools.cache
 def _bundled(name: str) -> tuple[Any, Series]:
     """A bundled feeder's net and its year of profiles, as the study uses them."""
-    from gridplan.feeders import load_feeder
+    from gridplan.grid.feeders import load_feeder
 
     feeder = load_feeder(name)
     n_steps = feeder.load_p_kw.shape[0]

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridplan import plotting, report
-from gridplan.report import fmt_pct, fmt_usd, fmt_year
-from gridplan.study import StudyConfig, run
+from gridplan.outputs import figures as plotting
+from gridplan.outputs import report
+from gridplan.outputs.report import fmt_pct, fmt_usd, fmt_year
+from gridplan.study.runner import StudyConfig, run
 
 STUDY = {
     "name": "rep",

@@ -1,4 +1,4 @@
-"""Tests of gridplan.safe_json: pandapower JSON files never run code.
+"""Tests of gridplan.grid.safe_json: pandapower JSON files never run code.
 
 The crafted files in ``tests/data/bad_json/`` (see the README there) and the sentinel modules
 generated in ``tmp_path`` try every route by which pandapower's JSON object hook imports
@@ -35,8 +35,8 @@ from hypothesis import strategies as st
 from pandapower.auxiliary import pandapowerNet
 from pandapower.toolbox import nets_equal
 
-from gridplan.errors import ConfigError, GridplanError
-from gridplan.safe_json import (
+from gridplan.core.errors import ConfigError, GridplanError
+from gridplan.grid.safe_json import (
     ALLOWED_TYPES,
     check_net,
     load_pandapower_json,

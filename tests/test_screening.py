@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridplan import screening as scr
-from gridplan.config import validate
-from gridplan.feeders import load_feeder
-from gridplan.needs import asset_loading_pct, deferral_requirement
-from gridplan.powerflow import compile_network, solve_timeseries
-from gridplan.study import StudyConfig, _service_bus_positions, run
+from gridplan.core.config import validate
+from gridplan.grid.feeders import load_feeder
+from gridplan.planning.needs import asset_loading_pct, deferral_requirement
+from gridplan.powerflow import screening as scr
+from gridplan.powerflow.solver import compile_network, solve_timeseries
+from gridplan.study.runner import StudyConfig, _service_bus_positions, run
 
 FEEDERS = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"]
 

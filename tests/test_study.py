@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridplan.errors import ConfigError
-from gridplan.study import load_study_config, run
+from gridplan.core.errors import ConfigError
+from gridplan.study.runner import load_study_config, run
 
 STUDY = """
 name = "short"
@@ -350,7 +350,7 @@ def test_notes_reach_the_report(tmp_path):
 def test_more_enrollment_never_reduces_deferral(tmp_path):
     """Monotonicity (issue 6): with nested enrollment over fixed draws, more enrolled EVs
     give at least as many deferral years on average (v2g_peak_shave)."""
-    from gridplan.study import deferral_per_draw
+    from gridplan.study.runner import deferral_per_draw
 
     base = HORIZON.replace("draws = 4", "draws = 3") + '\n[dispatch]\nv2g = "v2g_peak_shave"\n'
     mean_deferral = []

@@ -1,4 +1,4 @@
-"""Tests of gridplan.valuation: closed forms, definitions, hand-worked cases, bad input."""
+"""Tests of gridplan.planning.valuation: closed forms, definitions, hand-worked cases, bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridplan.errors import ConfigError
-from gridplan.valuation import (
+from gridplan.core.errors import ConfigError
+from gridplan.planning.valuation import (
     CATALOG_COLUMNS,
     DEFAULT_V2G_ROUNDTRIP_EFFICIENCY,
     TORNADO_COLUMNS,
@@ -655,7 +655,7 @@ def test_program_costs_validation() -> None:
 
 def test_elrp_hour_cap_warning(caplog: pytest.LogCaptureFixture) -> None:
     _, kwargs = _hand_case()
-    with caplog.at_level(logging.WARNING, logger="gridplan.valuation"):
+    with caplog.at_level(logging.WARNING, logger="gridplan.planning.valuation"):
         program_economics(1.0, **{**kwargs, "enrolled_capacity_kw": 10.0})  # 2,000 > 60 x 10
     assert "ELRP" in caplog.text
 

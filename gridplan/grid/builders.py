@@ -15,7 +15,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from gridplan.errors import ConfigError
+from gridplan.core.errors import ConfigError
 
 #: Annual consumption of a California home [kWh/yr]. EIA, "Electric Sales, Revenue, and
 #: Price" 2022, Table 5a: California residential average monthly consumption about

@@ -1,6 +1,6 @@
 """Time-of-use rates and V2G event calendars: when EVs should charge and when they export.
 
-Two kinds of time windows drive :mod:`gridplan.dispatch`:
+Two kinds of time windows drive :mod:`gridplan.ev.dispatch`:
 
 - a :class:`TouRate` names the peak and partial-peak windows of a time-of-use rate; every
   hour no window covers is off-peak. The ``tou`` strategy starts charging at the off-peak
@@ -14,7 +14,7 @@ Two kinds of time windows drive :mod:`gridplan.dispatch`:
 Windows are hours of the local clock, ``0 <= start_h < end_h <= 24``; a window across
 midnight is written as two windows (``21-24`` and ``0-3``). Overlapping windows, windows
 outside the day, and events outside their program are errors that name the file and the
-field (:class:`~gridplan.errors.ConfigError`), raised when the rate or calendar is built.
+field (:class:`~gridplan.core.errors.ConfigError`), raised when the rate or calendar is built.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from gridplan.config import StrictModel, read_toml, validate
-from gridplan.errors import ConfigError
+from gridplan.core.config import StrictModel, read_toml, validate
+from gridplan.core.errors import ConfigError
 
 RNGLike = np.random.Generator | int | None
 
@@ -39,7 +39,7 @@ PERIODS = ("off_peak", "partial_peak", "peak")
 DAY_KINDS = ("all", "weekdays", "weekends")
 ALL_MONTHS = tuple(range(1, 13))
 
-RATES_DIR = Path(__file__).resolve().parent / "data" / "rates"
+RATES_DIR = Path(__file__).resolve().parents[1] / "data" / "rates"
 
 
 def _hours(time_index: pd.DatetimeIndex) -> np.ndarray:

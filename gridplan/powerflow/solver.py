@@ -19,7 +19,7 @@ once, and converged steps drop out. Results are computed once per step after
 convergence, for all buses and for all or only the requested lines and transformers;
 the network losses come from the power balance of the converged solution. The
 element-wise passes (injected currents, the change per iteration, branch currents) are
-fused kernels compiled with numba, with numpy twins (:mod:`gridplan._kernels`).
+fused kernels compiled with numba, with numpy twins (:mod:`gridplan.powerflow.kernels`).
 
 Supported: lines, two-winding transformers (taps, phase shift, parallel), switches
 (open, closed, with impedance), shunts, ext_grids (several, with angles), time-varying
@@ -61,8 +61,8 @@ import scipy.sparse as sp
 from scipy.linalg.blas import zgemm as _zgemm
 from scipy.sparse.linalg import splu
 
-from gridplan import _kernels
-from gridplan.errors import ConfigError, GridplanError
+from gridplan.core.errors import ConfigError, GridplanError
+from gridplan.powerflow import kernels as _kernels
 
 logger = logging.getLogger(__name__)
 
@@ -367,7 +367,7 @@ def _check_supported(net: Any) -> None:
             raise UnsupportedElementError(
                 table,
                 rows,
-                f"{what} are not modelled by gridplan.powerflow; set them out of service, "
+                f"{what} are not modelled by gridplan.powerflow.solver; set them out of service, "
                 "replace them (e.g. a gen by an sgen with fixed Q), or use pandapower.runpp.",
             )
     rows = _in_service_rows(net, "controller")
@@ -375,7 +375,7 @@ def _check_supported(net: Any) -> None:
         raise UnsupportedElementError(
             "controller",
             rows,
-            "controllers are not applied by gridplan.powerflow (it solves the net as "
+            "controllers are not applied by gridplan.powerflow.solver (it solves the net as "
             "pandapower.runpp does, without run_control); set them out of service or "
             "apply their effect to the input arrays.",
         )
@@ -391,7 +391,7 @@ def _check_supported(net: Any) -> None:
                 "user_pf_options",
                 [],
                 f"runpp option {key}={options[key]!r} is not supported by "
-                "gridplan.powerflow; remove it from net.user_pf_options.",
+                "gridplan.powerflow.solver; remove it from net.user_pf_options.",
             )
 
 
@@ -1610,7 +1610,7 @@ def iter_timeseries(
     ``shape`` and ``__getitem__(slice)``), read one chunk at a time, and the caller
     reduces each chunk (e.g. annual maxima per Monte Carlo draw) before it is discarded.
     In-memory numpy inputs are validated before the first chunk; other inputs chunk by
-    chunk (a non-finite value then raises :class:`~gridplan.errors.ConfigError` when its
+    chunk (a non-finite value then raises :class:`~gridplan.core.errors.ConfigError` when its
     chunk is reached).
 
     Yields

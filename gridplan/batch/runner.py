@@ -12,8 +12,8 @@ A batch config (``BATCH.toml``, see ``batches/screen.toml``) names
 - ``draws``: Monte Carlo draws of the EV fleet per (feeder, scenario point);
 - ``seed``: the batch seed every unit's seed derives from.
 
-A *unit* is one (feeder, scenario point, draw): one :func:`gridplan.study.run` with the
-unit's :class:`~gridplan.study.StudyConfig` (the base study, the scenario's overrides,
+A *unit* is one (feeder, scenario point, draw): one :func:`gridplan.study.runner.run` with the
+unit's :class:`~gridplan.study.runner.StudyConfig` (the base study, the scenario's overrides,
 the feeder and the unit's seed, validated like a study file).
 
 Execution
@@ -32,7 +32,7 @@ Shared inputs
     by a warm-up task on one worker (:func:`warm_feeder`); Dask keeps the loaded feeder
     there and sends it once to each other worker that runs one of its units (unpickling
     it takes a fraction of the 1-4 s of loading it), where :func:`adopt_feeder` puts it in
-    that process's feeder cache for :func:`gridplan.study.run` to find. Workers must see
+    that process's feeder cache for :func:`gridplan.study.runner.run` to find. Workers must see
     the feeder specs: bundled feeders ship with gridplan; custom specs need a shared file
     system.
 
@@ -92,12 +92,12 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from gridplan import __version__
-from gridplan import study as _study
-from gridplan._io import write_csv, write_json, write_text, write_with
-from gridplan.config import StrictModel, read_toml, validate
-from gridplan.errors import ConfigError, GridplanError
-from gridplan.feeders import Feeder, bundled_feeders, resolve_feeder_path
-from gridplan.study import StudyConfig
+from gridplan.core.config import StrictModel, read_toml, validate
+from gridplan.core.errors import ConfigError, GridplanError
+from gridplan.core.io import write_csv, write_json, write_text, write_with
+from gridplan.grid.feeders import Feeder, bundled_feeders, resolve_feeder_path
+from gridplan.study import runner as _study
+from gridplan.study.runner import StudyConfig
 
 log = logging.getLogger(__name__)
 
@@ -689,7 +689,7 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
     Parameters
     ----------
     summary
-        A study's ``summary.json`` content (:func:`gridplan.study.run`'s ``summary``).
+        A study's ``summary.json`` content (:func:`gridplan.study.runner.run`'s ``summary``).
 
     Returns
     -------
@@ -766,7 +766,7 @@ def warm_feeder(ref: str) -> Feeder | None:
     unpickling a feeder takes ~0.1-0.3 s, loading it from its spec 1-4 s. ``None`` if it
     fails to load; its units then load it themselves and record the loader's error.
     """
-    from gridplan.feeders import load_feeder
+    from gridplan.grid.feeders import load_feeder
 
     try:
         return load_feeder(ref)
@@ -781,13 +781,13 @@ _ADOPT_LOCK = threading.Lock()
 def adopt_feeder(ref: str, feeder: Feeder) -> bool:
     """Put a feeder loaded elsewhere into this process's feeder cache (on a worker).
 
-    After this, :func:`gridplan.feeders.load_feeder` (as :func:`gridplan.study.run`
+    After this, :func:`gridplan.grid.feeders.load_feeder` (as :func:`gridplan.study.runner.run`
     calls it) returns a copy of ``feeder`` for ``ref`` instead of building it from the
     spec again. Only when ``ref``'s spec here is the one ``feeder`` was built from
-    (equal :class:`~gridplan.feeders.FeederSpec`); the feeder's profile arrays are made
+    (equal :class:`~gridplan.grid.feeders.FeederSpec`); the feeder's profile arrays are made
     read-only as the cache does with its own.
 
-    The cache (``gridplan.feeders._load_cached``, an ``lru_cache`` keyed by spec path and
+    The cache (``gridplan.grid.feeders._load_cached``, an ``lru_cache`` keyed by spec path and
     modification time) has no public way in, so it is filled through its own miss path
     with ``build_feeder`` answering ``feeder`` for its spec, for the length of that one
     call. Should the cache change shape this returns ``False`` and the unit loads the
@@ -798,7 +798,7 @@ def adopt_feeder(ref: str, feeder: Feeder) -> bool:
     bool
         Whether ``load_feeder(ref)`` now serves ``feeder`` (or its cache already held one).
     """
-    from gridplan import feeders as feeders_mod
+    from gridplan.grid import feeders as feeders_mod
 
     try:
         path = feeders_mod.resolve_feeder_path(ref)
@@ -1469,7 +1469,7 @@ def _finish(
     _write_table(out / "results", results)
     _write_table(out / "ranking", ranking)
     try:  # the screening report across feeders; a report problem must not fail the batch
-        from gridplan.report import write_batch_report
+        from gridplan.outputs.report import write_batch_report
 
         write_batch_report(results, out)
     except Exception:
@@ -1827,7 +1827,7 @@ def local_client(n: int) -> Iterator[Any]:
     applies: glibc's default memory trimming (not Dask's eager one), no work stealing,
     no active memory manager. A ``MALLOC_TRIM_THRESHOLD_`` that an earlier Dask cluster
     left in this process's environment (the nanny sets it in its own process) is removed
-    first; one set before gridplan.batch was imported is kept.
+    first; one set before gridplan.batch.runner was imported is kept.
     """
     distributed = _distributed()
     import dask
@@ -1848,7 +1848,7 @@ def local_client(n: int) -> Iterator[Any]:
             processes=True,
             dashboard_address=None,
             silence_logs=logging.ERROR,
-            preload=["gridplan.batch"],
+            preload=["gridplan.batch.runner"],
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):

@@ -1,6 +1,6 @@
 """Reading and validating TOML inputs into typed pydantic models.
 
-Every problem becomes one :class:`~gridplan.errors.ConfigError` line naming the file, the
+Every problem becomes one :class:`~gridplan.core.errors.ConfigError` line naming the file, the
 field (dotted path) and what was expected; misspelled field names get a "did you mean".
 """
 
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gridplan.errors import ConfigError
+from gridplan.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -175,9 +175,9 @@ def build_basis(
     Parameters
     ----------
     cn
-        The :class:`gridplan.powerflow.CompiledNetwork` the cases are solved on.
+        The :class:`gridplan.powerflow.solver.CompiledNetwork` the cases are solved on.
     base_flow
-        The base case's :class:`gridplan.powerflow.FlowResult` over every step (all lines,
+        The base case's :class:`gridplan.powerflow.solver.FlowResult` over every step (all lines,
         transformers and buses).
     base_load_p_kw, base_load_q_kvar
         The base case's load inputs [kW], [kvar], shape (time, load).

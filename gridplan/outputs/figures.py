@@ -1,6 +1,6 @@
 """Figures of a study and of a batch screen, drawn from result objects only.
 
-Every function here reads a :class:`gridplan.study.StudyResult` (or a batch results table)
+Every function here reads a :class:`gridplan.study.runner.StudyResult` (or a batch results table)
 and returns a :class:`matplotlib.figure.Figure`; nothing is recomputed -- no power flow, no
 dispatch, no valuation. Figures are built on :class:`~matplotlib.figure.Figure` directly
 (no ``pyplot`` state, so they are safe in threads and batch workers) and saved with the
@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gridplan._io import write_with
+from gridplan.core.io import write_with
 
 if TYPE_CHECKING:
-    from gridplan.feeders import Feeder
-    from gridplan.study import StudyResult
+    from gridplan.grid.feeders import Feeder
+    from gridplan.study.runner import StudyResult
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def write_figures(result: StudyResult, out_dir: str | Path, *, progress: bool = 
     Parameters
     ----------
     result
-        A study result (:func:`gridplan.study.run`).
+        A study result (:func:`gridplan.study.runner.run`).
     out_dir
         Folder to write into (created if missing).
     progress
@@ -242,7 +242,7 @@ def _downstream_ev_power(result: StudyResult, asset_id: str, case: str) -> tuple
     Per EV (second value ``True``) when the dispatch kept per-EV series, else summed per
     home load (``False``).
     """
-    from gridplan.feeders import downstream_buses
+    from gridplan.grid.feeders import downstream_buses
 
     buses = downstream_buses(result.feeder)[asset_id]
     dispatch = result.ev_dispatch[case]
@@ -527,7 +527,7 @@ def plot_need_probability(result: StudyResult, asset_id: str | None = None) -> F
     return fig
 
 
-#: Ratepayer cost components of :func:`gridplan.valuation.program_economics` and the
+#: Ratepayer cost components of :func:`gridplan.planning.valuation.program_economics` and the
 #: flag that says whether each counts as a ratepayer cost (``None``: always).
 _COST_PARTS = (
     ("upfront_incentives_pv_usd", "upfront incentives", None),

@@ -1,6 +1,6 @@
 """Study and batch reports: Markdown and self-contained HTML.
 
-:func:`write_report` turns a :class:`gridplan.study.StudyResult` into ``report.md`` and
+:func:`write_report` turns a :class:`gridplan.study.runner.StudyResult` into ``report.md`` and
 ``report.html`` a planner can attach to a filing: the feeder, the assumptions with their
 sources, results per asset, the valuation, the firmness of the V2G relief, sensitivity,
 power-flow quality and the figures (linked from the Markdown, embedded as base64 in the
@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 
 from gridplan import __version__
-from gridplan._io import write_text
+from gridplan.core.io import write_text
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from gridplan.study import StudyResult
+    from gridplan.study.runner import StudyResult
 
 #: File names of a report.
 REPORT_FILES = ("report.md", "report.html")
@@ -613,7 +613,7 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
     figures
         Figure file names (in the report folder) to include.
     """
-    from gridplan.plotting import CAPTIONS
+    from gridplan.outputs.figures import CAPTIONS
 
     cfg = result.config
     s = result.summary
@@ -876,7 +876,7 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
         doc.table(headers, firm_rows)
 
     if result.sensitivity is not None and not result.sensitivity.empty:
-        from gridplan.plotting import headline_label, parameter_label, range_text
+        from gridplan.outputs.figures import headline_label, parameter_label, range_text
 
         doc.h(2, "Sensitivity")
         doc.p(
@@ -967,11 +967,11 @@ def write_report(result: StudyResult, out_dir: str | Path, figures: list[str]) -
     Parameters
     ----------
     result
-        A study result (:func:`gridplan.study.run`).
+        A study result (:func:`gridplan.study.runner.run`).
     out_dir
         The study's output folder; the figures must already be in it.
     figures
-        Figure file names in ``out_dir`` (e.g. from :func:`gridplan.plotting.write_figures`);
+        Figure file names in ``out_dir`` (e.g. from :func:`gridplan.outputs.figures.write_figures`);
         the report shows one file per figure (PNG preferred, else SVG).
 
     Returns
@@ -1044,7 +1044,7 @@ def batch_document(
     ``error`` are used when present. Columns with a dot (``fleet.evs_per_household``) are
     taken as scenario fields.
     """
-    from gridplan.plotting import BATCH_CAPTIONS
+    from gridplan.outputs.figures import BATCH_CAPTIONS
 
     if "feeder" not in table.columns:
         raise ValueError("the batch table has no 'feeder' column")
@@ -1210,7 +1210,7 @@ def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
     Parameters
     ----------
     table
-        The consolidated results table, one row per unit (:func:`gridplan.batch.run`'s
+        The consolidated results table, one row per unit (:func:`gridplan.batch.runner.run`'s
         ``results`` or ``results.csv``); see :func:`batch_document` for the columns read.
     out_dir
         The batch's output folder (its name is taken as the batch name).
@@ -1221,7 +1221,7 @@ def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
         The files written: the screening figure (PNG, SVG) when a unit finished, then
         ``report.md`` and ``report.html``.
     """
-    from gridplan.plotting import write_batch_figures
+    from gridplan.outputs.figures import write_batch_figures
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

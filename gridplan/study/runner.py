@@ -30,25 +30,25 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from gridplan import __version__
-from gridplan._io import write_csv, write_json, write_text, write_with
-from gridplan.config import StrictModel, read_toml, validate
-from gridplan.dispatch import (
+from gridplan.core.config import StrictModel, read_toml, validate
+from gridplan.core.errors import ConfigError
+from gridplan.core.io import write_csv, write_json, write_text, write_with
+from gridplan.ev.dispatch import (
     DispatchContext,
     DispatchResult,
     Strategy,
     dispatch,
 )
-from gridplan.errors import ConfigError
-from gridplan.events import load_rate
-from gridplan.feeders import (
+from gridplan.ev.events import load_rate
+from gridplan.ev.fleet import Fleet, FleetScenario, read_zones, sample_fleet, zone_multipliers
+from gridplan.grid.feeders import (
     Feeder,
     downstream_buses,
     load_feeder,
     peak_week,
     resolve_feeder_path,
 )
-from gridplan.fleet import Fleet, FleetScenario, read_zones, sample_fleet, zone_multipliers
-from gridplan.needs import (
+from gridplan.planning.needs import (
     asset_loading_pct,
     asset_metrics,
     characterize_need,
@@ -59,7 +59,7 @@ from gridplan.needs import (
     need_probability,
     year_quantile,
 )
-from gridplan.screening import build_basis, screen
+from gridplan.powerflow.screening import build_basis, screen
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class HorizonSpec(StrictModel):
     ``year``, one draw.
 
     ``screening`` (default on): solve an EV case only at the steps whose results could
-    matter, proven step by step from the year's base case (:mod:`gridplan.screening`);
+    matter, proven step by step from the year's base case (:mod:`gridplan.powerflow.screening`);
     every figure of the study (peak loading, hours and energy over the limit, need and its
     size, extreme voltages, hours outside the band) is the same as solving every step.
     The detail draw's time series are always solved in full.
@@ -238,7 +238,7 @@ class ValuationSpec(StrictModel):
 
 
 class ProgramSpec(StrictModel):
-    """V2G program costs and payments (see :class:`gridplan.valuation.ProgramCosts` for the
+    """V2G program costs and payments (see :class:`gridplan.planning.valuation.ProgramCosts` for the
     defaults and their sources). Without this section the study reports the gross deferral
     value only."""
 
@@ -254,8 +254,8 @@ class ProgramSpec(StrictModel):
     battery_wear_usd_per_kwh: float = Field(default=0.02, ge=0, le=10)
 
     def costs(self) -> Any:
-        """The :class:`gridplan.valuation.ProgramCosts` of this section."""
-        from gridplan.valuation import ProgramCosts
+        """The :class:`gridplan.planning.valuation.ProgramCosts` of this section."""
+        from gridplan.planning.valuation import ProgramCosts
 
         data = self.model_dump(exclude={"charging_energy_price_source"})
         return ProgramCosts(**data)
@@ -354,7 +354,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
 
 def _resolve_dispatch_files(config: StudyConfig, path: Path) -> StudyConfig:
     """Resolve the event calendar and rate files relative to the study and check them."""
-    from gridplan.events import ELRP, EventCalendar, load_rate
+    from gridplan.ev.events import ELRP, EventCalendar, load_rate
 
     spec = config.dispatch
     update: dict[str, str] = {}
@@ -442,7 +442,7 @@ class HorizonResult:
         ``charging`` case (EPRI DER-VET deferral logic), (Y, D, A).
     need_detail
         Need characterization in the ``charging`` case: one row per (year, draw, asset) with
-        an excess (see :func:`gridplan.needs.characterize_need`).
+        an excess (see :func:`gridplan.planning.needs.characterize_need`).
     """
 
     years: np.ndarray
@@ -516,9 +516,11 @@ class StudyResult:
         The content of ``summary.json``.
     economics
         Per V2G case (rows): gross deferral value and, with a ``[program]`` section, the
-        ratepayer and participant economics (:func:`gridplan.valuation.program_economics`).
+        ratepayer and participant economics
+        (:func:`~gridplan.planning.valuation.program_economics`).
     sensitivity
-        Tornado table (:func:`gridplan.valuation.tornado`) when ``[sensitivity]`` is enabled.
+        Tornado table (:func:`~gridplan.planning.valuation.tornado`) when ``[sensitivity]``
+        is enabled.
     bus_min_vm_pu
         Per case of the detail year, median draw: lowest voltage of each bus over the period
         [pu], shape (bus,), ``net.bus.index`` order (NaN: never solved).
@@ -612,7 +614,7 @@ def run(
     -------
     StudyResult
     """
-    from gridplan.powerflow import compile_network
+    from gridplan.powerflow.solver import compile_network
 
     path: Path | None = None
     if not isinstance(config, StudyConfig):
@@ -818,7 +820,7 @@ class _Context:
     base_cache: dict[int, Any] = field(default_factory=dict)
     asset_base_cache: dict[int, np.ndarray] = field(default_factory=dict)
     screening: bool = True
-    # steps per stage of the screening, summed over units (see gridplan.screening)
+    # steps per stage of the screening, summed over units (see gridplan.powerflow.screening)
     screen_stats: dict[str, int] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
@@ -832,14 +834,14 @@ class _Context:
 
 
 def _rebuild_context(state: dict[str, Any]) -> _Context:
-    from gridplan.powerflow import compile_network
+    from gridplan.powerflow.solver import compile_network
 
     return _Context(compiled=compile_network(state["feeder"].net), **state)
 
 
 def _evaluate(ctx: _Context, year: int, draw: int, *, keep_detail: bool) -> dict[str, Any]:
     """Simulate one planning year and draw: fleet, dispatch, power flow, criteria."""
-    from gridplan.powerflow import solve_timeseries
+    from gridplan.powerflow.solver import solve_timeseries
 
     config, feeder = ctx.config, ctx.feeder
     factor = config.load_growth.factor(year, config.base_year, feeder.growth_rate)
@@ -1055,7 +1057,7 @@ def _service_extremes(vm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _calendar_file(config: StudyConfig, feeder: Feeder) -> Any:
     """An event calendar file moved onto the profile year (month and day kept)."""
-    from gridplan.events import ELRP, EventCalendar
+    from gridplan.ev.events import ELRP, EventCalendar
 
     if config.dispatch.events in ("every_day", "elrp"):
         return None
@@ -1085,7 +1087,7 @@ def _median_draw(h: HorizonResult, y: int, limit_pct: np.ndarray) -> int:
 def _event_calendar(ctx: _Context, rng: np.random.Generator) -> Any:
     """The V2G event calendar of one (year, draw): every day, drawn (ELRP) or from a file,
     on the profile year's dates."""
-    from gridplan.events import ELRP, draw_event_calendar
+    from gridplan.ev.events import ELRP, draw_event_calendar
 
     spec = ctx.config.dispatch
     if spec.events == "every_day":
@@ -1215,7 +1217,7 @@ def _asset_table(
     """Per-asset results: loading in the detail year, years of need, need, V2G, deferral.
 
     ``cost_factor`` scales every upgrade cost (sensitivity runs)."""
-    from gridplan.valuation import present_worth_of_shift_usd
+    from gridplan.planning.valuation import present_worth_of_shift_usd
 
     val = config.valuation
     conf = config.horizon.confidence
@@ -1578,9 +1580,9 @@ def write_outputs(result: StudyResult, out: Path) -> list[str]:
     files.append("timeseries.csv")
     write_with(out / "critical_asset_loading.png", lambda tmp: _plot_critical(result, tmp))
     files.append("critical_asset_loading.png")
-    from gridplan.gis import export_assets
-    from gridplan.plotting import write_figures
-    from gridplan.report import write_report
+    from gridplan.outputs.figures import write_figures
+    from gridplan.outputs.gis import export_assets
+    from gridplan.outputs.report import write_report
 
     figures = write_figures(result, out)
     files += figures
@@ -1694,14 +1696,14 @@ def _economics(
     - Annual value: the gross value levelized over the horizon years at the discount rate
       (end-of-year annuity), and per kW of V2G capacity that meets the needs (sum of the
       assets' DER-VET power requirement) and per enrolled EV (median, last horizon year):
-      :func:`gridplan.valuation.capacity_value_usd_per_kw_yr`,
-      :func:`gridplan.valuation.value_per_enrolled_ev_usd_yr`.
-    - With ``[program]``: :func:`gridplan.valuation.program_economics` over the horizon
+      :func:`gridplan.planning.valuation.capacity_value_usd_per_kw_yr`,
+      :func:`gridplan.planning.valuation.value_per_enrolled_ev_usd_yr`.
+    - With ``[program]``: :func:`gridplan.planning.valuation.program_economics` over the horizon
       years. Export energy per year is the study period's export scaled to a year
       (exact when the period is the whole year). Exports of ``v2g_event`` count as
       emergency-event exports (ELRP-paid), exports of other strategies as local relief.
     """
-    from gridplan.valuation import (
+    from gridplan.planning.valuation import (
         annuity_factor,
         capacity_value_usd_per_kw_yr,
         program_economics,
@@ -1787,7 +1789,7 @@ def _sensitivity(
 ) -> pd.DataFrame:
     """One-at-a-time tornado over discount rate, escalation, upgrade cost (re-valued) and
     load growth, EV adoption, enrollment (re-run with ``sensitivity.draws`` draws)."""
-    from gridplan.valuation import tornado
+    from gridplan.planning.valuation import tornado
 
     spec = config.sensitivity
     draws = spec.draws or config.horizon.draws

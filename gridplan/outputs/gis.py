@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from gridplan._io import write_with
+from gridplan.core.io import write_with
 
 if TYPE_CHECKING:
-    from gridplan.study import StudyResult
+    from gridplan.study.runner import StudyResult
 
 #: Layer name inside the GeoPackage.
 LAYER = "assets"
@@ -42,7 +42,7 @@ def asset_layer(result: StudyResult) -> Any:
     Parameters
     ----------
     result
-        A study result (:func:`gridplan.study.run`).
+        A study result (:func:`gridplan.study.runner.run`).
 
     Returns
     -------
@@ -54,7 +54,7 @@ def asset_layer(result: StudyResult) -> Any:
     import geopandas as gpd
     import shapely
 
-    from gridplan.plotting import asset_points, map_geometry
+    from gridplan.outputs.figures import asset_points, map_geometry
 
     feeder = result.feeder
     table = result.assets.copy()

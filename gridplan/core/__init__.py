@@ -1,0 +1,1 @@
+"""core: errors, config helpers and atomic file writes; imports nothing of gridplan."""

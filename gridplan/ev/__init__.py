@@ -1,0 +1,4 @@
+"""ev: EV fleets (catalogs, zones, sampling), event calendars and rates, dispatch strategies.
+
+May import :mod:`gridplan.grid` and :mod:`gridplan.core`.
+"""

@@ -1,0 +1,4 @@
+"""grid: feeder specs, loading and builders, safe pandapower JSON, topology, geometry.
+
+May import :mod:`gridplan.core` only.
+"""

@@ -1,0 +1,872 @@
+"""Feeder library: TOML specs -> :class:`Feeder` (network, profiles, assets, upgrades, geodata).
+
+A feeder spec (``feeders/<name>.toml``) names
+
+- its network source: a SimBench code, a ``pandapower.networks`` function, a pandapower
+  JSON file next to the spec (read through gridplan's checked loader), or a gridplan
+  builder (:mod:`gridplan.grid.builders`);
+- its base-load and PV profiles: SimBench's own year of 15-minute profiles, a CSV/Parquet
+  file of kW per load with a time column, or the builder's;
+- the assets to monitor (transformers and lines) with the planning limit in % of rating;
+- households per load (given, or derived from annual energy with the rule stated);
+- the annual load growth and the upgrade options per monitored asset.
+
+:func:`load_feeder` validates the spec before building anything and returns a
+:class:`Feeder` whose arrays use gridplan's units (kW, kvar, kVA).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandapower as pp
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from gridplan.core.config import StrictModel, read_toml, validate
+from gridplan.core.errors import ConfigError
+from gridplan.grid import builders
+
+log = logging.getLogger(__name__)
+
+#: Annual consumption of a typical German household [kWh/yr], used to derive household
+#: counts from SimBench load energy. BDEW, "Stromverbrauch im Haushalt" (2021): about
+#: 3,100-3,500 kWh/yr for a 2-3 person household; 3,500 is taken as the default.
+DE_HOUSEHOLD_ANNUAL_KWH = 3500.0
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+# --------------------------------------------------------------------------- spec models
+class NetworkSpec(StrictModel):
+    """Where the network comes from."""
+
+    source: Literal["simbench", "pandapower", "json", "builder"]
+    code: str | None = None  # simbench code
+    function: str | None = None  # pandapower.networks function
+    path: str | None = None  # json file, relative to the spec
+    builder: str | None = None  # gridplan builder name
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs_reference(self) -> NetworkSpec:
+        need = {"simbench": "code", "pandapower": "function", "json": "path", "builder": "builder"}
+        key = need[self.source]
+        if not getattr(self, key):
+            raise ValueError(f"network source '{self.source}' needs field '{key}'")
+        if self.source == "builder" and self.builder not in builders.BUILDERS:
+            raise ValueError(
+                f"unknown builder '{self.builder}' "
+                f"(expected one of: {', '.join(builders.BUILDERS)})"
+            )
+        return self
+
+
+class ProfileSpec(StrictModel):
+    """Where the base-load and PV profiles come from."""
+
+    source: Literal["simbench", "builder", "csv", "parquet"] = "simbench"
+    path: str | None = None  # load profiles [kW], one column per load (name or index)
+    time_column: str = "time"
+    pv_path: str | None = None  # sgen profiles [kW], one column per sgen
+    power_factor: float = Field(default=0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> ProfileSpec:
+        if self.source in ("csv", "parquet") and not self.path:
+            raise ValueError(f"profile source '{self.source}' needs field 'path'")
+        return self
+
+
+class HouseholdSpec(StrictModel):
+    """How many households each load serves."""
+
+    rule: Literal["annual_energy", "given", "builder"] = "annual_energy"
+    household_annual_kwh: Pos = DE_HOUSEHOLD_ANNUAL_KWH
+    residential_profiles: list[str] = Field(default_factory=lambda: ["H0", "L1", "L2", "lv_"])
+    values: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class AssetSpec(StrictModel):
+    """A group of monitored assets."""
+
+    kind: Literal["trafo", "line"]
+    select: Literal["all"] | list[str] = "all"
+    limit_pct: float = Field(default=100.0, gt=0, le=1000)
+
+
+class UpgradeSpec(StrictModel):
+    """An upgrade option for monitored assets of one kind (or for named assets).
+
+    Either ``catalog_id`` names a row of the packaged upgrade cost catalog
+    (:func:`gridplan.planning.valuation.load_upgrade_catalog`: rating or ampacity, cost, dollar year
+    and source come from it), or the option is given in full (``cost_usd`` or
+    ``cost_usd_per_km``, ``dollar_year``, ``source``). Values given beside a
+    ``catalog_id`` override the catalog's for the selected assets; a catalog row without a
+    dollar year needs ``dollar_year`` (the assumed one).
+    """
+
+    kind: Literal["trafo", "line"]
+    assets: Literal["all"] | list[str] = "all"
+    catalog_id: str | None = None
+    new_rating_kva: Pos | None = None  # trafos
+    new_max_i_ka: Pos | None = None  # lines
+    cost_usd: NonNeg | None = None  # per unit
+    cost_usd_per_km: NonNeg | None = None  # lines: per km of the asset
+    dollar_year: int | None = Field(default=None, ge=1950, le=2100)
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> UpgradeSpec:
+        if self.cost_usd is not None and self.cost_usd_per_km is not None:
+            raise ValueError("give at most one of 'cost_usd' or 'cost_usd_per_km'")
+        if self.cost_usd_per_km is not None and self.kind != "line":
+            raise ValueError("'cost_usd_per_km' applies to lines only")
+        if self.catalog_id is not None:
+            return self
+        if self.kind == "trafo" and self.new_rating_kva is None:
+            raise ValueError("a trafo upgrade needs 'new_rating_kva' (or a 'catalog_id')")
+        if self.kind == "line" and self.new_max_i_ka is None:
+            raise ValueError("a line upgrade needs 'new_max_i_ka' (or a 'catalog_id')")
+        if self.cost_usd is None and self.cost_usd_per_km is None:
+            raise ValueError("give 'cost_usd' or 'cost_usd_per_km' (or a 'catalog_id')")
+        if self.dollar_year is None or not self.source:
+            raise ValueError("an upgrade given in full needs 'dollar_year' and 'source'")
+        return self
+
+    def resolved(self, field: str, path: Path | None) -> UpgradeSpec:
+        """This option with the catalog row's values filled in (explicit values win)."""
+        if self.catalog_id is None:
+            return self
+        import difflib
+
+        from gridplan.planning.valuation import load_upgrade_catalog
+
+        catalog = load_upgrade_catalog().set_index("upgrade_id")
+        if self.catalog_id not in catalog.index:
+            close = difflib.get_close_matches(self.catalog_id, list(catalog.index), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(
+                f"unknown upgrade id '{self.catalog_id}' ({hint}see gridplan/data/"
+                "upgrade_costs.csv)",
+                file=path,
+                field=f"{field}.catalog_id",
+            )
+        row = catalog.loc[self.catalog_id]
+        kind = "trafo" if row.kind == "transformer" else "line"
+        if kind != self.kind:
+            raise ConfigError(
+                f"catalog row '{self.catalog_id}' is a {row.kind} upgrade, not a {self.kind} one",
+                file=path,
+                field=f"{field}.catalog_id",
+            )
+        update: dict[str, Any] = {}
+        if self.new_rating_kva is None and kind == "trafo":
+            update["new_rating_kva"] = float(row.rating_kva)
+        if self.new_max_i_ka is None and kind == "line":
+            if pd.isna(row.ampacity_a):
+                raise ConfigError(
+                    f"catalog row '{self.catalog_id}' has no ampacity; give 'new_max_i_ka'",
+                    file=path,
+                    field=field,
+                )
+            update["new_max_i_ka"] = float(row.ampacity_a) / 1000.0
+        if self.cost_usd is None and self.cost_usd_per_km is None:
+            key = "cost_usd_per_km" if row.unit == "per_km" else "cost_usd"
+            update[key] = float(row.cost_usd)
+        if self.dollar_year is None:
+            if pd.isna(row.dollar_year):
+                raise ConfigError(
+                    f"catalog row '{self.catalog_id}' states no dollar year; give the assumed "
+                    "one as 'dollar_year'",
+                    file=path,
+                    field=f"{field}.dollar_year",
+                )
+            update["dollar_year"] = int(row.dollar_year)
+        if not self.source:
+            update["source"] = f"{row.source} (catalog id {self.catalog_id})"
+        return self.model_copy(update=update)
+
+
+class FeederSpec(StrictModel):
+    """A feeder spec as written in ``feeders/<name>.toml``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    network: NetworkSpec
+    profiles: ProfileSpec = Field(default_factory=ProfileSpec)
+    households: HouseholdSpec = Field(default_factory=HouseholdSpec)
+    growth_rate: float = Field(default=0.01, ge=-0.5, le=1.0, allow_inf_nan=False)
+    assets: list[AssetSpec] = Field(min_length=1)
+    upgrades: list[UpgradeSpec] = Field(default_factory=list)
+
+    @field_validator("description")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return " ".join(value.split())
+
+
+# --------------------------------------------------------------------------- the Feeder
+@dataclass(frozen=True, eq=False)
+class Feeder:
+    """A loaded feeder: pandapower network, profiles, monitored assets and upgrade options.
+
+    Attributes
+    ----------
+    name
+        Feeder name.
+    description
+        One-line description.
+    spec_path
+        The TOML spec it came from (``None`` when built in Python).
+    net
+        pandapower network (MW/MVA inside; gridplan converts at the boundary).
+    time_index
+        Time stamps of the profile rows, fixed step.
+    load_p_kw, load_q_kvar
+        Base load [kW], [kvar], shape (time, load), ``net.load.index`` order.
+    sgen_p_kw
+        Generation (PV) [kW], shape (time, sgen), ``net.sgen.index`` order; positive.
+    households
+        Households served by each load, ``net.load.index`` order.
+    assets
+        Monitored assets, one row each, indexed by ``asset_id``: ``kind`` (trafo|line),
+        ``element`` (index in ``net.trafo``/``net.line``), ``name``, ``rating_kva``
+        [kVA], ``limit_pct`` [% of rating], ``length_km`` (lines) [km].
+    upgrades
+        Upgrade options per asset: ``asset_id``, ``option``, ``new_rating_kva``, ``cost_usd``,
+        ``dollar_year``, ``source``.
+    growth_rate
+        Annual growth of base load [fraction/yr].
+    bus_geo, line_geo
+        GeoDataFrames of buses (points) and lines (linestrings) in EPSG:4326, or ``None``
+        when the network has no coordinates.
+    """
+
+    name: str
+    description: str
+    spec_path: Path | None
+    net: pp.pandapowerNet
+    time_index: pd.DatetimeIndex
+    load_p_kw: np.ndarray
+    load_q_kvar: np.ndarray
+    sgen_p_kw: np.ndarray
+    households: np.ndarray
+    assets: pd.DataFrame
+    upgrades: pd.DataFrame
+    growth_rate: float
+    bus_geo: Any = None
+    line_geo: Any = None
+    spec: FeederSpec | None = field(default=None, repr=False)
+
+    @property
+    def step_h(self) -> float:
+        """Time step of the profiles [h]."""
+        return float((self.time_index[1] - self.time_index[0]) / pd.Timedelta(hours=1))
+
+    @property
+    def net_load_kw(self) -> np.ndarray:
+        """Total base load minus generation per step [kW], shape (time,)."""
+        return self.load_p_kw.sum(axis=1) - self.sgen_p_kw.sum(axis=1)
+
+    @property
+    def load_bus(self) -> np.ndarray:
+        """Bus index of each load, ``net.load.index`` order."""
+        return self.net.load.bus.to_numpy()
+
+
+# --------------------------------------------------------------------------- discovery
+def _bundled_dirs() -> list[Path]:
+    here = Path(__file__).resolve().parents[1]  # the gridplan package
+    return [p for p in (here / "_feeders", here.parent / "feeders") if p.is_dir()]
+
+
+def bundled_feeders() -> dict[str, Path]:
+    """Names and spec paths of the feeders shipped with gridplan."""
+    found: dict[str, Path] = {}
+    for folder in _bundled_dirs():
+        for spec in sorted(folder.glob("*.toml")):
+            found.setdefault(spec.stem, spec)
+    return found
+
+
+def resolve_feeder_path(name_or_path: str | Path) -> Path:
+    """Find a feeder spec by bundled name or by path.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name (with the bundled names listed) or missing file.
+    """
+    text = str(name_or_path)
+    candidate = Path(text)
+    if candidate.suffix == ".toml" or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError("feeder spec file not found", file=candidate)
+        return candidate
+    bundled = bundled_feeders()
+    if text in bundled:
+        return bundled[text]
+    import difflib
+
+    close = difflib.get_close_matches(text, list(bundled), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(
+        f"unknown feeder '{text}'{hint} (expected a bundled feeder: {', '.join(bundled)}, "
+        "or a path to a .toml spec)"
+    )
+
+
+def read_feeder_spec(path: str | Path) -> FeederSpec:
+    """Read and validate a feeder spec without building the network."""
+    path = Path(path)
+    return validate(FeederSpec, read_toml(path), file=path)
+
+
+# --------------------------------------------------------------------------- loading
+def load_feeder(name_or_path: str | Path) -> Feeder:
+    """Load a feeder by bundled name (``"us-residential"``) or spec path.
+
+    Parameters
+    ----------
+    name_or_path
+        A bundled feeder name (see :func:`bundled_feeders`) or a path to a TOML spec.
+
+    Returns
+    -------
+    Feeder
+        The network, profiles [kW], monitored assets, upgrade options and geodata.
+
+    Raises
+    ------
+    ConfigError
+        Unknown feeder, invalid spec, or profiles that do not fit the network; the message
+        names the file and the field.
+    """
+    path = resolve_feeder_path(name_or_path)
+    read_feeder_spec(path)  # validate before anything is built (and on every call)
+    cached = _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
+    # Each caller gets its own net; the read-only profile arrays are shared.
+    return dataclasses.replace(cached, net=copy.deepcopy(cached.net))
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path_str: str, _mtime: int) -> Feeder:
+    path = Path(path_str)
+    feeder = build_feeder(read_feeder_spec(path), path)
+    for array in (feeder.load_p_kw, feeder.load_q_kvar, feeder.sgen_p_kw, feeder.households):
+        array.flags.writeable = False
+    return feeder
+
+
+def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
+    """Build a :class:`Feeder` from a validated spec (``path`` resolves relative files)."""
+    base_dir = path.parent if path is not None else Path.cwd()
+    built: builders.BuiltFeeder | None = None
+    net_spec = spec.network
+    if net_spec.source == "simbench":
+        net = _simbench_net(net_spec.code or "", path)
+    elif net_spec.source == "pandapower":
+        net = _pandapower_net(net_spec.function or "", net_spec.options, path)
+    elif net_spec.source == "json":
+        from gridplan.grid.safe_json import load_pandapower_json
+
+        net = load_pandapower_json(base_dir / (net_spec.path or ""))
+    else:
+        try:
+            built = builders.BUILDERS[net_spec.builder or ""](**net_spec.options)
+        except TypeError as exc:
+            raise ConfigError(
+                f"bad builder option: {exc}", file=path, field="network.options"
+            ) from None
+        net = built.net
+    if net_spec.source != "json":  # the JSON loader checks its net itself
+        from gridplan.grid.safe_json import check_net
+
+        check_net(net, file=path)
+
+    assets = _assets(spec, net, path)
+    upgrades = _upgrades(spec, net, assets, path)
+    time_index, load_p, load_q, sgen_p = _profiles(spec, net, built, base_dir, path)
+    households = _households(spec, net, built, load_p, time_index, path)
+    bus_geo, line_geo = _geodata(net)
+    return Feeder(
+        name=spec.name,
+        description=spec.description,
+        spec_path=path,
+        net=net,
+        time_index=time_index,
+        load_p_kw=load_p,
+        load_q_kvar=load_q,
+        sgen_p_kw=sgen_p,
+        households=households,
+        assets=assets,
+        upgrades=upgrades,
+        growth_rate=spec.growth_rate,
+        bus_geo=bus_geo,
+        line_geo=line_geo,
+        spec=spec,
+    )
+
+
+@lru_cache(maxsize=8)
+def _simbench_raw(code: str) -> Any:
+    import simbench as sb
+
+    return sb.get_simbench_net(code)
+
+
+def _simbench_net(code: str, path: Path | None) -> pp.pandapowerNet:
+    import simbench as sb
+
+    if code not in sb.collect_all_simbench_codes():
+        raise ConfigError(
+            f"not a valid SimBench code '{code}' (expected e.g. '1-LV-semiurb4--0-sw')",
+            file=path,
+            field="network.code",
+        )
+    try:
+        net = _simbench_raw(code)
+    except Exception as exc:
+        raise ConfigError(
+            f"SimBench could not build '{code}': {exc}", file=path, field="network.code"
+        ) from None
+    return copy.deepcopy(net)
+
+
+def _pandapower_net(function: str, options: dict[str, Any], path: Path | None) -> Any:
+    import pandapower.networks as pn
+
+    fn = getattr(pn, function, None)
+    if fn is None or not callable(fn) or function.startswith("_"):
+        raise ConfigError(
+            f"unknown pandapower.networks function '{function}'",
+            file=path,
+            field="network.function",
+        )
+    try:
+        return fn(**options)
+    except TypeError as exc:
+        raise ConfigError(f"bad option: {exc}", file=path, field="network.options") from None
+
+
+def _profiles(
+    spec: FeederSpec,
+    net: pp.pandapowerNet,
+    built: builders.BuiltFeeder | None,
+    base_dir: Path,
+    path: Path | None,
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+    prof = spec.profiles
+    n_sgen = len(net.sgen)
+    tan_phi = float(np.tan(np.arccos(prof.power_factor)))
+    if prof.source == "builder":
+        if built is None:
+            raise ConfigError(
+                "profile source 'builder' needs network source 'builder'",
+                file=path,
+                field="profiles.source",
+            )
+        return built.time_index, built.load_p_kw, built.load_q_kvar, built.sgen_p_kw
+    if prof.source == "simbench":
+        if "profiles" not in net or "load" not in net.profiles:
+            raise ConfigError(
+                "profile source 'simbench' needs a SimBench network",
+                file=path,
+                field="profiles.source",
+            )
+        import simbench as sb
+
+        absolute = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+        time_index = builders.simbench_time_index(net.profiles["load"]["time"])
+        load_p = absolute[("load", "p_mw")].reindex(columns=net.load.index).to_numpy() * 1e3
+        load_q = absolute[("load", "q_mvar")].reindex(columns=net.load.index).to_numpy() * 1e3
+        if n_sgen:
+            sgen_p = absolute[("sgen", "p_mw")].reindex(columns=net.sgen.index).to_numpy() * 1e3
+        else:
+            sgen_p = np.zeros((len(time_index), 0))
+        return time_index, load_p, load_q, sgen_p
+    # csv / parquet
+    file = base_dir / (prof.path or "")
+    time_index, load_p = read_profile_table(
+        file, prof.source, prof.time_column, list(net.load.name), field="profiles.path"
+    )
+    load_q = load_p * tan_phi
+    if prof.pv_path:
+        pv_file = base_dir / prof.pv_path
+        pv_index, sgen_p = read_profile_table(
+            pv_file, prof.source, prof.time_column, list(net.sgen.name), field="profiles.pv_path"
+        )
+        if not pv_index.equals(time_index):
+            raise ConfigError(
+                f"time column differs from the load profiles in {file}",
+                file=pv_file,
+                field=prof.time_column,
+            )
+    else:
+        sgen_p = np.tile(
+            net.sgen.p_mw.to_numpy() * net.sgen.scaling.to_numpy() * 1e3, (len(time_index), 1)
+        )
+    return time_index, load_p, load_q, sgen_p
+
+
+def read_profile_table(
+    file: Path, kind: str, time_column: str, element_names: list[str], *, field: str
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Read a CSV/Parquet profile table: a time column plus one kW column per element.
+
+    Columns are matched to elements by name (``net.load.name``) or, if the names do not
+    match, by position (0..n-1 as column labels). The time column must parse as timestamps
+    with a fixed step; values must be finite.
+
+    Returns
+    -------
+    (DatetimeIndex, ndarray)
+        Time index and values [kW], shape (time, element).
+    """
+    if not file.is_file():
+        raise ConfigError("profile file not found", file=file, field=field)
+    try:
+        frame = pd.read_csv(file) if kind == "csv" else pd.read_parquet(file)
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text (expected a UTF-8 CSV)", file=file) from None
+    except Exception as exc:
+        raise ConfigError(f"cannot read {kind} file: {exc}", file=file) from None
+    if time_column not in frame.columns:
+        raise ConfigError(
+            f"no time column '{time_column}' (columns: {', '.join(map(str, frame.columns[:6]))})",
+            file=file,
+            field=time_column,
+        )
+    try:
+        times = pd.DatetimeIndex(pd.to_datetime(frame.pop(time_column)), name="time")
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"time values do not parse: {exc}", file=file, field=time_column
+        ) from None
+    if len(times) < 2:
+        raise ConfigError("needs at least two rows", file=file)
+    steps = np.diff(times.asi8)
+    if (steps <= 0).any() or (steps != steps[0]).any():
+        bad = int(np.flatnonzero((steps <= 0) | (steps != steps[0]))[0]) + 1
+        raise ConfigError(
+            f"time steps must be increasing and fixed (row {bad + 1} breaks the step)",
+            file=file,
+            field=time_column,
+        )
+    n = len(element_names)
+    if frame.shape[1] != n:
+        raise ConfigError(
+            f"has {frame.shape[1]} value columns; expected {n} (one per element of the network)",
+            file=file,
+            field="columns",
+        )
+    cols = [str(c) for c in frame.columns]
+    if sorted(cols) == sorted(map(str, element_names)) and len(set(element_names)) == n:
+        frame.columns = cols
+        frame = frame[[str(e) for e in element_names]]
+    elif cols != [str(i) for i in range(n)]:
+        unmatched = next(c for c in cols if c not in map(str, element_names))
+        raise ConfigError(
+            "value columns must be the element names or 0..n-1 "
+            f"(first unmatched column: '{unmatched}')",
+            file=file,
+        )
+    values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad_mask = ~np.isfinite(values)
+    if bad_mask.any():
+        r, c = np.argwhere(bad_mask)[0]
+        raise ConfigError(
+            f"row {r + 1}: value is missing, not a number or infinite (expected kW)",
+            file=file,
+            field=str(frame.columns[c]),
+        )
+    return times, values
+
+
+def _households(
+    spec: FeederSpec,
+    net: pp.pandapowerNet,
+    built: builders.BuiltFeeder | None,
+    load_p_kw: np.ndarray,
+    time_index: pd.DatetimeIndex,
+    path: Path | None,
+) -> np.ndarray:
+    rule = spec.households
+    names = net.load.name.astype(str).to_numpy()
+    if rule.rule == "builder":
+        if built is None:
+            raise ConfigError(
+                "rule 'builder' needs network source 'builder'", file=path, field="households.rule"
+            )
+        return built.households
+    if rule.rule == "given":
+        missing = [n for n in names if n not in rule.values]
+        unknown = [k for k in rule.values if k not in set(names)]
+        if unknown:
+            raise ConfigError(
+                f"no load named '{unknown[0]}' in the network",
+                file=path,
+                field=f"households.values.{unknown[0]}",
+            )
+        if missing:
+            raise ConfigError(
+                f"no household count for load '{missing[0]}' ({len(missing)} missing)",
+                file=path,
+                field="households.values",
+            )
+        return np.array([rule.values[n] for n in names], dtype=int)
+    # annual_energy: loads with a residential profile serve annual kWh / household kWh homes
+    step_h = (time_index[1] - time_index[0]) / pd.Timedelta(hours=1)
+    years = len(time_index) * step_h / 8760.0
+    annual_kwh = load_p_kw.sum(axis=0) * step_h / years
+    profile = (
+        net.load["profile"].astype(str).to_numpy()
+        if "profile" in net.load
+        else np.array(["H0"] * len(net.load))
+    )
+    residential = np.array(
+        [any(p.startswith(pref) for pref in rule.residential_profiles) for p in profile]
+    )
+    counts = np.where(
+        residential, np.maximum(1, np.round(annual_kwh / rule.household_annual_kwh)), 0
+    )
+    return counts.astype(int)
+
+
+def _select(
+    table: pd.DataFrame, select: str | list[str], kind: str, path: Path | None, where: str
+) -> pd.Index:
+    if select == "all":
+        return table.index
+    names = table.name.astype(str)
+    idx = []
+    for name in select:
+        hits = table.index[names == name]
+        if len(hits) == 0:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(names), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"no {kind} named '{name}' in the network{hint}", file=path, field=where
+            )
+        idx.extend(hits)
+    return pd.Index(idx)
+
+
+def _assets(spec: FeederSpec, net: pp.pandapowerNet, path: Path | None) -> pd.DataFrame:
+    rows = []
+    for n, group in enumerate(spec.assets):
+        table = net[group.kind]
+        for element in _select(table, group.select, group.kind, path, f"assets[{n}].select"):
+            row = table.loc[element]
+            if not bool(row.in_service):
+                continue
+            if group.kind == "trafo":
+                rating = float(row.sn_mva) * 1e3 * float(row.get("parallel", 1))
+                length = np.nan
+            else:
+                vn = float(net.bus.vn_kv.at[row.from_bus])
+                rating = (
+                    np.sqrt(3)
+                    * vn
+                    * float(row.max_i_ka)
+                    * float(row.parallel)
+                    * float(row.df)
+                    * 1e3
+                )
+                length = float(row.length_km)
+            rows.append(
+                {
+                    "asset_id": f"{group.kind}_{element}",
+                    "kind": group.kind,
+                    "element": int(element),
+                    "name": str(row["name"]),
+                    "rating_kva": rating,
+                    "limit_pct": group.limit_pct,
+                    "length_km": length,
+                }
+            )
+    frame = pd.DataFrame(rows).drop_duplicates("asset_id", keep="last").set_index("asset_id")
+    if frame.empty:
+        raise ConfigError("no in-service asset selected", file=path, field="assets")
+    return frame
+
+
+def _upgrades(
+    spec: FeederSpec, net: pp.pandapowerNet, assets: pd.DataFrame, path: Path | None
+) -> pd.DataFrame:
+    rows = []
+    for n, raw in enumerate(spec.upgrades):
+        up = raw.resolved(f"upgrades[{n}]", path)
+        table = net[up.kind]
+        chosen = _select(table, up.assets, up.kind, path, f"upgrades[{n}].assets")
+        for asset_id, asset in assets[assets.kind == up.kind].iterrows():
+            if asset.element not in chosen:
+                continue
+            if up.kind == "trafo":
+                new_rating = float(up.new_rating_kva or 0.0)
+            else:
+                ratio = float(up.new_max_i_ka or 0.0) / float(table.max_i_ka.at[asset.element])
+                new_rating = float(asset.rating_kva) * ratio
+            if new_rating <= asset.rating_kva:
+                continue  # not an upgrade for this asset
+            cost = (
+                float(up.cost_usd)
+                if up.cost_usd is not None
+                else float(up.cost_usd_per_km or 0.0) * float(asset.length_km)
+            )
+            rows.append(
+                {
+                    "asset_id": asset_id,
+                    "option": n,
+                    "new_rating_kva": new_rating,
+                    "cost_usd": cost,
+                    "dollar_year": up.dollar_year,
+                    "source": up.source,
+                }
+            )
+    columns = ["asset_id", "option", "new_rating_kva", "cost_usd", "dollar_year", "source"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["asset_id", "new_rating_kva"]).reset_index(drop=True)
+
+
+def _geodata(net: pp.pandapowerNet) -> tuple[Any, Any]:
+    """Bus points and line strings as GeoDataFrames, or (None, None) without coordinates."""
+    if "geo" not in net.bus or net.bus.geo.isna().all():
+        return None, None
+    import geopandas as gpd
+    import shapely
+
+    geo = net.bus.geo.dropna()
+    points = shapely.from_geojson(geo.to_numpy())
+    bus_geo = gpd.GeoDataFrame(
+        {"bus": geo.index, "name": net.bus.name.loc[geo.index].to_numpy()},
+        geometry=points,
+        crs="EPSG:4326",
+    ).set_index("bus")
+    lines = []
+    for idx, row in net.line.iterrows():
+        line_geo = row.get("geo")
+        if isinstance(line_geo, str):
+            shape = shapely.from_geojson(line_geo)
+        elif row.from_bus in bus_geo.index and row.to_bus in bus_geo.index:
+            shape = shapely.LineString(
+                [bus_geo.geometry.at[row.from_bus], bus_geo.geometry.at[row.to_bus]]
+            )
+        else:
+            continue
+        lines.append({"line": idx, "name": row["name"], "geometry": shape})
+    line_geo = (
+        gpd.GeoDataFrame(lines, geometry="geometry", crs="EPSG:4326").set_index("line")
+        if lines
+        else None
+    )
+    return bus_geo, line_geo
+
+
+def peak_step(feeder: Feeder) -> int:
+    """Step of the feeder's highest total net base load (load minus generation)."""
+    return int(np.argmax(feeder.net_load_kw))
+
+
+def peak_week(feeder: Feeder) -> slice:
+    """The 7 days around the feeder's net base-load peak, as a slice of profile steps.
+
+    Starts at midnight three days before the peak day, clipped to the profile year.
+    """
+    k = peak_step(feeder)
+    steps_per_day = round(24 / feeder.step_h)
+    start_day = max(0, k // steps_per_day - 3)
+    n = len(feeder.time_index)
+    start = min(start_day * steps_per_day, max(0, n - 7 * steps_per_day))
+    return slice(start, min(n, start + 7 * steps_per_day))
+
+
+def feeder_overview(feeder: Feeder) -> dict[str, Any]:
+    """Size and headroom of a feeder at its base-load peak step.
+
+    Solves the power flow over the whole profile year (:func:`gridplan.powerflow.solve_timeseries`)
+    and reports the critical asset: the monitored asset whose own peak is highest relative to
+    its planning limit.
+
+    Returns
+    -------
+    dict
+        ``name``, ``buses``, ``loads``, ``assets``, ``households``, ``peak_load_kw`` [kW]
+        (highest net base load), ``critical_asset``, ``critical_loading_pct`` [%],
+        ``headroom_kva`` [kVA] (limit minus peak, negative when over).
+    """
+    from gridplan.planning.needs import asset_loading_pct, asset_metrics
+    from gridplan.powerflow.solver import solve_timeseries
+
+    flow = solve_timeseries(
+        feeder.net, feeder.load_p_kw, load_q_kvar=feeder.load_q_kvar, sgen_p_kw=feeder.sgen_p_kw
+    )
+    loading = asset_loading_pct(feeder, flow)
+    metrics = asset_metrics(feeder, loading, feeder.time_index, feeder.step_h)
+    headroom = (feeder.assets.limit_pct - metrics.peak_loading_pct) / 100 * feeder.assets.rating_kva
+    critical = str((metrics.peak_loading_pct / feeder.assets.limit_pct).idxmax())
+    return {
+        "name": feeder.name,
+        "buses": len(feeder.net.bus),
+        "loads": len(feeder.net.load),
+        "assets": len(feeder.assets),
+        "households": int(feeder.households.sum()),
+        "peak_load_kw": float(feeder.net_load_kw.max()),
+        "critical_asset": str(feeder.assets.name.at[critical]),
+        "critical_loading_pct": float(metrics.peak_loading_pct.at[critical]),
+        "headroom_kva": float(headroom.at[critical]),
+    }
+
+
+@lru_cache(maxsize=16)
+def downstream_buses(feeder: Feeder) -> dict[str, np.ndarray]:
+    """Buses fed through each monitored asset (the side cut off from the external grid).
+
+    For each asset the network graph (pandapower topology: closed switches, in-service
+    elements) is cut at that asset; the buses that lose every path to an external grid are
+    downstream of it. In a meshed or ring-closed network an asset may have no downstream
+    buses (another path feeds them).
+
+    Returns
+    -------
+    dict
+        ``asset_id`` -> sorted array of bus indices (cached per feeder object; do not
+        modify).
+    """
+    import networkx as nx
+    import pandapower.topology as top
+
+    net = feeder.net
+    graph = top.create_nxgraph(net, multi=True, include_out_of_service=False)
+    sources = set(net.ext_grid.bus[net.ext_grid.in_service].tolist())
+    result: dict[str, np.ndarray] = {}
+    for asset_id, asset in feeder.assets.iterrows():
+        table = net[asset.kind]
+        if asset.kind == "trafo":
+            a, b = int(table.hv_bus.at[asset.element]), int(table.lv_bus.at[asset.element])
+        else:
+            a, b = int(table.from_bus.at[asset.element]), int(table.to_bus.at[asset.element])
+        cut = graph.copy()
+        if cut.has_edge(a, b):
+            keys = [k for k in cut[a][b] if k == (asset.kind, asset.element)]
+            for key in keys:
+                cut.remove_edge(a, b, key=key)
+        down: set[int] = set()
+        for end in (a, b):
+            if end in cut:
+                component = nx.node_connected_component(cut, end)
+                if not component & sources:
+                    down |= component
+        result[str(asset_id)] = np.array(sorted(down), dtype=int)
+    return result

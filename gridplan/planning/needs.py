@@ -1,0 +1,348 @@
+"""Needs: how loaded each monitored asset is, when it needs an upgrade, and which upgrade.
+
+From a power-flow result and the feeder's monitored assets this module computes, per
+asset: peak loading, hours over the planning limit, overload energy, the need flags of the
+planning criteria, the need's characterization, the resource that meets it (EPRI DER-VET
+deferral logic), years of need across draws, and the smallest upgrade option that carries
+the peak. Years of need come from simulating each planning year, not from a growth
+extrapolation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gridplan.grid.feeders import Feeder
+
+
+def asset_loading_pct(feeder: Feeder, flow: object) -> np.ndarray:
+    """Loading of each monitored asset [% of rating], shape (time, asset).
+
+    Columns follow ``feeder.assets`` order. Lines use pandapower's line loading
+    (current / ``max_i_ka``), transformers its transformer loading.
+
+    Parameters
+    ----------
+    feeder
+        The feeder whose ``assets`` table names the elements.
+    flow
+        A :class:`gridplan.powerflow.solver.FlowResult` (``line_loading_pct``, ``trafo_loading_pct``
+        with ``line_index``, ``trafo_index``).
+    """
+    columns = []
+    line_pos = {int(e): k for k, e in enumerate(np.asarray(flow.line_index))}  # type: ignore[attr-defined]
+    trafo_pos = {int(e): k for k, e in enumerate(np.asarray(flow.trafo_index))}  # type: ignore[attr-defined]
+    for kind, element in zip(feeder.assets.kind, feeder.assets.element, strict=True):
+        if kind == "line":
+            columns.append(flow.line_loading_pct[:, line_pos[int(element)]])  # type: ignore[attr-defined]
+        else:
+            columns.append(flow.trafo_loading_pct[:, trafo_pos[int(element)]])  # type: ignore[attr-defined]
+    return np.column_stack(columns) if columns else np.zeros((0, 0))
+
+
+def asset_metrics(
+    feeder: Feeder, loading_pct: np.ndarray, time_index: pd.DatetimeIndex, step_h: float
+) -> pd.DataFrame:
+    """Peak loading, hours over the limit and overload energy of each monitored asset.
+
+    Parameters
+    ----------
+    feeder
+        Feeder with the ``assets`` table (``rating_kva``, ``limit_pct``).
+    loading_pct
+        Asset loading [% of rating], shape (time, asset), ``feeder.assets`` order. NaN steps
+        (non-converged power flows) are ignored and counted in ``nan_steps``.
+    time_index
+        Time of each row.
+    step_h
+        Step length [h].
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``asset_id``: ``peak_loading_pct`` [%], ``peak_time``, ``peak_kva``
+        [kVA], ``hours_over_limit`` [h], ``overload_energy_kvah`` [kVA·h above the limit, about
+        kWh at unity power factor], ``nan_steps``.
+    """
+    assets = feeder.assets
+    rating = assets.rating_kva.to_numpy()
+    limit = assets.limit_pct.to_numpy()
+    loading_pct = np.asarray(loading_pct, dtype=float)
+    nan_steps = np.isnan(loading_pct).sum(axis=0)
+    filled = (
+        np.where(np.isnan(loading_pct), -np.inf, loading_pct) if nan_steps.any() else loading_pct
+    )
+    if len(loading_pct):
+        peak_pos = filled.argmax(axis=0)
+        peak = np.take_along_axis(filled, peak_pos[None, :], axis=0)[0]
+    else:
+        peak_pos = np.zeros(len(assets), dtype=int)
+        peak = np.full(len(assets), np.nan)
+    peak = np.where(np.isfinite(peak), peak, np.nan)
+    over = filled - limit  # NaN steps: -inf, never over
+    is_over = over > 0
+    hours = is_over.sum(axis=0) * step_h
+    energy = np.zeros(len(assets))
+    cols = np.flatnonzero(hours > 0)
+    if cols.size:
+        energy[cols] = np.where(is_over[:, cols], over[:, cols], 0.0).sum(axis=0)
+    return pd.DataFrame(
+        {
+            "peak_loading_pct": peak,
+            "peak_time": time_index[peak_pos],
+            "peak_kva": peak / 100.0 * rating,
+            "hours_over_limit": hours,
+            "overload_energy_kvah": energy / 100.0 * rating * step_h,
+            "nan_steps": nan_steps,
+        },
+        index=assets.index,
+    )
+
+
+def choose_upgrades(feeder: Feeder, peak_kva: pd.Series) -> pd.DataFrame:
+    """The smallest upgrade option of each asset that carries its peak within the limit.
+
+    Parameters
+    ----------
+    feeder
+        Feeder with ``assets`` (``limit_pct``) and ``upgrades`` (options per asset).
+    peak_kva
+        Peak apparent power the upgrade must carry [kVA], indexed by ``asset_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``asset_id``: ``upgrade_option``, ``new_rating_kva`` [kVA], ``cost_usd``
+        [USD, in the option's dollar year], ``dollar_year``, ``cost_source`` and
+        ``upgrade_sufficient`` (False when no option carries the peak: the largest is given).
+        Assets without any option get NaN and an empty source.
+    """
+    rows = {}
+    for asset_id, limit in feeder.assets.limit_pct.items():
+        options = feeder.upgrades[feeder.upgrades.asset_id == asset_id]
+        if options.empty:
+            rows[asset_id] = {
+                "upgrade_option": np.nan,
+                "new_rating_kva": np.nan,
+                "cost_usd": np.nan,
+                "dollar_year": np.nan,
+                "cost_source": "",
+                "upgrade_sufficient": False,
+            }
+            continue
+        fits = options[options.new_rating_kva * limit / 100.0 >= peak_kva.get(asset_id, np.inf)]
+        pick = fits.iloc[0] if not fits.empty else options.iloc[-1]
+        rows[asset_id] = {
+            "upgrade_option": int(pick.option),
+            "new_rating_kva": float(pick.new_rating_kva),
+            "cost_usd": float(pick.cost_usd),
+            "dollar_year": int(pick.dollar_year),
+            "cost_source": str(pick.source),
+            "upgrade_sufficient": not fits.empty,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("asset_id")
+
+
+# --------------------------------------------------------------------------- criteria
+def excess_kva(
+    loading_pct: np.ndarray, rating_kva: np.ndarray, limit_pct: np.ndarray
+) -> np.ndarray:
+    """Apparent power above each asset's planning limit [kVA], shape (time, asset).
+
+    ``max(loading − limit, 0) / 100 × rating``; NaN steps (non-converged) count as 0.
+    """
+    over = np.nan_to_num(loading_pct - limit_pct, nan=0.0)
+    return np.clip(over, 0.0, None) / 100.0 * rating_kva
+
+
+def need_flags(
+    loading_pct: np.ndarray, limit_pct: np.ndarray, allowed_hours: np.ndarray, step_h: float
+) -> np.ndarray:
+    """Whether each asset violates its loading criterion: more than ``allowed_hours`` over
+    its limit in the simulated period, shape (asset,)."""
+    hours = (np.nan_to_num(loading_pct, nan=0.0) > limit_pct).sum(axis=0) * step_h
+    return hours > allowed_hours + 1e-9
+
+
+def characterize_need(
+    excess: np.ndarray, time_index: pd.DatetimeIndex, step_h: float
+) -> pd.DataFrame:
+    """Describe each asset's need from its excess series (CPUC GNA/DDOR-style fields).
+
+    Parameters
+    ----------
+    excess
+        Power above the limit [kW or kVA], shape (time, asset).
+    time_index
+        Time of each row (whole days expected for daily figures).
+    step_h
+        Step length [h].
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per asset (column order): ``peak_excess_kw`` [kW], ``max_daily_excess_kwh``
+        [kWh], ``longest_excess_h`` [h] (longest run of consecutive steps over the limit),
+        ``days_with_excess``, ``excess_months`` and ``excess_hours`` (space-separated month
+        numbers and hours of day with any excess).
+    """
+    n_asset = excess.shape[1]
+    over = excess > 0
+    any_over = over.any(axis=0)
+    if not any_over.any():  # the common case in a screening study: nothing to describe
+        return pd.DataFrame(
+            {
+                "peak_excess_kw": np.zeros(n_asset),
+                "max_daily_excess_kwh": np.zeros(n_asset),
+                "longest_excess_h": np.zeros(n_asset),
+                "days_with_excess": np.zeros(n_asset, dtype=int),
+                "excess_months": [""] * n_asset,
+                "excess_hours": [""] * n_asset,
+            }
+        )
+    days = pd.DatetimeIndex(time_index).normalize()
+    day_codes, day_index = pd.factorize(days)
+    daily = np.zeros((len(day_index), n_asset))
+    np.add.at(daily, day_codes, excess * step_h)
+    months = np.asarray(time_index.month)
+    hours = np.asarray(time_index.hour)
+    rows = []
+    for a in range(n_asset):
+        mask = over[:, a]
+        rows.append(
+            {
+                "peak_excess_kw": float(excess[:, a].max()) if len(excess) else 0.0,
+                "max_daily_excess_kwh": float(daily[:, a].max()) if len(daily) else 0.0,
+                "longest_excess_h": _longest_run(mask) * step_h,
+                "days_with_excess": int((daily[:, a] > 0).sum()),
+                "excess_months": " ".join(str(m) for m in np.unique(months[mask])),
+                "excess_hours": " ".join(str(h) for h in np.unique(hours[mask])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    """Length of the longest run of True values."""
+    if not mask.any():
+        return 0
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return int((edges[1::2] - edges[::2]).max())
+
+
+def deferral_requirement(
+    load_kw: np.ndarray,
+    limit_kw: np.ndarray,
+    step_h: float,
+    roundtrip_efficiency: float = 0.81,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Power and energy a resource must supply to keep each asset within its limit.
+
+    EPRI DER-VET / StorageVET ``Deferral`` logic: the resource must discharge
+    ``max(load − limit, 0)`` at every step; the required power is the peak of that. Between
+    discharges it recharges as fast as it can -- at most the required power and at most the
+    asset's headroom ``limit − load`` -- with recharge losses (``roundtrip_efficiency``
+    applied to recharge energy). The required energy is the deepest the stored energy has
+    to fall below its starting level (the largest range of the energy walk).
+
+    With the walk ``w`` (energy below the starting level, >= 0) and
+    ``y_t = discharge_t − η · recharge_t`` per step, ``w_t = max(0, w_{t−1} + y_t)`` (the
+    Lindley recursion), computed in closed form ``w_t = Y_t − min(0, min_{s<=t} Y_s)`` with
+    ``Y = cumsum(y)``, vectorized over assets.
+
+    Parameters
+    ----------
+    load_kw
+        Load through each asset [kW], shape (time, asset).
+    limit_kw
+        Planning limit of each asset [kW], shape (asset,).
+    step_h
+        Step length [h].
+    roundtrip_efficiency
+        Round-trip efficiency of the resource [-]; default 0.81 = 0.9 charge x 0.9
+        discharge (typical charging efficiency about 0.9, AFDC).
+
+    Returns
+    -------
+    (power_kw, energy_kwh)
+        Required discharge power [kW] and energy [kWh], each shape (asset,).
+    """
+    load = np.asarray(load_kw, dtype=float)
+    limit = np.asarray(limit_kw, dtype=float)
+    n_asset = load.shape[1]
+    power, energy = np.zeros(n_asset), np.zeros(n_asset)
+    if not len(load):
+        return power, energy
+    # only assets that ever exceed their limit need the walk (the rest need nothing)
+    cols = np.flatnonzero(np.any(load > limit, axis=0))
+    if not cols.size:
+        return power, energy
+    load = np.nan_to_num(load[:, cols], nan=0.0)
+    limit = limit[cols]
+    discharge = np.clip(load - limit, 0.0, None)
+    power[cols] = p = discharge.max(axis=0)
+    headroom = np.clip(limit - load, 0.0, None)
+    recharge = np.minimum(headroom, p)
+    y = (discharge - roundtrip_efficiency * recharge) * step_h
+    cum = np.cumsum(y, axis=0)
+    floor = np.minimum(np.minimum.accumulate(cum, axis=0), 0.0)
+    walk = cum - floor
+    energy[cols] = walk.max(axis=0)
+    return power, energy
+
+
+def first_year(flags: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """First year in which ``flags`` is True along axis 0, else NaN.
+
+    Parameters
+    ----------
+    flags
+        Boolean array, shape (year, ...).
+    years
+        The planning years, shape (year,).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``flags.shape[1:]``, float (NaN = not within the horizon).
+    """
+    flags = np.asarray(flags, dtype=bool)
+    any_flag = flags.any(axis=0)
+    idx = flags.argmax(axis=0)
+    return np.where(any_flag, np.asarray(years, dtype=float)[idx], np.nan)
+
+
+def need_probability(year_of_need: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """Probability across draws that the need has arisen by each year.
+
+    Parameters
+    ----------
+    year_of_need
+        Year of need per draw (NaN: not within the horizon), shape (draw, ...).
+    years
+        Planning years, shape (year,).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (year, ...): share of draws with ``year_of_need <= year``.
+    """
+    yon = np.asarray(year_of_need, dtype=float)
+    filled = np.where(np.isnan(yon), np.inf, yon)
+    return np.stack([(filled <= y).mean(axis=0) for y in years])
+
+
+def year_quantile(year_of_need: np.ndarray, q: float, horizon_end: int) -> np.ndarray:
+    """The first year by which the need has arisen in at least a share ``q`` of draws.
+
+    The inverted-CDF quantile of the year of need across draws (axis 0): P50 is the year by
+    which half the draws have the need, P90 the year by which 90 % have it. Draws without a
+    need inside the horizon count as later than ``horizon_end``; a quantile that falls on
+    them is NaN ("after the horizon").
+    """
+    yon = np.asarray(year_of_need, dtype=float)
+    filled = np.where(np.isnan(yon), np.inf, yon)
+    value = np.quantile(filled, q, axis=0, method="inverted_cdf")
+    return np.where(np.isfinite(value) & (value <= horizon_end), value, np.nan)
