@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gridplan.core.errors import GridplanError
+
+if TYPE_CHECKING:
+    from gridplan.study.summary import StudySummary
 
 app = typer.Typer(
     add_completion=False,
@@ -39,7 +42,8 @@ def _main(
 @app.command("feeders")
 def feeders_cmd() -> None:
     """List the bundled feeders: buses, monitored assets, peak base load, headroom at peak."""
-    from gridplan.grid.feeders import bundled_feeders, feeder_overview, load_feeder
+    from gridplan.grid.feeders import bundled_feeders, load_feeder
+    from gridplan.study.overview import feeder_overview
 
     rows = [feeder_overview(load_feeder(name)) for name in bundled_feeders()]
     header = (
@@ -72,51 +76,48 @@ def study_cmd(
     ] = 1,
 ) -> None:
     """Run one feeder study and print where its results went."""
-    from gridplan.study.runner import run
+    from gridplan.outputs import check_output_folder, study_folder, write_study
+    from gridplan.study import load_study_config, run
 
-    result = run(
-        config,
-        output_dir=output_dir,
-        progress=sys.stderr.isatty(),
-        overwrite=overwrite,
-        workers=workers,
-    )
-    s = result.summary
-    c = s["critical_asset"]
-    h = s["horizon"]
-    typer.echo(
-        f"study '{s['study']}' on feeder '{s['feeder']}': planning years {h['start']}-{h['end']}, "
-        f"{h['draws']} draw(s); period {s['period']['start']} .. {s['period']['end']} "
-        f"({s['period']['steps']} steps)"
-    )
-    typer.echo(
-        f"  {s['year']}: {s['fleet']['evs']} EVs ({s['fleet']['v2g_enrolled_evs']} V2G-enrolled); "
-        f"assets over limit: "
-        + ", ".join(f"{case} {n}" for case, n in s["assets_over_limit"].items())
-    )
-    typer.echo(
-        f"  critical asset {c['name']} ({c['evs_downstream']:.0f} EVs downstream, "
-        f"{c['v2g_enrolled_evs_downstream']:.0f} V2G-enrolled): "
-        f"peak {c['peak_loading_pct_base']:.1f} % (no EVs), "
-        f"{c['peak_loading_pct_charging']:.1f} % (charging), "
-        f"{c['peak_loading_pct_v2g']:.1f} % (V2G)"
-    )
-    yon, yon_v2g = c["year_of_need_charging"], c["year_of_need_v2g"]
-    deferral = c["deferral_years"]
+    study = load_study_config(config)
+    folder = study_folder(study.name, output_dir if output_dir is not None else study.output_dir)
+    check_output_folder(folder, overwrite=overwrite, file=config)  # before any computation
+    result = run(config, progress=sys.stderr.isatty(), workers=workers)
+    write_study(result, folder, overwrite=overwrite)
+    for line in _study_lines(result.summary):
+        typer.echo(line)
+    typer.echo(f"results: {folder}")
+
+
+def _study_lines(s: StudySummary) -> list[str]:
+    """The study's headline figures, a few lines for the terminal."""
+    c, h, period = s.critical_asset, s.horizon, s.period
+    lines = [
+        f"study '{s.study}' on feeder '{s.feeder}': planning years {h.start}-{h.end}, "
+        f"{h.draws} draw(s); period {period.start} .. {period.end} ({period.steps} steps)",
+        f"  {s.year}: {s.fleet.evs} EVs ({s.fleet.v2g_enrolled_evs} V2G-enrolled); "
+        "assets over limit: " + ", ".join(f"{case} {n}" for case, n in s.assets_over_limit.items()),
+        f"  critical asset {c.name} ({c.evs_downstream:.0f} EVs downstream, "
+        f"{c.v2g_enrolled_evs_downstream:.0f} V2G-enrolled): "
+        f"peak {c.peak_loading_pct['base']:.1f} % (no EVs), "
+        f"{c.peak_loading_pct['charging']:.1f} % (charging), "
+        f"{c.peak_loading_pct['v2g']:.1f} % (V2G)",
+    ]
+    deferral = c.deferral_years
     deferral_text = "n/a (no need in the horizon)" if deferral is None else f"{deferral:g} years"
-    if deferral is not None and c["deferral_capped"]:
+    if deferral is not None and c.deferral_capped:
         deferral_text = f">= {deferral:g} years (capped by the horizon)"
-    typer.echo(
-        f"  year of need (P50): {_year_text(yon, h['end'])} without V2G, "
-        f"{_year_text(yon_v2g, h['end'])} with V2G; deferral at "
-        f"{h['confidence']:.0%} confidence: {deferral_text}"
+    lines.append(
+        f"  year of need (P50): {_year_text(c.year_of_need_charging, h.end)} without V2G, "
+        f"{_year_text(c.year_of_need_v2g, h.end)} with V2G; deferral at "
+        f"{h.confidence:.0%} confidence: {deferral_text}"
     )
-    for case, value in s["deferral_value_usd_total"].items():
-        typer.echo(
-            f"  deferral value, {case} ({s['cases'][case]}), present worth "
-            f"{s['valuation']['dollar_year']} USD: {'n/a' if value is None else f'{value:,.0f}'}"
+    for case, value in s.deferral_value_usd_total.items():
+        lines.append(
+            f"  deferral value, {case} ({s.cases[case]}), present worth "
+            f"{s.valuation['dollar_year']} USD: {'n/a' if value is None else f'{value:,.0f}'}"
         )
-    typer.echo(f"results: {result.output_path}")
+    return lines
 
 
 @app.command("batch")
@@ -146,7 +147,7 @@ def batch_cmd(
     ] = True,
 ) -> None:
     """Run a batch of feeder studies (feeders × scenarios × draws); exit 1 if a unit failed."""
-    from gridplan.batch.runner import run
+    from gridplan.batch import run
 
     result = run(
         config,

@@ -1,4 +1,5 @@
-"""Moved to :mod:`gridplan.grid.feeders` (this path stays importable; see CHANGELOG.md)."""
+"""Moved to :mod:`gridplan.grid.feeders`, :mod:`gridplan.grid.topology` and
+:mod:`gridplan.study.overview` (this path stays importable; see CHANGELOG.md)."""
 
 from gridplan.grid.feeders import (
     DE_HOUSEHOLD_ANNUAL_KWH,
@@ -11,8 +12,6 @@ from gridplan.grid.feeders import (
     UpgradeSpec,
     build_feeder,
     bundled_feeders,
-    downstream_buses,
-    feeder_overview,
     load_feeder,
     peak_step,
     peak_week,
@@ -20,6 +19,8 @@ from gridplan.grid.feeders import (
     read_profile_table,
     resolve_feeder_path,
 )
+from gridplan.grid.topology import downstream_buses
+from gridplan.study.overview import feeder_overview
 
 __all__ = [
     "DE_HOUSEHOLD_ANNUAL_KWH",

@@ -1,10 +1,12 @@
-"""Moved to :mod:`gridplan.planning.needs` (this path stays importable; see CHANGELOG.md)."""
+"""Moved to :mod:`gridplan.planning.needs`, :mod:`gridplan.planning.upgrades` and
+:mod:`gridplan.planning.deferral` (this path stays importable; see CHANGELOG.md)."""
 
+from gridplan.planning.deferral import deferral_per_draw, deferral_rank
 from gridplan.planning.needs import (
+    MonitoredAssets,
     asset_loading_pct,
     asset_metrics,
     characterize_need,
-    choose_upgrades,
     deferral_requirement,
     excess_kva,
     first_year,
@@ -12,12 +14,16 @@ from gridplan.planning.needs import (
     need_probability,
     year_quantile,
 )
+from gridplan.planning.upgrades import choose_upgrades
 
 __all__ = [
+    "MonitoredAssets",
     "asset_loading_pct",
     "asset_metrics",
     "characterize_need",
     "choose_upgrades",
+    "deferral_per_draw",
+    "deferral_rank",
     "deferral_requirement",
     "excess_kva",
     "first_year",

@@ -19,6 +19,7 @@ from gridplan.batch import runner as batch
 from gridplan.batch.runner import plan_batch, ranking_frame, run, summary_metrics
 from gridplan.cli import main
 from gridplan.core.errors import ConfigError
+from gridplan.study import StudySummary
 
 # One day of the feeders' winter peak keeps each unit well under a second.
 STUDY = """
@@ -152,7 +153,7 @@ def test_serial_outputs(serial):
         assert row.peak_loading_pct_charging == critical["peak_loading_pct_charging"]
         assert row.evs == summary["fleet"]["evs"]
         # every summary-derived column round-trips through unit.json and the tables
-        expected = summary_metrics(summary)
+        expected = summary_metrics(StudySummary.from_dict(summary))
         actual = results.set_index("unit_id").loc[row.unit_id]
         for column, value in expected.items():
             if isinstance(value, str) or not pd.isna(value):
@@ -173,12 +174,12 @@ def test_serial_outputs(serial):
 
 def test_unit_reproduces_as_a_study(serial, tmp_path):
     """A unit's study.toml run with `gridplan study` gives the unit's numbers."""
-    from gridplan.study.runner import run as run_study
+    from gridplan.study import run as run_study
 
     row = serial.results.iloc[-1]
-    result = run_study(serial.output_path / "units" / row.unit_id / "study.toml", write=False)
+    result = run_study(serial.output_path / "units" / row.unit_id / "study.toml")
     assert summary_metrics(result.summary)["peak_loading_pct_v2g"] == row.peak_loading_pct_v2g
-    assert result.summary["fleet"]["evs"] == row.evs
+    assert result.summary.fleet.evs == row.evs
 
 
 def test_rerun_needs_resume_and_resume_runs_nothing(serial, batch_file):
@@ -275,9 +276,9 @@ def test_killed_worker_has_its_unit_retried(tmp_path):
         import os
         from pathlib import Path
 
-        import gridplan.study.runner as study
+        import gridplan.batch.runner as batch_runner
 
-        original = study.run
+        original = batch_runner.run_study
 
         def run(config, **kwargs):
             if config.name == unit_id and not Path(marker).exists():
@@ -285,7 +286,7 @@ def test_killed_worker_has_its_unit_retried(tmp_path):
                 os._exit(1)  # the worker process dies mid-task
             return original(config, **kwargs)
 
-        study.run = run
+        batch_runner.run_study = run
 
     # A cluster reached by its scheduler's address, as with `gridplan batch --scheduler`.
     with (
@@ -615,34 +616,31 @@ def test_duplicate_feeder_name_from_spec_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- tables
-def test_summary_metrics_read_defensively():
-    row = summary_metrics({"fleet": {"evs": 3}, "critical_asset": {"name": "T1"}})
-    assert row["evs"] == 3 and row["critical_asset"] == "T1"
-    assert math.isnan(row["net_benefit_usd"]) and math.isnan(row["firmness"])
-    assert (
-        math.isnan(row["net_deferral_value_usd"]) and row["net_value_basis"] == "deferral_value_usd"
-    )
-    row = summary_metrics(
-        {
-            "deferral_value_usd_total": 100.0,
-            "valuation": {"net_benefit_usd": 40.0, "value_usd_per_kw_yr": 12.5},
-            "critical_asset": {"firmness": 0.9, "year_of_need_p90_v2g": 2035},
-            "power_flow": {"base": {"non_converged_steps": 1}, "v2g": {"non_converged_steps": 2}},
-        }
-    )
-    assert row["net_deferral_value_usd"] == 40.0 and row["net_value_basis"] == "net_benefit_usd"
-    assert row["value_usd_per_kw_yr"] == 12.5 and row["firmness"] == 0.9
-    assert row["year_of_need_p90_v2g"] == 2035 and row["non_converged_steps"] == 3
-    # tables per V2G case: the primary case ("v2g") counts
-    row = summary_metrics(
-        {
-            "deferral_value_usd_total": {"v2g": 7.0, "v2g_2": 9.0},
-            "economics": {"v2g": {"value_usd_per_kw_yr": 3.5, "ratepayer_net_benefit_pv_usd": 2}},
-        }
-    )
-    assert row["deferral_value_usd"] == 7.0 and row["value_usd_per_kw_yr"] == 3.5
-    assert row["net_deferral_value_usd"] == 2.0
-    assert set(batch.SUMMARY_COLUMNS) <= set(row)
+def test_summary_metrics_read_the_typed_summary(serial):
+    """The results row of a unit is read from its typed summary, which round-trips through
+    summary.json; the primary V2G case's economics fill the economics columns."""
+    row = serial.results.iloc[0]
+    data = json.loads((serial.output_path / "units" / row.unit_id / "summary.json").read_text())
+    summary = StudySummary.from_dict(data)
+    assert summary.to_dict() == {k: v for k, v in data.items() if k != "files"}
+    metrics = summary_metrics(summary)
+    assert set(batch.SUMMARY_COLUMNS) <= set(metrics)
+    econ = data["economics"]["v2g"]
+    assert metrics["deferral_value_usd"] == pytest.approx(econ["deferral_value_usd"])
+    assert metrics["value_usd_per_kw_yr"] == pytest.approx(econ["value_usd_per_kw_yr"])
+    assert metrics["peak_loading_pct_v2g"] == data["critical_asset"]["peak_loading_pct_v2g"]
+    steps = sum(case["non_converged_steps"] for case in data["power_flow"].values())
+    assert metrics["non_converged_steps"] == steps
+    # without a [program] section the net value is the gross deferral value
+    assert math.isnan(metrics["net_benefit_usd"])
+    assert metrics["net_deferral_value_usd"] == metrics["deferral_value_usd"]
+    assert metrics["net_value_basis"] == "deferral_value_usd"
+    # with one, the ratepayer net benefit
+    program = dict(econ, ratepayer_net_benefit_pv_usd=40.0, ratepayer_cost_pv_usd=60.0)
+    priced = StudySummary.from_dict({**data, "economics": {"v2g": program}})
+    metrics = summary_metrics(priced)
+    assert metrics["net_deferral_value_usd"] == 40.0 and metrics["program_cost_usd"] == 60.0
+    assert metrics["net_value_basis"] == "net_benefit_usd"
 
 
 def test_ranking_orders_feeders_by_mean_net_value():

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from gridplan.core.errors import GridplanError
 from gridplan.grid.feeders import read_feeder_spec
-from gridplan.study.runner import load_study_config
+from gridplan.study import load_study_config
 
 KEYS = st.sampled_from(
     [

@@ -182,7 +182,7 @@ def test_bad_feeder_spec(tmp_path, body, field):
 
 
 def test_upgrade_catalog_ids(tmp_path):
-    from gridplan.planning.valuation import load_upgrade_catalog
+    from gridplan.grid.catalog import load_upgrade_catalog
 
     catalog = load_upgrade_catalog().set_index("upgrade_id")
     feeder = load_feeder("us-residential")

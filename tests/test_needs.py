@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gridplan.planning.deferral import deferral_per_draw
 from gridplan.planning.needs import (
     characterize_need,
     deferral_requirement,
@@ -17,7 +18,6 @@ from gridplan.planning.needs import (
     need_probability,
     year_quantile,
 )
-from gridplan.study.runner import deferral_per_draw
 
 
 def test_year_of_need_compound_growth_closed_form():

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from gridplan.core.errors import ConfigError
-from gridplan.study.runner import load_study_config, run
+from gridplan.outputs import write_study
+from gridplan.study import load_study_config, run
 
 STUDY = """
 name = "short"
@@ -36,24 +37,42 @@ HORIZON = STUDY.replace(
 ).replace("evs_per_household = 0.8", "evs_per_household = 0.5")
 
 
+def run_and_write(path, folder):
+    """Run a study and write its folder; the result and the folder."""
+    result = run(path)
+    out = folder / result.config.name
+    write_study(result, out)
+    return result, out
+
+
 @pytest.fixture(scope="module")
-def horizon_result(tmp_path_factory):
+def horizon_written(tmp_path_factory):
     folder = tmp_path_factory.mktemp("horizon")
     path = folder / "h.toml"
     path.write_text(HORIZON, encoding="utf-8")
-    return run(path, output_dir=folder / "out")
+    return run_and_write(path, folder / "out")
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def horizon_result(horizon_written):
+    return horizon_written[0]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     path = folder / "short.toml"
     path.write_text(STUDY, encoding="utf-8")
-    return run(path, output_dir=folder / "out")
+    return run_and_write(path, folder / "out")
 
 
-def test_writes_every_output(result):
-    out = result.output_path
+@pytest.fixture(scope="module")
+def result(written):
+    return written[0]
+
+
+def test_writes_every_output(written):
+    result, out = written
     expected = {
         "config.toml",
         "summary.json",
@@ -83,7 +102,7 @@ def test_numbers_are_consistent(result):
     assert over.any(), "the study case should overload some service transformer"
     assert (a.hours_over_limit_charging[over] > 0).all()
     # overload energy = sum of excess over the limit x rating x step
-    crit = result.summary["critical_asset"]["asset_id"]
+    crit = result.summary.critical_asset.asset_id
     col = result.feeder.assets.index.get_loc(crit)
     load = result.loading_pct["charging"][:, col]
     limit, rating = a.limit_pct[crit], a.rating_kva[crit]
@@ -143,7 +162,7 @@ def test_deferral_value_closed_form(horizon_result):
 def test_same_seed_same_result(result, tmp_path):
     path = tmp_path / "short.toml"
     path.write_text(STUDY, encoding="utf-8")
-    again = run(path, write=False)
+    again = run(path)
     pd.testing.assert_frame_equal(again.assets, result.assets)
 
 
@@ -164,7 +183,7 @@ def test_bad_study_config(tmp_path, patch, field):
     path = tmp_path / "bad.toml"
     path.write_text(STUDY.replace(*patch), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        run(path, write=False)
+        run(path)
     message = str(info.value)
     assert str(path) in message and field in message
     assert "\n" not in message
@@ -205,7 +224,7 @@ def test_zones_relative_to_study_and_checked_first(tmp_path):
     body = STUDY.replace("[fleet]", '[fleet]\nzones = "zones.geojson"')
     path = tmp_path / "zoned.toml"
     path.write_text(body, encoding="utf-8")
-    zoned = run(path, write=False)
+    zoned = run(path)
     # the zone covers the whole feeder: three times the adoption
     assert zoned.fleet.n_ev == pytest.approx(3 * 0.8 * zoned.feeder.households.sum(), rel=0.15)
     (tmp_path / "zones.geojson").write_text("{broken", encoding="utf-8")
@@ -214,8 +233,8 @@ def test_zones_relative_to_study_and_checked_first(tmp_path):
     assert "zones.geojson" in str(info.value)
 
 
-def test_horizon_outputs(horizon_result):
-    r = horizon_result
+def test_horizon_outputs(horizon_written):
+    r, out = horizon_written
     h = r.horizon
     assert list(h.years) == list(range(2028, 2037))
     assert h.need.shape == (9, 4, 3, len(r.feeder.assets))
@@ -227,14 +246,14 @@ def test_horizon_outputs(horizon_result):
         assert (np.diff(by_year) >= -1e-12).all()
     v2g = r.needs[r.needs.case == "v2g"]
     np.testing.assert_allclose(v2g.firmness, 1 - v2g.need_probability)
-    files = {p.name for p in r.output_path.iterdir()}
+    files = {p.name for p in out.iterdir()}
     assert {"needs.csv", "assets.csv", "valuation.csv", "summary.json"} <= files
-    valuation = pd.read_csv(r.output_path / "valuation.csv")
+    valuation = pd.read_csv(out / "valuation.csv")
     assert len(valuation) == len(r.assets)
     assert {"cost_source", "deferral_value_usd_v2g", "year_of_need_charging_p50"} <= set(
         valuation.columns
     )
-    s = json.loads((r.output_path / "summary.json").read_text())
+    s = json.loads((out / "summary.json").read_text())
     assert s["horizon"] == {**s["horizon"], "start": 2028, "end": 2036, "draws": 4}
     # the need is characterized where one exists
     a = r.assets[r.assets.year_of_need_charging_p50.notna()]
@@ -247,7 +266,7 @@ def test_no_enrollment_means_no_deferral(tmp_path):
     body = HORIZON.replace("v2g_enrolled_share = 0.8", "v2g_enrolled_share = 0.0")
     path = tmp_path / "none.toml"
     path.write_text(body, encoding="utf-8")
-    r = run(path, write=False)
+    r = run(path)
     h = r.horizon
     np.testing.assert_array_equal(h.need[:, :, h.case("v2g")], h.need[:, :, h.case("charging")])
     with_need = r.assets.year_of_need_charging_p50.notna()
@@ -285,8 +304,8 @@ def test_valuation_end_to_end(tmp_path):
     )
     path = tmp_path / "val.toml"
     path.write_text(body, encoding="utf-8")
-    r = run(path, output_dir=tmp_path / "out")
-    written = {p.name for p in r.output_path.iterdir()}
+    r, out = run_and_write(path, tmp_path / "out")
+    written = {p.name for p in out.iterdir()}
     assert {"economics.csv", "sensitivity.csv", "valuation.csv"} <= written
     econ = r.economics.loc["v2g"]
     a = r.assets
@@ -300,7 +319,7 @@ def test_valuation_end_to_end(tmp_path):
     # utility pays only the upfront incentive (performance and capacity 0; ELRP not utility-funded)
     assert econ.ratepayer_cost_pv_usd == pytest.approx(1000 * n_enrolled)
     assert econ.ratepayer_net_benefit_pv_usd == pytest.approx(gross - 1000 * n_enrolled)
-    assert r.summary["economics"]["v2g"]["deferral_value_usd"] == pytest.approx(gross, abs=1e-5)
+    assert r.summary.economics["v2g"].deferral_value_usd == pytest.approx(gross, abs=1e-5)
     tornado = r.sensitivity
     assert set(tornado.parameter) == {
         "discount_rate", "escalation_rate", "upgrade_cost", "load_growth", "ev_adoption",
@@ -319,8 +338,8 @@ def test_escalation_above_discount_is_noted(tmp_path):
     body = STUDY + "\n[valuation]\ndiscount_rate = 0.02\nescalation_rate = 0.05\n"
     path = tmp_path / "esc.toml"
     path.write_text(body, encoding="utf-8")
-    r = run(path, write=False)
-    assert any("exceeds the discount rate" in note for note in r.summary["notes"])
+    r = run(path)
+    assert any("exceeds the discount rate" in note for note in r.summary.notes)
     values = r.assets.deferral_value_usd_v2g[r.assets.deferral_years_v2g > 0]
     assert (values <= 0).all()
 
@@ -331,7 +350,7 @@ def test_detail_is_the_median_draw(horizon_result):
     y = list(h.years).index(r.config.year)
     limit = r.feeder.assets.limit_pct.to_numpy()
     worst = np.nanmax(h.peak_loading_pct[y, :, h.case("charging")] / limit, axis=1)
-    d = r.summary["detail_draw"]
+    d = r.summary.detail_draw
     assert (worst < worst[d]).sum() <= (len(worst) - 1) // 2 <= (worst <= worst[d]).sum() - 1
     # the detail arrays are that draw's
     detail_worst = np.nanmax(np.nanmax(r.loading_pct["charging"], axis=0) / limit)
@@ -342,15 +361,15 @@ def test_notes_reach_the_report(tmp_path):
     body = STUDY + "\n[valuation]\ndiscount_rate = 0.02\nescalation_rate = 0.05\n"
     path = tmp_path / "esc.toml"
     path.write_text(body, encoding="utf-8")
-    r = run(path, output_dir=tmp_path / "out")
-    report = (r.output_path / "report.md").read_text(encoding="utf-8")
+    _, out = run_and_write(path, tmp_path / "out")
+    report = (out / "report.md").read_text(encoding="utf-8")
     assert "exceeds the discount rate" in report
 
 
 def test_more_enrollment_never_reduces_deferral(tmp_path):
     """Monotonicity (issue 6): with nested enrollment over fixed draws, more enrolled EVs
     give at least as many deferral years on average (v2g_peak_shave)."""
-    from gridplan.study.runner import deferral_per_draw
+    from gridplan.planning.deferral import deferral_per_draw
 
     base = HORIZON.replace("draws = 4", "draws = 3") + '\n[dispatch]\nv2g = "v2g_peak_shave"\n'
     mean_deferral = []
@@ -360,7 +379,7 @@ def test_more_enrollment_never_reduces_deferral(tmp_path):
             base.replace("v2g_enrolled_share = 0.8", f"v2g_enrolled_share = {share}"),
             encoding="utf-8",
         )
-        r = run(path, write=False)
+        r = run(path)
         h = r.horizon
         deferral, _ = deferral_per_draw(
             h.year_of_need("charging"), h.year_of_need("v2g"), int(h.years[-1])
@@ -374,17 +393,17 @@ def test_workers_give_the_same_result(horizon_result, tmp_path):
     """Units evaluated in two worker processes equal the serial run (seeded per draw)."""
     path = tmp_path / "h.toml"
     path.write_text(HORIZON, encoding="utf-8")
-    parallel = run(path, write=False, workers=2)
+    parallel = run(path, workers=2)
     a, b = parallel.horizon, horizon_result.horizon
     for name in ("peak_loading_pct", "hours_over_limit", "need", "min_vm_pu", "requirement_kwh"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-9)
     np.testing.assert_array_equal(a.n_ev, b.n_ev)
     pd.testing.assert_frame_equal(parallel.assets, horizon_result.assets)
-    assert parallel.summary["screening"] == horizon_result.summary["screening"]
+    assert parallel.summary.screening == horizon_result.summary.screening
 
 
 def test_bad_workers_is_a_clear_error(tmp_path):
     path = tmp_path / "h.toml"
     path.write_text(HORIZON, encoding="utf-8")
     with pytest.raises(ConfigError, match="workers"):
-        run(path, write=False, workers=-1)
+        run(path, workers=-1)

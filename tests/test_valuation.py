@@ -1,4 +1,5 @@
-"""Tests of gridplan.planning.valuation: closed forms, definitions, hand-worked cases, bad input."""
+"""Tests of gridplan.planning (valuation, upgrades, economics, sensitivity): closed forms,
+definitions, hand-worked cases, bad input."""
 
 from __future__ import annotations
 
@@ -12,21 +13,20 @@ import pandas as pd
 import pytest
 
 from gridplan.core.errors import ConfigError
-from gridplan.planning.valuation import (
-    CATALOG_COLUMNS,
+from gridplan.grid.catalog import CATALOG_COLUMNS, load_upgrade_catalog
+from gridplan.planning.economics import (
     DEFAULT_V2G_ROUNDTRIP_EFFICIENCY,
-    TORNADO_COLUMNS,
     ProgramCosts,
+    program_economics,
+)
+from gridplan.planning.sensitivity import TORNADO_COLUMNS, tornado
+from gridplan.planning.upgrades import select_transformer_upgrade, upgrade_cost_usd
+from gridplan.planning.valuation import (
     annual_deferral_value_usd,
     capacity_value_usd_per_kw_yr,
     deferral_value_usd,
-    load_upgrade_catalog,
     present_worth_of_shift_usd,
-    program_economics,
     recc,
-    select_transformer_upgrade,
-    tornado,
-    upgrade_cost_usd,
     value_per_enrolled_ev_usd_yr,
 )
 
@@ -655,7 +655,7 @@ def test_program_costs_validation() -> None:
 
 def test_elrp_hour_cap_warning(caplog: pytest.LogCaptureFixture) -> None:
     _, kwargs = _hand_case()
-    with caplog.at_level(logging.WARNING, logger="gridplan.planning.valuation"):
+    with caplog.at_level(logging.WARNING, logger="gridplan.planning.economics"):
         program_economics(1.0, **{**kwargs, "enrolled_capacity_kw": 10.0})  # 2,000 > 60 x 10
     assert "ELRP" in caplog.text
 

@@ -12,8 +12,8 @@ A batch config (``BATCH.toml``, see ``batches/screen.toml``) names
 - ``draws``: Monte Carlo draws of the EV fleet per (feeder, scenario point);
 - ``seed``: the batch seed every unit's seed derives from.
 
-A *unit* is one (feeder, scenario point, draw): one :func:`gridplan.study.runner.run` with the
-unit's :class:`~gridplan.study.runner.StudyConfig` (the base study, the scenario's overrides,
+A *unit* is one (feeder, scenario point, draw): one :func:`gridplan.study.run` with the
+unit's :class:`~gridplan.study.StudyConfig` (the base study, the scenario's overrides,
 the feeder and the unit's seed, validated like a study file).
 
 Execution
@@ -31,8 +31,8 @@ Shared inputs
     a task carries the unit's config, a few kB. Each feeder is loaded from its spec once,
     by a warm-up task on one worker (:func:`warm_feeder`); Dask keeps the loaded feeder
     there and sends it once to each other worker that runs one of its units (unpickling
-    it takes a fraction of the 1-4 s of loading it), where :func:`adopt_feeder` puts it in
-    that process's feeder cache for :func:`gridplan.study.runner.run` to find. Workers must see
+    it takes a fraction of the 1-4 s of loading it), where :func:`run_unit` hands it to
+    :func:`gridplan.study.run`. Workers must see
     the feeder specs: bundled feeders ship with gridplan; custom specs need a shared file
     system.
 
@@ -74,7 +74,6 @@ import platform
 import re
 import shutil
 import socket
-import threading
 import time
 import traceback
 import uuid
@@ -96,8 +95,8 @@ from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError, GridplanError
 from gridplan.core.io import write_csv, write_json, write_text, write_with
 from gridplan.grid.feeders import Feeder, bundled_feeders, resolve_feeder_path
-from gridplan.study import runner as _study
-from gridplan.study.runner import StudyConfig
+from gridplan.study import StudyConfig, StudySummary
+from gridplan.study import run as run_study
 
 log = logging.getLogger(__name__)
 
@@ -611,46 +610,33 @@ def _validate_scenario(
 
 
 # --------------------------------------------------------------------------- results
-#: Columns of the results table read from each unit's study summary: column -> dotted
-#: summary keys tried in order (the first present and not null wins; NaN when none is).
-#: A key whose value is a table per V2G case takes its ``v2g`` entry (the primary case).
-#: The first keys of the P90, firmness, $/kW-yr, program cost and net benefit columns are
-#: those of the horizon/valuation work in progress (``economics.v2g.*``, ``*_p90``); the
-#: later ones are those of the summary at the time of writing.
-SUMMARY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "year": ("year",),
-    "evs": ("fleet.evs",),
-    "v2g_enrolled_evs": ("fleet.v2g_enrolled_evs",),
-    "critical_asset_id": ("critical_asset.asset_id",),
-    "critical_asset": ("critical_asset.name",),
-    "peak_loading_pct_base": ("critical_asset.peak_loading_pct_base",),
-    "peak_loading_pct_charging": ("critical_asset.peak_loading_pct_charging",),
-    "peak_loading_pct_v2g": ("critical_asset.peak_loading_pct_v2g",),
-    "year_of_need_charging": ("critical_asset.year_of_need_charging",),
-    "year_of_need_v2g": ("critical_asset.year_of_need_v2g",),
-    "year_of_need_p90_charging": (
-        "critical_asset.year_of_need_charging_p90",
-        "critical_asset.year_of_need_p90_charging",
-    ),
-    "year_of_need_p90_v2g": (
-        "critical_asset.year_of_need_v2g_p90",
-        "critical_asset.year_of_need_p90_v2g",
-    ),
-    "deferral_years": ("critical_asset.deferral_years",),
-    "upgrade_cost_usd": ("critical_asset.upgrade_cost_usd",),
-    "deferral_value_usd_critical": ("critical_asset.deferral_value_usd",),
-    "deferral_value_usd": ("economics.deferral_value_usd", "deferral_value_usd_total"),
-    "value_usd_per_kw_yr": (
-        "economics.value_usd_per_kw_yr",
-        "critical_asset.value_usd_per_kw_yr",
-        "valuation.value_usd_per_kw_yr",
-    ),
-    "program_cost_usd": ("economics.ratepayer_cost_pv_usd", "valuation.program_cost_usd"),
-    "net_benefit_usd": ("economics.ratepayer_net_benefit_pv_usd", "valuation.net_benefit_usd"),
-    "firmness": ("critical_asset.firmness_v2g_end", "critical_asset.firmness"),
-    "assets_over_limit_charging": ("assets_over_limit.charging",),
-    "assets_over_limit_v2g": ("assets_over_limit.v2g",),
-}
+#: Columns of the results table read from each unit's study summary
+#: (:func:`summary_metrics`): the critical asset's figures, the primary V2G case's
+#: economics (``v2g``), counts of assets over their limit.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "year",
+    "evs",
+    "v2g_enrolled_evs",
+    "critical_asset_id",
+    "critical_asset",
+    "peak_loading_pct_base",
+    "peak_loading_pct_charging",
+    "peak_loading_pct_v2g",
+    "year_of_need_charging",
+    "year_of_need_v2g",
+    "year_of_need_p90_charging",
+    "year_of_need_p90_v2g",
+    "deferral_years",
+    "upgrade_cost_usd",
+    "deferral_value_usd_critical",
+    "deferral_value_usd",
+    "value_usd_per_kw_yr",
+    "program_cost_usd",
+    "net_benefit_usd",
+    "firmness",
+    "assets_over_limit_charging",
+    "assets_over_limit_v2g",
+)
 #: Key of the primary V2G case in summary tables per case.
 PRIMARY_CASE = "v2g"
 _TEXT_COLUMNS = ("critical_asset_id", "critical_asset")
@@ -683,13 +669,13 @@ RESULT_COLUMNS = [
 ]
 
 
-def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The results-table values of one study summary (NaN/None for absent keys).
+def summary_metrics(summary: StudySummary) -> dict[str, Any]:
+    """The results-table values of one study summary (NaN/None for absent figures).
 
     Parameters
     ----------
     summary
-        A study's ``summary.json`` content (:func:`gridplan.study.runner.run`'s ``summary``).
+        A study's summary (:attr:`gridplan.study.StudyResult.summary`).
 
     Returns
     -------
@@ -697,24 +683,44 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
         :data:`SUMMARY_COLUMNS` plus ``non_converged_steps``, ``net_deferral_value_usd``
         [USD] and ``net_value_basis``.
     """
+    c = summary.critical_asset
+    econ = summary.primary_economics
+    values: dict[str, Any] = {
+        "year": summary.year,
+        "evs": summary.fleet.evs,
+        "v2g_enrolled_evs": summary.fleet.v2g_enrolled_evs,
+        "critical_asset_id": c.asset_id,
+        "critical_asset": c.name,
+        **{f"peak_loading_pct_{k}": c.peak_loading_pct.get(k) for k in ("base", "charging")},
+        "peak_loading_pct_v2g": c.peak_loading_pct.get(PRIMARY_CASE),
+        "year_of_need_charging": c.year_of_need_charging,
+        "year_of_need_v2g": c.year_of_need_v2g,
+        "year_of_need_p90_charging": c.year_of_need_charging_p90,
+        "year_of_need_p90_v2g": None,  # the summary has no P90 with V2G
+        "deferral_years": c.deferral_years,
+        "upgrade_cost_usd": c.upgrade_cost_usd,
+        "deferral_value_usd_critical": c.deferral_value_usd,
+        "deferral_value_usd": (
+            econ.deferral_value_usd
+            if econ is not None
+            else summary.deferral_value_usd_total.get(PRIMARY_CASE)
+        ),
+        "value_usd_per_kw_yr": None if econ is None else econ.value_usd_per_kw_yr,
+        "program_cost_usd": None if econ is None else econ.ratepayer_cost_pv_usd,
+        "net_benefit_usd": None if econ is None else econ.ratepayer_net_benefit_pv_usd,
+        "firmness": c.firmness_v2g_end,
+        "assets_over_limit_charging": summary.assets_over_limit.get("charging"),
+        "assets_over_limit_v2g": summary.assets_over_limit.get(PRIMARY_CASE),
+    }
     row: dict[str, Any] = {}
-    for column, keys in SUMMARY_COLUMNS.items():
-        value: Any = None
-        for key in keys:
-            found, value = _get_dotted(summary, key)
-            if found and value is not None:
-                break
+    for column in SUMMARY_COLUMNS:
+        value = values[column]
         if column not in _TEXT_COLUMNS:
             value = _number(value)
             if column in _INT_COLUMNS and not math.isnan(value):
                 value = int(value)
         row[column] = value
-    flows = summary.get("power_flow")
-    steps = [
-        _number(case.get("non_converged_steps"))
-        for case in (flows.values() if isinstance(flows, Mapping) else [])
-        if isinstance(case, Mapping)
-    ]
+    steps = [_number(case.non_converged_steps) for case in summary.power_flow.values()]
     row["non_converged_steps"] = float(np.nansum(steps)) if steps else math.nan
     if not math.isnan(row["net_benefit_usd"]):
         row["net_deferral_value_usd"] = row["net_benefit_usd"]
@@ -723,20 +729,6 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
         row["net_deferral_value_usd"] = row["deferral_value_usd"]
         row["net_value_basis"] = "deferral_value_usd"
     return row
-
-
-def _get_dotted(data: Mapping[str, Any], key: str) -> tuple[bool, Any]:
-    """Value at a dotted key; a table per V2G case on the way gives its primary case."""
-    node: Any = data
-    for part in key.split("."):
-        if isinstance(node, Mapping) and part not in node and PRIMARY_CASE in node:
-            node = node[PRIMARY_CASE]
-        if not isinstance(node, Mapping) or part not in node:
-            return False, None
-        node = node[part]
-    if isinstance(node, Mapping) and PRIMARY_CASE in node:
-        node = node[PRIMARY_CASE]
-    return True, node
 
 
 def _number(value: Any) -> float:
@@ -775,57 +767,6 @@ def warm_feeder(ref: str) -> Feeder | None:
         return None
 
 
-_ADOPT_LOCK = threading.Lock()
-
-
-def adopt_feeder(ref: str, feeder: Feeder) -> bool:
-    """Put a feeder loaded elsewhere into this process's feeder cache (on a worker).
-
-    After this, :func:`gridplan.grid.feeders.load_feeder` (as :func:`gridplan.study.runner.run`
-    calls it) returns a copy of ``feeder`` for ``ref`` instead of building it from the
-    spec again. Only when ``ref``'s spec here is the one ``feeder`` was built from
-    (equal :class:`~gridplan.grid.feeders.FeederSpec`); the feeder's profile arrays are made
-    read-only as the cache does with its own.
-
-    The cache (``gridplan.grid.feeders._load_cached``, an ``lru_cache`` keyed by spec path and
-    modification time) has no public way in, so it is filled through its own miss path
-    with ``build_feeder`` answering ``feeder`` for its spec, for the length of that one
-    call. Should the cache change shape this returns ``False`` and the unit loads the
-    feeder itself (same numbers, just slower).
-
-    Returns
-    -------
-    bool
-        Whether ``load_feeder(ref)`` now serves ``feeder`` (or its cache already held one).
-    """
-    from gridplan.grid import feeders as feeders_mod
-
-    try:
-        path = feeders_mod.resolve_feeder_path(ref)
-        key = (str(path.resolve()), path.stat().st_mtime_ns)
-        cached = feeders_mod._load_cached
-        original = feeders_mod.build_feeder
-    except Exception as exc:  # the unit's own load reports a missing spec
-        log.debug("cannot adopt feeder %s: %s", ref, exc)
-        return False
-
-    def build(spec: Any, spec_path: Path | None = None) -> Feeder:
-        if spec == feeder.spec:
-            return feeder
-        return original(spec, spec_path)
-
-    with _ADOPT_LOCK:
-        setattr(feeders_mod, "build_feeder", build)  # noqa: B010 (mypy: no assigning to a function)
-        try:
-            served = cached(*key)
-        except Exception as exc:
-            log.debug("cannot adopt feeder %s: %s", ref, exc)
-            return False
-        finally:
-            setattr(feeders_mod, "build_feeder", original)  # noqa: B010
-    return served is feeder or served.spec == feeder.spec
-
-
 def run_unit(feeder: Feeder | None, task: UnitTask) -> dict[str, Any]:
     """Run one unit's study (on a worker); never raises for a study error.
 
@@ -833,8 +774,8 @@ def run_unit(feeder: Feeder | None, task: UnitTask) -> dict[str, Any]:
     ----------
     feeder
         The unit's feeder as :func:`warm_feeder` loaded it (on this or another worker),
-        adopted into this process's feeder cache before the study runs; ``None`` in this
-        process or when the feeder failed to load (the study then loads it itself).
+        handed to the study as it is; ``None`` in this process or when the feeder failed
+        to load (the study then loads it itself and records the loader's error).
     task
         The unit.
 
@@ -843,15 +784,14 @@ def run_unit(feeder: Feeder | None, task: UnitTask) -> dict[str, Any]:
     dict
         ``status`` (``ok``/``failed``), ``error``, ``error_type``, ``traceback``, timing
         (``started_at``, ``finished_at``, ``duration_s`` [s]), ``worker``, ``versions``,
-        and for ``ok`` the study ``summary`` and ``assets`` table.
+        and for ``ok`` the study ``summary`` (:class:`~gridplan.study.StudySummary`) and
+        ``assets`` table.
     """
-    if feeder is not None:
-        adopt_feeder(task.config.feeder, feeder)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     outcome: dict[str, Any] = {"unit_id": task.unit_id, "summary": None, "assets": None}
     try:
-        result = _study.run(task.config, write=False)
+        result = run_study(task.config, feeder=feeder)
     except Exception as exc:
         outcome.update(
             status="failed",
@@ -1014,7 +954,7 @@ class _Recorder:
         summary, assets = outcome.get("summary"), outcome.get("assets")
         metrics = summary_metrics(summary) if outcome["status"] == "ok" and summary else None
         if summary is not None:
-            write_json(unit_dir / "summary.json", _jsonable(summary))
+            write_json(unit_dir / "summary.json", _jsonable(summary.to_dict()))
         if assets is not None:
             write_csv(unit_dir / "assets.csv", csv_ready(assets), index=False)
         import tomli_w

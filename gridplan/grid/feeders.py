@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,6 +34,7 @@ from pydantic import Field, field_validator, model_validator
 from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError
 from gridplan.grid import builders
+from gridplan.grid.catalog import load_upgrade_catalog
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ class UpgradeSpec(StrictModel):
     """An upgrade option for monitored assets of one kind (or for named assets).
 
     Either ``catalog_id`` names a row of the packaged upgrade cost catalog
-    (:func:`gridplan.planning.valuation.load_upgrade_catalog`: rating or ampacity, cost, dollar year
+    (:func:`gridplan.grid.catalog.load_upgrade_catalog`: rating or ampacity, cost, dollar year
     and source come from it), or the option is given in full (``cost_usd`` or
     ``cost_usd_per_km``, ``dollar_year``, ``source``). Values given beside a
     ``catalog_id`` override the catalog's for the selected assets; a catalog row without a
@@ -146,10 +148,6 @@ class UpgradeSpec(StrictModel):
         """This option with the catalog row's values filled in (explicit values win)."""
         if self.catalog_id is None:
             return self
-        import difflib
-
-        from gridplan.planning.valuation import load_upgrade_catalog
-
         catalog = load_upgrade_catalog().set_index("upgrade_id")
         if self.catalog_id not in catalog.index:
             close = difflib.get_close_matches(self.catalog_id, list(catalog.index), n=1)
@@ -790,83 +788,3 @@ def peak_week(feeder: Feeder) -> slice:
     n = len(feeder.time_index)
     start = min(start_day * steps_per_day, max(0, n - 7 * steps_per_day))
     return slice(start, min(n, start + 7 * steps_per_day))
-
-
-def feeder_overview(feeder: Feeder) -> dict[str, Any]:
-    """Size and headroom of a feeder at its base-load peak step.
-
-    Solves the power flow over the whole profile year (:func:`gridplan.powerflow.solve_timeseries`)
-    and reports the critical asset: the monitored asset whose own peak is highest relative to
-    its planning limit.
-
-    Returns
-    -------
-    dict
-        ``name``, ``buses``, ``loads``, ``assets``, ``households``, ``peak_load_kw`` [kW]
-        (highest net base load), ``critical_asset``, ``critical_loading_pct`` [%],
-        ``headroom_kva`` [kVA] (limit minus peak, negative when over).
-    """
-    from gridplan.planning.needs import asset_loading_pct, asset_metrics
-    from gridplan.powerflow.solver import solve_timeseries
-
-    flow = solve_timeseries(
-        feeder.net, feeder.load_p_kw, load_q_kvar=feeder.load_q_kvar, sgen_p_kw=feeder.sgen_p_kw
-    )
-    loading = asset_loading_pct(feeder, flow)
-    metrics = asset_metrics(feeder, loading, feeder.time_index, feeder.step_h)
-    headroom = (feeder.assets.limit_pct - metrics.peak_loading_pct) / 100 * feeder.assets.rating_kva
-    critical = str((metrics.peak_loading_pct / feeder.assets.limit_pct).idxmax())
-    return {
-        "name": feeder.name,
-        "buses": len(feeder.net.bus),
-        "loads": len(feeder.net.load),
-        "assets": len(feeder.assets),
-        "households": int(feeder.households.sum()),
-        "peak_load_kw": float(feeder.net_load_kw.max()),
-        "critical_asset": str(feeder.assets.name.at[critical]),
-        "critical_loading_pct": float(metrics.peak_loading_pct.at[critical]),
-        "headroom_kva": float(headroom.at[critical]),
-    }
-
-
-@lru_cache(maxsize=16)
-def downstream_buses(feeder: Feeder) -> dict[str, np.ndarray]:
-    """Buses fed through each monitored asset (the side cut off from the external grid).
-
-    For each asset the network graph (pandapower topology: closed switches, in-service
-    elements) is cut at that asset; the buses that lose every path to an external grid are
-    downstream of it. In a meshed or ring-closed network an asset may have no downstream
-    buses (another path feeds them).
-
-    Returns
-    -------
-    dict
-        ``asset_id`` -> sorted array of bus indices (cached per feeder object; do not
-        modify).
-    """
-    import networkx as nx
-    import pandapower.topology as top
-
-    net = feeder.net
-    graph = top.create_nxgraph(net, multi=True, include_out_of_service=False)
-    sources = set(net.ext_grid.bus[net.ext_grid.in_service].tolist())
-    result: dict[str, np.ndarray] = {}
-    for asset_id, asset in feeder.assets.iterrows():
-        table = net[asset.kind]
-        if asset.kind == "trafo":
-            a, b = int(table.hv_bus.at[asset.element]), int(table.lv_bus.at[asset.element])
-        else:
-            a, b = int(table.from_bus.at[asset.element]), int(table.to_bus.at[asset.element])
-        cut = graph.copy()
-        if cut.has_edge(a, b):
-            keys = [k for k in cut[a][b] if k == (asset.kind, asset.element)]
-            for key in keys:
-                cut.remove_edge(a, b, key=key)
-        down: set[int] = set()
-        for end in (a, b):
-            if end in cut:
-                component = nx.node_connected_component(cut, end)
-                if not component & sources:
-                    down |= component
-        result[str(asset_id)] = np.array(sorted(down), dtype=int)
-    return result

@@ -10,49 +10,94 @@ extrapolation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from gridplan.grid.feeders import Feeder
+from gridplan.powerflow import FlowResult
 
 
-def asset_loading_pct(feeder: Feeder, flow: object) -> np.ndarray:
+@dataclass(frozen=True, eq=False)
+class MonitoredAssets:
+    """Monitored assets as arrays in one order: what the criteria need to know of them.
+
+    Attributes
+    ----------
+    asset_id
+        Asset ids, shape (asset,).
+    kind
+        ``"trafo"`` or ``"line"``, shape (asset,).
+    element
+        Index of the element in pandapower's ``trafo`` or ``line`` table, shape (asset,).
+    rating_kva
+        Rating [kVA], shape (asset,).
+    limit_pct
+        Planning limit [% of rating], shape (asset,).
+    """
+
+    asset_id: pd.Index
+    kind: np.ndarray
+    element: np.ndarray
+    rating_kva: np.ndarray
+    limit_pct: np.ndarray
+
+    @classmethod
+    def from_table(cls, assets: pd.DataFrame) -> MonitoredAssets:
+        """From a feeder's ``assets`` table (``kind``, ``element``, ``rating_kva``,
+        ``limit_pct``, indexed by ``asset_id``)."""
+        return cls(
+            asset_id=assets.index,
+            kind=assets.kind.to_numpy(),
+            element=assets.element.to_numpy(),
+            rating_kva=assets.rating_kva.to_numpy(dtype=float),
+            limit_pct=assets.limit_pct.to_numpy(dtype=float),
+        )
+
+    def __len__(self) -> int:
+        return len(self.asset_id)
+
+
+def asset_loading_pct(flow: FlowResult, assets: MonitoredAssets) -> np.ndarray:
     """Loading of each monitored asset [% of rating], shape (time, asset).
 
-    Columns follow ``feeder.assets`` order. Lines use pandapower's line loading
+    Columns follow ``assets`` order. Lines use pandapower's line loading
     (current / ``max_i_ka``), transformers its transformer loading.
 
     Parameters
     ----------
-    feeder
-        The feeder whose ``assets`` table names the elements.
     flow
-        A :class:`gridplan.powerflow.solver.FlowResult` (``line_loading_pct``, ``trafo_loading_pct``
-        with ``line_index``, ``trafo_index``).
+        A power-flow result (``line_loading_pct``, ``trafo_loading_pct`` with
+        ``line_index``, ``trafo_index``).
+    assets
+        The monitored assets (:meth:`MonitoredAssets.from_table`).
     """
     columns = []
-    line_pos = {int(e): k for k, e in enumerate(np.asarray(flow.line_index))}  # type: ignore[attr-defined]
-    trafo_pos = {int(e): k for k, e in enumerate(np.asarray(flow.trafo_index))}  # type: ignore[attr-defined]
-    for kind, element in zip(feeder.assets.kind, feeder.assets.element, strict=True):
+    line_pos = {int(e): k for k, e in enumerate(np.asarray(flow.line_index))}
+    trafo_pos = {int(e): k for k, e in enumerate(np.asarray(flow.trafo_index))}
+    for kind, element in zip(assets.kind, assets.element, strict=True):
         if kind == "line":
-            columns.append(flow.line_loading_pct[:, line_pos[int(element)]])  # type: ignore[attr-defined]
+            columns.append(flow.line_loading_pct[:, line_pos[int(element)]])
         else:
-            columns.append(flow.trafo_loading_pct[:, trafo_pos[int(element)]])  # type: ignore[attr-defined]
+            columns.append(flow.trafo_loading_pct[:, trafo_pos[int(element)]])
     return np.column_stack(columns) if columns else np.zeros((0, 0))
 
 
 def asset_metrics(
-    feeder: Feeder, loading_pct: np.ndarray, time_index: pd.DatetimeIndex, step_h: float
+    loading_pct: np.ndarray,
+    assets: MonitoredAssets,
+    time_index: pd.DatetimeIndex,
+    step_h: float,
 ) -> pd.DataFrame:
     """Peak loading, hours over the limit and overload energy of each monitored asset.
 
     Parameters
     ----------
-    feeder
-        Feeder with the ``assets`` table (``rating_kva``, ``limit_pct``).
     loading_pct
-        Asset loading [% of rating], shape (time, asset), ``feeder.assets`` order. NaN steps
+        Asset loading [% of rating], shape (time, asset), ``assets`` order. NaN steps
         (non-converged power flows) are ignored and counted in ``nan_steps``.
+    assets
+        Ratings [kVA] and planning limits [%] of the assets.
     time_index
         Time of each row.
     step_h
@@ -65,9 +110,8 @@ def asset_metrics(
         [kVA], ``hours_over_limit`` [h], ``overload_energy_kvah`` [kVA·h above the limit, about
         kWh at unity power factor], ``nan_steps``.
     """
-    assets = feeder.assets
-    rating = assets.rating_kva.to_numpy()
-    limit = assets.limit_pct.to_numpy()
+    rating = assets.rating_kva
+    limit = assets.limit_pct
     loading_pct = np.asarray(loading_pct, dtype=float)
     nan_steps = np.isnan(loading_pct).sum(axis=0)
     filled = (
@@ -96,52 +140,8 @@ def asset_metrics(
             "overload_energy_kvah": energy / 100.0 * rating * step_h,
             "nan_steps": nan_steps,
         },
-        index=assets.index,
+        index=assets.asset_id,
     )
-
-
-def choose_upgrades(feeder: Feeder, peak_kva: pd.Series) -> pd.DataFrame:
-    """The smallest upgrade option of each asset that carries its peak within the limit.
-
-    Parameters
-    ----------
-    feeder
-        Feeder with ``assets`` (``limit_pct``) and ``upgrades`` (options per asset).
-    peak_kva
-        Peak apparent power the upgrade must carry [kVA], indexed by ``asset_id``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``asset_id``: ``upgrade_option``, ``new_rating_kva`` [kVA], ``cost_usd``
-        [USD, in the option's dollar year], ``dollar_year``, ``cost_source`` and
-        ``upgrade_sufficient`` (False when no option carries the peak: the largest is given).
-        Assets without any option get NaN and an empty source.
-    """
-    rows = {}
-    for asset_id, limit in feeder.assets.limit_pct.items():
-        options = feeder.upgrades[feeder.upgrades.asset_id == asset_id]
-        if options.empty:
-            rows[asset_id] = {
-                "upgrade_option": np.nan,
-                "new_rating_kva": np.nan,
-                "cost_usd": np.nan,
-                "dollar_year": np.nan,
-                "cost_source": "",
-                "upgrade_sufficient": False,
-            }
-            continue
-        fits = options[options.new_rating_kva * limit / 100.0 >= peak_kva.get(asset_id, np.inf)]
-        pick = fits.iloc[0] if not fits.empty else options.iloc[-1]
-        rows[asset_id] = {
-            "upgrade_option": int(pick.option),
-            "new_rating_kva": float(pick.new_rating_kva),
-            "cost_usd": float(pick.cost_usd),
-            "dollar_year": int(pick.dollar_year),
-            "cost_source": str(pick.source),
-            "upgrade_sufficient": not fits.empty,
-        }
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("asset_id")
 
 
 # --------------------------------------------------------------------------- criteria

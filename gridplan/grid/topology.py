@@ -1,0 +1,61 @@
+"""Topology of a feeder: which buses each monitored asset feeds, where the customers are."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from gridplan.grid.feeders import Feeder
+
+__all__ = ["downstream_buses", "service_bus_positions"]
+
+
+@lru_cache(maxsize=16)
+def downstream_buses(feeder: Feeder) -> dict[str, np.ndarray]:
+    """Buses fed through each monitored asset (the side cut off from the external grid).
+
+    For each asset the network graph (pandapower topology: closed switches, in-service
+    elements) is cut at that asset; the buses that lose every path to an external grid are
+    downstream of it. In a meshed or ring-closed network an asset may have no downstream
+    buses (another path feeds them).
+
+    Returns
+    -------
+    dict
+        ``asset_id`` -> sorted array of bus indices (cached per feeder object; do not
+        modify).
+    """
+    import networkx as nx
+    import pandapower.topology as top
+
+    net = feeder.net
+    graph = top.create_nxgraph(net, multi=True, include_out_of_service=False)
+    sources = set(net.ext_grid.bus[net.ext_grid.in_service].tolist())
+    result: dict[str, np.ndarray] = {}
+    for asset_id, asset in feeder.assets.iterrows():
+        table = net[asset.kind]
+        if asset.kind == "trafo":
+            a, b = int(table.hv_bus.at[asset.element]), int(table.lv_bus.at[asset.element])
+        else:
+            a, b = int(table.from_bus.at[asset.element]), int(table.to_bus.at[asset.element])
+        cut = graph.copy()
+        if cut.has_edge(a, b):
+            keys = [k for k in cut[a][b] if k == (asset.kind, asset.element)]
+            for key in keys:
+                cut.remove_edge(a, b, key=key)
+        down: set[int] = set()
+        for end in (a, b):
+            if end in cut:
+                component = nx.node_connected_component(cut, end)
+                if not component & sources:
+                    down |= component
+        result[str(asset_id)] = np.array(sorted(down), dtype=int)
+    return result
+
+
+def service_bus_positions(feeder: Feeder) -> np.ndarray:
+    """Positions (in ``net.bus.index`` order) of buses with in-service loads."""
+    net = feeder.net
+    buses = np.unique(net.load.bus[net.load.in_service].to_numpy())
+    return np.flatnonzero(np.isin(net.bus.index.to_numpy(), buses))

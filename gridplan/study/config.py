@@ -1,0 +1,396 @@
+"""The study config: what a ``STUDY.toml`` may say, validated before anything runs."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from gridplan.core.config import StrictModel, read_toml, validate
+from gridplan.core.errors import ConfigError
+from gridplan.ev.dispatch import Strategy
+from gridplan.ev.events import ELRP, EventCalendar, load_rate
+from gridplan.ev.fleet import FleetScenario, read_zones
+from gridplan.grid.feeders import Feeder, peak_week, resolve_feeder_path
+from gridplan.planning.economics import ProgramCosts
+
+__all__ = [
+    "CASES",
+    "DEFAULT_DISCOUNT_RATE",
+    "DEFAULT_ESCALATION_RATE",
+    "CriteriaSpec",
+    "DispatchSpec",
+    "HorizonSpec",
+    "LoadGrowthSpec",
+    "PeriodSpec",
+    "ProgramSpec",
+    "SensitivitySpec",
+    "StudyConfig",
+    "ValuationSpec",
+    "case_strategies",
+    "feeder_ref",
+    "load_study_config",
+    "period_slice",
+]
+
+#: Default discount rate (nominal WACC) and cost escalation: National Grid / Niagara Mohawk
+#: 2025 marginal cost of service study, NY PSC (WACC 6.87 %, inflation 2.1 %).
+DEFAULT_DISCOUNT_RATE = 0.0687
+DEFAULT_ESCALATION_RATE = 0.021
+
+CASES = ("base", "charging", "v2g")
+
+
+# --------------------------------------------------------------------------- config
+class PeriodSpec(StrictModel):
+    """The simulated period inside the feeder's profile year."""
+
+    kind: Literal["peak_week", "range", "year"] = "peak_week"
+    # TOML dates (2016-07-01) or ISO strings ("2016-07-01")
+    start: date | None = Field(default=None, strict=False)
+    end: date | None = Field(default=None, strict=False)  # exclusive
+
+    @model_validator(mode="after")
+    def _range(self) -> PeriodSpec:
+        if self.kind == "range":
+            if self.start is None or self.end is None:
+                raise ValueError("period kind 'range' needs 'start' and 'end' dates")
+            if self.end <= self.start:
+                raise ValueError(f"period end {self.end} must be after start {self.start}")
+        return self
+
+
+class DispatchSpec(StrictModel):
+    """Charging and V2G strategies (one name or a list each) and the V2G event window.
+
+    The first charging strategy is the "without V2G" case of the deferral; every V2G
+    strategy is compared with it.
+    """
+
+    charging: str | list[str] = "unmanaged"
+    v2g: str | list[str] = "v2g_event"
+    window_start_h: float = Field(default=16.0, ge=0, lt=24)
+    window_end_h: float = Field(default=21.0, gt=0, le=24)
+    event_months: list[int] = Field(default_factory=lambda: list(range(1, 13)))
+    # v2g_event days: "every_day" (the window on every day of event_months), "elrp" (event
+    # days drawn per planning year and draw within the ELRP rules), or a CSV calendar
+    # (date, start_h, end_h; dates are matched by month and day to the profile year).
+    events: str = "every_day"
+    # tou: a bundled rate name or a rate TOML file (default PG&E EV2-A, peak 4-9 pm).
+    rate: str = "pge-ev2a"
+    # v2g_optimal: minimize the peak or the energy over the limit.
+    objective: Literal["peak", "overload"] = "peak"
+    # Grid-aware strategies (smart, v2g_peak_shave, v2g_optimal) plan in kW against this
+    # fraction of each asset's planning limit: the margin covers the reactive power and
+    # voltage drop that a kW plan does not see (loads at power factor 0.95 draw 5 % more
+    # kVA than kW). Assumption; the power flow then checks the result.
+    target_fraction: float = Field(default=0.95, gt=0.5, le=1.0)
+
+    @field_validator("charging", "v2g")
+    @classmethod
+    def _known(cls, value: str | list[str]) -> str | list[str]:
+        valid = [s.value for s in Strategy]
+        names = [value] if isinstance(value, str) else value
+        if not names:
+            raise ValueError("give at least one strategy")
+        for name in names:
+            if name not in valid:
+                raise ValueError(f"unknown strategy '{name}' (expected one of: {', '.join(valid)})")
+        if len(set(names)) != len(names):
+            raise ValueError("a strategy is listed twice")
+        return value
+
+    @field_validator("event_months")
+    @classmethod
+    def _months(cls, value: list[int]) -> list[int]:
+        bad = [m for m in value if not 1 <= m <= 12]
+        if bad:
+            raise ValueError(f"months must be 1-12 (got {bad[0]})")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> DispatchSpec:
+        if self.window_end_h <= self.window_start_h:
+            raise ValueError("window_end_h must be after window_start_h")
+        return self
+
+    def strategies(self) -> list[Strategy]:
+        """Every strategy of the study."""
+        return [Strategy(s) for s in [*self.charging_list(), *self.v2g_list()]]
+
+    def charging_list(self) -> list[str]:
+        """Charging strategies, primary first."""
+        return [self.charging] if isinstance(self.charging, str) else list(self.charging)
+
+    def v2g_list(self) -> list[str]:
+        """V2G strategies, primary first."""
+        return [self.v2g] if isinstance(self.v2g, str) else list(self.v2g)
+
+
+class HorizonSpec(StrictModel):
+    """Planning years and Monte Carlo draws.
+
+    Each planning year is simulated over the study period with the base load grown to that
+    year and a fleet drawn for that year, ``draws`` times. Defaults: the single planning
+    ``year``, one draw.
+
+    ``screening`` (default on): solve an EV case only at the steps whose results could
+    matter, proven step by step from the year's base case (:mod:`gridplan.powerflow.screening`);
+    every figure of the study (peak loading, hours and energy over the limit, need and its
+    size, extreme voltages, hours outside the band) is the same as solving every step.
+    The detail draw's time series are always solved in full.
+    """
+
+    start: int | None = Field(default=None, ge=2000, le=2100)
+    end: int | None = Field(default=None, ge=2000, le=2100)
+    draws: int = Field(default=1, ge=1, le=10_000)
+    confidence: float = Field(default=0.9, gt=0, lt=1)
+    screening: bool = True
+
+    @model_validator(mode="after")
+    def _order(self) -> HorizonSpec:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"horizon end {self.end} is before start {self.start}")
+        return self
+
+
+class CriteriaSpec(StrictModel):
+    """Planning criteria.
+
+    Loading: an asset needs an upgrade in a year when it is over its planning limit (% of
+    rating, from the feeder spec) for more than the allowed hours in the simulated period.
+    Voltage: service points (load buses) must stay within ``vm_min_pu``-``vm_max_pu``;
+    default ANSI C84.1 Range A service voltage, 0.95-1.05 pu.
+    """
+
+    allowed_hours_trafo: float = Field(default=0.0, ge=0, le=8784)
+    allowed_hours_line: float = Field(default=0.0, ge=0, le=8784)
+    vm_min_pu: float = Field(default=0.95, gt=0.5, lt=1.0)
+    vm_max_pu: float = Field(default=1.05, gt=1.0, lt=1.5)
+    allowed_hours_voltage: float = Field(default=0.0, ge=0, le=8784)
+
+
+class LoadGrowthSpec(StrictModel):
+    """Base-load growth: a rate (default: the feeder's) or a year -> factor table.
+
+    Factors are relative to the feeder's profiles (``base_year`` = 1.0), linearly
+    interpolated between table years and held flat outside; they must be > 0.
+    """
+
+    rate: float | None = Field(default=None, ge=-0.5, le=1.0, allow_inf_nan=False)
+    factors: dict[str, Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> LoadGrowthSpec:
+        if self.rate is not None and self.factors is not None:
+            raise ValueError("give either 'rate' or 'factors', not both")
+        for key in self.factors or {}:
+            if not key.isdigit():
+                raise ValueError(f"factor key '{key}' is not a year")
+        return self
+
+    def factor(self, year: int, base_year: int, feeder_rate: float) -> float:
+        """Load factor of ``year`` relative to the profiles [-]."""
+        if self.factors:
+            points = sorted((int(k), v) for k, v in self.factors.items())
+            years, values = zip(*points, strict=True)
+            return float(np.interp(year, years, values))
+        rate = feeder_rate if self.rate is None else self.rate
+        return float((1.0 + rate) ** (year - base_year))
+
+
+class ValuationSpec(StrictModel):
+    """Financial assumptions."""
+
+    dollar_year: int = Field(default=2026, ge=1950, le=2100)
+    discount_rate: float = Field(default=DEFAULT_DISCOUNT_RATE, gt=-1, lt=1)
+    escalation_rate: float = Field(default=DEFAULT_ESCALATION_RATE, gt=-1, lt=1)
+
+
+class ProgramSpec(StrictModel):
+    """V2G program costs and payments (see :class:`~gridplan.planning.economics.ProgramCosts`
+    for the defaults and their sources). Without this section the study reports the gross
+    deferral value only."""
+
+    charging_energy_price_usd_per_kwh: float = Field(ge=0, le=10, allow_inf_nan=False)
+    charging_energy_price_source: str
+    upfront_incentive_usd_per_customer: float = Field(default=2500.0, ge=0, le=1e6)
+    performance_payment_usd_per_kwh: float = Field(default=0.0, ge=0, le=100)
+    event_payment_usd_per_kwh: float = Field(default=2.0, ge=0, le=100)
+    event_payments_utility_funded: bool = False
+    capacity_payment_usd_per_kw_month: float = Field(default=0.0, ge=0, le=1e4)
+    capacity_payment_months_per_yr: float = Field(default=6.0, ge=0, le=12)
+    capacity_payments_utility_funded: bool = True
+    battery_wear_usd_per_kwh: float = Field(default=0.02, ge=0, le=10)
+
+    def costs(self) -> ProgramCosts:
+        """The :class:`~gridplan.planning.economics.ProgramCosts` of this section."""
+        data = self.model_dump(exclude={"charging_energy_price_source"})
+        return ProgramCosts(**data)
+
+
+Range = tuple[
+    Annotated[float, Field(ge=-0.99, le=100, allow_inf_nan=False)],
+    Annotated[float, Field(ge=-0.99, le=100, allow_inf_nan=False)],
+]
+
+
+class SensitivitySpec(StrictModel):
+    """One-at-a-time sensitivity (tornado): each parameter at its low and high value with the
+    others at base. Financial parameters re-value the result; load growth, EV adoption and
+    enrollment re-run the study (with ``draws`` draws each), so they cost a full run each.
+    Ranges: discount and escalation as absolute rates, the others as multipliers of base."""
+
+    enabled: bool = False
+    draws: int | None = Field(default=None, ge=1, le=10_000)
+    discount_rate: Range = Field(default=(0.05, 0.09), strict=False)
+    escalation_rate: Range = Field(default=(0.01, 0.03), strict=False)
+    upgrade_cost: Range = Field(default=(0.7, 1.5), strict=False)
+    load_growth: Range = Field(default=(0.5, 1.5), strict=False)
+    ev_adoption: Range = Field(default=(0.7, 1.3), strict=False)
+    enrollment: Range = Field(default=(0.5, 1.5), strict=False)
+
+
+class StudyConfig(StrictModel):
+    """A study as written in ``STUDY.toml``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    feeder: str
+    year: int = Field(default=2030, ge=2000, le=2100)
+    base_year: int = Field(default=2026, ge=2000, le=2100)
+    seed: int = Field(default=0, ge=0)
+    output_dir: str = "outputs"
+    period: PeriodSpec = Field(default_factory=PeriodSpec)
+    horizon: HorizonSpec = Field(default_factory=HorizonSpec)
+    criteria: CriteriaSpec = Field(default_factory=CriteriaSpec)
+    load_growth: LoadGrowthSpec = Field(default_factory=LoadGrowthSpec)
+    fleet: FleetScenario = Field(default_factory=FleetScenario)
+    dispatch: DispatchSpec = Field(default_factory=DispatchSpec)
+    valuation: ValuationSpec = Field(default_factory=ValuationSpec)
+    program: ProgramSpec | None = None
+    sensitivity: SensitivitySpec = Field(default_factory=SensitivitySpec)
+
+    @model_validator(mode="after")
+    def _years(self) -> StudyConfig:
+        if self.year < self.base_year:
+            raise ValueError(f"year {self.year} is before base_year {self.base_year}")
+        start, end = self.years()[0], self.years()[-1]
+        if start < self.base_year:
+            raise ValueError(f"horizon start {start} is before base_year {self.base_year}")
+        if not start <= self.year <= end:
+            raise ValueError(f"year {self.year} is outside the horizon {start}-{end}")
+        return self
+
+    def years(self) -> list[int]:
+        """The planning years of the horizon."""
+        start = self.horizon.start if self.horizon.start is not None else self.year
+        end = self.horizon.end if self.horizon.end is not None else max(start, self.year)
+        return list(range(start, end + 1))
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study TOML; the feeder name is checked too (not yet built)."""
+    path = Path(path)
+    config = validate(StudyConfig, read_toml(path), file=path)
+    # Files named by the fleet section are relative to the study file; check them now.
+    update = {}
+    for name in ("zones", "vehicle_catalog", "charger_catalog"):
+        value = getattr(config.fleet, name)
+        if value:
+            file = Path(value)
+            update[name] = str(file if file.is_absolute() else path.parent / file)
+    if update:
+        fleet = config.fleet.model_copy(update=update)
+        try:
+            if fleet.zones:
+                read_zones(fleet.zones)
+            fleet.catalogs()
+            fleet.check_catalogs()
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, file=exc.file, field=exc.field or "fleet") from None
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=path, field="fleet.vehicle_mix") from None
+        config = config.model_copy(update={"fleet": fleet})
+    config = _resolve_dispatch_files(config, path)
+    feeder = feeder_ref(config, path)
+    try:
+        resolve_feeder_path(feeder)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, file=path, field="feeder") from None
+    return config
+
+
+def _resolve_dispatch_files(config: StudyConfig, path: Path) -> StudyConfig:
+    """Resolve the event calendar and rate files relative to the study and check them."""
+    spec = config.dispatch
+    update: dict[str, str] = {}
+    if spec.events not in ("every_day", "elrp"):
+        file = Path(spec.events)
+        file = file if file.is_absolute() else path.parent / file
+        if not file.is_file():
+            raise ConfigError(
+                f"expected 'every_day', 'elrp' or an event calendar CSV (file not found: {file})",
+                file=path,
+                field="dispatch.events",
+            )
+        EventCalendar.read_csv(file, program=ELRP)
+        update["events"] = str(file)
+    rate_file = Path(spec.rate)
+    if rate_file.suffix == ".toml":
+        rate_file = rate_file if rate_file.is_absolute() else path.parent / rate_file
+        update["rate"] = str(rate_file)
+    try:
+        load_rate(update.get("rate", spec.rate))
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.reason, file=exc.file or path, field=exc.field or "dispatch.rate"
+        ) from None
+    if not update:
+        return config
+    return config.model_copy(update={"dispatch": spec.model_copy(update=update)})
+
+
+def feeder_ref(config: StudyConfig, path: Path | None) -> str | Path:
+    """A feeder given as a relative .toml path is relative to the study file."""
+    ref = config.feeder
+    if ref.endswith(".toml") and path is not None and not Path(ref).is_absolute():
+        candidate = path.parent / ref
+        if candidate.exists():
+            return candidate
+    return ref
+
+
+def period_slice(feeder: Feeder, period: PeriodSpec, file: Path | None = None) -> slice:
+    """Steps of the feeder's profile year covered by ``period``."""
+    if period.kind == "peak_week":
+        return peak_week(feeder)
+    if period.kind == "year":
+        return slice(0, len(feeder.time_index))
+    index = feeder.time_index
+    start = index.searchsorted(pd.Timestamp(period.start))
+    stop = index.searchsorted(pd.Timestamp(period.end))
+    if stop - start < 2:
+        raise ConfigError(
+            f"period {period.start}..{period.end} holds fewer than two steps of the feeder's "
+            f"profiles ({index[0]:%Y-%m-%d} to {index[-1]:%Y-%m-%d})",
+            file=file,
+            field="period",
+        )
+    return slice(int(start), int(stop))
+
+
+def case_strategies(config: StudyConfig) -> dict[str, str | None]:
+    """Case key -> strategy name (``None``: no EVs), in evaluation order."""
+    cases: dict[str, str | None] = {"base": None}
+    charging, v2g = config.dispatch.charging_list(), config.dispatch.v2g_list()
+    cases["charging"] = charging[0]
+    cases["v2g"] = v2g[0]
+    for name in charging[1:]:
+        cases[f"charging:{name}"] = name
+    for name in v2g[1:]:
+        cases[f"v2g:{name}"] = name
+    return cases

@@ -1,0 +1,92 @@
+"""Set up a study's shared context and simulate its horizon (no tables, no files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gridplan.core.errors import ConfigError
+from gridplan.ev.events import ELRP, EventCalendar, load_rate
+from gridplan.ev.fleet import read_zones, zone_multipliers
+from gridplan.grid.feeders import Feeder
+from gridplan.grid.topology import downstream_buses
+from gridplan.powerflow import compile_network
+from gridplan.study.config import StudyConfig, case_strategies, period_slice
+from gridplan.study.horizon import HorizonResult, evaluate_units
+from gridplan.study.units import UnitContext
+
+__all__ = ["build_context", "calendar_file", "simulate_horizon"]
+
+
+def calendar_file(config: StudyConfig, feeder: Feeder) -> EventCalendar | None:
+    """An event calendar file moved onto the profile year (month and day kept)."""
+    if config.dispatch.events in ("every_day", "elrp"):
+        return None
+    calendar = EventCalendar.read_csv(config.dispatch.events, program=ELRP)
+    year = int(feeder.time_index[0].year)
+    moved = [
+        d.replace(year=year) if not (d.month == 2 and d.day == 29) else d.replace(year=year, day=28)
+        for d in pd.DatetimeIndex(calendar.date)
+    ]
+    return EventCalendar(
+        date=np.asarray(moved, dtype="datetime64[D]"),
+        start_h=calendar.start_h,
+        end_h=calendar.end_h,
+        source=f"{calendar.source} (dates moved to the profile year {year})",
+        file=calendar.file,
+    )
+
+
+def build_context(config: StudyConfig, feeder: Feeder, file: Path | None = None) -> UnitContext:
+    """The context every unit of the study shares: period, compiled network, cases, zones,
+    rate and event calendar. Errors name ``file`` (the study file)."""
+    steps = period_slice(feeder, config.period, file)
+    zones = read_zones(config.fleet.zones) if config.fleet.zones else None
+    if zones is not None:
+        zone_multipliers(feeder, zones, file=config.fleet.zones)  # fail before computing
+    return UnitContext(
+        config,
+        feeder,
+        steps,
+        feeder.time_index[steps],
+        compile_network(feeder.net),
+        case_strategies(config),
+        downstream_buses(feeder),
+        zones,
+        rate=load_rate(config.dispatch.rate),
+        calendar=calendar_file(config, feeder),
+        screening=config.horizon.screening,
+    )
+
+
+def n_processes(workers: int, units: int) -> int:
+    """Processes for ``units`` units with ``workers`` asked for (0 = one per CPU)."""
+    if workers < 0:
+        raise ConfigError(f"workers must be >= 0 (0 = one per CPU), got {workers}", field="workers")
+    n_proc = (os.cpu_count() or 1) if workers == 0 else workers
+    return min(n_proc, units)
+
+
+def simulate_horizon(
+    ctx: UnitContext, *, workers: int = 1, progress: bool = False
+) -> HorizonResult:
+    """Evaluate every (year, draw) unit of the study and stack the results.
+
+    Parameters
+    ----------
+    ctx
+        The study's context (:func:`build_context`).
+    workers
+        Processes [-]; ``0`` = one per CPU. Results do not depend on it.
+    progress
+        Show a progress bar over the units.
+    """
+    config = ctx.config
+    years = np.array(config.years())
+    draws = config.horizon.draws
+    n_proc = n_processes(workers, len(years) * draws)
+    units = evaluate_units(ctx, years, draws, n_proc, progress)
+    return HorizonResult.from_units(units, years, draws, ctx.cases, list(ctx.feeder.assets.index))

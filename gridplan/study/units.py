@@ -1,0 +1,567 @@
+"""One unit of a study: a (planning year, draw) pair, simulated end to end.
+
+:func:`evaluate_unit` grows the base load to the year, draws the year's EV fleet, dispatches
+it under every case's strategy, solves the power flow (every step, or the steps the
+screening cannot certify) and applies the planning criteria. It returns a
+:class:`UnitResult`; :meth:`gridplan.study.horizon.HorizonResult.from_units` stacks them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
+from gridplan.ev.events import ELRP, EventCalendar, TouRate, draw_event_calendar
+from gridplan.ev.fleet import Fleet, Zones, sample_fleet
+from gridplan.grid.feeders import Feeder
+from gridplan.grid.topology import service_bus_positions
+from gridplan.planning.needs import (
+    MonitoredAssets,
+    asset_loading_pct,
+    asset_metrics,
+    characterize_need,
+    deferral_requirement,
+    excess_kva,
+    need_flags,
+)
+from gridplan.powerflow import CompiledNetwork, compile_network, solve_timeseries
+from gridplan.powerflow.screening import ScreenBasis, build_basis, screen
+from gridplan.study.config import StudyConfig
+
+__all__ = ["CaseOutcome", "UnitContext", "UnitDetail", "UnitResult", "evaluate_unit"]
+
+#: Largest (time × EV) per-EV series the detail draw keeps [values] (float64 power, state of
+#: charge and plug-in state: about 17 bytes per value, ~8 MB at this size; a peak week of a
+#: few hundred EVs). Larger runs keep per-load series and take the dispatch's fast paths.
+MAX_EV_SERIES = 500_000
+
+#: The need detail of a case without any excess (no rows).
+NO_NEED_DETAIL = pd.DataFrame(
+    {
+        "asset_id": pd.Series(dtype=object),
+        "peak_excess_kw": pd.Series(dtype=float),
+        "max_daily_excess_kwh": pd.Series(dtype=float),
+        "longest_excess_h": pd.Series(dtype=float),
+        "days_with_excess": pd.Series(dtype=int),
+        "excess_months": pd.Series(dtype=object),
+        "excess_hours": pd.Series(dtype=object),
+    }
+)
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class CaseOutcome:
+    """What the planning criteria see of one case of one unit.
+
+    Attributes
+    ----------
+    peak_loading_pct, hours_over_limit, overload_energy_kvah
+        Per asset: peak loading [%], hours over the planning limit [h], energy over the
+        limit [kVA·h], shape (asset,).
+    need
+        Loading criterion violated, per asset (:func:`gridplan.planning.needs.need_flags`).
+    min_vm_pu, max_vm_pu
+        Lowest / highest service-point voltage of the period [pu].
+    voltage_hours_out
+        Hours with a service point outside the voltage band [h].
+    voltage_need
+        Voltage criterion violated.
+    non_converged_steps
+        Power-flow steps that did not converge.
+    export_kwh, charge_kwh
+        V2G export and charging energy of the whole fleet [kWh] (0 without EVs).
+    """
+
+    peak_loading_pct: np.ndarray
+    hours_over_limit: np.ndarray
+    overload_energy_kvah: np.ndarray
+    need: np.ndarray
+    min_vm_pu: float
+    max_vm_pu: float
+    voltage_hours_out: float
+    voltage_need: bool
+    non_converged_steps: int
+    export_kwh: float
+    charge_kwh: float
+
+
+@dataclass(frozen=True, eq=False)
+class UnitDetail:
+    """Time series of one unit, kept for the detail draw (figures, time-series table).
+
+    Attributes
+    ----------
+    fleet
+        The unit's fleet.
+    dispatch
+        Dispatch result per EV case.
+    loading_pct
+        Asset loading per case [%], (time, asset).
+    converged
+        Per case, whether each step converged, (time,).
+    min_vm_pu
+        Per case, lowest service-point voltage of each step [pu], (time,).
+    bus_min_vm_pu
+        Per case, lowest voltage of each bus over the period [pu], (bus,), NaN: never solved.
+    """
+
+    fleet: Fleet
+    dispatch: dict[str, DispatchResult]
+    loading_pct: dict[str, np.ndarray]
+    converged: dict[str, np.ndarray]
+    min_vm_pu: dict[str, np.ndarray]
+    bus_min_vm_pu: dict[str, np.ndarray | None]
+
+
+@dataclass(frozen=True, eq=False)
+class UnitResult:
+    """Everything one (planning year, draw) unit contributes to the horizon.
+
+    Attributes
+    ----------
+    year, draw
+        The planning year and the draw.
+    load_factor
+        Base-load factor of the year relative to the profiles [-].
+    cases
+        Outcome per case key, in the study's case order.
+    need_detail
+        Need characterization of the ``charging`` case: one row per asset with an excess
+        (:func:`gridplan.planning.needs.characterize_need`).
+    requirement_kw, requirement_kwh
+        V2G power [kW] and energy [kWh] that would hold each asset within its limit in the
+        ``charging`` case (EPRI DER-VET deferral logic), (asset,).
+    evs_downstream, enrolled_downstream
+        EVs / V2G-enrolled EVs downstream of each asset, (asset,).
+    export_kw_downstream, usable_kwh_downstream
+        Export limit [kW] and usable energy (target − reserve) [kWh] of the enrolled EVs
+        downstream of each asset, (asset,).
+    n_ev, n_enrolled
+        EVs and V2G-enrolled EVs of the fleet.
+    enrolled_kw
+        Export limit of the fleet [kW].
+    detail
+        Time series (detail draw only).
+    """
+
+    year: int
+    draw: int
+    load_factor: float
+    cases: dict[str, CaseOutcome]
+    need_detail: pd.DataFrame
+    requirement_kw: np.ndarray
+    requirement_kwh: np.ndarray
+    evs_downstream: np.ndarray
+    enrolled_downstream: np.ndarray
+    export_kw_downstream: np.ndarray
+    usable_kwh_downstream: np.ndarray
+    n_ev: int
+    n_enrolled: int
+    enrolled_kw: float
+    detail: UnitDetail | None = None
+
+
+# --------------------------------------------------------------------------- context
+@dataclass(frozen=True, eq=False)
+class UnitContext:
+    """What every unit of a study shares (sent once to each worker process).
+
+    The no-EV case depends on the year only: it is solved once per year and reused by every
+    draw (with the year's screening basis when screening is on).
+    """
+
+    config: StudyConfig
+    feeder: Feeder
+    steps: slice
+    time_index: pd.DatetimeIndex
+    compiled: CompiledNetwork
+    cases: dict[str, str | None]
+    downstream: dict[str, np.ndarray]
+    zones: Zones | None
+    rate: TouRate | None = None
+    calendar: EventCalendar | None = None
+    screening: bool = True
+    base_cache: dict[int, _Solved] = field(default_factory=dict)
+    asset_base_cache: dict[int, np.ndarray] = field(default_factory=dict)
+    #: steps per stage of the screening, summed over units (see gridplan.powerflow.screening)
+    screen_stats: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def assets(self) -> MonitoredAssets:
+        """The feeder's monitored assets as arrays."""
+        return MonitoredAssets.from_table(self.feeder.assets)
+
+    @cached_property
+    def service(self) -> np.ndarray:
+        """Positions of the service-point buses (buses with loads)."""
+        return service_bus_positions(self.feeder)
+
+    @cached_property
+    def allowed_hours(self) -> np.ndarray:
+        """Hours each asset may spend over its limit [h], (asset,)."""
+        crit = self.config.criteria
+        kind = self.feeder.assets.kind.to_numpy()
+        return np.where(kind == "trafo", crit.allowed_hours_trafo, crit.allowed_hours_line)
+
+    def add_stats(self, stats: dict[str, int]) -> None:
+        """Add screening step counts."""
+        for key, value in stats.items():
+            self.screen_stats[key] = self.screen_stats.get(key, 0) + value
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # for worker processes started by "spawn": the compiled network holds a sparse LU
+        # factorisation that does not pickle; it is rebuilt from the net on arrival
+        skip = {"compiled", "base_cache", "screen_stats", "asset_base_cache"}
+        state = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip
+        }
+        return (_rebuild_context, (state,))
+
+
+def _rebuild_context(state: dict[str, Any]) -> UnitContext:
+    return UnitContext(compiled=compile_network(state["feeder"].net), **state)
+
+
+# --------------------------------------------------------------------------- one unit
+@dataclass(frozen=True, eq=False)
+class _Solved:
+    """One case solved: its outcome and the series the detail and the need use."""
+
+    outcome: CaseOutcome
+    loading_pct: np.ndarray
+    converged: np.ndarray
+    min_vm_pu: np.ndarray
+    bus_min_vm_pu: np.ndarray | None
+    basis: ScreenBasis | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Inputs:
+    """The year's base load and generation over the study period [kW, kvar]."""
+
+    factor: float
+    load_p_kw: np.ndarray
+    load_q_kvar: np.ndarray
+    sgen_p_kw: np.ndarray
+
+
+def _year_inputs(ctx: UnitContext, year: int) -> _Inputs:
+    config, feeder = ctx.config, ctx.feeder
+    factor = config.load_growth.factor(year, config.base_year, feeder.growth_rate)
+    return _Inputs(
+        factor=factor,
+        load_p_kw=feeder.load_p_kw[ctx.steps] * factor,
+        load_q_kvar=feeder.load_q_kvar[ctx.steps] * factor,
+        sgen_p_kw=feeder.sgen_p_kw[ctx.steps],
+    )
+
+
+def service_extremes(vm_pu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest service voltage of each step [pu]; ``inf``/``-inf`` where the
+    step did not converge (NaN), so that it counts neither as low nor as high."""
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(vm_pu)
+        lo = np.min(np.where(finite, vm_pu, np.inf), axis=1, initial=np.inf)
+        hi = np.max(np.where(finite, vm_pu, -np.inf), axis=1, initial=-np.inf)
+    return lo, hi
+
+
+def event_calendar(ctx: UnitContext, rng: np.random.Generator) -> EventCalendar | None:
+    """The V2G event calendar of one (year, draw): every day (``None``), drawn (ELRP) or
+    from a file, on the profile year's dates."""
+    spec = ctx.config.dispatch
+    if spec.events == "every_day":
+        return None
+    if spec.events == "elrp":
+        return draw_event_calendar(int(ctx.feeder.time_index[0].year), rng, program=ELRP)
+    return ctx.calendar
+
+
+class _Unit:
+    """The state of one unit while its cases are dispatched and solved in order."""
+
+    def __init__(self, ctx: UnitContext, year: int, draw: int, keep_detail: bool) -> None:
+        self.ctx = ctx
+        self.year = year
+        self.keep_detail = keep_detail
+        self.inputs = _year_inputs(ctx, year)
+        config = ctx.config
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, year, draw]))
+        self.fleet = sample_fleet(ctx.feeder, config.fleet, year, rng, zones=ctx.zones)
+        self.events = event_calendar(ctx, rng)
+        self.dispatch_context: DispatchContext | None = None
+        self.dispatched: dict[str, DispatchResult] = {}
+        # the year's screening basis, and the charging case reused by the V2G cases
+        self.basis: ScreenBasis | None = None
+        self.known: tuple[np.ndarray, Any] | None = None
+
+    # ------------------------------------------------------------------ dispatch
+    def _context(self) -> DispatchContext:
+        """The grid context of the grid-aware strategies (built once per unit)."""
+        if self.dispatch_context is None:
+            ctx, inputs = self.ctx, self.inputs
+            context = DispatchContext.from_feeder(
+                ctx.feeder,
+                self.fleet,
+                inputs.load_p_kw,
+                ctx.time_index,
+                sgen_p_kw=inputs.sgen_p_kw,
+                asset_base_kw=ctx.asset_base_cache.get(self.year),
+            )
+            if self.year not in ctx.asset_base_cache:  # the same for every draw
+                ctx.asset_base_cache.clear()
+                ctx.asset_base_cache[self.year] = context.asset_base_kw
+            self.dispatch_context = dataclasses.replace(
+                context,
+                asset_limit_kw=context.asset_limit_kw * ctx.config.dispatch.target_fraction,
+            )
+        return self.dispatch_context
+
+    def dispatch(self, case: str, strategy: str) -> DispatchResult:
+        """Dispatch the fleet under one strategy."""
+        ctx, spec = self.ctx, self.ctx.config.dispatch
+        context = self._context() if Strategy(strategy).needs_context else self.dispatch_context
+        n_steps = len(self.inputs.load_p_kw)
+        result = dispatch(
+            self.fleet,
+            ctx.time_index,
+            strategy,
+            window_start_h=spec.window_start_h,
+            window_end_h=spec.window_end_h,
+            event_months=tuple(spec.event_months),
+            context=context,
+            rate=ctx.rate,
+            events=self.events,
+            objective=spec.objective,
+            n_loads=len(ctx.feeder.net.load),
+            # per-EV series only for the detail draw, and only while they are small (a
+            # full year of a large MV fleet would take gigabytes); figures fall back to
+            # the per-load series
+            keep_ev_series=self.keep_detail and n_steps * self.fleet.n_ev <= MAX_EV_SERIES,
+        )
+        self.dispatched[case] = result
+        return result
+
+    # ------------------------------------------------------------------ power flow
+    def _solve_rows(
+        self, ev_kw: np.ndarray
+    ) -> Any:  # the screening's callback: (rows) -> loading, vm min, vm max, converged
+        ctx, inputs = self.ctx, self.inputs
+
+        def solve_rows(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+            flow = solve_timeseries(
+                ctx.compiled,
+                inputs.load_p_kw[rows] + ev_kw[rows],
+                load_q_kvar=inputs.load_q_kvar[rows],
+                sgen_p_kw=inputs.sgen_p_kw[rows],
+            )
+            lo, hi = service_extremes(flow.vm_pu[:, ctx.service])
+            loading = asset_loading_pct(flow, ctx.assets)
+            return loading, lo, hi, np.asarray(flow.converged, dtype=bool)
+
+        return solve_rows
+
+    def _screened(self, case: str, ev_kw: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Solve an EV case at the steps the screening cannot certify."""
+        ctx, crit = self.ctx, self.ctx.config.criteria
+        assert self.basis is not None
+        sc = screen(
+            self.basis,
+            ev_kw,
+            self._solve_rows(ev_kw),
+            vm_band_pu=(crit.vm_min_pu, crit.vm_max_pu),
+            requirement=case == "charging",
+            known=self.known,
+        )
+        if self.known is None:
+            self.known = (ev_kw, sc)
+        ctx.add_stats(sc.stats)
+        ctx.add_stats({"steps": len(ev_kw)})
+        return sc.loading_pct, sc.converged, sc.vm_min_pu, sc.vm_max_pu
+
+    def _full(self, ev_kw: np.ndarray, base_case: bool) -> tuple[Any, ...]:
+        """Solve every step; the base case also builds the year's screening basis."""
+        ctx, inputs = self.ctx, self.inputs
+        flow = solve_timeseries(
+            ctx.compiled,
+            inputs.load_p_kw + ev_kw,
+            load_q_kvar=inputs.load_q_kvar,
+            sgen_p_kw=inputs.sgen_p_kw,
+        )
+        loading = asset_loading_pct(flow, ctx.assets)
+        converged = np.asarray(flow.converged, dtype=bool)
+        vm_min, vm_max = service_extremes(flow.vm_pu[:, ctx.service])
+        with np.errstate(all="ignore"):
+            bus_vm = np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf).min(axis=0)
+        bus_vm[np.isinf(bus_vm)] = np.nan
+        if base_case and ctx.screening:
+            assets = ctx.assets
+            self.basis = build_basis(
+                ctx.compiled,
+                flow,
+                inputs.load_p_kw,
+                inputs.load_q_kvar,
+                inputs.sgen_p_kw,
+                None,
+                assets.kind,
+                assets.element,
+                assets.limit_pct,
+                ctx.service,
+            )
+        return loading, converged, vm_min, vm_max, bus_vm
+
+    def solve(self, case: str, strategy: str | None) -> _Solved:
+        """Dispatch and solve one case (the base case from the year's cache if solved)."""
+        ctx = self.ctx
+        if strategy is None and self.year in ctx.base_cache:
+            cached = ctx.base_cache[self.year]
+            self.basis = cached.basis
+            return cached
+        export_kwh = charge_kwh = 0.0
+        if strategy is None:
+            ev_kw = np.zeros_like(self.inputs.load_p_kw)
+        else:
+            result = self.dispatch(case, strategy)
+            ev_kw = np.asarray(result.power_by_load_kw, dtype=float)
+            export_kwh = float(result.export_kwh.sum())
+            charge_kwh = float(result.charge_kwh.sum())
+        bus_vm = None
+        screened = ctx.screening and not self.keep_detail
+        if screened and strategy is not None and self.basis is not None:
+            loading, converged, vm_min, vm_max = self._screened(case, ev_kw)
+        else:
+            loading, converged, vm_min, vm_max, bus_vm = self._full(ev_kw, strategy is None)
+        outcome = self._outcome(loading, converged, vm_min, vm_max, export_kwh, charge_kwh)
+        solved = _Solved(outcome, loading, converged, vm_min, bus_vm, self.basis)
+        if strategy is None:
+            ctx.base_cache.clear()
+            ctx.base_cache[self.year] = solved
+        return solved
+
+    # ------------------------------------------------------------------ criteria
+    def _outcome(
+        self,
+        loading: np.ndarray,
+        converged: np.ndarray,
+        vm_min: np.ndarray,
+        vm_max: np.ndarray,
+        export_kwh: float,
+        charge_kwh: float,
+    ) -> CaseOutcome:
+        ctx, crit = self.ctx, self.ctx.config.criteria
+        step_h = ctx.feeder.step_h
+        metrics = asset_metrics(loading, ctx.assets, ctx.time_index, step_h)
+        out_band = (vm_min < crit.vm_min_pu) | (vm_max > crit.vm_max_pu)
+        voltage_hours = float(out_band.sum() * step_h)
+        return CaseOutcome(
+            peak_loading_pct=metrics.peak_loading_pct.to_numpy(),
+            hours_over_limit=metrics.hours_over_limit.to_numpy(),
+            overload_energy_kvah=metrics.overload_energy_kvah.to_numpy(),
+            need=need_flags(loading, ctx.assets.limit_pct, ctx.allowed_hours, step_h),
+            min_vm_pu=float(np.min(vm_min, initial=np.inf)),
+            max_vm_pu=float(np.max(vm_max, initial=-np.inf)),
+            voltage_hours_out=voltage_hours,
+            voltage_need=voltage_hours > crit.allowed_hours_voltage + 1e-9,
+            non_converged_steps=int((~converged).sum()),
+            export_kwh=export_kwh,
+            charge_kwh=charge_kwh,
+        )
+
+    def charging_need(self, solved: _Solved) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """The need of the charging case: its characterization and the V2G power [kW] and
+        energy [kWh] that would meet it."""
+        ctx, config = self.ctx, self.ctx.config
+        n_assets = len(ctx.assets)
+        if not solved.outcome.hours_over_limit.any():
+            # never over any limit: no need to describe, nothing to supply
+            return NO_NEED_DETAIL, np.zeros(n_assets), np.zeros(n_assets)
+        rating, limit = ctx.assets.rating_kva, ctx.assets.limit_pct
+        step_h = ctx.feeder.step_h
+        excess = excess_kva(solved.loading_pct, rating, limit)
+        rows = characterize_need(excess, ctx.time_index, step_h)
+        rows.insert(0, "asset_id", list(ctx.assets.asset_id))
+        load_kva = np.nan_to_num(solved.loading_pct, nan=0.0) / 100.0 * rating
+        power, energy = deferral_requirement(
+            load_kva,
+            rating * limit / 100.0,
+            step_h,
+            roundtrip_efficiency=config.fleet.charge_efficiency
+            * config.fleet.discharge_efficiency,
+        )
+        return rows[rows.peak_excess_kw > 0], power, energy
+
+    def downstream(self) -> np.ndarray:
+        """Per asset: EVs, enrolled EVs, their export limit [kW] and usable energy [kWh]
+        downstream, shape (asset, 4)."""
+        fleet = self.fleet
+        usable = np.where(fleet.v2g_enrolled, fleet.target_kwh - fleet.reserve_kwh, 0.0)
+        per_asset = []
+        for asset_id in self.ctx.assets.asset_id:
+            below = np.isin(fleet.bus, self.ctx.downstream[str(asset_id)])
+            enrolled = below & fleet.v2g_enrolled
+            per_asset.append(
+                (below.sum(), enrolled.sum(), fleet.export_kw[enrolled].sum(), usable[below].sum())
+            )
+        return np.array(per_asset, dtype=float).reshape(len(self.ctx.assets), 4)
+
+
+def evaluate_unit(ctx: UnitContext, year: int, draw: int, *, keep_detail: bool) -> UnitResult:
+    """Simulate one planning year and draw: fleet, dispatch, power flow, criteria.
+
+    Parameters
+    ----------
+    ctx
+        The study's shared context.
+    year, draw
+        Planning year and draw; the fleet's random numbers derive from
+        ``(config.seed, year, draw)``.
+    keep_detail
+        Keep the time series (:class:`UnitDetail`); every step is then solved.
+    """
+    unit = _Unit(ctx, year, draw, keep_detail)
+    outcomes: dict[str, CaseOutcome] = {}
+    solved_cases: dict[str, _Solved] = {}
+    n_assets = len(ctx.assets)
+    need_detail, req_kw, req_kwh = NO_NEED_DETAIL, np.zeros(n_assets), np.zeros(n_assets)
+    for case, strategy in ctx.cases.items():
+        solved = unit.solve(case, strategy)
+        outcomes[case] = solved.outcome
+        solved_cases[case] = solved
+        if case == "charging":
+            need_detail, req_kw, req_kwh = unit.charging_need(solved)
+    down = unit.downstream()
+    fleet = unit.fleet
+    detail = None
+    if keep_detail:
+        detail = UnitDetail(
+            fleet=fleet,
+            dispatch=unit.dispatched,
+            loading_pct={c: s.loading_pct for c, s in solved_cases.items()},
+            converged={c: s.converged for c, s in solved_cases.items()},
+            min_vm_pu={c: s.min_vm_pu for c, s in solved_cases.items()},
+            bus_min_vm_pu={c: s.bus_min_vm_pu for c, s in solved_cases.items()},
+        )
+    return UnitResult(
+        year=year,
+        draw=draw,
+        load_factor=unit.inputs.factor,
+        cases=outcomes,
+        need_detail=need_detail,
+        requirement_kw=req_kw,
+        requirement_kwh=req_kwh,
+        evs_downstream=down[:, 0],
+        enrolled_downstream=down[:, 1],
+        export_kw_downstream=down[:, 2],
+        usable_kwh_downstream=down[:, 3],
+        n_ev=fleet.n_ev,
+        n_enrolled=int(fleet.v2g_enrolled.sum()),
+        enrolled_kw=float(fleet.export_kw.sum()),
+        detail=detail,
+    )
