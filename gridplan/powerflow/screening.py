@@ -205,8 +205,38 @@ def build_basis(
         z = np.asarray(cn.lu.solve(np.eye(n_l, dtype=np.complex128)), dtype=np.complex128)
     n_t = int(base_flow.converged.shape[0])
     converged = np.asarray(base_flow.converged, dtype=bool)
+    s = _base_injections(cn, n_t, base_load_p_kw, base_load_q_kvar, sgen_p_kw, sgen_q_kvar)
+    v = _base_voltages(cn, base_flow, s, z, converged)
+    if v is None:
+        return None
+    # outputs: service-node voltages, then both end currents of each monitored asset
+    serv_pos = np.asarray(service_bus_pos, dtype=np.int64)
+    serv_nodes = cn.bus_node[serv_pos]
+    if (serv_nodes < 0).any() or (serv_nodes >= n_l).any():
+        return None
+    outputs = _output_rows(cn, z, v, serv_nodes, asset_kind, asset_element)
+    if outputs is None:
+        return None
+    base = _BaseCase(
+        s=s,
+        v=v,
+        converged=converged,
+        loading_pct=_base_loading(base_flow, asset_kind, asset_element),
+        vm_serv=np.asarray(base_flow.vm_pu)[:, serv_pos],
+    )
+    return _assemble_basis(cn, z, base, serv_nodes, outputs, limit_pct)
 
-    # base injections S_b per non-slack node [MVA, load convention]
+
+def _base_injections(
+    cn: Any,
+    n_t: int,
+    base_load_p_kw: np.ndarray,
+    base_load_q_kvar: np.ndarray,
+    sgen_p_kw: np.ndarray | None,
+    sgen_q_kvar: np.ndarray | None,
+) -> np.ndarray:
+    """Base injections ``S_b`` per non-slack node [MVA, load convention], (time, node)."""
+    n_l = int(cn.nonslack.size)
     c_load = sp.csr_matrix(cn.c_load)[:n_l]
     c_sgen = sp.csr_matrix(cn.c_sgen)[:n_l]
     s = np.empty((n_t, n_l), dtype=np.complex128)
@@ -222,9 +252,21 @@ def build_basis(
                 s -= part * (c_sgen @ (np.asarray(given, float) * 1e-3).T).T
             else:
                 s -= part * (c_sgen @ net_value)
+    return s
 
-    # base node voltages: from the bus results; nodes without a bus (pandapower's
-    # auxiliary nodes, e.g. at open line switches) carry no load: V = w + Z·I there
+
+def _base_voltages(
+    cn: Any, base_flow: Any, s: np.ndarray, z: np.ndarray, converged: np.ndarray
+) -> np.ndarray | None:
+    """Base node voltages [pu], (time, node), or ``None`` (no basis: not finite, or a load
+    at a node without a bus).
+
+    From the bus results; nodes without a bus (pandapower's auxiliary nodes, e.g. at open
+    line switches) carry no load: ``V = w + Z·I`` there. Unconverged base steps (always
+    solved) get 1 pu.
+    """
+    n_l = int(cn.nonslack.size)
+    n_t = int(s.shape[0])
     node_bus = np.full(cn.n_nodes, -1, dtype=np.int64)
     ok = cn.bus_node >= 0
     node_bus[cn.bus_node[ok]] = np.flatnonzero(ok)
@@ -245,16 +287,52 @@ def build_basis(
         v[:, aux] = cn.w[aux] + current @ z[aux].T
     if not np.isfinite(v).all():
         return None
-    v_l = v[:, :n_l]
-    m = np.abs(v_l)
-    inv_v = 1.0 / v_l
-    b = np.abs(s) / cn.base_mva / (m * m)
+    return v
 
-    # outputs: service-node voltages, then both end currents of each monitored asset
-    serv_pos = np.asarray(service_bus_pos, dtype=np.int64)
-    serv_nodes = cn.bus_node[serv_pos]
-    if (serv_nodes < 0).any() or (serv_nodes >= n_l).any():
-        return None  # a service bus at the slack: nothing to screen there, solve all
+
+@dataclass(frozen=True, eq=False)
+class _Outputs:
+    """The screened outputs: service-node voltages, then both ends of each asset."""
+
+    m_out: np.ndarray  # Z rows of the service nodes, then K rows of the ends, (out, node)
+    x_b: np.ndarray  # their base values [pu], (time, out)
+    end_asset: np.ndarray  # asset position of each end, (end,)
+    end_scale: np.ndarray  # loading [%] per pu current at each end, (end,)
+
+
+def _end_scales(
+    cn: Any, kind: Any, element: Any, line_pos: dict[int, int], trafo_pos: dict[int, int]
+) -> tuple[int, tuple[Any, Any]] | None:
+    """``(branch, (scale_f, scale_t))`` of one monitored asset: its in-service branch and
+    the loading [%] per pu current at each end; ``None`` if out of service or unrated."""
+    if kind == "line":
+        k = line_pos[int(element)]
+        br = int(cn.line_branch[k])
+        if br < 0 or not bool(cn.line_rated[k]):
+            return None
+        return br, (cn.i_base_f_ka[br] * cn.line_scale[k], cn.i_base_t_ka[br] * cn.line_scale[k])
+    k = trafo_pos[int(element)]
+    br = int(cn.trafo_branch[k])
+    if br < 0:
+        return None
+    return br, (
+        cn.i_base_f_ka[br] * cn.trafo_scale[k, 0],
+        cn.i_base_t_ka[br] * cn.trafo_scale[k, 1],
+    )
+
+
+def _output_rows(
+    cn: Any,
+    z: np.ndarray,
+    v: np.ndarray,
+    serv_nodes: np.ndarray,
+    asset_kind: Any,
+    asset_element: Any,
+) -> _Outputs | None:
+    """The rows of ``Z`` / ``K`` and base values of every output (``None``: an asset is
+    out of service or unrated, no basis)."""
+    n_l = int(cn.nonslack.size)
+    n_t = int(v.shape[0])
     z_all = np.zeros((cn.n_nodes, n_l), dtype=np.complex128)
     z_all[:n_l] = z
     rows: list[np.ndarray] = [z[k] for k in serv_nodes]
@@ -264,50 +342,33 @@ def build_basis(
     trafo_pos = {int(e): k for k, e in enumerate(cn.trafo_index)}
     y_ff, y_ft, y_tf, y_tt = cn.y_branch
     for a, (kind, element) in enumerate(zip(asset_kind, asset_element, strict=True)):
-        if kind == "line":
-            k = line_pos[int(element)]
-            br = int(cn.line_branch[k])
-            if br < 0 or not bool(cn.line_rated[k]):
-                return None
-            scales = (cn.i_base_f_ka[br] * cn.line_scale[k], cn.i_base_t_ka[br] * cn.line_scale[k])
-        else:
-            k = trafo_pos[int(element)]
-            br = int(cn.trafo_branch[k])
-            if br < 0:
-                return None
-            scales = (
-                cn.i_base_f_ka[br] * cn.trafo_scale[k, 0],
-                cn.i_base_t_ka[br] * cn.trafo_scale[k, 1],
-            )
+        ends = _end_scales(cn, kind, element, line_pos, trafo_pos)
+        if ends is None:
+            return None
+        br, scales = ends
         f, t = int(cn.br_f[br]), int(cn.br_t[br])
         for y1, y2, scale in ((y_ff, y_ft, scales[0]), (y_tf, y_tt, scales[1])):
             rows.append(y1[br] * z_all[f] + y2[br] * z_all[t])
             x_cols.append(y1[br] * v[:, f] + y2[br] * v[:, t])
             end_asset.append(a)
             end_scale.append(float(scale))
-    m_out = np.array(rows, dtype=np.complex128).reshape(len(rows), n_l)
-    abs_m_out = np.abs(m_out)
-    x_b = np.column_stack(x_cols) if x_cols else np.zeros((n_t, 0), dtype=np.complex128)
-    abs_zt = np.ascontiguousarray(np.abs(z).T)
-    # how far the base voltages are from the no-load voltages w (direction of the change)
-    w_min = float(np.abs(cn.w).min())
-    eta = np.abs(v_l - cn.w).max(axis=1) / w_min
-    xi = eta * (3.0 + 2.0 * eta)
+    return _Outputs(
+        m_out=np.array(rows, dtype=np.complex128).reshape(len(rows), n_l),
+        x_b=np.column_stack(x_cols) if x_cols else np.zeros((n_t, 0), dtype=np.complex128),
+        end_asset=np.asarray(end_asset, dtype=np.int64),
+        end_scale=np.asarray(end_scale, dtype=float),
+    )
 
-    n_s = int(serv_nodes.size)
-    g_out = b @ abs_m_out.T
-    scale_end = np.asarray(end_scale, dtype=float)
-    k_end = abs_m_out[n_s:] * scale_end[:, None]
-    g_end = g_out[:, n_s:] * scale_end
-    vm_serv = np.asarray(base_flow.vm_pu)[:, serv_pos]
-    with np.errstate(all="ignore"):
-        vmin = np.min(vm_serv, axis=1, initial=np.inf)
-        vmax = np.max(vm_serv, axis=1, initial=-np.inf)
-    # the solver's own loading (the end currents above agree with it to the solver's
-    # tolerance, amplified at open line ends; LOADING_EPS_PCT covers that)
+
+def _base_loading(base_flow: Any, asset_kind: Any, asset_element: Any) -> np.ndarray:
+    """The solver's own loading of each asset in the base case [%], (time, asset).
+
+    The end currents of :func:`_output_rows` agree with it to the solver's tolerance,
+    amplified at open line ends; :data:`LOADING_EPS_PCT` covers that.
+    """
     line_col = {int(e): k for k, e in enumerate(np.asarray(base_flow.line_index))}
     trafo_col = {int(e): k for k, e in enumerate(np.asarray(base_flow.trafo_index))}
-    base_loading = np.column_stack(
+    return np.column_stack(
         [
             np.asarray(base_flow.line_loading_pct)[:, line_col[int(e)]]
             if kind == "line"
@@ -315,38 +376,76 @@ def build_basis(
             for kind, e in zip(asset_kind, asset_element, strict=True)
         ]
     ).astype(float)
+
+
+@dataclass(frozen=True, eq=False)
+class _BaseCase:
+    """The base case's injections, voltages and results that a basis is built from."""
+
+    s: np.ndarray  # injections per non-slack node [MVA, load convention], (time, node)
+    v: np.ndarray  # node voltages [pu], (time, node)
+    converged: np.ndarray  # (time,)
+    loading_pct: np.ndarray  # (time, asset)
+    vm_serv: np.ndarray  # service-bus voltage magnitudes [pu], (time, service)
+
+
+def _assemble_basis(
+    cn: Any,
+    z: np.ndarray,
+    base: _BaseCase,
+    serv_nodes: np.ndarray,
+    out: _Outputs,
+    limit_pct: Any,
+) -> ScreenBasis:
+    """The :class:`ScreenBasis` from the base case and the output rows."""
+    n_l = int(cn.nonslack.size)
+    v_l = base.v[:, :n_l]
+    m = np.abs(v_l)
+    inv_v = 1.0 / v_l
+    b = np.abs(base.s) / cn.base_mva / (m * m)
+    abs_m_out = np.abs(out.m_out)
+    abs_zt = np.ascontiguousarray(np.abs(z).T)
+    # how far the base voltages are from the no-load voltages w (direction of the change)
+    w_min = float(np.abs(cn.w).min())
+    eta = np.abs(v_l - cn.w).max(axis=1) / w_min
+    n_s = int(serv_nodes.size)
+    g_out = b @ abs_m_out.T
+    k_end = abs_m_out[n_s:] * out.end_scale[:, None]
+    g_end = g_out[:, n_s:] * out.end_scale
+    with np.errstate(all="ignore"):
+        vmin = np.min(base.vm_serv, axis=1, initial=np.inf)
+        vmax = np.max(base.vm_serv, axis=1, initial=-np.inf)
+    w_s = cn.w[serv_nodes]
     return ScreenBasis(
-        base_loading_pct=base_loading,
+        base_loading_pct=base.loading_pct,
         base_vm_min_pu=vmin,
         base_vm_max_pu=vmax,
-        base_converged=converged,
+        base_converged=base.converged,
         limit_pct=np.asarray(limit_pct, dtype=float),
-        load_node=np.asarray(c_load.T.toarray()) * (1e-3 / cn.base_mva),
+        load_node=np.asarray(sp.csr_matrix(cn.c_load)[:n_l].T.toarray()) * (1e-3 / cn.base_mva),
         inv_v=inv_v,
         inv_m=1.0 / m,
         z_k=np.ascontiguousarray(np.hstack([abs_zt, np.maximum(k_end[0::2], k_end[1::2]).T])),
         m_min=m.min(axis=1),
-        x_b=x_b,
-        m_out=m_out,
+        x_b=out.x_b,
+        m_out=out.m_out,
         abs_m_out=abs_m_out,
         abs_zt=abs_zt,
         g_out=g_out,
         g_max=_row_max_product(b, abs_zt),
         k_asset=np.maximum(k_end[0::2], k_end[1::2]),
         g_asset=np.maximum(g_end[:, 0::2], g_end[:, 1::2]),
-        n_serv=int(serv_nodes.size),
+        n_serv=n_s,
         serv_nodes=np.asarray(serv_nodes, dtype=np.int64),
         m_serv=np.ascontiguousarray(m[:, serv_nodes]),
         p0_serv=np.ascontiguousarray(
             np.real(
-                z[serv_nodes]
-                * (np.conj(cn.w[serv_nodes]) / np.abs(cn.w[serv_nodes]))[:, None]
-                / np.conj(cn.w)[None, :]
+                z[serv_nodes] * (np.conj(w_s) / np.abs(w_s))[:, None] / np.conj(cn.w)[None, :]
             ).T
         ),
-        xi=xi,
-        end_asset=np.asarray(end_asset, dtype=np.int64),
-        end_scale=np.asarray(end_scale, dtype=float),
+        xi=eta * (3.0 + 2.0 * eta),
+        end_asset=out.end_asset,
+        end_scale=out.end_scale,
     )
 
 
@@ -521,117 +620,184 @@ def screen(
     -------
     Screened
     """
-    limit = basis.limit_pct
-    loading = basis.base_loading_pct.copy()
-    vmin = basis.base_vm_min_pu.copy()
-    vmax = basis.base_vm_max_pu.copy()
-    n_t = loading.shape[0]
-    converged = basis.base_converged.copy()
-    solved = np.zeros(n_t, dtype=bool)
-    exact = basis.base_converged.copy()  # values are exact (else certified bounds)
     delta_p_kw = np.asarray(delta_p_kw, dtype=float)
+    case = _Case.start(basis, vm_band_pu)
     changed = np.any(delta_p_kw != 0.0, axis=1)
-    exact &= ~changed
+    case.exact &= ~changed
     if known is not None:
+        changed &= ~case.reuse(known, changed, delta_p_kw)
+    case.certain_from_exact()
+    rows = np.flatnonzero(changed)
+    ds = delta_p_kw[rows] @ basis.load_node  # ΔS per node [pu], load convention
+    stats = {"changed": int(rows.size)}
+    if rows.size:
+        _crude_stage(case, rows, ds)
+        _tight_stage(case, rows, ds, stats)
+    pending = np.flatnonzero(~case.exact)
+    case.run(pending[case.open_rows(pending)], solve)
+    if requirement:
+        _solve_recharge(case, solve)
+    stats["solved"] = int(case.solved.sum())
+    return Screened(case.loading, case.vmin, case.vmax, case.converged, case.solved, stats)
+
+
+@dataclass(eq=False)
+class _Case:
+    """The working values of one case in :func:`screen`.
+
+    ``loading``, ``vmin``, ``vmax`` hold exact values where ``exact`` (base steps without
+    EV power, solved or reused steps) and certified bounds elsewhere; ``peak``, ``low``,
+    ``high`` are the certain values of the year the thresholds start from (largest lower
+    bound of each asset's loading [%], smallest upper bound of the lowest and largest
+    lower bound of the highest service voltage [pu]).
+    """
+
+    basis: ScreenBasis
+    band: tuple[float, float]
+    loading: np.ndarray
+    vmin: np.ndarray
+    vmax: np.ndarray
+    converged: np.ndarray
+    solved: np.ndarray
+    exact: np.ndarray
+    peak: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    low: float = np.inf
+    high: float = -np.inf
+
+    @classmethod
+    def start(cls, basis: ScreenBasis, band: tuple[float, float]) -> _Case:
+        """The base case's values, all of them exact where the base step converged."""
+        return cls(
+            basis=basis,
+            band=band,
+            loading=basis.base_loading_pct.copy(),
+            vmin=basis.base_vm_min_pu.copy(),
+            vmax=basis.base_vm_max_pu.copy(),
+            converged=basis.base_converged.copy(),
+            solved=np.zeros(basis.base_loading_pct.shape[0], dtype=bool),
+            exact=basis.base_converged.copy(),
+        )
+
+    def reuse(
+        self, known: tuple[np.ndarray, Screened], changed: np.ndarray, delta_p_kw: np.ndarray
+    ) -> np.ndarray:
+        """Take the values of ``known`` at the changed steps with the same load; returns
+        those steps."""
         k_delta, k_res = known
         same = changed & np.all(delta_p_kw == k_delta, axis=1)
-        loading[same] = k_res.loading_pct[same]
-        vmin[same] = k_res.vm_min_pu[same]
-        vmax[same] = k_res.vm_max_pu[same]
-        converged[same] = k_res.converged[same]
-        solved[same] = k_res.solved[same]
-        exact[same] = k_res.solved[same]
-        changed &= ~same
-    lo_band, hi_band = vm_band_pu
-    # certain values of the year: exact values, and lower/upper bounds as they come
-    peak = np.max(loading, axis=0, where=exact[:, None], initial=-np.inf)
-    low = float(np.min(vmin[exact], initial=np.inf))
-    high = float(np.max(vmax[exact], initial=-np.inf))
+        self.loading[same] = k_res.loading_pct[same]
+        self.vmin[same] = k_res.vm_min_pu[same]
+        self.vmax[same] = k_res.vm_max_pu[same]
+        self.converged[same] = k_res.converged[same]
+        self.solved[same] = k_res.solved[same]
+        self.exact[same] = k_res.solved[same]
+        return same
 
-    def open_rows(rows: np.ndarray) -> np.ndarray:
-        theta = np.minimum(peak, limit) - LOADING_EPS_PCT
-        v_lo = max(low, lo_band) + VOLTAGE_EPS_PU
-        v_hi = min(high, hi_band) - VOLTAGE_EPS_PU
+    def certain_from_exact(self) -> None:
+        """The certain values of the year from the exact values."""
+        exact = self.exact
+        self.peak = np.max(self.loading, axis=0, where=exact[:, None], initial=-np.inf)
+        self.low = float(np.min(self.vmin[exact], initial=np.inf))
+        self.high = float(np.max(self.vmax[exact], initial=-np.inf))
+
+    def raise_certain(
+        self, loading_lb: np.ndarray | None, vmin_ub: np.ndarray, vmax_lb: np.ndarray
+    ) -> None:
+        """Raise the certain values by lower bounds of loading and upper bounds of the
+        lowest voltage (lower bounds of the highest)."""
+        if loading_lb is not None:
+            self.peak = np.maximum(self.peak, np.max(loading_lb, axis=0, initial=-np.inf))
+        self.low = min(self.low, float(np.min(vmin_ub, initial=np.inf)))
+        self.high = max(self.high, float(np.max(vmax_lb, initial=-np.inf)))
+
+    def thresholds(self) -> tuple[np.ndarray, float, float]:
+        """``(theta, v_lo, v_hi)``: a step below ``theta`` [%] for every asset and with its
+        voltages inside ``(v_lo, v_hi)`` [pu] cannot matter."""
+        theta = np.minimum(self.peak, self.basis.limit_pct) - LOADING_EPS_PCT
+        v_lo = max(self.low, self.band[0]) + VOLTAGE_EPS_PU
+        v_hi = min(self.high, self.band[1]) - VOLTAGE_EPS_PU
+        return theta, v_lo, v_hi
+
+    def open_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` could matter given the current values (or whose base step did
+        not converge)."""
+        theta, v_lo, v_hi = self.thresholds()
         with np.errstate(invalid="ignore"):
             return (
-                np.any(~(loading[rows] < theta), axis=1)
-                | ~(vmin[rows] > v_lo)
-                | ~(vmax[rows] < v_hi)
-                | ~basis.base_converged[rows]
+                np.any(~(self.loading[rows] < theta), axis=1)
+                | ~(self.vmin[rows] > v_lo)
+                | ~(self.vmax[rows] < v_hi)
+                | ~self.basis.base_converged[rows]
             )
 
-    rows1 = np.flatnonzero(changed)
-    ds1 = delta_p_kw[rows1] @ basis.load_node  # ΔS per node [pu], load convention
-    stats = {"changed": int(rows1.size)}
-    if rows1.size:
-        # stage 1: crude per-step bound on every changed step
-        dl, vmin_lb, vmin_ub, vmax_lb, vmax_ub = _crude_bounds(basis, rows1, ds1)
-        base_l = basis.base_loading_pct[rows1]
-        loading[rows1] = base_l + dl
-        vmin[rows1] = vmin_lb
-        vmax[rows1] = vmax_ub
-        peak = np.maximum(peak, np.max(base_l - dl, axis=0, initial=-np.inf))
-        low = min(low, float(np.min(vmin_ub, initial=np.inf)))
-        high = max(high, float(np.max(vmax_lb, initial=-np.inf)))
-        # seeds: the tight bound where each extreme most likely is
-        finite = np.where(np.isfinite(loading[rows1]), loading[rows1], -np.inf)
-        seeds = np.unique(
-            np.r_[
-                np.argmax(finite, axis=0),
-                np.argmin(np.where(np.isfinite(vmin[rows1]), vmin[rows1], np.inf)),
-                np.argmax(np.where(np.isfinite(vmax[rows1]), vmax[rows1], -np.inf)),
-            ]
-        )
-        lb, _, _, vmin_ub, vmax_lb, _ = _step_bounds(basis, rows1[seeds], -ds1[seeds])
-        peak = np.maximum(peak, np.max(lb, axis=0, initial=-np.inf))
-        low = min(low, float(np.min(vmin_ub, initial=np.inf)))
-        high = max(high, float(np.max(vmax_lb, initial=-np.inf)))
-
-        # stage 2: the tight bound where stage 1 leaves a step open
-        open1 = open_rows(rows1)
-        theta = np.minimum(peak, limit) - LOADING_EPS_PCT
-        v_lo = max(low, lo_band) + VOLTAGE_EPS_PU
-        loading_open = np.any(~(loading[rows1] < theta), axis=1) | ~(vmin[rows1] > v_lo)
-        for voltage_only in (False, True):
-            pick = open1 & (loading_open != voltage_only)
-            rows2 = rows1[pick]
-            stats["voltage" if voltage_only else "tight"] = int(rows2.size)
-            if not rows2.size:
-                continue
-            lb, ub, vmin_lb, vmin_ub, vmax_lb, vmax_ub = _step_bounds(
-                basis, rows2, -ds1[pick], voltage_only=voltage_only
-            )
-            if not voltage_only:
-                loading[rows2] = np.where(np.isfinite(ub), ub, np.inf)
-                peak = np.maximum(peak, np.max(lb, axis=0, initial=-np.inf))
-            vmin[rows2] = vmin_lb
-            vmax[rows2] = vmax_ub
-            low = min(low, float(np.min(vmin_ub, initial=np.inf)))
-            high = max(high, float(np.max(vmax_lb, initial=-np.inf)))
-
-    def run(rows: np.ndarray) -> None:
+    def run(self, rows: np.ndarray, solve: SolveFn) -> None:
+        """Solve ``rows``: their values become exact."""
         if rows.size == 0:
             return
         ld, lo_v, hi_v, conv = solve(rows)
-        loading[rows] = ld
-        vmin[rows] = lo_v
-        vmax[rows] = hi_v
-        converged[rows] = conv
-        solved[rows] = True
-        exact[rows] = True
+        self.loading[rows] = ld
+        self.vmin[rows] = lo_v
+        self.vmax[rows] = hi_v
+        self.converged[rows] = conv
+        self.solved[rows] = True
+        self.exact[rows] = True
 
-    pending = np.flatnonzero(~exact)
-    run(pending[open_rows(pending)])
-    if requirement:
-        # DER-VET: recharge = min(headroom, peak excess) is exact where the headroom is at
-        # least the peak excess -> solve the steps whose headroom could be smaller.
-        with np.errstate(invalid="ignore"):
-            top = np.max(loading, axis=0, where=~np.isnan(loading), initial=-np.inf)
-        peak_excess = np.clip(top - limit, 0.0, None)  # [% of rating]
-        has = peak_excess > 0
-        if has.any():
-            pending = np.flatnonzero(~exact)
-            thr = limit - peak_excess - LOADING_EPS_PCT
-            run(pending[np.any((loading[pending] > thr) & has, axis=1)])
-    stats["solved"] = int(solved.sum())
-    return Screened(loading, vmin, vmax, converged, solved, stats)
+
+def _crude_stage(case: _Case, rows: np.ndarray, ds: np.ndarray) -> None:
+    """Stage 1: the crude bound on every changed step ``rows`` (``ds``: their ΔS per node
+    [pu], load convention), then the tight bound at the seeds: the steps where each
+    extreme most likely is."""
+    basis = case.basis
+    dl, vmin_lb, vmin_ub, vmax_lb, vmax_ub = _crude_bounds(basis, rows, ds)
+    base_l = basis.base_loading_pct[rows]
+    case.loading[rows] = base_l + dl
+    case.vmin[rows] = vmin_lb
+    case.vmax[rows] = vmax_ub
+    case.raise_certain(base_l - dl, vmin_ub, vmax_lb)
+    loading, vmin, vmax = case.loading[rows], case.vmin[rows], case.vmax[rows]
+    finite = np.where(np.isfinite(loading), loading, -np.inf)
+    seeds = np.unique(
+        np.r_[
+            np.argmax(finite, axis=0),
+            np.argmin(np.where(np.isfinite(vmin), vmin, np.inf)),
+            np.argmax(np.where(np.isfinite(vmax), vmax, -np.inf)),
+        ]
+    )
+    lb, _, _, vmin_ub, vmax_lb, _ = _step_bounds(basis, rows[seeds], -ds[seeds])
+    case.raise_certain(lb, vmin_ub, vmax_lb)
+
+
+def _tight_stage(case: _Case, rows: np.ndarray, ds: np.ndarray, stats: dict[str, int]) -> None:
+    """Stage 2: the tight bound where stage 1 leaves a step open (the voltage-only bound
+    where only the highest voltage is open); step counts into ``stats``."""
+    open1 = case.open_rows(rows)
+    theta, v_lo, _ = case.thresholds()
+    loading_open = np.any(~(case.loading[rows] < theta), axis=1) | ~(case.vmin[rows] > v_lo)
+    for voltage_only in (False, True):
+        pick = open1 & (loading_open != voltage_only)
+        rows2 = rows[pick]
+        stats["voltage" if voltage_only else "tight"] = int(rows2.size)
+        if not rows2.size:
+            continue
+        lb, ub, vmin_lb, vmin_ub, vmax_lb, vmax_ub = _step_bounds(
+            case.basis, rows2, -ds[pick], voltage_only=voltage_only
+        )
+        if not voltage_only:
+            case.loading[rows2] = np.where(np.isfinite(ub), ub, np.inf)
+        case.vmin[rows2] = vmin_lb
+        case.vmax[rows2] = vmax_ub
+        case.raise_certain(None if voltage_only else lb, vmin_ub, vmax_lb)
+
+
+def _solve_recharge(case: _Case, solve: SolveFn) -> None:
+    """DER-VET: recharge = min(headroom, peak excess) is exact where the headroom is at
+    least the peak excess -> solve the steps whose headroom could be smaller."""
+    limit = case.basis.limit_pct
+    with np.errstate(invalid="ignore"):
+        top = np.max(case.loading, axis=0, where=~np.isnan(case.loading), initial=-np.inf)
+    peak_excess = np.clip(top - limit, 0.0, None)  # [% of rating]
+    has = peak_excess > 0
+    if has.any():
+        pending = np.flatnonzero(~case.exact)
+        thr = limit - peak_excess - LOADING_EPS_PCT
+        case.run(pending[np.any((case.loading[pending] > thr) & has, axis=1)], solve)
