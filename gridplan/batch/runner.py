@@ -368,45 +368,10 @@ def _resolve_feeders(
     found: list[FeederRef] = []
     for i, entry in enumerate(entries):
         where = "feeders" if isinstance(feeders, str) else f"feeders[{i}]"
-        is_glob = any(c in entry for c in "*?[")
-        is_path = entry.endswith(".toml") or "/" in entry or os.sep in entry
-        if is_path:
-            pattern = Path(entry) if Path(entry).is_absolute() else base_dir / entry
-            if is_glob:
-                matches = sorted(
-                    Path(p) for p in globlib.glob(str(pattern), recursive=True) if Path(p).is_file()
-                )
-                if not matches:
-                    raise ConfigError(
-                        f"glob '{entry}' matches no feeder spec (searched {pattern})",
-                        file=file,
-                        field=where,
-                    )
-            elif not pattern.is_file():
-                raise ConfigError(f"feeder spec '{pattern}' not found", file=file, field=where)
-            else:
-                matches = [pattern]
-            found.extend(_path_feeder(m, entry) for m in matches)
+        if entry.endswith(".toml") or "/" in entry or os.sep in entry:
+            found.extend(_spec_feeders(entry, base_dir, file, where))
         else:
-            if is_glob:
-                names = sorted(fnmatch.filter(bundled, entry))
-                if not names:
-                    raise ConfigError(
-                        f"glob '{entry}' matches no bundled feeder "
-                        f"(bundled: {', '.join(bundled)}; end a pattern with .toml to match "
-                        "spec files)",
-                        file=file,
-                        field=where,
-                    )
-            else:
-                try:
-                    resolve_feeder_path(entry)
-                except ConfigError as exc:
-                    raise ConfigError(exc.reason, file=file, field=where) from None
-                names = [entry]
-            for name in names:
-                spec = bundled[name]
-                found.append(FeederRef(name, name, spec, entry, _file_digest(spec)))
+            found.extend(_bundled_feeders(entry, bundled, file, where))
     seen: dict[str, FeederRef] = {}
     for ref in found:
         if ref.name in seen:
@@ -420,6 +385,51 @@ def _resolve_feeders(
             )
         seen[ref.name] = ref
     return found
+
+
+def _spec_feeders(entry: str, base_dir: Path, file: Path | None, where: str) -> list[FeederRef]:
+    """The feeders of a spec path or glob (relative to the batch file)."""
+    pattern = Path(entry) if Path(entry).is_absolute() else base_dir / entry
+    if any(c in entry for c in "*?["):
+        matches = sorted(
+            Path(p) for p in globlib.glob(str(pattern), recursive=True) if Path(p).is_file()
+        )
+        if not matches:
+            raise ConfigError(
+                f"glob '{entry}' matches no feeder spec (searched {pattern})",
+                file=file,
+                field=where,
+            )
+    elif not pattern.is_file():
+        raise ConfigError(f"feeder spec '{pattern}' not found", file=file, field=where)
+    else:
+        matches = [pattern]
+    return [_path_feeder(m, entry) for m in matches]
+
+
+def _bundled_feeders(
+    entry: str, bundled: dict[str, Path], file: Path | None, where: str
+) -> list[FeederRef]:
+    """The bundled feeders of a name or glob."""
+    if any(c in entry for c in "*?["):
+        names = sorted(fnmatch.filter(bundled, entry))
+        if not names:
+            raise ConfigError(
+                f"glob '{entry}' matches no bundled feeder "
+                f"(bundled: {', '.join(bundled)}; end a pattern with .toml to match "
+                "spec files)",
+                file=file,
+                field=where,
+            )
+    else:
+        try:
+            resolve_feeder_path(entry)
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, file=file, field=where) from None
+        names = [entry]
+    return [
+        FeederRef(name, name, bundled[name], entry, _file_digest(bundled[name])) for name in names
+    ]
 
 
 def _path_feeder(path: Path, entry: str) -> FeederRef:

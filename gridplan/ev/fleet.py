@@ -70,6 +70,36 @@ def _read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFram
     return _read_catalog_cached(str(file.resolve()), file.stat().st_mtime_ns, key, required)
 
 
+def _check_catalog_values(frame: pd.DataFrame, file: Path) -> None:
+    """Numbers within :data:`CATALOG_BOUNDS` (made floats) and true/false flags."""
+    for col, (low, high, open_low) in CATALOG_BOUNDS.items():
+        if col not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        too_low = values <= low if open_low else values < low
+        bad = ~np.isfinite(values) | too_low | (values > high)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            bracket = "(" if open_low else "["
+            raise ConfigError(
+                f"row {row + 2}: expected a number in {bracket}{low:g}, {high:g}] "
+                f"(got {frame[col].iloc[row]!r})",
+                file=file,
+                field=col,
+            )
+        frame[col] = values
+    if "bidirectional" in frame.columns:
+        flags = frame["bidirectional"].astype(str).str.strip().str.lower()
+        bad = ~flags.isin(["true", "false"])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ConfigError(
+                f"row {row + 2}: expected true or false (got {frame['bidirectional'].iloc[row]!r})",
+                file=file,
+                field="bidirectional",
+            )
+
+
 @lru_cache(maxsize=8)
 def _read_catalog_cached(
     path: str, _mtime: int, key: str, required: tuple[str, ...]
@@ -102,32 +132,7 @@ def _read_catalog_cached(
     if ids.duplicated().any():
         raise ConfigError(f"duplicate id '{ids[ids.duplicated()].iloc[0]}'", file=file, field=key)
     frame[key] = ids
-    for col, (low, high, open_low) in CATALOG_BOUNDS.items():
-        if col not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
-        too_low = values <= low if open_low else values < low
-        bad = ~np.isfinite(values) | too_low | (values > high)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            bracket = "(" if open_low else "["
-            raise ConfigError(
-                f"row {row + 2}: expected a number in {bracket}{low:g}, {high:g}] "
-                f"(got {frame[col].iloc[row]!r})",
-                file=file,
-                field=col,
-            )
-        frame[col] = values
-    if "bidirectional" in frame.columns:
-        flags = frame["bidirectional"].astype(str).str.strip().str.lower()
-        bad = ~flags.isin(["true", "false"])
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ConfigError(
-                f"row {row + 2}: expected true or false (got {frame['bidirectional'].iloc[row]!r})",
-                file=file,
-                field="bidirectional",
-            )
+    _check_catalog_values(frame, file)
     no_source = frame["source"].isna() | (frame["source"].astype(str).str.strip() == "")
     if no_source.any():
         row = int(np.flatnonzero(no_source)[0]) + 2
@@ -670,22 +675,7 @@ def sample_fleet(
     bus = feeder.load_bus[load_pos] if n_ev else np.zeros(0, dtype=int)
 
     vehicles, chargers = scenario.catalogs()
-    names = list(scenario.vehicle_mix)
-    shares = np.array([scenario.vehicle_mix[v] for v in names])
-    v2g_model = vehicles.v2g_export_kw.reindex(names).to_numpy() > 0
-    if scenario.v2g_capable_share is None:
-        vehicle_idx = _draw_choice(gen, names, shares, n_ev)
-        capable = v2g_model[vehicle_idx]
-    else:
-        capable = gen.random(n_ev) < scenario.v2g_capable_share
-        vehicle_idx = np.empty(n_ev, dtype=int)
-        for flag in (True, False):
-            pool = np.flatnonzero(v2g_model == flag)
-            mask = capable == flag
-            if mask.any():
-                pick = _draw_choice(gen, [names[i] for i in pool], shares[pool], int(mask.sum()))
-                vehicle_idx[mask] = pool[pick]
-    vehicle = np.array(names, dtype=object)[vehicle_idx] if n_ev else np.zeros(0, dtype=object)
+    vehicle, capable = _draw_vehicles(gen, scenario, vehicles, n_ev)
     enrolled = capable & (gen.random(n_ev) < scenario.v2g_enrolled_share)
 
     ch_names = list(scenario.charger_mix)
@@ -717,28 +707,7 @@ def sample_fleet(
     )
     export = np.where(enrolled, export, 0.0)
 
-    days = pd.DatetimeIndex(pd.Index(feeder.time_index.normalize()).unique(), name="day")
-    n_day = days.size
-    weekend = np.asarray(days.dayofweek >= 5)[:, None]
-    wd, we = scenario.behaviour(weekend=False), scenario.behaviour(weekend=True)
-
-    def param(name: str) -> np.ndarray:
-        return np.where(weekend, getattr(we, name), getattr(wd, name))
-
-    shape = (n_day, n_ev)
-    # Arrivals stay within the day (clipped to 00:30-23:30) so that each day's session
-    # starts after the previous one; departures (next morning) wrap on the clock.
-    arrival = np.clip(
-        param("arrival_mean_h") + param("arrival_sd_h") * gen.standard_normal(shape),
-        ARRIVAL_MIN_H,
-        ARRIVAL_MAX_H,
-    )
-    dep_clock = param("departure_mean_h") + param("departure_sd_h") * gen.standard_normal(shape)
-    departure = 24 + dep_clock % 24
-    # Keep each plug-in window inside [arrival + 0.5 h, next arrival - 0.5 h].
-    next_arrival = np.vstack([arrival[1:] + 24, np.full((1, n_ev), 48.0)])
-    departure = np.clip(departure, arrival + 0.5, next_arrival - 0.5)
-    miles = _gamma(gen, param("daily_miles_mean"), param("daily_miles_sd"), shape)
+    days, arrival, departure, miles = _draw_sessions(gen, scenario, feeder.time_index, n_ev)
     trip = miles * efficiency
     usable = (scenario.target_soc - scenario.reserve_soc) * battery
     trip_capped = np.minimum(trip, usable)
@@ -771,6 +740,63 @@ def sample_fleet(
         trip_shortfall_kwh=trip - trip_capped,
         dwell_shortfall_kwh=np.maximum(trip_capped - rechargeable, 0.0),
     )
+
+
+def _draw_vehicles(
+    gen: np.random.Generator, scenario: FleetScenario, vehicles: pd.DataFrame, n_ev: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vehicle model and V2G capability of each EV (capability first when its share is
+    given, then a model of that kind from the mix)."""
+    names = list(scenario.vehicle_mix)
+    shares = np.array([scenario.vehicle_mix[v] for v in names])
+    v2g_model = vehicles.v2g_export_kw.reindex(names).to_numpy() > 0
+    if scenario.v2g_capable_share is None:
+        vehicle_idx = _draw_choice(gen, names, shares, n_ev)
+        capable = v2g_model[vehicle_idx]
+    else:
+        capable = gen.random(n_ev) < scenario.v2g_capable_share
+        vehicle_idx = np.empty(n_ev, dtype=int)
+        for flag in (True, False):
+            pool = np.flatnonzero(v2g_model == flag)
+            mask = capable == flag
+            if mask.any():
+                pick = _draw_choice(gen, [names[i] for i in pool], shares[pool], int(mask.sum()))
+                vehicle_idx[mask] = pool[pick]
+    vehicle = np.array(names, dtype=object)[vehicle_idx] if n_ev else np.zeros(0, dtype=object)
+    return vehicle, capable
+
+
+def _draw_sessions(
+    gen: np.random.Generator,
+    scenario: FleetScenario,
+    time_index: pd.DatetimeIndex,
+    n_ev: int,
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+    """Days, and per (day, EV) arrival and departure [h after the day's midnight] and
+    miles driven [mi]."""
+    days = pd.DatetimeIndex(pd.Index(time_index.normalize()).unique(), name="day")
+    n_day = days.size
+    weekend = np.asarray(days.dayofweek >= 5)[:, None]
+    wd, we = scenario.behaviour(weekend=False), scenario.behaviour(weekend=True)
+
+    def param(name: str) -> np.ndarray:
+        return np.where(weekend, getattr(we, name), getattr(wd, name))
+
+    shape = (n_day, n_ev)
+    # Arrivals stay within the day (clipped to 00:30-23:30) so that each day's session
+    # starts after the previous one; departures (next morning) wrap on the clock.
+    arrival = np.clip(
+        param("arrival_mean_h") + param("arrival_sd_h") * gen.standard_normal(shape),
+        ARRIVAL_MIN_H,
+        ARRIVAL_MAX_H,
+    )
+    dep_clock = param("departure_mean_h") + param("departure_sd_h") * gen.standard_normal(shape)
+    departure = 24 + dep_clock % 24
+    # Keep each plug-in window inside [arrival + 0.5 h, next arrival - 0.5 h].
+    next_arrival = np.vstack([arrival[1:] + 24, np.full((1, n_ev), 48.0)])
+    departure = np.clip(departure, arrival + 0.5, next_arrival - 0.5)
+    miles = _gamma(gen, param("daily_miles_mean"), param("daily_miles_sd"), shape)
+    return days, arrival, departure, miles
 
 
 def _gamma(

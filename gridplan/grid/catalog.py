@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -46,6 +47,84 @@ def _default_catalog_path() -> Path:
     return Path(str(resources.files("gridplan").joinpath("data", _DEFAULT_CATALOG)))
 
 
+def _blank_or(value: float, ok: bool) -> bool:
+    return math.isnan(value) or ok
+
+
+#: Checks of one catalog row: (column, test, what was expected).
+_ROW_RULES: tuple[tuple[str, Callable[[pd.Series], bool], str], ...] = (
+    ("kind", lambda r: r["kind"] in _KINDS, f"one of {list(_KINDS)}"),
+    ("unit", lambda r: r["unit"] in _UNITS, f"one of {list(_UNITS)}"),
+    (
+        "cost_usd",
+        lambda r: math.isfinite(r["cost_usd"]) and r["cost_usd"] >= 0,
+        "a finite cost >= 0 [USD]",
+    ),
+    (
+        "dollar_year",
+        lambda r: _blank_or(
+            r["dollar_year"],
+            not math.isnan(r["dollar_year"])
+            and r["dollar_year"] == int(r["dollar_year"])
+            and 1900 <= r["dollar_year"] <= 2200,
+        ),
+        "a whole year such as 2016, or blank when unknown",
+    ),
+    (
+        "rating_kva",
+        lambda r: r["kind"] != "transformer" or r["rating_kva"] > 0,
+        "a rating > 0 [kVA] for a transformer",
+    ),
+    (
+        "rating_kva",
+        lambda r: _blank_or(r["rating_kva"], r["rating_kva"] > 0),
+        "a rating > 0 [kVA] or blank",
+    ),
+    (
+        "ampacity_a",
+        lambda r: _blank_or(r["ampacity_a"], r["ampacity_a"] > 0),
+        "an ampacity > 0 [A] or blank",
+    ),
+    ("phases", lambda r: _blank_or(r["phases"], r["phases"] in (1.0, 3.0)), "1, 3 or blank"),
+    ("source", lambda r: bool(r["source"]), "the source of the figure"),
+)
+
+
+def _row_problem(row: pd.Series) -> tuple[str, str] | None:
+    """The first rule a catalog row breaks: (column, expected), or ``None``."""
+    for column, test, expected in _ROW_RULES:
+        if not test(row):
+            return column, expected
+    return None
+
+
+def _numeric_columns(
+    df: pd.DataFrame, row_label: Callable[[int], str], where: str, file: str | None
+) -> None:
+    """Turn the numeric columns into floats; a cell that is not a number is an error."""
+    for col, required in (
+        ("cost_usd", True),
+        ("rating_kva", False),
+        ("ampacity_a", False),
+        ("dollar_year", False),
+        ("phases", False),
+    ):
+        numeric = pd.to_numeric(df[col], errors="coerce")
+        given = df[col].notna() & (df[col].astype(str).str.strip() != "")
+        bad = given & numeric.isna()
+        if required:
+            bad = bad | ~given
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ConfigError(
+                f"{where}upgrade_id {df['upgrade_id'].iloc[pos]!r}: expected a number, "
+                f"got {df[col].iloc[pos]!r}",
+                file=file,
+                field=f"{row_label(pos)}/{col}",
+            )
+        df[col] = numeric.astype(np.float64)
+
+
 def _validate_catalog(raw: pd.DataFrame, source: str, *, from_file: bool) -> pd.DataFrame:
     """Check and normalise a catalog table; errors name ``source``, the row and the column."""
     file = source if from_file else None
@@ -72,27 +151,7 @@ def _validate_catalog(raw: pd.DataFrame, source: str, *, from_file: bool) -> pd.
     for col in _TEXT_COLUMNS:
         df[col] = df[col].map(lambda v: "" if v is None or v is pd.NA or v != v else str(v).strip())
 
-    for col, required in (
-        ("cost_usd", True),
-        ("rating_kva", False),
-        ("ampacity_a", False),
-        ("dollar_year", False),
-        ("phases", False),
-    ):
-        numeric = pd.to_numeric(df[col], errors="coerce")
-        given = df[col].notna() & (df[col].astype(str).str.strip() != "")
-        bad = given & numeric.isna()
-        if required:
-            bad = bad | ~given
-        if bad.any():
-            pos = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ConfigError(
-                f"{where}upgrade_id {df['upgrade_id'].iloc[pos]!r}: expected a number, "
-                f"got {df[col].iloc[pos]!r}",
-                file=file,
-                field=f"{row_label(pos)}/{col}",
-            )
-        df[col] = numeric.astype(np.float64)
+    _numeric_columns(df, row_label, where, file)
 
     def fail(pos: int, col: str, expected: str) -> None:
         raise ConfigError(
@@ -115,26 +174,9 @@ def _validate_catalog(raw: pd.DataFrame, source: str, *, from_file: bool) -> pd.
                 field=f"{row_label(pos)}/upgrade_id",
             )
         seen[uid] = pos
-        row = df.iloc[pos]
-        if row["kind"] not in _KINDS:
-            fail(pos, "kind", f"one of {list(_KINDS)}")
-        if row["unit"] not in _UNITS:
-            fail(pos, "unit", f"one of {list(_UNITS)}")
-        if not (math.isfinite(row["cost_usd"]) and row["cost_usd"] >= 0):
-            fail(pos, "cost_usd", "a finite cost >= 0 [USD]")
-        year = row["dollar_year"]
-        if not math.isnan(year) and not (year == int(year) and 1900 <= year <= 2200):
-            fail(pos, "dollar_year", "a whole year such as 2016, or blank when unknown")
-        if row["kind"] == "transformer" and not (row["rating_kva"] > 0):
-            fail(pos, "rating_kva", "a rating > 0 [kVA] for a transformer")
-        if not math.isnan(row["rating_kva"]) and not (row["rating_kva"] > 0):
-            fail(pos, "rating_kva", "a rating > 0 [kVA] or blank")
-        if not math.isnan(row["ampacity_a"]) and not (row["ampacity_a"] > 0):
-            fail(pos, "ampacity_a", "an ampacity > 0 [A] or blank")
-        if not math.isnan(row["phases"]) and row["phases"] not in (1.0, 3.0):
-            fail(pos, "phases", "1, 3 or blank")
-        if not row["source"]:
-            fail(pos, "source", "the source of the figure")
+        problem = _row_problem(df.iloc[pos])
+        if problem is not None:
+            fail(pos, *problem)
 
     df["dollar_year"] = df["dollar_year"].astype("Int64")
     df["phases"] = df["phases"].astype("Int64")
@@ -235,5 +277,3 @@ def unknown_id_message(upgrade_id: str, ids: list[str]) -> str:
         prefixes = sorted({i.split("_", 1)[0] + "_" for i in ids})
         hint = f"catalog ids start with {prefixes}; see load_upgrade_catalog()"
     return f"unknown upgrade_id {upgrade_id!r}; {hint}"
-
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -202,6 +203,72 @@ def annuity_factor(discount_rate: float, years: int) -> float:
     return float(years) if r == 0.0 else -math.expm1(-years * math.log1p(r)) / r
 
 
+class _ProgramInputs(NamedTuple):
+    benefit: float
+    n_ev: float
+    export: float
+    event: float
+    cap_kw: float
+    n_years: int
+    rate: float
+    loss: float
+
+
+def _program_inputs(
+    deferral_value_usd: float,
+    n_enrolled: float,
+    v2g_export_kwh_per_yr: float,
+    event_export_kwh_per_yr: float,
+    enrolled_capacity_kw: float,
+    years: int,
+    discount_rate: float,
+    charging_loss_kwh_per_yr: float | None,
+) -> _ProgramInputs:
+    """Check the inputs of :func:`program_economics` (errors name the argument)."""
+    benefit = _scalar("deferral_value_usd", deferral_value_usd)
+    n_ev = _scalar("n_enrolled", n_enrolled)
+    export = _scalar("v2g_export_kwh_per_yr", v2g_export_kwh_per_yr)
+    event = _scalar("event_export_kwh_per_yr", event_export_kwh_per_yr)
+    cap_kw = _scalar("enrolled_capacity_kw", enrolled_capacity_kw)
+    for name, v in (
+        ("n_enrolled", n_ev),
+        ("v2g_export_kwh_per_yr", export),
+        ("event_export_kwh_per_yr", event),
+        ("enrolled_capacity_kw", cap_kw),
+    ):
+        if v < 0.0:
+            raise ConfigError(f"expected a value >= 0, got {v!r}", field=name)
+    if event > export:
+        raise ConfigError(
+            f"event exports ({event:g} kWh/yr) exceed total V2G exports ({export:g} kWh/yr); "
+            "event_export_kwh_per_yr must be the part of v2g_export_kwh_per_yr exported in events",
+            field="event_export_kwh_per_yr",
+        )
+    n_years = _scalar("years", years)
+    if n_years < 0 or n_years != int(n_years):
+        raise ConfigError(f"expected a whole number of years >= 0, got {years!r}", field="years")
+    n_years_int = int(n_years)
+    r = float(_rate("discount_rate", discount_rate))
+    if charging_loss_kwh_per_yr is None:
+        loss = export * (1.0 / DEFAULT_V2G_ROUNDTRIP_EFFICIENCY - 1.0)
+    else:
+        loss = _scalar("charging_loss_kwh_per_yr", charging_loss_kwh_per_yr)
+        if loss < 0.0:
+            raise ConfigError(
+                f"expected a value >= 0, got {loss!r}", field="charging_loss_kwh_per_yr"
+            )
+    if event > ELRP_MAX_EVENT_HOURS_PER_YR * cap_kw:
+        logger.warning(
+            "event exports %.0f kWh/yr exceed %.0f h/yr x %.1f kW enrolled (the ELRP event-hour "
+            "cap); check the event dispatch",
+            event,
+            ELRP_MAX_EVENT_HOURS_PER_YR,
+            cap_kw,
+        )
+
+    return _ProgramInputs(benefit, n_ev, export, event, cap_kw, n_years_int, r, loss)
+
+
 def program_economics(
     deferral_value_usd: float,
     *,
@@ -283,47 +350,18 @@ def program_economics(
     """
     if not isinstance(costs, ProgramCosts):
         raise ConfigError(f"expected a ProgramCosts, got {type(costs).__name__}", field="costs")
-    benefit = _scalar("deferral_value_usd", deferral_value_usd)
-    n_ev = _scalar("n_enrolled", n_enrolled)
-    export = _scalar("v2g_export_kwh_per_yr", v2g_export_kwh_per_yr)
-    event = _scalar("event_export_kwh_per_yr", event_export_kwh_per_yr)
-    cap_kw = _scalar("enrolled_capacity_kw", enrolled_capacity_kw)
-    for name, v in (
-        ("n_enrolled", n_ev),
-        ("v2g_export_kwh_per_yr", export),
-        ("event_export_kwh_per_yr", event),
-        ("enrolled_capacity_kw", cap_kw),
-    ):
-        if v < 0.0:
-            raise ConfigError(f"expected a value >= 0, got {v!r}", field=name)
-    if event > export:
-        raise ConfigError(
-            f"event exports ({event:g} kWh/yr) exceed total V2G exports ({export:g} kWh/yr); "
-            "event_export_kwh_per_yr must be the part of v2g_export_kwh_per_yr exported in events",
-            field="event_export_kwh_per_yr",
-        )
-    n_years = _scalar("years", years)
-    if n_years < 0 or n_years != int(n_years):
-        raise ConfigError(f"expected a whole number of years >= 0, got {years!r}", field="years")
-    n_years_int = int(n_years)
-    r = float(_rate("discount_rate", discount_rate))
-    if charging_loss_kwh_per_yr is None:
-        loss = export * (1.0 / DEFAULT_V2G_ROUNDTRIP_EFFICIENCY - 1.0)
-    else:
-        loss = _scalar("charging_loss_kwh_per_yr", charging_loss_kwh_per_yr)
-        if loss < 0.0:
-            raise ConfigError(
-                f"expected a value >= 0, got {loss!r}", field="charging_loss_kwh_per_yr"
-            )
-    if event > ELRP_MAX_EVENT_HOURS_PER_YR * cap_kw:
-        logger.warning(
-            "event exports %.0f kWh/yr exceed %.0f h/yr x %.1f kW enrolled (the ELRP event-hour "
-            "cap); check the event dispatch",
-            event,
-            ELRP_MAX_EVENT_HOURS_PER_YR,
-            cap_kw,
-        )
-
+    inputs = _program_inputs(
+        deferral_value_usd,
+        n_enrolled,
+        v2g_export_kwh_per_yr,
+        event_export_kwh_per_yr,
+        enrolled_capacity_kw,
+        years,
+        discount_rate,
+        charging_loss_kwh_per_yr,
+    )
+    benefit, n_ev, export, event = inputs.benefit, inputs.n_ev, inputs.export, inputs.event
+    cap_kw, n_years_int, r, loss = inputs.cap_kw, inputs.n_years, inputs.rate, inputs.loss
     af = annuity_factor(r, n_years_int)
 
     upfront = n_ev * costs.upfront_incentive_usd_per_customer
@@ -365,5 +403,3 @@ def program_economics(
         event_payments_in_ratepayer_cost=bool(costs.event_payments_utility_funded),
         capacity_payments_in_ratepayer_cost=bool(costs.capacity_payments_utility_funded),
     )
-
-
