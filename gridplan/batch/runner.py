@@ -2089,22 +2089,3 @@ def _lost(unit: Unit, exc: BaseException) -> dict[str, Any]:
         "summary": None,
         "assets": None,
     }
-
-
-def units_frame(plan: BatchPlan) -> pd.DataFrame:
-    """The plan's units: id, feeder, scenario, draw, seed, config hash and scenario fields."""
-    return pd.DataFrame(
-        [
-            {
-                "unit_id": u.unit_id,
-                "feeder": u.feeder,
-                "scenario": u.scenario,
-                "scenario_name": u.scenario_name,
-                "draw": u.draw,
-                "seed": u.seed,
-                "config_hash": u.config_hash,
-                **u.params,
-            }
-            for u in plan.units
-        ]
-    )
