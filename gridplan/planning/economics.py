@@ -2,6 +2,33 @@
 
 :class:`ProgramCosts` (defaults from the PG&E V2X pilots, CPUC ELRP and CEC DSGS; see each
 field), :func:`program_economics` -> :class:`ProgramEconomics`, :func:`annuity_factor`.
+
+Perspectives
+------------
+**Ratepayer perspective** (the utility that defers the upgrade). Benefit: the deferral
+value only, i.e. the present worth of the local capacity relief. Costs: upfront
+incentives + performance payments + event payments if
+``costs.event_payments_utility_funded`` + capacity payments if
+``costs.capacity_payments_utility_funded``.
+
+**Participant perspective** (all enrolled EV owners together). Revenue: upfront
+incentives + performance + event + capacity payments, whoever funds them. Costs: battery
+wear on all exported kWh + the energy bought to replace all exported kWh and their
+losses. Export credits under the participant's own tariff are not modelled.
+
+**No double counting of event kWh.** ``event_export_kwh_per_yr`` is the part of
+``v2g_export_kwh_per_yr`` exported during emergency (ELRP) events. Each exported kWh is
+paid once: event kWh at ``event_payment_usd_per_kwh``, the other
+``v2g_export − event_export`` kWh at ``performance_payment_usd_per_kwh``. The deferral
+value is a capacity value (it comes from the years the upgrade moves, not from kWh), and
+no per-kWh value of event exports enters the ratepayer benefit. ELRP is a statewide
+reliability product: by default its payments are participant revenue funded outside the
+local deferral, and neither its cost nor its system benefit appears in the ratepayer
+test. If the local utility pays the event payments itself, set
+``event_payments_utility_funded=True`` and they become a ratepayer cost -- still with
+no event benefit added, so a kWh that both relieves the feeder and earns an event
+payment is valued once (through the deferral) and paid once. Wear and energy costs
+apply to the total export, counted once.
 """
 
 from __future__ import annotations
@@ -287,30 +314,8 @@ def program_economics(
     and paid at the **end** of program years ``1..years``, discounted at ``discount_rate``:
     ``PV = annual · AF``, ``AF = (1 − (1 + r)^−N)/r`` (``AF = N`` when ``r = 0``).
 
-    **Ratepayer perspective** (the utility that defers the upgrade). Benefit: the deferral
-    value only, i.e. the present worth of the local capacity relief. Costs: upfront
-    incentives + performance payments + event payments if
-    ``costs.event_payments_utility_funded`` + capacity payments if
-    ``costs.capacity_payments_utility_funded``.
-
-    **Participant perspective** (all enrolled EV owners together). Revenue: upfront
-    incentives + performance + event + capacity payments, whoever funds them. Costs: battery
-    wear on all exported kWh + the energy bought to replace all exported kWh and their
-    losses. Export credits under the participant's own tariff are not modelled.
-
-    **No double counting of event kWh.** ``event_export_kwh_per_yr`` is the part of
-    ``v2g_export_kwh_per_yr`` exported during emergency (ELRP) events. Each exported kWh is
-    paid once: event kWh at ``event_payment_usd_per_kwh``, the other
-    ``v2g_export − event_export`` kWh at ``performance_payment_usd_per_kwh``. The deferral
-    value is a capacity value (it comes from the years the upgrade moves, not from kWh), and
-    no per-kWh value of event exports enters the ratepayer benefit. ELRP is a statewide
-    reliability product: by default its payments are participant revenue funded outside the
-    local deferral, and neither its cost nor its system benefit appears in the ratepayer
-    test. If the local utility pays the event payments itself, set
-    ``event_payments_utility_funded=True`` and they become a ratepayer cost -- still with
-    no event benefit added, so a kWh that both relieves the feeder and earns an event
-    payment is valued once (through the deferral) and paid once. Wear and energy costs
-    apply to the total export, counted once.
+    Who pays and receives what, and why no event kWh is counted twice: see the module
+    docstring (*Perspectives*).
 
     Parameters
     ----------
