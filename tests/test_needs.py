@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridplan.planning.deferral import deferral_per_draw
+from gridplan.planning.deferral import deferral_per_draw, deferral_statistics, firmness
 from gridplan.planning.needs import (
     characterize_need,
     deferral_requirement,
@@ -113,3 +113,31 @@ def test_deferral_per_draw_caps():
     np.testing.assert_array_equal(deferral[[0, 1, 3]], [3.0, 5.0, -1.0])
     assert np.isnan(deferral[2])
     assert capped.tolist() == [False, True, False, False]
+
+
+def test_deferral_statistics_capped_flag_follows_the_draw():
+    """The deferral at the confidence level is "at least" only when a draw at that deferral
+    is capped by the horizon (regression: the flag was read in draw order against the
+    sorted deferrals). Quick-start asset trafo_5: deferrals 7 8 5 6 9, capped T F F T T."""
+    end = 2040
+    without = np.array([[2034.0], [2030.0], [2031.0], [2035.0], [2032.0]])
+    with_ = np.array([[np.nan], [2038.0], [2036.0], [np.nan], [np.nan]])
+    deferral, capped = deferral_per_draw(without, with_, end)
+    np.testing.assert_array_equal(deferral[:, 0], [7.0, 8.0, 5.0, 6.0, 9.0])
+    assert capped[:, 0].tolist() == [True, False, False, True, True]
+    stats = deferral_statistics(without, with_, end, confidence=0.9)
+    assert stats.at_confidence_years[0] == 5.0  # the lowest of five draws
+    assert not stats.capped_at_confidence[0]  # draw 2 (5 years) is not capped
+    assert stats.median_years[0] == 7.0
+    # at 50 %, the deferral is 7 years (draw 0), which is capped: "at least 7"
+    stats = deferral_statistics(without, with_, end, confidence=0.5)
+    assert stats.at_confidence_years[0] == 7.0 and stats.capped_at_confidence[0]
+    # no draw has a need: nothing to defer
+    none = deferral_statistics(np.full((3, 1), np.nan), np.full((3, 1), np.nan), end, 0.9)
+    assert np.isnan(none.at_confidence_years[0]) and not none.capped_at_confidence[0]
+
+
+def test_firmness_is_the_share_of_draws_without_a_need():
+    need = np.zeros((2, 4, 1), dtype=bool)
+    need[1, :3, 0] = True
+    np.testing.assert_allclose(firmness(need)[:, 0], [1.0, 0.25])
