@@ -112,6 +112,19 @@ def _study_lines(s: StudySummary) -> list[str]:
         f"{_year_text(c.year_of_need_v2g, h.end)} with V2G; deferral at "
         f"{h.confidence:.0%} confidence: {deferral_text}"
     )
+    diverged = {case: pf.non_converged_steps for case, pf in s.power_flow.items()}
+    if any(diverged.values()):
+        steps = ", ".join(f"{case} {n}" for case, n in diverged.items())
+        resting = [case for case, flag in c.need_from_non_convergence.items() if flag]
+        lines.append(
+            f"  WARNING power-flow steps that did not converge: {steps}; in EV cases each "
+            "counts as over the limit"
+            + (
+                f" (the critical asset's need rests on them: {', '.join(resting)})"
+                if resting
+                else ""
+            )
+        )
     for case, value in s.deferral_value_usd_total.items():
         lines.append(
             f"  deferral value, {case} ({s.cases[case]}), present worth "

@@ -157,11 +157,35 @@ def excess_kva(
 
 
 def need_flags(
-    loading_pct: np.ndarray, limit_pct: np.ndarray, allowed_hours: np.ndarray, step_h: float
+    loading_pct: np.ndarray,
+    limit_pct: np.ndarray,
+    allowed_hours: np.ndarray,
+    step_h: float,
+    *,
+    unsolved_over: bool = False,
 ) -> np.ndarray:
     """Whether each asset violates its loading criterion: more than ``allowed_hours`` over
-    its limit in the simulated period, shape (asset,)."""
-    hours = (np.nan_to_num(loading_pct, nan=0.0) > limit_pct).sum(axis=0) * step_h
+    its limit in the simulated period, shape (asset,).
+
+    Parameters
+    ----------
+    loading_pct
+        Asset loading [%], (time, asset); NaN at steps whose power flow did not converge.
+    limit_pct
+        Planning limit [%], (asset,).
+    allowed_hours
+        Hours each asset may be over its limit [h], (asset,).
+    step_h
+        Step length [h].
+    unsolved_over
+        Count a step that did not converge as over the limit (divergence under added load
+        is a sign of overload or voltage collapse: a need unless proven otherwise). Off, it
+        counts as not over.
+    """
+    over = np.nan_to_num(loading_pct, nan=0.0) > limit_pct
+    if unsolved_over:
+        over |= np.isnan(loading_pct)
+    hours = over.sum(axis=0) * step_h
     return hours > allowed_hours + 1e-9
 
 

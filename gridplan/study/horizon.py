@@ -44,7 +44,10 @@ class HorizonResult:
         Peak loading [%], hours over the limit [h], energy over the limit [kVA·h],
         each (Y, D, C, A).
     need
-        Loading criterion violated, (Y, D, C, A).
+        Loading criterion violated, (Y, D, C, A); in an EV case, a step whose power flow
+        did not converge counts as over the limit.
+    need_unsolved
+        The need rests on steps that did not converge, (Y, D, C, A).
     min_vm_pu, max_vm_pu, voltage_hours_out
         Lowest/highest service-point voltage [pu] and hours any service point is outside
         the band [h], (Y, D, C).
@@ -80,6 +83,7 @@ class HorizonResult:
     hours_over_limit: np.ndarray
     overload_energy_kvah: np.ndarray
     need: np.ndarray
+    need_unsolved: np.ndarray
     min_vm_pu: np.ndarray
     max_vm_pu: np.ndarray
     voltage_hours_out: np.ndarray
@@ -159,17 +163,6 @@ class HorizonResult:
 class _CaseArrays:
     """The (Y, D, C, …) arrays of the case outcomes."""
 
-    ASSET = ("peak_loading_pct", "hours_over_limit", "overload_energy_kvah", "need")
-    SCALAR = (
-        "min_vm_pu",
-        "max_vm_pu",
-        "voltage_hours_out",
-        "voltage_need",
-        "non_converged_steps",
-        "export_kwh",
-        "charge_kwh",
-    )
-
     def __init__(self, shape: tuple[int, int, int, int]) -> None:
         y, d, c, _ = shape
         self.arrays = {
@@ -177,6 +170,7 @@ class _CaseArrays:
             "hours_over_limit": np.zeros(shape),
             "overload_energy_kvah": np.zeros(shape),
             "need": np.zeros(shape, dtype=bool),
+            "need_unsolved": np.zeros(shape, dtype=bool),
             "min_vm_pu": np.full((y, d, c), np.nan),
             "max_vm_pu": np.full((y, d, c), np.nan),
             "voltage_hours_out": np.zeros((y, d, c)),

@@ -166,29 +166,30 @@ class CriticalAsset:
     upgrade_new_rating_kva: float | None
     upgrade_cost_usd: float | None
     deferral_value_usd: float | None
+    need_from_non_convergence: dict[str, bool] = field(default_factory=dict)
+
+    #: Fields holding one value per case (flat in JSON: ``<field>_<case>``).
+    PER_CASE = ("peak_loading_pct", "hours_over_limit", "need_from_non_convergence")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], cases: list[str]) -> CriticalAsset:
         """From its JSON form (:meth:`to_dict`) and the study's case keys."""
         per_case = {
-            name: {c: data.get(f"{name}_{c}") for c in cases}
-            for name in ("peak_loading_pct", "hours_over_limit")
+            name: {c: data[f"{name}_{c}"] for c in cases if f"{name}_{c}" in data}
+            for name in cls.PER_CASE
         }
         names = [f.name for f in dataclasses.fields(cls) if f.name not in per_case]
         return cls(**{k: data.get(k) for k in names}, **per_case)
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat JSON form: per-case figures as ``peak_loading_pct_<case>`` and
-        ``hours_over_limit_<case>``."""
-        data = _plain(self)
+        """Flat JSON form: per-case figures as ``<field>_<case>`` (e.g.
+        ``peak_loading_pct_v2g``)."""
         flat: dict[str, Any] = {}
-        for key, value in data.items():
-            if key in ("peak_loading_pct", "hours_over_limit"):
-                continue
-            flat[key] = value
-            if key == "v2g_enrolled_evs_downstream":
-                flat.update({f"peak_loading_pct_{c}": v for c, v in self.peak_loading_pct.items()})
-                flat.update({f"hours_over_limit_{c}": v for c, v in self.hours_over_limit.items()})
+        for key, value in _plain(self).items():
+            if key in self.PER_CASE:
+                flat.update({f"{key}_{c}": v for c, v in value.items()})
+            else:
+                flat[key] = value
         return flat
 
 
@@ -369,7 +370,24 @@ def notes(config: StudyConfig, h: HorizonResult) -> list[str]:
     if bad:
         out.append(
             f"{bad} power-flow steps did not converge; their loading and voltages are left "
-            "out (NaN), so peaks may be understated -- see power_flow in this summary."
+            "out of peaks and voltages (NaN), and in the EV cases each counts as over every "
+            "asset's limit: divergence under added load is a sign of overload or voltage "
+            "collapse -- see power_flow in this summary."
+        )
+    unsolved = [
+        f"{asset} ({case})"
+        for case in h.cases
+        for a, asset in enumerate(h.asset_ids)
+        if h.need_unsolved[:, :, h.case(case), a].any()
+    ]
+    if unsolved:
+        shown = ", ".join(unsolved[:8]) + (
+            f" and {len(unsolved) - 8} more" if len(unsolved) > 8 else ""
+        )
+        out.append(
+            "Need (non-convergence): the need of "
+            f"{shown} rests on power-flow steps that did not converge in some year and draw; "
+            "treat it as a need unless a finer study proves otherwise."
         )
     return out
 
@@ -399,6 +417,7 @@ def _critical(assets: pd.DataFrame, cases: list[str]) -> CriticalAsset:
         upgrade_new_rating_kva=num(row.new_rating_kva),
         upgrade_cost_usd=num(row.cost_usd_dollar_year),
         deferral_value_usd=num(row.deferral_value_usd_v2g),
+        need_from_non_convergence={c: bool(row[f"need_from_non_convergence_{c}"]) for c in cases},
     )
 
 
@@ -462,9 +481,7 @@ def build_summary(
             end=int(h.years[-1]),
             draws=int(h.need.shape[1]),
             confidence=config.horizon.confidence,
-            load_factor={
-                str(int(y)): num(f) for y, f in zip(h.years, h.load_factor, strict=True)
-            },
+            load_factor={str(int(y)): num(f) for y, f in zip(h.years, h.load_factor, strict=True)},
         ),
         cases={case: (h.strategies[case] or "no EVs") for case in h.cases},
         period=PeriodInfo(

@@ -61,6 +61,10 @@ def asset_table(
         table[f"year_of_need_{case}_p50"] = year_quantile(yon[case], 0.5, end)
         table[f"year_of_need_{case}_p90"] = year_quantile(yon[case], 0.9, end)
         table[f"need_probability_{case}"] = need_probability(yon[case], h.years)[-1]
+    for case in h.cases:
+        table[f"need_from_non_convergence_{case}"] = _unsolved_at(
+            h, case, table[f"year_of_need_{case}_p50"].to_numpy()
+        )
     # Need in the P50 year of need without V2G (charging case), median over draws.
     need_year = table["year_of_need_charging_p50"].to_numpy()
     table["need_year"] = need_year
@@ -102,6 +106,18 @@ def asset_table(
     table["deferral_years"] = table.deferral_years_v2g
     table["deferral_value_usd"] = table.deferral_value_usd_v2g
     return table
+
+
+def _unsolved_at(h: HorizonResult, case: str, need_year: np.ndarray) -> np.ndarray:
+    """Whether each asset's need in ``need_year`` rests, in at least one draw, on power-flow
+    steps that did not converge: "need (non-convergence)", unless proven otherwise."""
+    c = h.case(case)
+    flags = np.zeros(len(need_year), dtype=bool)
+    for a, year in enumerate(need_year):
+        if not np.isnan(year):
+            y = int(np.flatnonzero(h.years == year)[0])
+            flags[a] = bool(h.need_unsolved[y, :, c, a].any())
+    return flags
 
 
 def horizon_peak_kva(table: pd.DataFrame, h: HorizonResult) -> pd.Series:
@@ -170,11 +186,13 @@ def need_characterization(table: pd.DataFrame, h: HorizonResult, need_year: np.n
 
 
 def needs_table(h: HorizonResult) -> pd.DataFrame:
-    """Long table: per asset, case and year, probability of need across draws and firmness."""
+    """Long table: per asset, case and year, probability of need across draws (in that year,
+    by that year, and resting on steps that did not converge) and firmness."""
     rows = []
     for case in h.cases:
         c = h.case(case)
         prob_year = h.need[:, :, c, :].mean(axis=1)  # need in that year (Y, A)
+        prob_unsolved = h.need_unsolved[:, :, c, :].mean(axis=1)  # resting on divergence
         prob_by = need_probability(h.year_of_need(case), h.years)  # need by that year
         peak = np.median(h.peak_loading_pct[:, :, c, :], axis=1)
         for y, year in enumerate(h.years):
@@ -188,6 +206,7 @@ def needs_table(h: HorizonResult) -> pd.DataFrame:
                         "peak_loading_pct_p50": peak[y, a],
                         "need_probability": prob_year[y, a],
                         "need_by_year_probability": prob_by[y, a],
+                        "non_convergence_need_probability": prob_unsolved[y, a],
                         "firmness": 1.0 - prob_year[y, a] if case.startswith("v2g") else np.nan,
                     }
                 )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gridplan.core.errors import GridplanError
 from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
 from gridplan.ev.events import ELRP, EventCalendar, TouRate, draw_event_calendar
 from gridplan.ev.fleet import Fleet, Zones, sample_fleet
@@ -66,7 +67,11 @@ class CaseOutcome:
         Per asset: peak loading [%], hours over the planning limit [h], energy over the
         limit [kVA·h], shape (asset,).
     need
-        Loading criterion violated, per asset (:func:`gridplan.planning.needs.need_flags`).
+        Loading criterion violated, per asset (:func:`gridplan.planning.needs.need_flags`);
+        in an EV case a step whose power flow did not converge counts as over the limit.
+    need_unsolved
+        The need rests on steps that did not converge (without them there is none), per
+        asset: "need (non-convergence)".
     min_vm_pu, max_vm_pu
         Lowest / highest service-point voltage of the period [pu].
     voltage_hours_out
@@ -83,6 +88,7 @@ class CaseOutcome:
     hours_over_limit: np.ndarray
     overload_energy_kvah: np.ndarray
     need: np.ndarray
+    need_unsolved: np.ndarray
     min_vm_pu: float
     max_vm_pu: float
     voltage_hours_out: float
@@ -438,7 +444,15 @@ class _Unit:
             loading, converged, vm_min, vm_max = self._screened(case, ev_kw)
         else:
             loading, converged, vm_min, vm_max, bus_vm = self._full(ev_kw, strategy is None)
-        outcome = self._outcome(loading, converged, vm_min, vm_max, export_kwh, charge_kwh)
+        if strategy is None and not converged.any():
+            raise GridplanError(
+                f"no power-flow step of the no-EV case converged in {self.year} (feeder "
+                f"'{ctx.feeder.name}'): the feeder cannot carry its own base load; check its "
+                "network and profiles (nothing was written)"
+            )
+        outcome = self._outcome(
+            loading, converged, vm_min, vm_max, export_kwh, charge_kwh, ev_case=strategy is not None
+        )
         solved = _Solved(outcome, loading, converged, vm_min, bus_vm, self.basis)
         if strategy is None:
             ctx.base_cache.clear()
@@ -454,9 +468,18 @@ class _Unit:
         vm_max: np.ndarray,
         export_kwh: float,
         charge_kwh: float,
+        *,
+        ev_case: bool,
     ) -> CaseOutcome:
         ctx, crit = self.ctx, self.ctx.config.criteria
         step_h = ctx.feeder.step_h
+        limit, allowed = ctx.assets.limit_pct, ctx.allowed_hours
+        need = need_flags(loading, limit, allowed, step_h)
+        need_unsolved = np.zeros_like(need)
+        if ev_case and not converged.all():  # divergence under added load: a need
+            with_unsolved = need_flags(loading, limit, allowed, step_h, unsolved_over=True)
+            need_unsolved = with_unsolved & ~need
+            need = with_unsolved
         metrics = asset_metrics(loading, ctx.assets, ctx.time_index, step_h)
         out_band = (vm_min < crit.vm_min_pu) | (vm_max > crit.vm_max_pu)
         voltage_hours = float(out_band.sum() * step_h)
@@ -464,7 +487,8 @@ class _Unit:
             peak_loading_pct=metrics.peak_loading_pct.to_numpy(),
             hours_over_limit=metrics.hours_over_limit.to_numpy(),
             overload_energy_kvah=metrics.overload_energy_kvah.to_numpy(),
-            need=need_flags(loading, ctx.assets.limit_pct, ctx.allowed_hours, step_h),
+            need=need,
+            need_unsolved=need_unsolved,
             min_vm_pu=float(np.min(vm_min, initial=np.inf)),
             max_vm_pu=float(np.max(vm_max, initial=-np.inf)),
             voltage_hours_out=voltage_hours,
