@@ -329,16 +329,60 @@ def pgm_vm(out: Any, ids: dict[str, np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def bench_year(code: str, quick: bool) -> dict[str, Any]:
-    net, series = simbench_case(code)
-    n_steps = series.load_p_kw.shape[0] if not quick else 4 * WEEK
-    year = slice(0, n_steps)
-    week = peak_week(series) if not quick else slice(0, 96)
-    args = (series.load_p_kw[year], series.load_q_kvar[year], series.sgen_p_kw[year])
-    rec: dict[str, Any] = {"grid": code, "buses": len(net.bus), "steps": n_steps}
-    rec["loadavg_start"] = loadavg()
-    rec["thread_scaling_control"] = thread_scaling_control()
+class OursTimer:
+    """gridplan's solve of a series, timed: the best wall and CPU times over calls [s].
 
+    Each call solves the series once on 1 thread (wall and CPU time), once on 2 threads
+    (wall time) and once on 1 thread on the numpy twins of the kernels (CPU time), with a
+    ``gc.collect()`` before each. ``solve`` and ``numba_disabled`` default to gridplan's;
+    any pair with the same interface can be timed (e.g. an older version of the solver,
+    side by side in one process).
+    """
+
+    def __init__(
+        self,
+        cn: Any,
+        args: tuple[np.ndarray, ...],
+        solve: Callable[..., Any] = solve_timeseries,
+        numba_disabled: Callable[[], Any] = _kernels.numba_disabled,
+    ) -> None:
+        self.cn = cn
+        self.args = args
+        self.solve = solve
+        self.numba_disabled = numba_disabled
+        self.best = {"1t": np.inf, "1t_cpu": np.inf, "2t": np.inf, "1t_numpy_cpu": np.inf}
+
+    def __call__(self) -> Any:
+        """One round of the three timings; returns the 1-thread result."""
+        best, cn, args = self.best, self.cn, self.args
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = self.solve(cn, *args)
+        best["1t"] = min(best["1t"], time.perf_counter() - t0)
+        best["1t_cpu"] = min(best["1t_cpu"], time.process_time() - c0)
+        gc.collect()
+        t0 = time.perf_counter()
+        self.solve(cn, *args, threads=2)
+        best["2t"] = min(best["2t"], time.perf_counter() - t0)
+        gc.collect()
+        with self.numba_disabled():  # the same solve on the numpy twins of the kernels
+            c0 = time.process_time()
+            self.solve(cn, *args)
+            best["1t_numpy_cpu"] = min(best["1t_numpy_cpu"], time.process_time() - c0)
+        return out
+
+    def per_step_ms(self, n_steps: int) -> dict[str, float]:
+        """The best times per step [ms] under the record's keys."""
+        return {
+            "ours_1t_ms": self.best["1t"] / n_steps * 1e3,
+            "ours_1t_cpu_ms": self.best["1t_cpu"] / n_steps * 1e3,
+            "ours_2t_ms": self.best["2t"] / n_steps * 1e3,
+            "ours_numpy_1t_cpu_ms": self.best["1t_numpy_cpu"] / n_steps * 1e3,
+        }
+
+
+def _compile_timed(net: Any, rec: dict[str, Any]) -> CompiledNetwork:
+    """``compile_network(net)``, with its time, nodes, method and blocks into ``rec``."""
     t0 = time.perf_counter()
     cn = compile_network(net)
     rec["compile_s"] = time.perf_counter() - t0
@@ -349,34 +393,20 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
         rec["blocks"] = (
             f"{len(sizes)} blocks of ≤ {max(sizes)} nodes, {cn.blocks.n_sep} separator nodes"
         )
-    repeats = 5 if not quick else 1
-    with PeakRss() as rss:  # first call: allocator pools not yet warm
-        res = solve_timeseries(cn, *args, threads=2)
-    rec["ours_rss_mb"] = rss.increase_mb
-    # gridplan's year: minima over runs before and between the pandapower runs, so that
-    # both sides get the quiet moments of a shared machine (see time_ours)
-    best = {"1t": np.inf, "1t_cpu": np.inf, "2t": np.inf, "1t_numpy_cpu": np.inf}
-    rec["kernels"] = "numba" if _kernels.enabled() else "numpy (numba not available)"
+    return cn
 
-    def time_ours() -> Any:
-        gc.collect()
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = solve_timeseries(cn, *args)
-        best["1t"] = min(best["1t"], time.perf_counter() - t0)
-        best["1t_cpu"] = min(best["1t_cpu"], time.process_time() - c0)
-        gc.collect()
-        t0 = time.perf_counter()
-        solve_timeseries(cn, *args, threads=2)
-        best["2t"] = min(best["2t"], time.perf_counter() - t0)
-        gc.collect()
-        with _kernels.numba_disabled():  # the same solve on the numpy twins of the kernels
-            c0 = time.process_time()
-            solve_timeseries(cn, *args)
-            best["1t_numpy_cpu"] = min(best["1t_numpy_cpu"], time.process_time() - c0)
-        return out
 
-    for _ in range(repeats):
-        res = time_ours()
+def _ours_details(
+    rec: dict[str, Any],
+    net: Any,
+    cn: CompiledNetwork,
+    series: Series,
+    args: tuple[np.ndarray, ...],
+    res: Any,
+    repeats: int,
+) -> None:
+    """Subset timing, iterations, memory, stage breakdown and thread scaling of gridplan."""
+    n_steps = args[0].shape[0]
     few = {"lines": net.line.index[:2].tolist(), "trafos": net.trafo.index[:1].tolist()}
     sec, _ = best_of(partial(solve_timeseries, cn, *args, **few), repeats)
     rec["ours_subset_1t_ms"] = sec / n_steps * 1e3
@@ -401,8 +431,13 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
         / 1e6
     )
 
-    # pandapower run_timeseries on the peak week: with numba (pandapower's recommended
-    # configuration; a short run first so that JIT compilation is not timed) and without
+
+def _pandapower_weeks(
+    rec: dict[str, Any], net: Any, series: Series, week: slice, quick: bool, ours: OursTimer
+) -> dict[str, Any]:
+    """pandapower run_timeseries on the peak week: with numba (pandapower's recommended
+    configuration; a short run first so that JIT compilation is not timed) and without,
+    with one round of gridplan's timings after each run. Returns the last run's results."""
     rec["pp_steps"] = week.stop - week.start
     pp_out: dict[str, Any] = {}
     for label, kwargs in (("numba", {}), ("no_numba", {"numba": False})):
@@ -414,15 +449,11 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
         for _ in range(1 if quick else 3):
             sec, out = run_pandapower_week(net, series, week, **kwargs)
             best_s, best_cpu = min(best_s, sec), min(best_cpu, out["cpu_s"])
-            time_ours()
+            ours()
         rec[f"pp_{label}_ms"] = best_s / rec["pp_steps"] * 1e3
         rec[f"pp_{label}_cpu_ms"] = best_cpu / rec["pp_steps"] * 1e3
         rec[f"pp_{label}_numba_used"] = out["numba_used"]
         pp_out = out
-    rec["ours_1t_ms"] = best["1t"] / n_steps * 1e3
-    rec["ours_1t_cpu_ms"] = best["1t_cpu"] / n_steps * 1e3
-    rec["ours_2t_ms"] = best["2t"] / n_steps * 1e3
-    rec["ours_numpy_1t_cpu_ms"] = best["1t_numpy_cpu"] / n_steps * 1e3
     # the headline: the faster pandapower configuration (the stricter comparison)
     fastest = min(
         (k for k in ("numba", "no_numba") if f"pp_{k}_ms" in rec),
@@ -431,6 +462,68 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
     rec["pp_fastest"] = fastest
     rec["pp_ms"] = rec[f"pp_{fastest}_ms"]
     rec["pp_cpu_ms"] = rec[f"pp_{fastest}_cpu_ms"]
+    return pp_out
+
+
+def _pgm_year(
+    rec: dict[str, Any],
+    net: Any,
+    series: Series,
+    year: slice,
+    week: slice,
+    repeats: int,
+    pp_out: dict[str, Any],
+) -> None:
+    """power-grid-model batch on the same year (when installed), and its accuracy."""
+    n_steps = year.stop - year.start
+    if importlib.util.find_spec("power_grid_model") is None:
+        rec["pgm"] = "power-grid-model not installed"
+        return
+    if importlib.util.find_spec("power_grid_model_io") is None:
+        rec["pgm"] = "power_grid_model_io not installed (needed to convert the net)"
+        return
+    try:
+        model, ids = pgm_model(net)
+        update = pgm_update(ids, series, year)
+        for method in ("newton_raphson", "iterative_current"):
+            with PeakRss() as rss:  # first call: allocator pools not yet warm
+                pgm_solve(model, update, 2, method)
+            rec[f"pgm_{method}_rss_mb"] = rss.increase_mb
+            for thr, label in ((-1, 1), (2, 2)):
+                sec, _ = best_of(partial(pgm_solve, model, update, thr, method), repeats)
+                rec[f"pgm_{method}_{label}t_ms"] = sec / n_steps * 1e3
+        week_out = pgm_solve(model, pgm_update(ids, series, week), -1, "newton_raphson")
+        rec["pgm_dvm_vs_pp"] = float(np.nanmax(np.abs(pgm_vm(week_out, ids) - pp_out["vm_pu"])))
+        rec["pgm"] = "ok"
+    except Exception as exc:  # record why, do not lose the other results
+        rec["pgm"] = f"failed: {type(exc).__name__}: {exc}"
+
+
+def bench_year(code: str, quick: bool) -> dict[str, Any]:
+    """The full year on one SimBench grid: gridplan against pandapower and
+    power-grid-model (see the module docstring)."""
+    net, series = simbench_case(code)
+    n_steps = series.load_p_kw.shape[0] if not quick else 4 * WEEK
+    year = slice(0, n_steps)
+    week = peak_week(series) if not quick else slice(0, 96)
+    args = (series.load_p_kw[year], series.load_q_kvar[year], series.sgen_p_kw[year])
+    rec: dict[str, Any] = {"grid": code, "buses": len(net.bus), "steps": n_steps}
+    rec["loadavg_start"] = loadavg()
+    rec["thread_scaling_control"] = thread_scaling_control()
+    cn = _compile_timed(net, rec)
+    repeats = 5 if not quick else 1
+    with PeakRss() as rss:  # first call: allocator pools not yet warm
+        res = solve_timeseries(cn, *args, threads=2)
+    rec["ours_rss_mb"] = rss.increase_mb
+    # gridplan's year: minima over runs before and between the pandapower runs, so that
+    # both sides get the quiet moments of a shared machine (see _pandapower_weeks)
+    ours = OursTimer(cn, args)
+    rec["kernels"] = "numba" if _kernels.enabled() else "numpy (numba not available)"
+    for _ in range(repeats):
+        res = ours()
+    _ours_details(rec, net, cn, series, args, res, repeats)
+    pp_out = _pandapower_weeks(rec, net, series, week, quick, ours)
+    rec.update(ours.per_step_ms(n_steps))
     ours_week = solve_timeseries(
         cn, series.load_p_kw[week], series.load_q_kvar[week], series.sgen_p_kw[week]
     )
@@ -441,58 +534,71 @@ def bench_year(code: str, quick: bool) -> dict[str, Any]:
     rec["dtrafo_vs_pp"] = float(
         np.nanmax(np.abs(ours_week.trafo_loading_pct - pp_out["trafo_loading_pct"]))
     )
-
-    # power-grid-model batch on the same year
-    if importlib.util.find_spec("power_grid_model") is None:
-        rec["pgm"] = "power-grid-model not installed"
-    elif importlib.util.find_spec("power_grid_model_io") is None:
-        rec["pgm"] = "power_grid_model_io not installed (needed to convert the net)"
-    else:
-        try:
-            model, ids = pgm_model(net)
-            update = pgm_update(ids, series, year)
-            for method in ("newton_raphson", "iterative_current"):
-                with PeakRss() as rss:  # first call: allocator pools not yet warm
-                    pgm_solve(model, update, 2, method)
-                rec[f"pgm_{method}_rss_mb"] = rss.increase_mb
-                for thr, label in ((-1, 1), (2, 2)):
-                    sec, _ = best_of(partial(pgm_solve, model, update, thr, method), repeats)
-                    rec[f"pgm_{method}_{label}t_ms"] = sec / n_steps * 1e3
-            week_out = pgm_solve(model, pgm_update(ids, series, week), -1, "newton_raphson")
-            rec["pgm_dvm_vs_pp"] = float(np.nanmax(np.abs(pgm_vm(week_out, ids) - pp_out["vm_pu"])))
-            rec["pgm"] = "ok"
-        except Exception as exc:  # record why, do not lose the other results
-            rec["pgm"] = f"failed: {type(exc).__name__}: {exc}"
+    _pgm_year(rec, net, series, year, week, repeats, pp_out)
     rec["loadavg_end"] = loadavg()
     return rec
 
 
+def bench_gridplan(code: str, quick: bool, repeats: int = 11) -> dict[str, Any]:
+    """gridplan's own year solve only (no pandapower, no power-grid-model): the best of
+    ``repeats`` rounds of :class:`OursTimer`, e.g. to time a change of the solver."""
+    net, series = simbench_case(code)
+    n_steps = series.load_p_kw.shape[0] if not quick else 4 * WEEK
+    args = (series.load_p_kw[:n_steps], series.load_q_kvar[:n_steps], series.sgen_p_kw[:n_steps])
+    rec: dict[str, Any] = {"grid": code, "buses": len(net.bus), "steps": n_steps}
+    rec["loadavg_start"] = loadavg()
+    rec["thread_scaling_control"] = thread_scaling_control()
+    cn = _compile_timed(net, rec)
+    solve_timeseries(cn, *args, threads=2)  # first call: allocator pools not yet warm
+    ours = OursTimer(cn, args)
+    rec["kernels"] = "numba" if _kernels.enabled() else "numpy (numba not available)"
+    for _ in range(repeats if not quick else 1):
+        res = ours()
+    assert res.converged.all(), "gridplan: unconverged steps in the benchmark year"
+    rec.update(ours.per_step_ms(n_steps))
+    rec["iterations_mean"] = float(res.iterations.mean())
+    rec["loadavg_end"] = loadavg()
+    return rec
+
+
+def gridplan_line(rec: dict[str, Any]) -> str:
+    """One line of ``--mode gridplan`` output: µs per step."""
+    return (
+        f"{rec['grid']}: {rec['steps']} steps, Z_LL {rec['method']}; µs per step: "
+        f"1 thread {rec['ours_1t_ms'] * 1e3:.2f} (CPU {rec['ours_1t_cpu_ms'] * 1e3:.2f}), "
+        f"2 threads {rec['ours_2t_ms'] * 1e3:.2f}, "
+        f"numpy kernels 1 thread CPU {rec['ours_numpy_1t_cpu_ms'] * 1e3:.2f}"
+    )
+
+
 def breakdown(cn: CompiledNetwork, series: Series, m: int = 512) -> dict[str, float]:
     """CPU µs per step of each stage on one chunk of ``m`` steps (1 thread)."""
-    from gridplan.powerflow import solver as pf
+    from gridplan.powerflow import inputs, iteration, results, solve
 
     rows = slice(10_000, 10_000 + m)
-    plan, _ = pf._prepare(
+    plan, _ = solve.prepare(
         cn, series.load_p_kw[rows], series.load_q_kvar[rows], series.sgen_p_kw[rows], None,
         100, 1e-8, m, 1, None, None,
     )  # fmt: skip
     n_l = int(cn.nonslack.size)
-    sc = pf._chunk_load(plan.loads, plan.inputs, n_l, 0, m)
+    sc = inputs.chunk_load(plan.loads, plan.inputs, n_l, 0, m)
     v = np.full((m, cn.n_nodes), np.nan, dtype=np.complex128)
     v[:, n_l:] = cn.v_slack
     cur = np.empty((m, n_l), dtype=np.complex128)
-    conv, iters = pf._iterate(cn, sc, 100, 1e-8, v, cur)
-    out = pf._empty_result(cn, m, plan.sel)
+    conv, iters = iteration.iterate(cn, sc, 100, 1e-8, v, cur)
+    out = results.empty_result(cn, m, plan.sel)
     cur_z = np.ones((m, n_l + (1 if cn.zt_w is not None else 0)), dtype=np.complex128)
     t_buf = np.ones((m, cn.blocks.n_sep + 1), dtype=np.complex128) if cn.blocks else None
     v_z = np.empty((m, n_l), dtype=np.complex128)
     per_step: dict[str, Callable[[], Any]] = {
-        "whole chunk": partial(pf._solve_chunk, plan, slice(0, m), None),
-        "node injections": partial(pf._chunk_load, plan.loads, plan.inputs, n_l, 0, m),
-        "fixed-point iteration": partial(pf._iterate, cn, sc, 100, 1e-8, v.copy(), cur.copy()),
-        "of which one Z_LL application": partial(pf._apply_z, cn, cur_z, v_z, t_buf),
+        "whole chunk": partial(solve.solve_chunk, plan, slice(0, m), None),
+        "node injections": partial(inputs.chunk_load, plan.loads, plan.inputs, n_l, 0, m),
+        "fixed-point iteration": partial(
+            iteration.iterate, cn, sc, 100, 1e-8, v.copy(), cur.copy()
+        ),
+        "of which one Z_LL application": partial(iteration.apply_z, cn, cur_z, v_z, t_buf),
         "results (buses, branches, losses)": partial(
-            pf._results, cn, plan.sel, v, cur, conv, iters, out
+            results.write_results, cn, plan.sel, v, cur, conv, iters, out
         ),
     }
     res = {name: warm_cpu_of(fn, 30) / m * 1e6 for name, fn in per_step.items()}
@@ -590,7 +696,7 @@ def bench_method(quick: bool) -> list[dict[str, Any]]:
     costs ``method="auto"`` estimates (in dense multiply-adds per column)."""
     import simbench
 
-    from gridplan.powerflow import solver as pf
+    from gridplan.powerflow import blocks, iteration, zll
 
     codes = [
         "1-LV-rural1--0-sw",
@@ -613,11 +719,11 @@ def bench_method(quick: bool) -> list[dict[str, Any]]:
         for method in ("dense", "sparse", "block"):
             n_bus = len(net.bus)
             if (method == "dense" and n_bus > 3000) or (
-                method == "block" and n_bus > pf.BLOCK_MAX_NODES
+                method == "block" and n_bus > zll.BLOCK_MAX_NODES
             ):
                 row[method] = None
                 continue
-            cn = compile_network(net, method=method)  # type: ignore[arg-type]
+            cn = compile_network(net, method=method)
             n_l = int(cn.nonslack.size)
             row["nonslack"] = n_l
             rng = np.random.default_rng(0)
@@ -625,12 +731,14 @@ def bench_method(quick: bool) -> list[dict[str, Any]]:
             cur[:, :n_l] = rng.standard_normal((m, n_l))
             out = np.empty((m, n_l), dtype=np.complex128)
             t_buf = np.ones((m, cn.blocks.n_sep + 1), dtype=np.complex128) if cn.blocks else None
-            row[method] = warm_cpu_of(partial(pf._apply_z, cn, cur, out, t_buf), 100) / m * 1e6
+            row[method] = (
+                warm_cpu_of(partial(iteration.apply_z, cn, cur, out, t_buf), 100) / m * 1e6
+            )
             if method == "sparse":
-                row["cost_sparse"] = pf._COST_SPARSE_PER_NNZ * float(cn.lu.L.nnz + cn.lu.U.nnz)
+                row["cost_sparse"] = zll.COST_SPARSE_PER_NNZ * float(cn.lu.L.nnz + cn.lu.U.nnz)
             if method == "block" and cn.blocks is not None:
                 sizes = [b - a for a, b, _ in cn.blocks.blocks]
-                row["cost_block"] = pf._block_cost(sizes, cn.blocks.n_sep, n_l)
+                row["cost_block"] = blocks.block_cost(sizes, cn.blocks.n_sep, n_l)
                 row["blocks"] = f"{len(sizes)} ≤ {max(sizes)}, {cn.blocks.n_sep} sep."
         row["cost_dense"] = float(row["nonslack"]) ** 2
         rows.append(row)
@@ -658,7 +766,20 @@ def _best_pgm(r: dict[str, Any], threads: int) -> float | None:
     )
 
 
-def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: list[Any]) -> str:
+def _us(x: Any) -> str:
+    return f"{x * 1e3:.1f}" if isinstance(x, int | float) else "–"
+
+
+def _ms(x: Any) -> str:
+    return f"{x:.2f}" if isinstance(x, int | float) else "–"
+
+
+def _cell(x: Any) -> str:
+    return f"{x:.2f}" if isinstance(x, int | float) else "–"
+
+
+def _report_head(years: list[dict[str, Any]]) -> list[str]:
+    """Machine, method of the comparison and the table of times per step."""
     info = machine_info()
     for dist in ("power-grid-model", "power-grid-model-io", "simbench", "numba"):
         try:
@@ -695,23 +816,22 @@ def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: li
         "| pgm iterative-current 1 / 2 thr [µs] |",
         "|---|---|---|---|---|---|---|---|",
     ]
-
-    def us(x: Any) -> str:
-        return f"{x * 1e3:.1f}" if isinstance(x, int | float) else "–"
-
-    def ms(x: Any) -> str:
-        return f"{x:.2f}" if isinstance(x, int | float) else "–"
-
     for r in years:
         lines.append(
-            f"| {r['grid']} | {r['buses']} | {us(r['ours_1t_ms'])} / {us(r['ours_2t_ms'])} "
-            f"| {us(r.get('ours_numpy_1t_cpu_ms'))} | {ms(r.get('pp_numba_ms'))} "
-            f"| {ms(r.get('pp_no_numba_ms'))} "
-            f"| {us(r.get('pgm_newton_raphson_1t_ms'))} / {us(r.get('pgm_newton_raphson_2t_ms'))} "
-            f"| {us(r.get('pgm_iterative_current_1t_ms'))} / "
-            f"{us(r.get('pgm_iterative_current_2t_ms'))} |"
+            f"| {r['grid']} | {r['buses']} | {_us(r['ours_1t_ms'])} / {_us(r['ours_2t_ms'])} "
+            f"| {_us(r.get('ours_numpy_1t_cpu_ms'))} | {_ms(r.get('pp_numba_ms'))} "
+            f"| {_ms(r.get('pp_no_numba_ms'))} "
+            f"| {_us(r.get('pgm_newton_raphson_1t_ms'))} / "
+            f"{_us(r.get('pgm_newton_raphson_2t_ms'))} "
+            f"| {_us(r.get('pgm_iterative_current_1t_ms'))} / "
+            f"{_us(r.get('pgm_iterative_current_2t_ms'))} |"
         )
-    lines += [
+    return lines
+
+
+def _report_targets(years: list[dict[str, Any]]) -> list[str]:
+    """The targets table: speed-ups against pandapower and power-grid-model."""
+    lines = [
         "",
         "## Targets",
         "",
@@ -763,151 +883,183 @@ def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: li
         + " (2.0 = two free cores).",
         "",
     ]
-    for r in years:
-        headline = r["pp_fastest"]
-        name = "with" if headline == "numba" else "without"
-        need_us = r[f"pp_{headline}_cpu_ms"]  # pandapower ms per step = µs budget for 1000×
-        have_us = r["ours_1t_cpu_ms"] * 1e3
-        wall2 = _ratio(r[f"pp_{headline}_ms"], r["ours_2t_ms"])
-        failed = []
-        if have_us > need_us:
-            failed.append(f"1 thread ({need_us / have_us * 1000:.0f}×)")
-        if wall2 is None or wall2 < 1000:
-            failed.append(f"2 threads ({wall2 or 0:.0f}×)")
-        if not failed:
-            continue
-        b = r["breakdown_us"]
+    return lines
+
+
+def _report_not_met(r: dict[str, Any]) -> list[str]:
+    """Where one grid misses the 1000× target against pandapower: what the time goes to."""
+    headline = r["pp_fastest"]
+    name = "with" if headline == "numba" else "without"
+    need_us = r[f"pp_{headline}_cpu_ms"]  # pandapower ms per step = µs budget for 1000×
+    have_us = r["ours_1t_cpu_ms"] * 1e3
+    wall2 = _ratio(r[f"pp_{headline}_ms"], r["ours_2t_ms"])
+    failed = []
+    if have_us > need_us:
+        failed.append(f"1 thread ({need_us / have_us * 1000:.0f}×)")
+    if wall2 is None or wall2 < 1000:
+        failed.append(f"2 threads ({wall2 or 0:.0f}×)")
+    if not failed:
+        return []
+    b = r["breakdown_us"]
+    lines = [
+        f"**{r['grid']}: ≥ 1000× vs pandapower {name} numba not met at "
+        f"{' and '.join(failed)}.** 1000× needs ≤ {need_us:.1f} µs of CPU per step "
+        f"(pandapower {name} numba: {need_us:.2f} ms of CPU per step in this run); "
+        f"gridplan spends {have_us:.1f} µs (kernels: {r.get('kernels', 'n/a')}). By stage "
+        f"(one 512-step chunk): node injections {b['node injections']:.2f}, fixed-point "
+        f"iteration {b['fixed-point iteration']:.2f} ({b['iterations']:.2f} iterations; each "
+        f"one Z_LL application of {b['of which one Z_LL application']:.2f} plus one pass "
+        "for the currents conj(S)/conj(V) and one for the change max|ΔV|), results "
+        f"{b['results (buses, branches, losses)']:.2f} (the angle arctan2, ~2 ns per bus, "
+        "and the branch currents), plus first-touch page faults of the "
+        f"{r['result_mb']:.0f} MB of results and Python overhead per chunk. The iteration "
+        "count is set by the tolerance (1e-8 pu; each iteration gains a factor 20–50).",
+        "",
+    ]
+    if wall2 is None or wall2 < 1000:
         lines += [
-            f"**{r['grid']}: ≥ 1000× vs pandapower {name} numba not met at "
-            f"{' and '.join(failed)}.** 1000× needs ≤ {need_us:.1f} µs of CPU per step "
-            f"(pandapower {name} numba: {need_us:.2f} ms of CPU per step in this run); "
-            f"gridplan spends {have_us:.1f} µs (kernels: {r.get('kernels', 'n/a')}). By stage "
-            f"(one 512-step chunk): node injections {b['node injections']:.2f}, fixed-point "
-            f"iteration {b['fixed-point iteration']:.2f} ({b['iterations']:.2f} iterations; each "
-            f"one Z_LL application of {b['of which one Z_LL application']:.2f} plus one pass "
-            "for the currents conj(S)/conj(V) and one for the change max|ΔV|), results "
-            f"{b['results (buses, branches, losses)']:.2f} (the angle arctan2, ~2 ns per bus, "
-            "and the branch currents), plus first-touch page faults of the "
-            f"{r['result_mb']:.0f} MB of results and Python overhead per chunk. The iteration "
-            "count is set by the tolerance (1e-8 pu; each iteration gains a factor 20–50).",
+            f"At 2 threads the wall time depends on a second free core: during this grid a "
+            f"GIL-free numpy loop ran {r['thread_scaling_control']:.2f}× faster on 2 threads "
+            f"than on 1 (2.0 = two free cores; load average {r['loadavg_start']} at the "
+            "start).",
             "",
         ]
-        if wall2 is None or wall2 < 1000:
-            lines += [
-                f"At 2 threads the wall time depends on a second free core: during this grid a "
-                f"GIL-free numpy loop ran {r['thread_scaling_control']:.2f}× faster on 2 threads "
-                f"than on 1 (2.0 = two free cores; load average {r['loadavg_start']} at the "
-                "start).",
-                "",
-            ]
+    return lines
+
+
+def _report_details(r: dict[str, Any]) -> list[str]:
+    """The details of one grid's year."""
+    b = r["breakdown_us"]
+    lines = [
+        f"### {r['grid']}",
+        "",
+        f"- buses {r['buses']}, internal nodes {r['nodes']}, Z_LL method `{r['method']}`"
+        + (f" ({r['blocks']})" if r.get("blocks") else "")
+        + f", compile {r['compile_s'] * 1e3:.0f} ms",
+        f"- year {r['steps']} steps: {r['ours_1t_ms'] * r['steps'] / 1e3:.3f} s on 1 thread "
+        f"({r['ours_1t_cpu_ms'] * 1e3:.2f} µs CPU per step), "
+        f"{r['ours_2t_ms'] * r['steps'] / 1e3:.3f} s on 2 threads",
+        f"- fixed-point iterations per step: mean {r['iterations_mean']:.2f}, "
+        f"max {r['iterations_max']}",
+        f"- pandapower run_timeseries per step: with numba {_ms(r.get('pp_numba_ms'))} ms wall "
+        f"/ {_ms(r.get('pp_numba_cpu_ms'))} ms CPU (numba used: "
+        f"{r.get('pp_numba_numba_used', 'n/a')}); without numba "
+        f"{_ms(r.get('pp_no_numba_ms'))} ms / {_ms(r.get('pp_no_numba_cpu_ms'))} ms "
+        f"(numba used: {r.get('pp_no_numba_numba_used', 'n/a')})",
+        f"- only 3 monitored branches (`lines=`, `trafos=`): "
+        f"{r['ours_subset_1t_ms'] * 1e3:.2f} µs per step on 1 thread",
+        f"- peak memory of the year solve: +{r['ours_rss_mb']:.0f} MB RSS (2 threads), "
+        f"tracemalloc peak {r['ours_tracemalloc_mb']:.0f} MB, of which results "
+        f"{r['result_mb']:.0f} MB",
+    ]
+    if "pgm_newton_raphson_rss_mb" in r:
+        lines.append(
+            f"- power-grid-model year (node/line/trafo outputs only): "
+            f"+{r['pgm_newton_raphson_rss_mb']:.0f} MB RSS (NR), "
+            f"+{r['pgm_iterative_current_rss_mb']:.0f} MB (iterative current)"
+        )
+    lines += [
+        f"- accuracy vs pandapower on the {r['pp_steps']}-step week: max |Δvm| "
+        f"{r['dvm_vs_pp']:.1e} pu, max |Δ line loading| {r['dline_vs_pp']:.1e} pp, "
+        f"max |Δ trafo loading| {r['dtrafo_vs_pp']:.1e} pp",
+    ]
+    if "pgm_dvm_vs_pp" in r:
+        lines.append(
+            f"- power-grid-model (NR, converted with power_grid_model_io) vs pandapower: "
+            f"max |Δvm| {r['pgm_dvm_vs_pp']:.1e} pu (its own model of the net)"
+        )
+    lines.append(
+        "- CPU µs per step by stage (one 512-step chunk, 1 thread, warm caches): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in b.items() if k != "iterations")
+        + f" (× {b['iterations']:.2f} iterations)"
+    )
+    lines += [
+        f"- load average start / end: {r['loadavg_start']} / {r['loadavg_end']}; "
+        f"a GIL-free numpy loop ran {r['thread_scaling_control']:.2f}× faster on 2 threads "
+        "than on 1 (2.0 = two free cores)",
+        "",
+    ]
+    return lines
+
+
+def _report_draws(d: dict[str, Any]) -> list[str]:
+    """The year × draws run: time and peak memory."""
+    return [
+        "## Year × draws, stacked along time, solved in chunks",
+        "",
+        f"- grid {d['grid']}: {d['buses']} buses, {d['loads']} loads, {d['sgens']} sgens, "
+        f"{d['lines']} lines",
+        f"- {d['draws']} draws × year = {d['steps']:,} steps, `iter_timeseries` with "
+        f"chunk_size 512, {d['threads']} threads, reduced per draw to annual max loading "
+        f"and min voltage as chunks arrive",
+        f"- time {d['seconds']:.0f} s ({d['ms_per_step'] * 1e3:.1f} µs/step), "
+        f"unconverged steps {d['unconverged']}",
+        f"- **peak RSS of the process {d['peak_rss_mb']:.0f} MB** (increase during the "
+        f"solve {d['rss_increase_mb']:.0f} MB; ru_maxrss {d['ru_maxrss_mb']:.0f} MB) "
+        "— target < 4 GiB",
+        f"- for comparison, materialising the same run in one `solve_timeseries` call would "
+        f"need {d['one_shot_inputs_gb']:.1f} GB of float64 inputs and "
+        f"{d['one_shot_results_gb']:.1f} GB of results: stacked draws go through "
+        f"`iter_timeseries` (or a loop over draws with one `compile_network`)",
+        f"- worst line loading over all draws {d['worst_line_loading_pct']:.1f} %, "
+        f"lowest voltage {d['worst_min_vm_pu']:.4f} pu",
+        "",
+    ]
+
+
+def _report_method(method: list[Any]) -> list[str]:
+    """The Z_LL application table by method and grid."""
+    lines = [
+        "## Z_LL application: CPU µs per step column (512 columns, 1 thread, best of 100)",
+        "",
+        "Estimated costs are those `method='auto'` compares (dense multiply-adds per "
+        "column); auto also only considers dense up to "
+        "`DENSE_MAX_BUSES` and block up to `BLOCK_MAX_NODES` non-slack nodes.",
+        "",
+        "| grid | non-slack nodes | auto picks | dense | sparse LU | block (blocks ≤ size, "
+        "separators) | estimated dense / sparse / block |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in method:
+        est = " / ".join(
+            f"{row[k]:.0f}" if isinstance(row.get(k), int | float) else "–"
+            for k in ("cost_dense", "cost_sparse", "cost_block")
+        )
+        lines.append(
+            f"| {row['grid']} | {row['nonslack']} | {row['auto']} | {_cell(row.get('dense'))} "
+            f"| {_cell(row.get('sparse'))} | {_cell(row.get('block'))} "
+            f"({row.get('blocks', '–')}) | {est} |"
+        )
+    lines.append("")
+    return lines
+
+
+def report(years: list[dict[str, Any]], draws: dict[str, Any] | None, method: list[Any]) -> str:
+    """The markdown of ``benchmarks/results/powerflow.md`` from the records of a run."""
+    lines = _report_head(years) + _report_targets(years)
+    for r in years:
+        lines += _report_not_met(r)
     lines += ["## Details", ""]
     for r in years:
-        b = r["breakdown_us"]
-        lines += [
-            f"### {r['grid']}",
-            "",
-            f"- buses {r['buses']}, internal nodes {r['nodes']}, Z_LL method `{r['method']}`"
-            + (f" ({r['blocks']})" if r.get("blocks") else "")
-            + f", compile {r['compile_s'] * 1e3:.0f} ms",
-            f"- year {r['steps']} steps: {r['ours_1t_ms'] * r['steps'] / 1e3:.3f} s on 1 thread "
-            f"({r['ours_1t_cpu_ms'] * 1e3:.2f} µs CPU per step), "
-            f"{r['ours_2t_ms'] * r['steps'] / 1e3:.3f} s on 2 threads",
-            f"- fixed-point iterations per step: mean {r['iterations_mean']:.2f}, "
-            f"max {r['iterations_max']}",
-            f"- pandapower run_timeseries per step: with numba {ms(r.get('pp_numba_ms'))} ms wall "
-            f"/ {ms(r.get('pp_numba_cpu_ms'))} ms CPU (numba used: "
-            f"{r.get('pp_numba_numba_used', 'n/a')}); without numba "
-            f"{ms(r.get('pp_no_numba_ms'))} ms / {ms(r.get('pp_no_numba_cpu_ms'))} ms "
-            f"(numba used: {r.get('pp_no_numba_numba_used', 'n/a')})",
-            f"- only 3 monitored branches (`lines=`, `trafos=`): "
-            f"{r['ours_subset_1t_ms'] * 1e3:.2f} µs per step on 1 thread",
-            f"- peak memory of the year solve: +{r['ours_rss_mb']:.0f} MB RSS (2 threads), "
-            f"tracemalloc peak {r['ours_tracemalloc_mb']:.0f} MB, of which results "
-            f"{r['result_mb']:.0f} MB",
-        ]
-        if "pgm_newton_raphson_rss_mb" in r:
-            lines.append(
-                f"- power-grid-model year (node/line/trafo outputs only): "
-                f"+{r['pgm_newton_raphson_rss_mb']:.0f} MB RSS (NR), "
-                f"+{r['pgm_iterative_current_rss_mb']:.0f} MB (iterative current)"
-            )
-        lines += [
-            f"- accuracy vs pandapower on the {r['pp_steps']}-step week: max |Δvm| "
-            f"{r['dvm_vs_pp']:.1e} pu, max |Δ line loading| {r['dline_vs_pp']:.1e} pp, "
-            f"max |Δ trafo loading| {r['dtrafo_vs_pp']:.1e} pp",
-        ]
-        if "pgm_dvm_vs_pp" in r:
-            lines.append(
-                f"- power-grid-model (NR, converted with power_grid_model_io) vs pandapower: "
-                f"max |Δvm| {r['pgm_dvm_vs_pp']:.1e} pu (its own model of the net)"
-            )
-        lines.append(
-            "- CPU µs per step by stage (one 512-step chunk, 1 thread, warm caches): "
-            + ", ".join(f"{k} {v:.2f}" for k, v in b.items() if k != "iterations")
-            + f" (× {b['iterations']:.2f} iterations)"
-        )
-        lines += [
-            f"- load average start / end: {r['loadavg_start']} / {r['loadavg_end']}; "
-            f"a GIL-free numpy loop ran {r['thread_scaling_control']:.2f}× faster on 2 threads "
-            "than on 1 (2.0 = two free cores)",
-            "",
-        ]
+        lines += _report_details(r)
     if draws:
-        d = draws
-        lines += [
-            "## Year × draws, stacked along time, solved in chunks",
-            "",
-            f"- grid {d['grid']}: {d['buses']} buses, {d['loads']} loads, {d['sgens']} sgens, "
-            f"{d['lines']} lines",
-            f"- {d['draws']} draws × year = {d['steps']:,} steps, `iter_timeseries` with "
-            f"chunk_size 512, {d['threads']} threads, reduced per draw to annual max loading "
-            f"and min voltage as chunks arrive",
-            f"- time {d['seconds']:.0f} s ({d['ms_per_step'] * 1e3:.1f} µs/step), "
-            f"unconverged steps {d['unconverged']}",
-            f"- **peak RSS of the process {d['peak_rss_mb']:.0f} MB** (increase during the "
-            f"solve {d['rss_increase_mb']:.0f} MB; ru_maxrss {d['ru_maxrss_mb']:.0f} MB) "
-            "— target < 4 GiB",
-            f"- for comparison, materialising the same run in one `solve_timeseries` call would "
-            f"need {d['one_shot_inputs_gb']:.1f} GB of float64 inputs and "
-            f"{d['one_shot_results_gb']:.1f} GB of results: stacked draws go through "
-            f"`iter_timeseries` (or a loop over draws with one `compile_network`)",
-            f"- worst line loading over all draws {d['worst_line_loading_pct']:.1f} %, "
-            f"lowest voltage {d['worst_min_vm_pu']:.4f} pu",
-            "",
-        ]
+        lines += _report_draws(draws)
     if method:
-        lines += [
-            "## Z_LL application: CPU µs per step column (512 columns, 1 thread, best of 100)",
-            "",
-            "Estimated costs are those `method='auto'` compares (dense multiply-adds per "
-            "column); auto also only considers dense up to "
-            "`DENSE_MAX_BUSES` and block up to `BLOCK_MAX_NODES` non-slack nodes.",
-            "",
-            "| grid | non-slack nodes | auto picks | dense | sparse LU | block (blocks ≤ size, "
-            "separators) | estimated dense / sparse / block |",
-            "|---|---|---|---|---|---|---|",
-        ]
-
-        def cell(x: Any) -> str:
-            return f"{x:.2f}" if isinstance(x, int | float) else "–"
-
-        for row in method:
-            est = " / ".join(
-                f"{row[k]:.0f}" if isinstance(row.get(k), int | float) else "–"
-                for k in ("cost_dense", "cost_sparse", "cost_block")
-            )
-            lines.append(
-                f"| {row['grid']} | {row['nonslack']} | {row['auto']} | {cell(row.get('dense'))} "
-                f"| {cell(row.get('sparse'))} | {cell(row.get('block'))} "
-                f"({row.get('blocks', '–')}) | {est} |"
-            )
-        lines.append("")
+        lines += _report_method(method)
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["all", "year", "draws", "method"], default="all")
+    parser.add_argument(
+        "--mode",
+        choices=["all", "year", "draws", "method", "gridplan"],
+        default="all",
+        help="all (default; writes the results file), year (gridplan vs pandapower and "
+        "power-grid-model on the SimBench years), draws (year x draws memory), method "
+        "(Z_LL forms), gridplan (gridplan's own year solve only, best of 11: µs per step "
+        "for timing a change of the solver; nothing written)",
+    )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--draws", type=int, default=100)
     parser.add_argument("--json", action="store_true", help="print the raw record as JSON")
@@ -916,6 +1068,12 @@ def main() -> None:
 
     if args.mode == "draws" and args.json:  # child process of --mode all
         print(json.dumps(bench_draws(DRAWS_GRID, args.draws, 2, args.quick)))
+        return
+
+    if args.mode == "gridplan":
+        for code in YEAR_GRIDS:
+            rec = bench_gridplan(code, args.quick)
+            print(json.dumps(rec) if args.json else gridplan_line(rec), flush=True)
         return
 
     years: list[dict[str, Any]] = []

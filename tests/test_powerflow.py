@@ -732,3 +732,42 @@ def test_blas_thread_limit_is_restored() -> None:
                 i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
             ]
             assert after == before
+
+
+# --------------------------------------------------------------------------------------
+# package layout (issue 15)
+# --------------------------------------------------------------------------------------
+
+
+def test_public_names_at_every_path() -> None:
+    """The entry points are the same objects at the package, the façade and their homes."""
+    import gridplan.powerflow as package
+    from gridplan.powerflow import model, results, solve, solver
+
+    for name in package.__all__:
+        assert getattr(package, name) is getattr(solver, name), name
+    assert solver.compile_network is model.compile_network
+    assert solver.CompiledNetwork is model.CompiledNetwork
+    assert solver.UnsupportedElementError is model.UnsupportedElementError
+    assert solver.FlowResult is results.FlowResult
+    assert solver.solve_timeseries is solve.solve_timeseries
+    assert solver.iter_timeseries is solve.iter_timeseries
+
+
+def test_pandapower_private_api_in_one_module_only() -> None:
+    """Only gridplan.powerflow.model reads pandapower's internal model (issue 15)."""
+    from pathlib import Path
+
+    import gridplan
+
+    private = re.compile(
+        r"_pd2ppc|_is_elements|\._options\b|pypower|makeYbus|_init_runpp_options"
+        r"|from pandapower[\w.]* import _"
+    )
+    root = Path(gridplan.__file__).parent
+    users = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if private.search(path.read_text(encoding="utf-8"))
+    )
+    assert users == ["powerflow/model.py"]
