@@ -184,33 +184,48 @@ def _year_text(year: int | None, end: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gridplan`` command; returns the exit status.
 
-    0 on success; 1 when a batch finished with failed units; 2 on bad input (one line
-    naming the file and field); 130 when interrupted; click's status on usage errors.
+    0 on success; 1 when a batch finished with failed units; 2 on bad input or usage (one
+    line naming the file and field, or what the command expected); 130 when interrupted.
     """
+    debug = _state["debug"] or "--debug" in (argv if argv is not None else sys.argv)
     try:
         # standalone_mode=False: click returns the code of a typer.Exit instead of raising
         # SystemExit, and returns the command's own return value (None) otherwise.
         code = app(args=argv, standalone_mode=False)
     except GridplanError as exc:
-        if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
+        if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
         return 2
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
         return 130
     except SystemExit as exc:  # sys.exit() or SystemExit raised by a command
         return _exit_status(exc.code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        raise
+    except Exception as exc:
+        status = _click_status(exc)
+        if status is None or debug:
+            raise
+        return status
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _click_status(exc: Exception) -> int | None:
+    """The exit status of click's own exceptions (usage errors: one line, 2; abort: 130),
+    ``None`` for any other exception. Matched by class name: typer may vendor click."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Abort" in names:
+        typer.echo("interrupted", err=True)
+        return 130
+    if "Exit" in names:
+        return int(getattr(exc, "exit_code", 0))
+    if "ClickException" in names:
+        message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        command = getattr(ctx, "command_path", None) or "gridplan"
+        typer.echo(f"error: {message} (see '{command} --help')", err=True)
+        return 2
+    return None
 
 
 def _exit_status(code: object) -> int:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gridplan.core.errors import ConfigError
+from gridplan.core.io import require_file
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,10 +39,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     ConfigError
         If the file is missing, empty, not UTF-8 or not valid TOML.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("file not found (expected a TOML file)", file=path)
-    raw = path.read_bytes()
+    path = require_file(path, "a TOML file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror or exc}", file=path) from None
     if not raw.strip():
         raise ConfigError("file is empty (expected a TOML document)", file=path)
     try:

@@ -1,9 +1,11 @@
-"""Atomic file writers: write to a temporary file in the same folder, then rename."""
+"""File helpers: atomic writers (a temporary file in the same folder, then a rename) and
+the check that an input file is a regular file."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from gridplan.core.errors import ConfigError
 
 
 @contextmanager
@@ -70,3 +74,46 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def require_file(
+    path: str | Path, expected: str, *, what: str = "file", field: str | None = None
+) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is a regular file, else a one-line error.
+
+    Parameters
+    ----------
+    path
+        The input file.
+    expected
+        What the file should be, for the message (e.g. ``"a TOML file"``).
+    what
+        How the message names the file (e.g. ``"zone file"``).
+    field
+        The config field that named the file.
+
+    Raises
+    ------
+    ConfigError
+        "<what> not found" when nothing is there; "not a regular file" for a directory, a
+        FIFO, a device or a socket (reading those would fail or block).
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{what} not found (expected {expected})", file=path, field=field
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {what}: {exc.strerror or exc} (expected {expected})",
+            file=path,
+            field=field,
+        ) from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+        raise ConfigError(
+            f"not a regular file ({kind}; expected {expected})", file=path, field=field
+        )
+    return path

@@ -37,6 +37,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gridplan.core.config import StrictModel
 from gridplan.core.errors import ConfigError
+from gridplan.core.io import require_file
 from gridplan.grid.feeders import Feeder
 
 RNGLike = np.random.Generator | int | None
@@ -65,8 +66,7 @@ CATALOG_BOUNDS = {
 
 def _read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame:
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError("catalog file not found (expected a CSV)", file=file)
+    require_file(file, "a CSV", what="catalog file")
     return _read_catalog_cached(str(file.resolve()), file.stat().st_mtime_ns, key, required)
 
 
@@ -456,8 +456,7 @@ def read_zones(path: str | Path, *, field: str = "fleet.zones") -> Zones:
     import shapely
 
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError("zone file not found (expected GeoJSON)", file=file, field=field)
+    require_file(file, "GeoJSON", what="zone file", field=field)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except UnicodeDecodeError:

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError
+from gridplan.core.io import require_file
 from gridplan.grid import builders
 from gridplan.grid.catalog import load_upgrade_catalog
 
@@ -307,9 +308,7 @@ def resolve_feeder_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     candidate = Path(text)
     if candidate.suffix == ".toml" or candidate.exists():
-        if not candidate.is_file():
-            raise ConfigError("feeder spec file not found", file=candidate)
-        return candidate
+        return require_file(candidate, "a feeder spec TOML", what="feeder spec file")
     bundled = bundled_feeders()
     if text in bundled:
         return bundled[text]
@@ -530,8 +529,7 @@ def read_profile_table(
     (DatetimeIndex, ndarray)
         Time index and values [kW], shape (time, element).
     """
-    if not file.is_file():
-        raise ConfigError("profile file not found", file=file, field=field)
+    require_file(file, f"a {kind} profile table", what="profile file", field=field)
     try:
         frame = pd.read_csv(file) if kind == "csv" else pd.read_parquet(file)
     except UnicodeDecodeError:
