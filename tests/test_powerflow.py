@@ -752,22 +752,3 @@ def test_public_names_at_every_path() -> None:
     assert solver.FlowResult is results.FlowResult
     assert solver.solve_timeseries is solve.solve_timeseries
     assert solver.iter_timeseries is solve.iter_timeseries
-
-
-def test_pandapower_private_api_in_one_module_only() -> None:
-    """Only gridplan.powerflow.model reads pandapower's internal model (issue 15)."""
-    from pathlib import Path
-
-    import gridplan
-
-    private = re.compile(
-        r"_pd2ppc|_is_elements|\._options\b|pypower|makeYbus|_init_runpp_options"
-        r"|from pandapower[\w.]* import _"
-    )
-    root = Path(gridplan.__file__).parent
-    users = sorted(
-        str(path.relative_to(root))
-        for path in root.rglob("*.py")
-        if private.search(path.read_text(encoding="utf-8"))
-    )
-    assert users == ["powerflow/model.py"]

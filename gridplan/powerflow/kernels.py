@@ -4,7 +4,8 @@ numpy evaluates an expression such as ``max_j |V_new - V|`` one operation at a t
 a full pass over a (steps × nodes) chunk with a temporary array, and its complex division
 is not vectorised (~3 ns per element on the benchmark machine). These kernels do the
 same arithmetic in one pass per expression (0.7–0.9 ns per element), which is most of
-the element-wise cost of :mod:`gridplan.powerflow.solver` once ``Z_LL`` is applied by BLAS.
+the element-wise cost of the iteration (:mod:`gridplan.powerflow.iteration`) and of the
+branch results (:mod:`gridplan.powerflow.results`) once ``Z_LL`` is applied by BLAS.
 
 numba is a dependency of gridplan, as it is an optional accelerator of pandapower's own
 Newton-Raphson solver. Each kernel has a numpy twin with the same semantics; the numpy
