@@ -44,8 +44,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_markdown
 
-from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, _Engine, dispatch
+from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
 from gridplan.ev.events import draw_event_calendar
+from gridplan.ev.fastpath import ShaveWindows
 from gridplan.ev.fleet import Fleet, FleetScenario, sample_fleet
 from gridplan.grid.feeders import Feeder, load_feeder, peak_week
 
@@ -152,7 +153,7 @@ def best_of(fn, repeat: int) -> tuple[float, float, DispatchResult]:  # type: ig
 
 def window_steps(fn) -> int:  # type: ignore[no-untyped-def]
     """Steps the fast path of ``v2g_peak_shave`` simulated with the step rule in ``fn()``."""
-    original = _Engine._window_step
+    original = ShaveWindows.step
     count = 0
 
     def counted(self, *args):  # type: ignore[no-untyped-def]
@@ -160,11 +161,11 @@ def window_steps(fn) -> int:  # type: ignore[no-untyped-def]
         count += 1
         return original(self, *args)
 
-    _Engine._window_step = counted  # type: ignore[method-assign]
+    ShaveWindows.step = counted  # type: ignore[method-assign]
     try:
         fn()
     finally:
-        _Engine._window_step = original  # type: ignore[method-assign]
+        ShaveWindows.step = original  # type: ignore[method-assign]
     return count
 
 

@@ -23,7 +23,8 @@ from gridplan.ev.events import (
     load_rate,
 )
 from gridplan.ev.fleet import Fleet, FleetScenario, sample_fleet
-from gridplan.grid.feeders import downstream_buses, peak_week
+from gridplan.grid.feeders import peak_week
+from gridplan.grid.topology import downstream_buses
 
 DATA = Path(__file__).parent / "data" / "dispatch"
 HEURISTICS = ["unmanaged", "tou", "smart", "v2g_peak_shave", "v2g_event"]

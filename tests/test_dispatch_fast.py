@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from test_dispatch import build_case
 
 import gridplan.ev.dispatch as dispatch_module
-from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, _Engine, dispatch
+import gridplan.ev.fastpath as fastpath_module
+from gridplan.ev.dispatch import DispatchContext, DispatchResult, dispatch
+from gridplan.ev.fastpath import closed_form
 from gridplan.ev.fleet import Fleet, FleetScenario, sample_fleet
+from gridplan.ev.sessions import Sessions
 from gridplan.grid.feeders import Feeder
 
 STRATEGIES = ["unmanaged", "v2g_peak_shave"]
@@ -170,9 +173,9 @@ def test_every_series_path_and_small_chunks(
     lv_feeder, monkeypatch, paint_cost, max_signatures, chunk_elements
 ):
     """The series paths agree; windows cross chunks; chunks inside a long warm-up."""
-    monkeypatch.setattr(dispatch_module, "_PAINT_COST", paint_cost)
-    monkeypatch.setattr(dispatch_module, "_MAX_SIGNATURES", max_signatures)
-    monkeypatch.setattr(dispatch_module, "_CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(fastpath_module, "_PAINT_COST", paint_cost)
+    monkeypatch.setattr(fastpath_module, "_MAX_SIGNATURES", max_signatures)
+    monkeypatch.setattr(fastpath_module, "_CHUNK_ELEMENTS", chunk_elements)
     r = check_feeder(
         lv_feeder,
         9,
@@ -202,10 +205,10 @@ def test_fast_path_skips_the_loop(lv_feeder, monkeypatch):
     index = week(lv_feeder, 100, 0, 24)
     loop = {s: both(fleet, index, s, context=ctx)[1] for s in STRATEGIES}
 
-    def no_loop(self, period):
+    def no_loop(*args, **kwargs):
         raise AssertionError("the step loop ran")
 
-    monkeypatch.setattr(_Engine, "run", no_loop)
+    monkeypatch.setattr(dispatch_module, "run_loop", no_loop)
     for s in STRATEGIES:
         fast = dispatch(fleet, index, s, context=ctx, keep_ev_series=False)
         np.testing.assert_allclose(fast.asset_load_kw, loop[s].asset_load_kw, atol=1e-7)
@@ -266,19 +269,8 @@ def test_overlapping_sessions_fall_back_to_the_loop():
         3, 4, 3, 2, 60, feasible=True, export_limit=np.inf, tight=0.5
     )  # sessions from 14-22 h to 6-10 h the next morning
     fleet = dataclasses.replace(case.fleet, departure_h=case.fleet.departure_h + 12.0)
-    engine = _Engine(
-        fleet,
-        case.index,
-        0,
-        1.0,
-        Strategy.UNMANAGED,
-        context=case.context,
-        export_limit=np.inf,
-        keep=False,
-        dtype=np.dtype(float),
-        n_loads=fleet.n_ev,
-    )
-    assert engine.run_fast(case.index) is None
+    sessions = Sessions(fleet, case.index[0], len(case.index), 1.0)
+    assert closed_form(sessions, 0, 0, keep_soc=False) is None
     base = case.context.asset_base_kw
     for s in STRATEGIES:
         fast, loop = both(fleet, case.index, s, context=case.context, warmup_h=0)

@@ -303,6 +303,13 @@ class EventProgram:
             raise ConfigError("max_hours_per_year must be > 0", field="max_hours_per_year")
 
 
+#: ELRP event window, hours of the day [h]: 4 p.m. to 9 p.m. (CPUC Emergency Load
+#: Reduction Program, D.21-03-056 and the CPUC ELRP program page). The one place this
+#: window is written: :data:`ELRP` uses it, and it is the default V2G event window of
+#: :class:`gridplan.ev.dispatch.DispatchOptions` and :meth:`EventCalendar.every_day`.
+ELRP_WINDOW_START_H = 16.0
+ELRP_WINDOW_END_H = 21.0
+
 #: CPUC Emergency Load Reduction Program (ELRP): events May-October, any day, between
 #: 4 p.m. and 9 p.m., 1 to 5 hours each, at most 60 hours per year (CPUC D.21-03-056 and
 #: the CPUC ELRP program page; D.23-12-005 shortened the window of sub-groups A.4/A.5,
@@ -315,8 +322,8 @@ ELRP = EventProgram(
         "4-9 p.m., events of 1-5 h, at most 60 h/yr"
     ),
     months=(5, 6, 7, 8, 9, 10),
-    start_h=16.0,
-    end_h=21.0,
+    start_h=ELRP_WINDOW_START_H,
+    end_h=ELRP_WINDOW_END_H,
     min_duration_h=1.0,
     max_duration_h=5.0,
     max_hours_per_year=60.0,
@@ -531,14 +538,15 @@ class EventCalendar:
     def every_day(
         cls,
         days: Sequence[pd.Timestamp] | pd.DatetimeIndex,
-        start_h: float = 16.0,
-        end_h: float = 21.0,
+        start_h: float = ELRP_WINDOW_START_H,
+        end_h: float = ELRP_WINDOW_END_H,
         months: Iterable[int] = ALL_MONTHS,
     ) -> EventCalendar:
         """One event per day of ``days`` whose month is in ``months``, ``start_h-end_h``.
 
-        The rule of :func:`gridplan.dispatch.dispatch` when no calendar is given (default
-        4-9 p.m., the ELRP event window, on every day).
+        The rule of :func:`gridplan.ev.dispatch.dispatch` when no calendar is given
+        (default 4-9 p.m., the ELRP event window :data:`ELRP_WINDOW_START_H` to
+        :data:`ELRP_WINDOW_END_H`, on every day).
         """
         check_window(start_h, end_h, field="window_start_h/window_end_h")
         month_set = check_months(months, field="event_months")

@@ -1,0 +1,385 @@
+"""Plug-in sessions and the EVs' state through a dispatch run.
+
+:class:`Sessions` owns what every strategy shares: arrivals (the day's trip leaves the
+battery), departures (the shortfall against the target is recorded), the plug-in state,
+the state of charge and its integration from one step's power, and the powers every rule
+is built from (full power toward the target, laxity-forced power, the largest export).
+:class:`ExportCap` holds the per-transformer export limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gridplan.ev.fleet import Fleet
+
+
+@dataclass(frozen=True, eq=False)
+class EvParameters:
+    """Per-EV limits and efficiencies for one step length, arrays of shape (ev,).
+
+    Attributes
+    ----------
+    step_h
+        Step length [h].
+    charge_efficiency, discharge_efficiency
+        Grid-to-battery and battery-to-grid efficiencies [-].
+    charger_kw
+        Charging limit [kW].
+    target_kwh, reserve_kwh, battery_kwh
+        Departure target, V2G reserve and usable capacity [kWh].
+    export_kw
+        Export limit [kW], 0 for EVs not enrolled.
+    enrolled
+        Enrolled in V2G with an export limit above 0.
+    full_step_kwh
+        Battery energy one full-power step adds [kWh] (``charger_kw × η_c × step_h``).
+    kw_per_stored_kwh
+        Grid power that stores 1 kWh in the battery over one step [kW/kWh]
+        (``1 / (η_c × step_h)``).
+    stored_kwh_per_kw
+        Battery energy one step of 1 kW charging stores [kWh/kW] (``η_c × step_h``).
+    drawn_kwh_per_kw
+        Battery energy one step of 1 kW export draws [kWh/kW] (``step_h / η_d``).
+    """
+
+    step_h: float
+    charge_efficiency: float
+    discharge_efficiency: float
+    charger_kw: np.ndarray
+    target_kwh: np.ndarray
+    reserve_kwh: np.ndarray
+    battery_kwh: np.ndarray
+    export_kw: np.ndarray
+    enrolled: np.ndarray
+    full_step_kwh: np.ndarray
+    kw_per_stored_kwh: float
+    stored_kwh_per_kw: float
+    drawn_kwh_per_kw: float
+
+    @classmethod
+    def from_fleet(cls, fleet: Fleet, step_h: float) -> EvParameters:
+        """The parameters of ``fleet``'s EVs for steps of ``step_h`` hours."""
+        eta_c = float(fleet.charge_efficiency)
+        eta_d = float(fleet.discharge_efficiency)
+        charger_kw = np.asarray(fleet.charger_kw, dtype=float)
+        enrolled = np.asarray(fleet.v2g_enrolled, dtype=bool)
+        export_kw = np.where(enrolled, np.asarray(fleet.export_kw, dtype=float), 0.0)
+        return cls(
+            step_h=step_h,
+            charge_efficiency=eta_c,
+            discharge_efficiency=eta_d,
+            charger_kw=charger_kw,
+            target_kwh=np.asarray(fleet.target_kwh, dtype=float),
+            reserve_kwh=np.asarray(fleet.reserve_kwh, dtype=float),
+            battery_kwh=np.asarray(fleet.battery_kwh, dtype=float),
+            export_kw=export_kw,
+            enrolled=enrolled & (export_kw > 0),
+            full_step_kwh=charger_kw * eta_c * step_h,
+            kw_per_stored_kwh=1.0 / (eta_c * step_h),
+            stored_kwh_per_kw=eta_c * step_h,
+            drawn_kwh_per_kw=step_h / eta_d,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SessionTable:
+    """The (day, EV) plug-in sessions that overlap the simulated steps, one entry each.
+
+    Steps count from the first simulated step; arrival and departure steps are clipped to
+    ``[0, n_step]`` (``departure_unclipped`` keeps a departure after the last step).
+
+    Attributes
+    ----------
+    n_step
+        Simulated steps.
+    n_row
+        Fleet days that may hold such a session (rows of per-day grids).
+    day, ev, row
+        Fleet day, EV and row (day among the ``n_row``) of each session, int32.
+    arrival_step, departure_step
+        First step plugged in, and the step after the last one (clipped), int32.
+    departure_unclipped
+        Departure step, possibly past ``n_step``, int32.
+    trip_kwh
+        Energy driven before the arrival [kWh].
+    ends_inside
+        Whether the session departs within the simulation (its shortfall is reported).
+    by_arrival, arrival_bounds
+        Sessions in arrival order; those arriving at step ``t`` are
+        ``by_arrival[arrival_bounds[t]:arrival_bounds[t + 1]]``.
+    by_departure, departure_bounds
+        Sessions in departure order; those leaving after step ``t`` are
+        ``by_departure[departure_bounds[t + 1]:departure_bounds[t + 2]]``.
+    """
+
+    n_step: int
+    n_row: int
+    day: np.ndarray
+    ev: np.ndarray
+    row: np.ndarray
+    arrival_step: np.ndarray
+    departure_step: np.ndarray
+    departure_unclipped: np.ndarray
+    trip_kwh: np.ndarray
+    ends_inside: np.ndarray
+    by_arrival: np.ndarray
+    arrival_bounds: np.ndarray
+    by_departure: np.ndarray
+    departure_bounds: np.ndarray
+
+    @classmethod
+    def from_fleet(
+        cls, fleet: Fleet, start: pd.Timestamp, n_step: int, step_h: float
+    ) -> SessionTable:
+        """The sessions of ``fleet`` over ``n_step`` steps of ``step_h`` hours from ``start``.
+
+        A stamp inside a step counts from the next step (arrival and departure alike).
+        """
+        day_offset_h = np.asarray((fleet.days - start) / pd.Timedelta(hours=1), dtype=float)
+        # only days whose sessions can overlap the simulation (departure < 48 h after midnight)
+        near = np.flatnonzero((day_offset_h > -72.0) & (day_offset_h < n_step * step_h + 24.0))
+        offset = day_offset_h[near][:, None]
+        arrival_h = np.asarray(fleet.arrival_h)[near]
+        departure_h = np.asarray(fleet.departure_h)[near]
+        arrival = np.ceil((offset + arrival_h) / step_h - 1e-9).astype(np.int64)
+        departure = np.ceil((offset + departure_h) / step_h - 1e-9).astype(np.int64)
+        valid = (departure > 0) & (arrival < n_step) & (departure > arrival)
+        row, ev = np.nonzero(valid)
+        i32 = np.int32  # session arrays: 4 bytes per entry (a year of 10,000 EVs: 3.7M)
+        day = near[row].astype(i32)
+        arrival_step = np.clip(arrival[row, ev], 0, n_step).astype(i32)
+        departure_unclipped = departure[row, ev].astype(i32)
+        del arrival, departure, valid
+        departure_step = np.clip(departure_unclipped, 0, n_step).astype(i32)
+        ev = ev.astype(i32)
+        return cls(
+            n_step=n_step,
+            n_row=int(near.size),
+            day=day,
+            ev=ev,
+            row=row.astype(i32),
+            arrival_step=arrival_step,
+            departure_step=departure_step,
+            departure_unclipped=departure_unclipped,
+            trip_kwh=np.asarray(fleet.trip_kwh, dtype=float)[day, ev],
+            ends_inside=departure_unclipped <= n_step,
+            by_arrival=np.argsort(arrival_step, kind="stable").astype(i32),
+            arrival_bounds=np.concatenate(
+                [[0], np.cumsum(np.bincount(arrival_step, minlength=n_step))]
+            ),
+            by_departure=np.argsort(departure_step, kind="stable").astype(i32),
+            departure_bounds=np.concatenate(
+                [[0], np.cumsum(np.bincount(departure_step, minlength=n_step + 1))]
+            ),
+        )
+
+
+class Sessions:
+    """Plug-in state and state of charge of every EV, stepped through the sessions.
+
+    The state starts with every EV unplugged at its departure target. Per step: call
+    :meth:`arrive`, ask a policy for the power (built from :meth:`full_power_kw`,
+    :meth:`must_power_kw`, :meth:`discharge_max_kw`), :meth:`integrate` it, then
+    :meth:`depart`.
+
+    Parameters
+    ----------
+    fleet
+        The EVs and their daily plug-in windows.
+    start
+        Stamp of the first simulated step.
+    n_step
+        Simulated steps.
+    step_h
+        Step length [h].
+
+    Attributes
+    ----------
+    evs
+        The EVs' parameters (:class:`EvParameters`).
+    table
+        The sessions (:class:`SessionTable`).
+    soc_kwh
+        State of charge [kWh], (ev,) (updated in place).
+    plugged
+        Whether each EV is plugged in, (ev,) bool; ``plugged_factor``: the same as 1.0/0.0.
+    departure_step
+        Departure step of each EV's current session (unclipped), (ev,) float.
+    shortfall_kwh
+        Energy missing from the target at each departure inside the simulation [kWh],
+        (day, ev); NaN elsewhere.
+    charge_kw_steps, export_kw_steps
+        Grid power drawn and exported (positive), summed over the counted steps
+        [kW·step], (ev,).
+    """
+
+    def __init__(self, fleet: Fleet, start: pd.Timestamp, n_step: int, step_h: float) -> None:
+        self.n_ev = n_ev = fleet.n_ev
+        self.n_step = n_step
+        self.evs = evs = EvParameters.from_fleet(fleet, step_h)
+        self.table = table = SessionTable.from_fleet(fleet, start, n_step, step_h)
+        self.shortfall_kwh = np.full(np.shape(fleet.arrival_h), np.nan)
+        self.soc_kwh = evs.target_kwh.copy()
+        self.plugged = np.zeros(n_ev, dtype=bool)
+        self.plugged_factor = np.zeros(n_ev)
+        self.departure_step = np.zeros(n_ev)
+        self.charge_kw_steps = np.zeros(n_ev)
+        self.export_kw_steps = np.zeros(n_ev)
+        # step bounds as lists: cheaper to index per step than numpy scalars
+        self._arrival_bounds: list[int] = table.arrival_bounds.tolist()
+        self._departure_bounds: list[int] = table.departure_bounds.tolist()
+        self._need_kw = np.empty(n_ev)  # power that would meet the target within a step
+        self._full_kw = np.empty(n_ev)
+        self._must_kw = np.empty(n_ev)
+        self._charge_kw = np.empty(n_ev)
+        self._scratch = np.empty(n_ev)
+
+    # ----------------------------------------------------------------------- the step
+    def arrive(self, t: int) -> np.ndarray | None:
+        """Plug in the sessions arriving at step ``t`` (their trip leaves the battery, not
+        below 0); returns them (``None``: no arrival)."""
+        lo, hi = self._arrival_bounds[t], self._arrival_bounds[t + 1]
+        if hi <= lo:
+            return None
+        table = self.table
+        idx = table.by_arrival[lo:hi]
+        e = table.ev[idx]
+        soc = self.soc_kwh
+        soc[e] = np.maximum(soc[e] - table.trip_kwh[idx], 0.0)
+        self.plugged[e] = True
+        self.plugged_factor[e] = 1.0
+        self.departure_step[e] = table.departure_unclipped[idx]
+        return idx
+
+    def integrate(self, power_kw: np.ndarray, *, may_export: bool, counted: bool) -> None:
+        """Add one step of ``power_kw`` (grid side; export negative) to the state of charge,
+        and with ``counted`` to the charge and export totals."""
+        evs, soc, scratch = self.evs, self.soc_kwh, self._scratch
+        if may_export and power_kw.min(initial=0.0) < 0:
+            charge_kw = self._charge_kw
+            np.maximum(power_kw, 0.0, out=charge_kw)
+            np.multiply(charge_kw, evs.stored_kwh_per_kw, out=scratch)
+            soc += scratch
+            np.minimum(power_kw, 0.0, out=scratch)
+            if counted:
+                self.charge_kw_steps += charge_kw
+                self.export_kw_steps -= scratch
+            scratch *= evs.drawn_kwh_per_kw
+            soc += scratch
+        else:
+            np.multiply(power_kw, evs.stored_kwh_per_kw, out=scratch)
+            soc += scratch
+            if counted:
+                self.charge_kw_steps += power_kw
+
+    def depart(self, t: int) -> None:
+        """Unplug the sessions leaving after step ``t``; record their shortfall."""
+        lo, hi = self._departure_bounds[t + 1], self._departure_bounds[t + 2]
+        if hi <= lo:
+            return
+        table = self.table
+        idx = table.by_departure[lo:hi]
+        e = table.ev[idx]
+        inside = table.ends_inside[idx]
+        e_in = e[inside]
+        self.shortfall_kwh[table.day[idx[inside]], e_in] = np.maximum(
+            self.evs.target_kwh[e_in] - self.soc_kwh[e_in], 0.0
+        )
+        self.plugged[e] = False
+        self.plugged_factor[e] = 0.0
+
+    def restart(self, t: int, soc_kwh: np.ndarray, ev: np.ndarray, session: np.ndarray) -> None:
+        """Set the state before step ``t``: ``soc_kwh`` for every EV, and each EV of ``ev``
+        in its latest session ``session`` so far (plugged in if it departs after ``t``)."""
+        departure = self.table.departure_step[session]
+        self.soc_kwh[:] = soc_kwh
+        self.plugged[:] = False
+        self.plugged[ev] = departure > t
+        self.plugged_factor[:] = self.plugged
+        self.departure_step[:] = 0.0
+        self.departure_step[ev] = self.table.departure_unclipped[session]
+
+    # ----------------------------------------------------------------------- powers [kW]
+    def full_power_kw(self) -> np.ndarray:
+        """Power that charges toward the target as fast as possible [kW], (ev,).
+
+        Returns a buffer that the next call overwrites.
+        """
+        evs, need, full = self.evs, self._need_kw, self._full_kw
+        np.subtract(evs.target_kwh, self.soc_kwh, out=need)
+        need *= evs.kw_per_stored_kwh  # power that would meet the target within this step
+        np.minimum(need, evs.charger_kw, out=full)
+        np.maximum(full, 0.0, out=full)
+        full *= self.plugged_factor
+        return full
+
+    def must_power_kw(self, t: int) -> np.ndarray:
+        """Least power from which full power at every later step still meets the target
+        [kW], (ev,) (laxity-forced).
+
+        Call after :meth:`full_power_kw` (uses the need it computed); returns a buffer
+        that the next call overwrites.
+        """
+        charger_kw, must = self.evs.charger_kw, self._must_kw
+        np.subtract(self.departure_step, t + 1.0, out=must)
+        np.maximum(must, 0.0, out=must)
+        must *= charger_kw  # full power over the later steps, in units of this step
+        np.subtract(self._need_kw, must, out=must)
+        np.minimum(must, charger_kw, out=must)
+        np.maximum(must, 0.0, out=must)
+        must *= self.plugged_factor
+        return must
+
+    def discharge_max_kw(self, t: int) -> np.ndarray:
+        """Largest export [kW], (ev,), that keeps the reserve and full-power recharge to
+        the target by departure."""
+        evs = self.evs
+        later_kwh = np.maximum(self.departure_step - t - 1.0, 0) * evs.full_step_kwh
+        floor_kwh = np.maximum(evs.reserve_kwh, evs.target_kwh - later_kwh)
+        room_kwh = np.maximum(self.soc_kwh - floor_kwh, 0.0)
+        export_kw = room_kwh * evs.discharge_efficiency / evs.step_h
+        return np.minimum(evs.export_kw, export_kw) * self.plugged_factor
+
+
+class ExportCap:
+    """Limit on the total V2G export behind each service transformer.
+
+    Parameters
+    ----------
+    group_ids
+        Export group of each EV (any labels; EVs with one label share the limit), (ev,).
+    limit_kw
+        Limit per group [kW] (``inf``: none).
+    """
+
+    def __init__(self, group_ids: np.ndarray, limit_kw: float) -> None:
+        n_ev = len(group_ids)
+        #: Group of each EV, 0 .. n_group - 1, (ev,).
+        self.group = (
+            np.unique(group_ids, return_inverse=True)[1].astype(np.int64)
+            if n_ev
+            else np.zeros(0, np.int64)
+        )
+        self.n_group = int(self.group.max(initial=-1)) + 1
+        self.limit_kw = limit_kw
+        self.active = bool(np.isfinite(limit_kw))
+
+    def clamp(self, power_kw: np.ndarray) -> np.ndarray:
+        """Scale exports so that each group's total stays within the limit [kW], (ev,);
+        returns ``power_kw`` itself when nothing changes."""
+        if not self.active or self.group.size == 0:
+            return power_kw
+        out = np.maximum(-power_kw, 0.0)
+        if not out.any():
+            return power_kw
+        limit = self.limit_kw
+        total = np.bincount(self.group, out, minlength=self.n_group)
+        over = total > limit
+        if not over.any():
+            return power_kw
+        scale = np.where(over, limit / np.where(over, total, 1.0), 1.0)
+        return np.where(power_kw < 0, power_kw * scale[self.group], power_kw)

@@ -1,0 +1,160 @@
+"""The step loop of dispatch: at each step the sessions plug EVs in, the policy decides
+the power, the sessions integrate it and unplug the departing EVs; the outputs are
+recorded from the end of the warm-up on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gridplan.ev.context import GridView
+from gridplan.ev.options import Strategy
+from gridplan.ev.policies import Policy
+from gridplan.ev.results import DispatchResult
+from gridplan.ev.sessions import Sessions
+
+
+@dataclass(frozen=True, eq=False)
+class RunSetup:
+    """What one dispatch run returns and how.
+
+    Attributes
+    ----------
+    period
+        The returned steps (the simulation is ``n_warm`` steps longer).
+    n_warm
+        Warm-up steps simulated before the period, not returned.
+    strategy
+        The strategy dispatched.
+    keep_ev_series
+        Whether the (time, ev) series are kept.
+    dtype
+        Float type of the kept series and aggregates.
+    n_loads
+        Columns of the per-load aggregate.
+    load_pos
+        Load (column) of each EV, (ev,) int64.
+    """
+
+    period: pd.DatetimeIndex
+    n_warm: int
+    strategy: Strategy
+    keep_ev_series: bool
+    dtype: np.dtype
+    n_loads: int
+    load_pos: np.ndarray
+
+    def result(
+        self,
+        sessions: Sessions,
+        grid: GridView | None,
+        charge_kwh: np.ndarray,
+        export_kwh: np.ndarray,
+        by_load: np.ndarray,
+        asset_load: np.ndarray | None,
+        series: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> DispatchResult:
+        """The :class:`DispatchResult` of a finished run (loop or fast path)."""
+        ctx = grid.context if grid is not None else None
+        power, soc, plugged = series if series is not None else (None, None, None)
+        evs = sessions.evs
+        return DispatchResult(
+            time_index=self.period,
+            step_h=evs.step_h,
+            strategy=self.strategy,
+            departure_shortfall_kwh=sessions.shortfall_kwh,
+            ev_charge_kwh=charge_kwh,
+            ev_export_kwh=export_kwh,
+            battery_kwh=evs.battery_kwh,
+            charge_efficiency=evs.charge_efficiency,
+            discharge_efficiency=evs.discharge_efficiency,
+            power_by_load_kw=by_load,
+            asset_ids=ctx.asset_ids if ctx is not None else (),
+            asset_load_kw=asset_load,
+            asset_limit_kw=ctx.asset_limit_kw if ctx is not None else None,
+            ev_assets=ctx.ev_assets if ctx is not None else None,
+            ev_power_kw=power,
+            ev_soc_kwh=soc,
+            ev_plugged=plugged,
+        )
+
+
+class _Recorder:
+    """The outputs of the step loop: per-load and per-asset aggregates, per-EV series."""
+
+    def __init__(self, setup: RunSetup, sessions: Sessions, grid: GridView | None) -> None:
+        n_out = sessions.n_step - setup.n_warm
+        n_ev, dtype = sessions.n_ev, setup.dtype
+        self.setup, self.sessions, self.grid = setup, sessions, grid
+        self.by_load = np.zeros((n_out, setup.n_loads), dtype)
+        self.asset_load = np.empty((n_out, grid.n_asset), dtype) if grid is not None else None
+        self.series = None
+        if setup.keep_ev_series:
+            self.series = (
+                np.empty((n_out, n_ev), dtype),
+                np.empty((n_out, n_ev), dtype),
+                np.empty((n_out, n_ev), bool),
+            )
+
+    def record(self, k: int, t: int, power_kw: np.ndarray, asset_ev_kw: np.ndarray | None) -> None:
+        """Write output row ``k`` (simulated step ``t``) from the step's power [kW]."""
+        setup, sessions, grid = self.setup, self.sessions, self.grid
+        if sessions.n_ev:
+            self.by_load[k] = np.bincount(setup.load_pos, power_kw, minlength=setup.n_loads)
+        if self.asset_load is not None and grid is not None:
+            if asset_ev_kw is None:
+                asset_ev_kw = grid.nesting.asset_power(power_kw)
+            self.asset_load[k] = grid.base_kw(t) + asset_ev_kw
+        if self.series is not None:
+            power_out, soc_out, plugged_out = self.series
+            power_out[k] = power_kw
+            soc_out[k] = sessions.soc_kwh
+            plugged_out[k] = sessions.plugged
+
+
+def run_loop(
+    setup: RunSetup, sessions: Sessions, policy: Policy, grid: GridView | None
+) -> DispatchResult:
+    """Simulate every step: arrivals, the policy's power, integration, departures.
+
+    Parameters
+    ----------
+    setup
+        The period, warm-up and outputs.
+    sessions
+        The sessions, at the start state.
+    policy
+        The strategy's rule over ``sessions``.
+    grid
+        The context along the simulated steps, or ``None``.
+
+    Returns
+    -------
+    DispatchResult
+    """
+    recorder = _Recorder(setup, sessions, grid)
+    n_warm, may_export = setup.n_warm, setup.strategy.exports
+    arrive, integrate, depart = sessions.arrive, sessions.integrate, sessions.depart
+    arrived, power_at, record = policy.arrived, policy.power_kw, recorder.record
+    for t in range(sessions.n_step):
+        new = arrive(t)
+        if new is not None:
+            arrived(new)
+        power = power_at(t)
+        counted = t >= n_warm
+        integrate(power, may_export=may_export, counted=counted)
+        if counted:
+            record(t - n_warm, t, power, policy.asset_ev_kw)
+        depart(t)
+    step_h = sessions.evs.step_h
+    return setup.result(
+        sessions,
+        grid,
+        sessions.charge_kw_steps * step_h,
+        sessions.export_kw_steps * step_h,
+        recorder.by_load,
+        recorder.asset_load,
+        recorder.series,
+    )
