@@ -11,7 +11,7 @@ import pytest
 
 from gridplan.outputs import figures as plotting
 from gridplan.outputs import gis
-from gridplan.study.runner import StudyConfig, run
+from gridplan.study import StudyConfig, run
 
 STUDY = {
     "name": "viz",
@@ -38,7 +38,7 @@ STUDY = {
 
 @pytest.fixture(scope="module")
 def result():
-    return run(StudyConfig(**STUDY), write=False)
+    return run(StudyConfig(**STUDY))
 
 
 def _png(fig) -> bytes:
@@ -137,6 +137,17 @@ def test_each_figure_is_drawn_and_follows_the_data(result, name):
     assert _png(draw(_changed(result, name))) != before  # other data, other image
 
 
+def test_figures_never_import_pyplot(result, tmp_path, monkeypatch):
+    """Figure objects only: with pyplot unimportable every figure is still drawn, the
+    feeder map on coordinates and on the schematic layout included."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    files = plotting.write_figures(result, tmp_path)
+    assert files == [f"{name}.{ext}" for name in plotting.STUDY_FIGURES for ext in ("png", "svg")]
+    assert plotting.plot_feeder_map(_no_geo(result)).axes
+
+
 def test_figures_without_data_are_skipped(result, tmp_path):
     bare = dataclasses.replace(result, sensitivity=None, economics=None)
     assert plotting.plot_sensitivity_tornado(bare) is None
@@ -192,7 +203,7 @@ def test_peak_day_is_the_day_of_the_highest_loading(result):
     import matplotlib.dates as mdates
 
     fig = plotting.plot_peak_day(result)
-    asset = result.summary["critical_asset"]["asset_id"]
+    asset = result.summary.critical_asset.asset_id
     col = result.feeder.assets.index.get_loc(asset)
     peak = result.time_index[int(np.argmax(result.loading_pct["charging"][:, col]))]
     left, right = fig.axes[0].get_xlim()
@@ -281,7 +292,7 @@ def test_gis_export_reopens_with_the_same_rows(result, tmp_path):
             layer.year_of_need_charging_p50.to_numpy(dtype=float),
             assets.year_of_need_charging_p50.to_numpy(dtype=float),
         )
-        critical = result.summary["critical_asset"]["asset_id"]
+        critical = result.summary.critical_asset.asset_id
         assert list(layer.asset_id[layer.critical]) == [critical]
     # Points sit on the map of the feeder.
     layer = gpd.read_file(tmp_path / "assets.gpkg")

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from gridplan.outputs import figures as plotting
-from gridplan.outputs import report
+from gridplan.outputs import report, write_study
 from gridplan.outputs.report import fmt_pct, fmt_usd, fmt_year
-from gridplan.study.runner import StudyConfig, run
+from gridplan.study import StudyConfig, run
 
 STUDY = {
     "name": "rep",
@@ -44,8 +44,9 @@ STUDY = {
 def study(tmp_path_factory):
     """A study written to disk (summary.json), its figures and its report."""
     out = tmp_path_factory.mktemp("out")
-    result = run(StudyConfig(**STUDY), output_dir=out)
-    folder = result.output_path
+    result = run(StudyConfig(**STUDY))
+    folder = out / STUDY["name"]
+    write_study(result, folder)
     figures = plotting.write_figures(result, folder)
     files = report.write_report(result, folder, figures)
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -95,9 +96,16 @@ def test_report_contains_the_key_numbers_of_summary_json(study):
 
 def test_report_follows_the_data(study, tmp_path):
     result = study[0]
-    summary = json.loads(json.dumps(result.summary))
-    summary["critical_asset"]["peak_loading_pct_charging"] = 987.654
-    summary["deferral_value_usd_total"]["v2g"] = 123456.0
+    s = result.summary
+    crit = dataclasses.replace(
+        s.critical_asset,
+        peak_loading_pct={**s.critical_asset.peak_loading_pct, "charging": 987.654},
+    )
+    summary = dataclasses.replace(
+        s,
+        critical_asset=crit,
+        deferral_value_usd_total={**s.deferral_value_usd_total, "v2g": 123456.0},
+    )
     changed = dataclasses.replace(result, summary=summary)
     report.write_report(changed, tmp_path, [])
     md = (tmp_path / "report.md").read_text(encoding="utf-8")

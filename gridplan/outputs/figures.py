@@ -1,10 +1,11 @@
 """Figures of a study and of a batch screen, drawn from result objects only.
 
-Every function here reads a :class:`gridplan.study.runner.StudyResult` (or a batch results table)
-and returns a :class:`matplotlib.figure.Figure`; nothing is recomputed -- no power flow, no
-dispatch, no valuation. Figures are built on :class:`~matplotlib.figure.Figure` directly
-(no ``pyplot`` state, so they are safe in threads and batch workers) and saved with the
-Agg renderer.
+Every function here reads a :class:`~gridplan.study.result.StudyResult` (or a batch results
+table) and returns a :class:`matplotlib.figure.Figure`; nothing is recomputed -- no power flow,
+no dispatch, no valuation. The critical asset is the one the study's typed summary names
+(``result.summary.critical_asset``). Figures are built on :class:`~matplotlib.figure.Figure`
+directly (no global figure state and no backend switch, so they are safe in threads, batch
+workers and notebooks) and saved with the Agg renderer.
 
 :func:`write_figures` writes every figure of a study as PNG and SVG:
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +40,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gridplan.core.io import write_with
+from gridplan.grid.topology import downstream_buses
 
 if TYPE_CHECKING:
     from gridplan.grid.feeders import Feeder
-    from gridplan.study.runner import StudyResult
+    from gridplan.study.result import StudyResult
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ def write_figures(result: StudyResult, out_dir: str | Path, *, progress: bool = 
     Parameters
     ----------
     result
-        A study result (:func:`gridplan.study.runner.run`).
+        A study result (:func:`gridplan.study.run`).
     out_dir
         Folder to write into (created if missing).
     progress
@@ -183,7 +186,7 @@ def _style() -> Iterator[None]:
 def _asset(result: StudyResult, asset_id: str | None) -> tuple[str, int, pd.Series]:
     """Asset id (default: the critical asset), its column and its row of ``result.assets``."""
     if asset_id is None:
-        asset_id = str(result.summary["critical_asset"]["asset_id"])
+        asset_id = result.summary.critical_asset.asset_id
     assets = result.feeder.assets
     if asset_id not in assets.index:
         raise KeyError(f"unknown asset '{asset_id}' (expected one of: {', '.join(assets.index)})")
@@ -242,8 +245,6 @@ def _downstream_ev_power(result: StudyResult, asset_id: str, case: str) -> tuple
     Per EV (second value ``True``) when the dispatch kept per-EV series, else summed per
     home load (``False``).
     """
-    from gridplan.grid.feeders import downstream_buses
-
     buses = downstream_buses(result.feeder)[asset_id]
     dispatch = result.ev_dispatch[case]
     per_ev = getattr(dispatch, "ev_power_kw", None)
@@ -851,6 +852,400 @@ def ev_legend_counts(most: int) -> list[int]:
     return [0, *middle, top]
 
 
+#: Colour map of asset loading on the feeder map.
+_LOAD_CMAP = "RdYlBu_r"
+
+
+@dataclass(frozen=True)
+class _FeederMap:
+    """What every panel of a feeder map shares: geometry, colour scales, EVs per bus.
+
+    ``buses``, ``lines`` and ``trafos`` are the drawn geometries (:func:`map_geometry`; lines
+    and transformers without a position left out), ``trafo_mid`` the transformers' midpoints,
+    ``points`` each asset's point (:func:`asset_points`). ``limit_pct`` [%] is the median
+    planning limit, the centre of the loading scale ``load_norm``; ``vm_norm`` is the bus
+    voltage scale [pu]; ``ev_count`` the EVs per bus (median draw).
+    """
+
+    buses: Any
+    lines: Any
+    trafos: Any
+    trafo_mid: np.ndarray
+    points: Any
+    schematic: bool
+    assets: pd.DataFrame
+    bus_index: pd.Index
+    voltages: Mapping[str, np.ndarray]
+    has_voltages: bool
+    limit_pct: float
+    load_norm: Any
+    vm_norm: Any
+    ev_count: pd.Series
+    critical: str
+
+    @property
+    def most_evs(self) -> int:
+        """The most EVs at one bus (at least 1) [-]."""
+        return max(1, int(self.ev_count.max()))
+
+    def marker_area(self, n: Any) -> Any:
+        """Marker area [pt²] of a bus with ``n`` EVs: 8 for none, 160 for the most."""
+        return 8.0 + 152.0 * np.sqrt(np.asarray(n, dtype=float) / self.most_evs)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """Mean position of the buses (x, y)."""
+        x = self.buses.geometry.x.to_numpy()
+        y = self.buses.geometry.y.to_numpy()
+        return float(np.nanmean(x)), float(np.nanmean(y))
+
+
+def _map_scales(
+    result: StudyResult, shown: Sequence[str], voltages: Mapping[str, np.ndarray]
+) -> tuple[float, Any, Any, bool]:
+    """Median planning limit [%], loading and voltage colour scales, and whether any shown
+    case has bus voltages."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    assets = result.assets
+    limit = float(np.nanmedian(assets.limit_pct)) if len(assets) else 100.0
+    peak_max = max(float(np.nanmax(assets[f"peak_loading_pct_{c}"], initial=0.0)) for c in shown)
+    load_norm = TwoSlopeNorm(vmin=0.0, vcenter=limit, vmax=max(peak_max, limit * 1.05))
+    vm_values = [np.asarray(voltages[c], dtype=float) for c in shown if c in voltages]
+    vm_all = np.concatenate(vm_values) if vm_values else np.array([])
+    vm_all = vm_all[np.isfinite(vm_all)]
+    criteria = result.config.criteria
+    vm_norm = Normalize(
+        vmin=min(float(vm_all.min()), criteria.vm_min_pu) if vm_all.size else criteria.vm_min_pu,
+        vmax=max(float(vm_all.max()), 1.0) if vm_all.size else criteria.vm_max_pu,
+    )
+    return limit, load_norm, vm_norm, bool(vm_values)
+
+
+def _feeder_map_data(
+    result: StudyResult, shown: Sequence[str], bus_min_vm_pu: Mapping[str, np.ndarray] | None
+) -> _FeederMap:
+    """Geometry, scales and EV counts of the feeder map of ``result``."""
+    import shapely
+
+    feeder = result.feeder
+    buses, lines, trafos, schematic = map_geometry(feeder)
+    if bus_min_vm_pu is None:
+        bus_min_vm_pu = getattr(result, "bus_min_vm_pu", None)
+    voltages: Mapping[str, np.ndarray] = bus_min_vm_pu or {}
+    limit, load_norm, vm_norm, has_voltages = _map_scales(result, shown, voltages)
+    ev_count = (
+        pd.Series(np.asarray(result.fleet.bus)).value_counts().reindex(buses.index, fill_value=0)
+    )
+    drawn_trafos = trafos[trafos.geometry.notna()]
+    return _FeederMap(
+        buses=buses,
+        lines=lines[lines.geometry.notna()],
+        trafos=drawn_trafos,
+        trafo_mid=shapely.line_interpolate_point(
+            drawn_trafos.geometry.to_numpy(), 0.5, normalized=True
+        ),
+        points=asset_points(feeder),
+        schematic=schematic,
+        assets=result.assets,
+        bus_index=feeder.net.bus.index,
+        voltages=voltages,
+        has_voltages=has_voltages,
+        limit_pct=limit,
+        load_norm=load_norm,
+        vm_norm=vm_norm,
+        ev_count=ev_count,
+        critical=result.summary.critical_asset.asset_id,
+    )
+
+
+def _panel_height(m: _FeederMap, panel_w: float) -> float:
+    """Height of one map panel [in]: the feeder's aspect (geographic) or a fixed height."""
+    if m.schematic:
+        return 5.5
+    bx, by = m.buses.geometry.x.to_numpy(), m.buses.geometry.y.to_numpy()
+    dx = float(np.nanmax(bx) - np.nanmin(bx)) * np.cos(np.radians(m.centre[1]))
+    dy = float(np.nanmax(by) - np.nanmin(by))
+    return float(np.clip(panel_w * dy / dx, 3.0, 9.0)) if dx > 0 else panel_w
+
+
+def _crs_axis_labels(ax: Any, crs: Any) -> None:
+    """Axis labels named by the CRS (``x``/``y`` without one), in a small font, where the
+    axes have none yet -- as ``GeoDataFrame.plot`` labels them (the map's own labels
+    replace the text later; the font size stays)."""
+    if crs:
+        x_label = f"{crs.axis_info[0].name} [{crs.axis_info[0].unit_name}]"
+        y_label = f"{crs.axis_info[1].name} [{crs.axis_info[1].unit_name}]"
+        if crs.axis_info[0].direction == "north":
+            x_label, y_label = y_label, x_label
+    else:
+        x_label, y_label = "x", "y"
+    if ax.get_xlabel() == "":
+        ax.set_xlabel(x_label, fontsize="small")
+    if ax.get_ylabel() == "":
+        ax.set_ylabel(y_label, fontsize="small")
+
+
+def _draw_geo_lines(ax: Any, frame: Any, values: np.ndarray | None = None, **style: Any) -> None:
+    """Draw the line geometries of a GeoDataFrame on ``ax`` as one line collection.
+
+    Draws what ``frame.plot(ax=ax, color=..., **style)`` (``values`` ``None``) or
+    ``frame.plot(ax=ax, column=..., cmap=..., norm=..., **style)`` draws -- CRS axis labels,
+    the aspect of a geographic CRS (1 / cos of the mean latitude) or equal axes,
+    normalized geometry, multi-part lines split -- on the Figure API alone (GeoPandas'
+    plotting imports matplotlib's state-machine interface, so it is not used).
+
+    Parameters
+    ----------
+    ax
+        Axes to draw on.
+    frame
+        GeoDataFrame of line geometries (missing and empty ones are skipped).
+    values
+        One value per row, mapped to colours by ``cmap`` and ``norm`` (in ``style``).
+    **style
+        Keywords of :class:`matplotlib.collections.LineCollection` (``color``,
+        ``linewidth``, ``zorder``, ``norm``) and ``cmap``.
+    """
+    import shapely
+    from matplotlib.collections import LineCollection
+
+    _crs_axis_labels(ax, frame.crs)
+    geoms = shapely.normalize(np.asarray(frame.geometry.array, dtype=object))
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if values is None and not present.any():
+        return
+    if frame.crs and frame.crs.is_geographic:
+        bounds = frame.total_bounds
+        ax.set_aspect(1 / np.cos(np.mean([bounds[1], bounds[3]]) * np.pi / 180))
+    else:
+        ax.set_aspect("equal")
+    kinds = shapely.get_type_id(geoms)
+    lines = present & np.isin(kinds, (1, 2, 5))  # LineString, LinearRing, MultiLineString
+    if values is not None:
+        lines &= ~pd.isna(np.asarray(values))
+    if not lines.any():
+        return
+    parts, part_of = shapely.get_parts(geoms[lines], return_index=True)
+    cmap = style.pop("cmap", None)
+    collection = LineCollection([np.array(p.coords)[:, :2] for p in parts], **style)
+    if values is not None:
+        collection.set_array(np.take(np.asarray(values)[lines], part_of, axis=0))
+        if cmap:
+            collection.set_cmap(cmap)
+    ax.add_collection(collection, autolim=True)
+    ax.autoscale_view()
+
+
+def _draw_map_lines(ax: Any, m: _FeederMap, peak: pd.Series) -> None:
+    """Lines: monitored ones coloured by peak loading (outlined), the others grey."""
+    line_assets = m.assets[m.assets.kind == "line"]
+    line_peak = pd.Series(
+        peak[line_assets.index].to_numpy(), index=line_assets.element.astype(int).to_numpy()
+    )
+    loading = line_peak.reindex(m.lines.index)
+    grey = m.lines[loading.isna().to_numpy()]
+    coloured = m.lines[loading.notna().to_numpy()].assign(loading=loading.dropna().to_numpy())
+    if len(grey):
+        _draw_geo_lines(ax, grey, linewidth=1.0, zorder=1, color="0.65")
+    if len(coloured):
+        _draw_geo_lines(ax, coloured, linewidth=4.6, zorder=2, color="k")  # outline
+        _draw_geo_lines(
+            ax,
+            coloured,
+            coloured.loading.to_numpy(),
+            cmap=_LOAD_CMAP,
+            norm=m.load_norm,
+            linewidth=3.0,
+            zorder=2,
+        )
+
+
+def _draw_map_trafos(ax: Any, m: _FeederMap, peak: pd.Series) -> None:
+    """Transformers: their segment and a square at the midpoint coloured by peak loading."""
+    import shapely
+
+    if not len(m.trafos):
+        return
+    trafo_assets = m.assets[m.assets.kind == "trafo"]
+    trafo_peak = pd.Series(
+        peak[trafo_assets.index].to_numpy(),
+        index=trafo_assets.element.astype(int).to_numpy(),
+    ).reindex(m.trafos.index)
+    _draw_geo_lines(ax, m.trafos, linewidth=1.2, zorder=2, color="0.3")
+    ax.scatter(
+        shapely.get_x(m.trafo_mid),
+        shapely.get_y(m.trafo_mid),
+        c=trafo_peak.to_numpy(dtype=float),
+        cmap=_LOAD_CMAP,
+        norm=m.load_norm,
+        marker="s",
+        s=130,
+        edgecolors="k",
+        linewidths=0.6,
+        zorder=3,
+        plotnonfinite=True,
+    )
+
+
+def _draw_map_buses(ax: Any, m: _FeederMap, case: str) -> None:
+    """Buses sized by their EVs, coloured by minimum voltage when the case has them."""
+    bx, by = m.buses.geometry.x.to_numpy(), m.buses.geometry.y.to_numpy()
+    area = m.marker_area(m.ev_count.to_numpy(dtype=float))
+    if case not in m.voltages:
+        ax.scatter(bx, by, color="white", s=area, edgecolors="k", linewidths=0.5, zorder=4)
+        return
+    vm = pd.Series(np.asarray(m.voltages[case], dtype=float), index=m.bus_index)
+    ax.scatter(
+        bx,
+        by,
+        c=vm.reindex(m.buses.index).to_numpy(),
+        cmap="viridis",
+        norm=m.vm_norm,
+        s=area,
+        edgecolors="k",
+        linewidths=0.4,
+        zorder=4,
+        plotnonfinite=True,
+    )
+
+
+def _mark_over_limit(ax: Any, m: _FeederMap, peak: pd.Series) -> pd.Index:
+    """Ring the assets whose peak is over their planning limit; return their ids."""
+    over = m.assets.index[(peak > m.assets.limit_pct).to_numpy()]
+    marked = m.points[over]
+    marked = marked[marked.notna() & ~marked.is_empty] if len(marked) else marked
+    if len(marked):
+        ax.scatter(
+            marked.x,
+            marked.y,
+            s=400,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.6,
+            zorder=5,
+        )
+    return over
+
+
+def _label_critical(ax: Any, m: _FeederMap, peak: pd.Series) -> None:
+    """Label the critical asset with its peak loading [%], pointing away from the centre."""
+    point = m.points.get(m.critical)
+    if point is None or point.is_empty:
+        return
+    x_mid, y_mid = m.centre
+    dx = -1 if point.x > x_mid else 1
+    dy = -1 if point.y > y_mid else 1
+    ax.annotate(
+        f"critical: {m.assets.at[m.critical, 'name']}\n{peak[m.critical]:.0f} % peak",
+        (point.x, point.y),
+        xytext=(40 * dx, 30 * dy),
+        textcoords="offset points",
+        fontsize=8,
+        ha="center",
+        va="center",
+        arrowprops={"arrowstyle": "->", "color": "k", "lw": 0.8},
+        bbox={"boxstyle": "round", "fc": "white", "ec": "0.5", "alpha": 0.9},
+        zorder=6,
+    )
+
+
+def _style_map_axes(ax: Any, schematic: bool) -> None:
+    """No ticks on a schematic layout; longitude and latitude [°] on a geographic one."""
+    if schematic:
+        ax.set_aspect("auto")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    else:
+        ax.ticklabel_format(useOffset=False)
+        ax.set_xlabel("longitude [°]")
+        ax.set_ylabel("latitude [°]")
+        ax.tick_params(labelsize=7)
+    ax.margins(0.06)
+
+
+def _draw_map_panel(ax: Any, m: _FeederMap, case: str, label: str) -> None:
+    """One panel of the feeder map: lines, transformers, buses, marks, critical asset."""
+    peak = m.assets[f"peak_loading_pct_{case}"]
+    _draw_map_lines(ax, m, peak)
+    _draw_map_trafos(ax, m, peak)
+    _draw_map_buses(ax, m, case)
+    over = _mark_over_limit(ax, m, peak)
+    _label_critical(ax, m, peak)
+    ax.set_title(f"{label}\n{len(over)} of {len(m.assets)} monitored assets over their limit")
+    _style_map_axes(ax, m.schematic)
+
+
+def _map_legend_handles(m: _FeederMap) -> list[Any]:
+    """Legend entries of the feeder map: line kinds, marks and bus sizes by EVs."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color="0.65", lw=1.0, label="line, not monitored (no loading)"),
+        Line2D([], [], color="tab:orange", lw=3.0, label="monitored line (peak loading)"),
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker="s",
+            ls="",
+            mfc="tab:orange",
+            mec="k",
+            ms=11,
+            label="transformer (peak loading)",
+        ),
+        Line2D(
+            [], [], color="red", marker="o", ls="", mfc="none", ms=20, label="over planning limit"
+        ),
+    ]
+    if not m.has_voltages:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                mfc="white",
+                mec="k",
+                label="bus (per-bus voltage not in the result)",
+            )
+        )
+    for n in ev_legend_counts(m.most_evs):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                mfc="0.85",
+                mec="k",
+                ms=float(np.sqrt(m.marker_area(n))),
+                label=f"bus with {n} EV{'s' * (n != 1)}",
+            )
+        )
+    return handles
+
+
+def _map_colorbars(fig: Figure, axes: Sequence[Any], m: _FeederMap, vm_min_pu: float) -> None:
+    """Colour bars of peak loading [%] (limit marked) and, with voltages, of the bus
+    minimum voltage [pu] (lower bound ``vm_min_pu`` marked)."""
+    from matplotlib.cm import ScalarMappable
+
+    bar = fig.colorbar(
+        ScalarMappable(norm=m.load_norm, cmap=_LOAD_CMAP), ax=list(axes), shrink=0.75, pad=0.01
+    )
+    bar.set_label("peak loading [% of rating], median over draws")
+    bar.ax.axhline(m.limit_pct, color="k", lw=1.2)
+    if m.has_voltages:
+        vbar = fig.colorbar(
+            ScalarMappable(norm=m.vm_norm, cmap="viridis"), ax=list(axes), shrink=0.75, pad=0.01
+        )
+        vbar.set_label("bus minimum voltage [pu]")
+        vbar.ax.axhline(vm_min_pu, color="r", lw=1.2)
+
+
 def plot_feeder_map(
     result: StudyResult,
     *,
@@ -876,221 +1271,23 @@ def plot_feeder_map(
     -------
     matplotlib.figure.Figure
     """
-    import shapely
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize, TwoSlopeNorm
-    from matplotlib.lines import Line2D
-
-    feeder = result.feeder
-    buses, lines, trafos, schematic = map_geometry(feeder)
-    points = asset_points(feeder)
     assets = result.assets
     shown = [c for c in cases if f"peak_loading_pct_{c}" in assets.columns]
     if not shown:
         shown = [c for c in result.horizon.cases if f"peak_loading_pct_{c}" in assets.columns][:1]
-    if bus_min_vm_pu is None:
-        bus_min_vm_pu = getattr(result, "bus_min_vm_pu", None)
-    voltages: Mapping[str, np.ndarray] = bus_min_vm_pu or {}
-
-    limit = float(np.nanmedian(assets.limit_pct)) if len(assets) else 100.0
-    peak_max = max(float(np.nanmax(assets[f"peak_loading_pct_{c}"], initial=0.0)) for c in shown)
-    load_norm = TwoSlopeNorm(vmin=0.0, vcenter=limit, vmax=max(peak_max, limit * 1.05))
-    load_cmap = "RdYlBu_r"
-    vm_values = [np.asarray(voltages[c], dtype=float) for c in shown if c in voltages]
-    vm_all = np.concatenate(vm_values) if vm_values else np.array([])
-    vm_all = vm_all[np.isfinite(vm_all)]
-    criteria = result.config.criteria
-    vm_norm = Normalize(
-        vmin=min(float(vm_all.min()), criteria.vm_min_pu) if vm_all.size else criteria.vm_min_pu,
-        vmax=max(float(vm_all.max()), 1.0) if vm_all.size else criteria.vm_max_pu,
-    )
-    ev_count = (
-        pd.Series(np.asarray(result.fleet.bus)).value_counts().reindex(buses.index, fill_value=0)
-    )
-
-    most = max(1, int(ev_count.max()))
-
-    def marker_area(n: Any) -> Any:
-        """Marker area [pt²] of a bus with ``n`` EVs: 8 for none, 160 for the most."""
-        return 8.0 + 152.0 * np.sqrt(np.asarray(n, dtype=float) / most)
-
-    line_assets = assets[assets.kind == "line"]
-    trafo_assets = assets[assets.kind == "trafo"]
-    drawn_lines = lines[lines.geometry.notna()]
-    drawn_trafos = trafos[trafos.geometry.notna()]
-    trafo_mid = shapely.line_interpolate_point(
-        drawn_trafos.geometry.to_numpy(), 0.5, normalized=True
-    )
-    critical = str(result.summary["critical_asset"]["asset_id"])
-    crit_point = points.get(critical)
-    bx, by = buses.geometry.x.to_numpy(), buses.geometry.y.to_numpy()
-    x_mid, y_mid = float(np.nanmean(bx)), float(np.nanmean(by))
-
+    m = _feeder_map_data(result, shown, bus_min_vm_pu)
     panel_w = 6.4
-    if schematic:
-        panel_h = 5.5
-    else:
-        dx = float(np.nanmax(bx) - np.nanmin(bx)) * np.cos(np.radians(y_mid))
-        dy = float(np.nanmax(by) - np.nanmin(by))
-        panel_h = float(np.clip(panel_w * dy / dx, 3.0, 9.0)) if dx > 0 else panel_w
+    panel_h = _panel_height(m, panel_w)
     fig = Figure(figsize=(panel_w * len(shown) + 1.8, panel_h + 1.9), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(shown), squeeze=False)[0]
     for ax, case in zip(axes, shown, strict=True):
-        peak = assets[f"peak_loading_pct_{case}"]
-        line_peak = pd.Series(
-            peak[line_assets.index].to_numpy(), index=line_assets.element.astype(int).to_numpy()
-        )
-        loading = line_peak.reindex(drawn_lines.index)
-        grey = drawn_lines[loading.isna().to_numpy()]
-        coloured = drawn_lines[loading.notna().to_numpy()].assign(
-            loading=loading.dropna().to_numpy()
-        )
-        if len(grey):
-            grey.plot(ax=ax, color="0.65", linewidth=1.0, zorder=1)
-        if len(coloured):
-            coloured.plot(ax=ax, color="k", linewidth=4.6, zorder=2)  # outline
-            coloured.plot(
-                ax=ax, column="loading", cmap=load_cmap, norm=load_norm, linewidth=3.0, zorder=2
-            )
-        if len(drawn_trafos):
-            trafo_peak = pd.Series(
-                peak[trafo_assets.index].to_numpy(),
-                index=trafo_assets.element.astype(int).to_numpy(),
-            ).reindex(drawn_trafos.index)
-            drawn_trafos.plot(ax=ax, color="0.3", linewidth=1.2, zorder=2)
-            ax.scatter(
-                shapely.get_x(trafo_mid),
-                shapely.get_y(trafo_mid),
-                c=trafo_peak.to_numpy(dtype=float),
-                cmap=load_cmap,
-                norm=load_norm,
-                marker="s",
-                s=130,
-                edgecolors="k",
-                linewidths=0.6,
-                zorder=3,
-                plotnonfinite=True,
-            )
-        area = marker_area(ev_count.to_numpy(dtype=float))
-        if case in voltages:
-            vm = pd.Series(np.asarray(voltages[case], dtype=float), index=feeder.net.bus.index)
-            ax.scatter(
-                bx,
-                by,
-                c=vm.reindex(buses.index).to_numpy(),
-                cmap="viridis",
-                norm=vm_norm,
-                s=area,
-                edgecolors="k",
-                linewidths=0.4,
-                zorder=4,
-                plotnonfinite=True,
-            )
-        else:
-            ax.scatter(bx, by, color="white", s=area, edgecolors="k", linewidths=0.5, zorder=4)
-        over = assets.index[(peak > assets.limit_pct).to_numpy()]
-        marked = points[over]
-        marked = marked[marked.notna() & ~marked.is_empty] if len(marked) else marked
-        if len(marked):
-            ax.scatter(
-                marked.x,
-                marked.y,
-                s=400,
-                facecolors="none",
-                edgecolors="red",
-                linewidths=1.6,
-                zorder=5,
-            )
-        if crit_point is not None and not crit_point.is_empty:
-            dx = -1 if crit_point.x > x_mid else 1
-            dy = -1 if crit_point.y > y_mid else 1
-            ax.annotate(
-                f"critical: {assets.at[critical, 'name']}\n{peak[critical]:.0f} % peak",
-                (crit_point.x, crit_point.y),
-                xytext=(40 * dx, 30 * dy),
-                textcoords="offset points",
-                fontsize=8,
-                ha="center",
-                va="center",
-                arrowprops={"arrowstyle": "->", "color": "k", "lw": 0.8},
-                bbox={"boxstyle": "round", "fc": "white", "ec": "0.5", "alpha": 0.9},
-                zorder=6,
-            )
-        ax.set_title(
-            f"{case_label(result, case)}\n{len(over)} of {len(assets)} monitored "
-            "assets over their limit"
-        )
-        if schematic:
-            ax.set_aspect("auto")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel("")
-            ax.set_ylabel("")
-        else:
-            ax.ticklabel_format(useOffset=False)
-            ax.set_xlabel("longitude [°]")
-            ax.set_ylabel("latitude [°]")
-            ax.tick_params(labelsize=7)
-        ax.margins(0.06)
-    handles = [
-        Line2D([], [], color="0.65", lw=1.0, label="line, not monitored (no loading)"),
-        Line2D([], [], color="tab:orange", lw=3.0, label="monitored line (peak loading)"),
-        Line2D(
-            [],
-            [],
-            color="0.3",
-            marker="s",
-            ls="",
-            mfc="tab:orange",
-            mec="k",
-            ms=11,
-            label="transformer (peak loading)",
-        ),
-        Line2D(
-            [], [], color="red", marker="o", ls="", mfc="none", ms=20, label="over planning limit"
-        ),
-    ]
-    if not vm_values:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                ls="",
-                mfc="white",
-                mec="k",
-                label="bus (per-bus voltage not in the result)",
-            )
-        )
-    for n in ev_legend_counts(most):
-        handles.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                ls="",
-                mfc="0.85",
-                mec="k",
-                ms=float(np.sqrt(marker_area(n))),
-                label=f"bus with {n} EV{'s' * (n != 1)}",
-            )
-        )
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
-    bar = fig.colorbar(
-        ScalarMappable(norm=load_norm, cmap=load_cmap), ax=list(axes), shrink=0.75, pad=0.01
-    )
-    bar.set_label("peak loading [% of rating], median over draws")
-    bar.ax.axhline(limit, color="k", lw=1.2)
-    if vm_values:
-        vbar = fig.colorbar(
-            ScalarMappable(norm=vm_norm, cmap="viridis"), ax=list(axes), shrink=0.75, pad=0.01
-        )
-        vbar.set_label("bus minimum voltage [pu]")
-        vbar.ax.axhline(criteria.vm_min_pu, color="r", lw=1.2)
-    layout = "schematic layout (no coordinates)" if schematic else "geographic, EPSG:4326"
+        _draw_map_panel(ax, m, case, case_label(result, case))
+    fig.legend(handles=_map_legend_handles(m), loc="outside lower center", ncols=4, fontsize=8)
+    _map_colorbars(fig, axes, m, result.config.criteria.vm_min_pu)
+    layout = "schematic layout (no coordinates)" if m.schematic else "geographic, EPSG:4326"
     fig.suptitle(
-        f"{feeder.name} {result.config.year} · feeder map, {layout} · "
-        f"{int(ev_count.sum())} EVs (median draw)"
+        f"{result.feeder.name} {result.config.year} · feeder map, {layout} · "
+        f"{int(m.ev_count.sum())} EVs (median draw)"
     )
     return fig
 

@@ -28,7 +28,7 @@ import pandas as pd
 from gridplan.core.io import write_with
 
 if TYPE_CHECKING:
-    from gridplan.study.runner import StudyResult
+    from gridplan.study.result import StudyResult
 
 #: Layer name inside the GeoPackage.
 LAYER = "assets"
@@ -42,7 +42,7 @@ def asset_layer(result: StudyResult) -> Any:
     Parameters
     ----------
     result
-        A study result (:func:`gridplan.study.runner.run`).
+        A study result (:func:`gridplan.study.run`).
 
     Returns
     -------
@@ -73,7 +73,7 @@ def asset_layer(result: StudyResult) -> Any:
         peak = f"peak_loading_pct_{case}"
         if peak in frame.columns:
             frame[f"over_limit_{case}"] = (frame[peak] > frame.limit_pct).to_numpy(dtype=bool)
-    frame["critical"] = frame.asset_id == str(result.summary["critical_asset"]["asset_id"])
+    frame["critical"] = frame.asset_id == result.summary.critical_asset.asset_id
 
     if feeder.bus_geo is None:
         geometry: list[Any] = [None] * len(frame)

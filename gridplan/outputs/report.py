@@ -1,10 +1,11 @@
 """Study and batch reports: Markdown and self-contained HTML.
 
-:func:`write_report` turns a :class:`gridplan.study.runner.StudyResult` into ``report.md`` and
-``report.html`` a planner can attach to a filing: the feeder, the assumptions with their
+:func:`write_report` turns a :class:`~gridplan.study.result.StudyResult` into ``report.md``
+and ``report.html`` a planner can attach to a filing: the feeder, the assumptions with their
 sources, results per asset, the valuation, the firmness of the V2G relief, sensitivity,
 power-flow quality and the figures (linked from the Markdown, embedded as base64 in the
-HTML, so the HTML file stands alone).
+HTML, so the HTML file stands alone). Headline figures are read from the study's typed
+summary (:class:`~gridplan.study.summary.StudySummary`), tables from the result's frames.
 
 :func:`write_batch_report` writes the screening report of a batch from its consolidated
 results table (one row per unit): feeders ranked by net deferral value, a screening
@@ -19,7 +20,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,7 +35,8 @@ from gridplan.core.io import write_text
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from gridplan.study.runner import StudyResult
+    from gridplan.grid.feeders import Feeder
+    from gridplan.study.result import StudyResult
 
 #: File names of a report.
 REPORT_FILES = ("report.md", "report.html")
@@ -254,130 +256,186 @@ def _source(model: BaseModel, name: str, default: str) -> str:
     return "study file" if name in model.model_fields_set else default
 
 
-def _assumption_rows(result: StudyResult) -> list[list[str]]:
+#: Program cost parameters of the assumptions table: field -> (label, value pattern, source
+#: of the default).
+_PROGRAM_SOURCES = {
+    "upfront_incentive_usd_per_customer": (
+        "Upfront incentive per enrolled customer",
+        "${:,.0f}",
+        "PG&E V2X pilot, residential",
+    ),
+    "performance_payment_usd_per_kwh": (
+        "Performance payment (local export)",
+        "${:g}/kWh",
+        "default 0 (PG&E V2X pilot pays no per-kWh rate)",
+    ),
+    "event_payment_usd_per_kwh": (
+        "Event payment",
+        "${:g}/kWh",
+        "CPUC Emergency Load Reduction Program (ELRP)",
+    ),
+    "capacity_payment_usd_per_kw_month": (
+        "Capacity payment",
+        "${:g}/kW-month",
+        "default 0 (DSGS Option 3 rates depend on appropriations)",
+    ),
+    "battery_wear_usd_per_kwh": (
+        "Battery wear",
+        "${:g}/kWh exported",
+        "default $83/kWh ÷ 3,650 cycles (weakly sourced; vary in sensitivity)",
+    ),
+}
+
+
+def _growth(result: StudyResult) -> tuple[str, str]:
+    """Base-load growth as text [%/yr or factors] and its source."""
+    growth = result.config.load_growth
+    if growth.factors:
+        text = "factors " + ", ".join(f"{k}: {v:g}" for k, v in growth.factors.items())
+        return text, "study file"
+    if growth.rate is not None:
+        return fmt_rate(growth.rate) + "/yr", "study file"
+    return fmt_rate(result.feeder.growth_rate) + "/yr", "feeder spec (planning assumption)"
+
+
+def _setup_rows(result: StudyResult) -> list[list[str]]:
+    """Assumption rows of the study's set-up: years, draws, seed, period, load growth."""
     cfg = result.config
-    summary = result.summary
-    fleet = cfg.fleet
-    feeder = result.feeder
-    period = summary.get("period", {})
-    rows: list[list[str]] = []
-
-    def add(parameter: str, value: str, source: str) -> None:
-        rows.append([parameter, value, source])
-
-    add("Planning (detail) year", str(cfg.year), "study file")
-    add("Base year of the profiles", str(cfg.base_year), _source(cfg, "base_year", "default"))
+    period = result.summary.period
     years = cfg.years()
     span = str(years[0]) if years[0] == years[-1] else f"{years[0]}–{years[-1]}"
-    add("Planning horizon", span, _source(cfg, "horizon", "default: the planning year"))
-    add("Monte Carlo draws per year", str(cfg.horizon.draws), _source(cfg, "horizon", "default"))
-    add(
-        "Deferral confidence",
-        fmt_share(cfg.horizon.confidence),
-        _source(cfg.horizon, "confidence", "default (90 % of draws)"),
-    )
-    add("Random seed", str(cfg.seed), _source(cfg, "seed", "default"))
-    add(
-        "Simulated period",
-        f"{cfg.period.kind.replace('_', ' ')}: {period.get('start', '?')} to "
-        f"{period.get('end', '?')} ({period.get('steps', '?')} steps of "
-        f"{fmt_num(period.get('step_h'), 2)} h)",
-        _source(cfg, "period", "default: 7 days around the feeder's base-load peak"),
-    )
-    growth = cfg.load_growth
-    if growth.factors:
-        growth_text = "factors " + ", ".join(f"{k}: {v:g}" for k, v in growth.factors.items())
-        growth_source = "study file"
-    elif growth.rate is not None:
-        growth_text, growth_source = fmt_rate(growth.rate) + "/yr", "study file"
-    else:
-        growth_text = fmt_rate(feeder.growth_rate) + "/yr"
-        growth_source = "feeder spec (planning assumption)"
-    add("Base-load growth", growth_text, growth_source)
-    adoption = fleet.adoption_spec()
+    return [
+        ["Planning (detail) year", str(cfg.year), "study file"],
+        ["Base year of the profiles", str(cfg.base_year), _source(cfg, "base_year", "default")],
+        ["Planning horizon", span, _source(cfg, "horizon", "default: the planning year")],
+        ["Monte Carlo draws per year", str(cfg.horizon.draws), _source(cfg, "horizon", "default")],
+        [
+            "Deferral confidence",
+            fmt_share(cfg.horizon.confidence),
+            _source(cfg.horizon, "confidence", "default (90 % of draws)"),
+        ],
+        ["Random seed", str(cfg.seed), _source(cfg, "seed", "default")],
+        [
+            "Simulated period",
+            f"{cfg.period.kind.replace('_', ' ')}: {period.start} to {period.end} "
+            f"({period.steps} steps of {fmt_num(period.step_h, 2)} h)",
+            _source(cfg, "period", "default: 7 days around the feeder's base-load peak"),
+        ],
+        ["Base-load growth", *_growth(result)],
+    ]
+
+
+def _adoption_text(adoption: Any) -> str:
+    """EV adoption [EVs per household] of an adoption spec, as text."""
     if adoption.kind == "constant":
-        adoption_text = f"{adoption.value:g} EVs per household (constant)"
-    elif adoption.kind == "logistic":
-        adoption_text = (
+        return f"{adoption.value:g} EVs per household (constant)"
+    if adoption.kind == "logistic":
+        return (
             f"logistic: ceiling {adoption.ceiling:g} EVs/household, midpoint "
             f"{adoption.midpoint_year:g}, steepness {adoption.steepness:g}/yr"
         )
-    elif adoption.kind == "linear":
-        adoption_text = (
+    if adoption.kind == "linear":
+        return (
             f"linear: {adoption.start_value:g} in {adoption.start_year} to "
             f"{adoption.end_value:g} in {adoption.end_year} EVs/household"
         )
-    else:
-        adoption_text = "table: " + ", ".join(
-            f"{k}: {v:g}" for k, v in (adoption.table or {}).items()
-        )
+    return "table: " + ", ".join(f"{k}: {v:g}" for k, v in (adoption.table or {}).items())
+
+
+def _fleet_rows(result: StudyResult) -> list[list[str]]:
+    """Assumption rows of the EV fleet: adoption, V2G shares, mixes, SOC, behaviour."""
+    fleet = result.config.fleet
     adoption_set = bool({"adoption", "evs_per_household"} & fleet.model_fields_set)
-    add(
-        "EV adoption",
-        adoption_text,
-        "study file (scenario assumption)"
-        if adoption_set
-        else "default 0.5 EV/household (assumption)",
-    )
+    rows = [
+        [
+            "EV adoption",
+            _adoption_text(fleet.adoption_spec()),
+            "study file (scenario assumption)"
+            if adoption_set
+            else "default 0.5 EV/household (assumption)",
+        ]
+    ]
     if fleet.zones:
-        add("Adoption zones", str(fleet.zones), "study file")
-    add(
-        "V2G-capable share of EVs",
+        rows.append(["Adoption zones", str(fleet.zones), "study file"])
+    capable = (
         fmt_share(fleet.v2g_capable_share)
         if fleet.v2g_capable_share is not None
-        else "from vehicle mix",
-        _source(fleet, "v2g_capable_share", "vehicle catalog (gridplan/data/vehicles.csv)"),
+        else "from vehicle mix"
     )
-    add(
-        "V2G enrollment (share of capable EVs)",
-        fmt_share(fleet.v2g_enrolled_share),
-        _source(fleet, "v2g_enrolled_share", "default 50 % (assumption)"),
-    )
-    add(
-        "Vehicle and charger mix",
+    mix = (
         ", ".join(f"{k} {v:.0%}" for k, v in fleet.vehicle_mix.items())
         + "; "
-        + ", ".join(f"{k} {v:.0%}" for k, v in fleet.charger_mix.items()),
-        _source(
-            fleet,
-            "vehicle_mix",
-            "default mix; each vehicle's and charger's figures cite their source in "
-            "gridplan/data/vehicles.csv and chargers.csv",
-        ),
+        + ", ".join(f"{k} {v:.0%}" for k, v in fleet.charger_mix.items())
     )
-    add(
-        "Reserve / departure target state of charge",
-        f"{fleet.reserve_soc:.0%} / {fleet.target_soc:.0%}",
-        _source(fleet, "reserve_soc", "default: typical V2G program reserve; target assumption"),
+    rows += [
+        [
+            "V2G-capable share of EVs",
+            capable,
+            _source(fleet, "v2g_capable_share", "vehicle catalog (gridplan/data/vehicles.csv)"),
+        ],
+        [
+            "V2G enrollment (share of capable EVs)",
+            fmt_share(fleet.v2g_enrolled_share),
+            _source(fleet, "v2g_enrolled_share", "default 50 % (assumption)"),
+        ],
+        [
+            "Vehicle and charger mix",
+            mix,
+            _source(
+                fleet,
+                "vehicle_mix",
+                "default mix; each vehicle's and charger's figures cite their source in "
+                "gridplan/data/vehicles.csv and chargers.csv",
+            ),
+        ],
+        [
+            "Reserve / departure target state of charge",
+            f"{fleet.reserve_soc:.0%} / {fleet.target_soc:.0%}",
+            _source(
+                fleet, "reserve_soc", "default: typical V2G program reserve; target assumption"
+            ),
+        ],
+        [
+            "Charge / discharge efficiency",
+            f"{fleet.charge_efficiency:.0%} / {fleet.discharge_efficiency:.0%}",
+            _source(fleet, "charge_efficiency", "default: typical AC charging efficiency"),
+        ],
+        [
+            "Driving and plug-in behaviour",
+            f"weekday arrival {fleet.weekday.arrival_mean_h:g} h, departure "
+            f"{fleet.weekday.departure_mean_h:g} h, {fleet.weekday.daily_miles_mean:g} mi/day",
+            _source(fleet, "weekday", "NHTS 2017; US DOE VTO Fact of the Week #1047"),
+        ],
+    ]
+    return rows
+
+
+def _strategy_rows(disp: Any) -> list[list[str]]:
+    """Assumption rows of the dispatch: strategies and the V2G event window."""
+    months = (
+        "all"
+        if sorted(disp.event_months) == list(range(1, 13))
+        else " ".join(map(str, disp.event_months))
     )
-    add(
-        "Charge / discharge efficiency",
-        f"{fleet.charge_efficiency:.0%} / {fleet.discharge_efficiency:.0%}",
-        _source(fleet, "charge_efficiency", "default: typical AC charging efficiency"),
-    )
-    add(
-        "Driving and plug-in behaviour",
-        f"weekday arrival {fleet.weekday.arrival_mean_h:g} h, departure "
-        f"{fleet.weekday.departure_mean_h:g} h, {fleet.weekday.daily_miles_mean:g} mi/day",
-        _source(fleet, "weekday", "NHTS 2017; US DOE VTO Fact of the Week #1047"),
-    )
-    disp = cfg.dispatch
-    add(
-        "Charging strategy (without V2G)",
-        ", ".join(disp.charging_list()),
-        _source(disp, "charging", "default: unmanaged"),
-    )
-    add("V2G strategy", ", ".join(disp.v2g_list()), _source(disp, "v2g", "default: v2g_event"))
-    add(
-        "V2G event window",
-        f"{disp.window_start_h:g}–{disp.window_end_h:g} h; months: "
-        + (
-            "all"
-            if sorted(disp.event_months) == list(range(1, 13))
-            else " ".join(map(str, disp.event_months))
-        ),
-        _source(disp, "window_start_h", "default: CPUC ELRP event hours, 4-9 pm"),
-    )
+    return [
+        [
+            "Charging strategy (without V2G)",
+            ", ".join(disp.charging_list()),
+            _source(disp, "charging", "default: unmanaged"),
+        ],
+        ["V2G strategy", ", ".join(disp.v2g_list()), _source(disp, "v2g", "default: v2g_event")],
+        [
+            "V2G event window",
+            f"{disp.window_start_h:g}–{disp.window_end_h:g} h; months: {months}",
+            _source(disp, "window_start_h", "default: CPUC ELRP event hours, 4-9 pm"),
+        ],
+    ]
+
+
+def _strategy_option_rows(disp: Any) -> list[list[str]]:
+    """Assumption rows of the options of the strategies in use (event days, rate, target
+    of grid-aware strategies, objective)."""
+    rows = []
     strategies = {*disp.charging_list(), *disp.v2g_list()}
     events = getattr(disp, "events", None)
     if events is not None and "v2g_event" in strategies:
@@ -385,77 +443,74 @@ def _assumption_rows(result: StudyResult) -> list[list[str]]:
             "every_day": "the window on every day of the event months",
             "elrp": "event days drawn per year and draw within the CPUC ELRP rules",
         }.get(str(events), f"calendar file {events}")
-        add("V2G event days", events_text, _source(disp, "events", "default"))
+        rows.append(["V2G event days", events_text, _source(disp, "events", "default")])
     rate = getattr(disp, "rate", None)
     if rate is not None and "tou" in strategies:
-        add("Time-of-use rate (tou charging)", str(rate), _source(disp, "rate", "default"))
+        rows.append(
+            ["Time-of-use rate (tou charging)", str(rate), _source(disp, "rate", "default")]
+        )
     grid_aware = strategies & {"smart", "v2g_peak_shave", "v2g_optimal"}
     fraction = getattr(disp, "target_fraction", None)
     if fraction is not None and grid_aware:
-        add(
-            "Planning target of grid-aware strategies",
-            f"{float(fraction):.0%} of each asset's limit ({', '.join(sorted(grid_aware))})",
-            _source(disp, "target_fraction", "default: margin for reactive power (assumption)"),
+        rows.append(
+            [
+                "Planning target of grid-aware strategies",
+                f"{float(fraction):.0%} of each asset's limit ({', '.join(sorted(grid_aware))})",
+                _source(disp, "target_fraction", "default: margin for reactive power (assumption)"),
+            ]
         )
     objective = getattr(disp, "objective", None)
     if objective is not None and "v2g_optimal" in strategies:
-        add("v2g_optimal objective", str(objective), _source(disp, "objective", "default"))
-    crit = cfg.criteria
-    add(
-        "Loading criterion",
-        f"over the asset's planning limit for more than {crit.allowed_hours_trafo:g} h "
-        f"(transformers) / {crit.allowed_hours_line:g} h (lines) of the period",
-        _source(crit, "allowed_hours_trafo", "default: no hour over the limit"),
-    )
-    add(
-        "Voltage band (service points)",
-        f"{crit.vm_min_pu:g}–{crit.vm_max_pu:g} pu",
-        _source(crit, "vm_min_pu", "ANSI C84.1 Range A service voltage"),
-    )
-    val = cfg.valuation
+        rows.append(
+            ["v2g_optimal objective", str(objective), _source(disp, "objective", "default")]
+        )
+    return rows
+
+
+def _criteria_rows(result: StudyResult) -> list[list[str]]:
+    """Assumption rows of the planning criteria and the financial parameters."""
+    crit = result.config.criteria
+    val = result.config.valuation
     mcos = "National Grid / Niagara Mohawk 2025 marginal cost of service study (NY PSC)"
-    add("Discount rate (nominal)", fmt_rate(val.discount_rate), _source(val, "discount_rate", mcos))
-    add("Cost escalation", fmt_rate(val.escalation_rate), _source(val, "escalation_rate", mcos))
-    add("Dollar year", str(val.dollar_year), _source(val, "dollar_year", "default"))
-    program = cfg.program
+    return [
+        [
+            "Loading criterion",
+            f"over the asset's planning limit for more than {crit.allowed_hours_trafo:g} h "
+            f"(transformers) / {crit.allowed_hours_line:g} h (lines) of the period",
+            _source(crit, "allowed_hours_trafo", "default: no hour over the limit"),
+        ],
+        [
+            "Voltage band (service points)",
+            f"{crit.vm_min_pu:g}–{crit.vm_max_pu:g} pu",
+            _source(crit, "vm_min_pu", "ANSI C84.1 Range A service voltage"),
+        ],
+        [
+            "Discount rate (nominal)",
+            fmt_rate(val.discount_rate),
+            _source(val, "discount_rate", mcos),
+        ],
+        ["Cost escalation", fmt_rate(val.escalation_rate), _source(val, "escalation_rate", mcos)],
+        ["Dollar year", str(val.dollar_year), _source(val, "dollar_year", "default")],
+    ]
+
+
+def _program_rows(program: Any) -> list[list[str]]:
+    """Assumption rows of the V2G program's prices and payments (``None``: no program)."""
     if program is None:
-        add("V2G program costs", "not given: gross deferral value only", "study file")
-    else:
-        add(
+        return [["V2G program costs", "not given: gross deferral value only", "study file"]]
+    rows = [
+        [
             "Charging energy price",
             f"${program.charging_energy_price_usd_per_kwh:g}/kWh",
             program.charging_energy_price_source,
+        ]
+    ]
+    for name, (label, pattern, default) in _PROGRAM_SOURCES.items():
+        rows.append(
+            [label, pattern.format(getattr(program, name)), _source(program, name, default)]
         )
-        program_sources = {
-            "upfront_incentive_usd_per_customer": (
-                "Upfront incentive per enrolled customer",
-                "${:,.0f}",
-                "PG&E V2X pilot, residential",
-            ),
-            "performance_payment_usd_per_kwh": (
-                "Performance payment (local export)",
-                "${:g}/kWh",
-                "default 0 (PG&E V2X pilot pays no per-kWh rate)",
-            ),
-            "event_payment_usd_per_kwh": (
-                "Event payment",
-                "${:g}/kWh",
-                "CPUC Emergency Load Reduction Program (ELRP)",
-            ),
-            "capacity_payment_usd_per_kw_month": (
-                "Capacity payment",
-                "${:g}/kW-month",
-                "default 0 (DSGS Option 3 rates depend on appropriations)",
-            ),
-            "battery_wear_usd_per_kwh": (
-                "Battery wear",
-                "${:g}/kWh exported",
-                "default $83/kWh ÷ 3,650 cycles (weakly sourced; vary in sensitivity)",
-            ),
-        }
-        for name, (label, pattern, default) in program_sources.items():
-            add(label, pattern.format(getattr(program, name)), _source(program, name, default))
-        add(
+    rows.append(
+        [
             "Event / capacity payments funded by the utility",
             f"{'yes' if program.event_payments_utility_funded else 'no'} / "
             f"{'yes' if program.capacity_payments_utility_funded else 'no'}",
@@ -464,8 +519,22 @@ def _assumption_rows(result: StudyResult) -> list[list[str]]:
                 "event_payments_utility_funded",
                 "default: ELRP is funded statewide, capacity payment by the utility",
             ),
-        )
+        ]
+    )
     return rows
+
+
+def _assumption_rows(result: StudyResult) -> list[list[str]]:
+    """Every assumption of the study with its value and source (parameter, value, source)."""
+    disp = result.config.dispatch
+    return [
+        *_setup_rows(result),
+        *_fleet_rows(result),
+        *_strategy_rows(disp),
+        *_strategy_option_rows(disp),
+        *_criteria_rows(result),
+        *_program_rows(result.config.program),
+    ]
 
 
 def _upgrade_rows(result: StudyResult) -> list[list[str]]:
@@ -560,140 +629,135 @@ _ECON_ROWS = (
 )
 
 
-def _headline(result: StudyResult) -> list[str]:
-    """A few plain sentences: what the study found."""
-    crit = result.summary.get("critical_asset", {})
+def _need_sentence(result: StudyResult) -> str:
+    """What the study found at the critical asset: its need and the V2G deferral."""
+    crit = result.summary.critical_asset
     conf = result.config.horizon.confidence
-    lines = []
-    name = f"{crit.get('name')} ({crit.get('asset_id')})"
-    yon = crit.get("year_of_need_charging")
+    name = f"{crit.name} ({crit.asset_id})"
+    yon = crit.year_of_need_charging
     if yon is None:
-        lines.append(
+        return (
             f"The critical asset {name} has no need for an upgrade within the horizon, with or "
             "without V2G: there is nothing to defer."
         )
-    else:
-        deferral = crit.get("deferral_years")
-        strategy = result.horizon.strategies.get("v2g")
-        if _missing(deferral) or float(deferral) <= 0:
-            lines.append(
-                f"The critical asset {name} needs an upgrade in {yon} without V2G (P50); V2G "
-                f"({strategy}) does not defer it: the deferral reached in at least {conf:.0%} "
-                f"of draws is {fmt_num(deferral, 0)} years."
-            )
-        else:
-            at_least = "at least " if crit.get("deferral_capped") else ""
-            lines.append(
-                f"The critical asset {name} needs an upgrade in {yon} without V2G (P50); V2G "
-                f"({strategy}) defers it by {at_least}{fmt_num(deferral, 0)} year(s) in at "
-                f"least {conf:.0%} of draws."
-            )
-    economics = result.summary.get("economics", {})
-    for case, econ in economics.items():
+    deferral = crit.deferral_years
+    strategy = result.horizon.strategies.get("v2g")
+    if deferral is None or _missing(deferral) or deferral <= 0:
+        return (
+            f"The critical asset {name} needs an upgrade in {yon} without V2G (P50); V2G "
+            f"({strategy}) does not defer it: the deferral reached in at least {conf:.0%} "
+            f"of draws is {fmt_num(deferral, 0)} years."
+        )
+    at_least = "at least " if crit.deferral_capped else ""
+    return (
+        f"The critical asset {name} needs an upgrade in {yon} without V2G (P50); V2G "
+        f"({strategy}) defers it by {at_least}{fmt_num(deferral, 0)} year(s) in at "
+        f"least {conf:.0%} of draws."
+    )
+
+
+def _headline(result: StudyResult) -> list[str]:
+    """A few plain sentences: what the study found."""
+    lines = [_need_sentence(result)]
+    for case, econ in result.summary.economics.items():
         text = (
-            f"{case}: gross deferral value {fmt_usd(econ.get('deferral_value_usd'))} "
+            f"{case}: gross deferral value {fmt_usd(econ.deferral_value_usd)} "
             f"(present worth, {result.config.valuation.dollar_year} USD, all monitored assets)"
         )
-        if "ratepayer_net_benefit_pv_usd" in econ:
+        if econ.program is not None:
             text += (
-                f"; ratepayer cost {fmt_usd(econ.get('ratepayer_cost_pv_usd'))}, net benefit "
-                f"{fmt_usd(econ.get('ratepayer_net_benefit_pv_usd'))}"
+                f"; ratepayer cost {fmt_usd(econ.ratepayer_cost_pv_usd)}, net benefit "
+                f"{fmt_usd(econ.ratepayer_net_benefit_pv_usd)}"
             )
         lines.append(text + ".")
     return lines
 
 
-def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document:
-    """The report of one study as a :class:`Document`.
-
-    Parameters
-    ----------
-    result
-        A study result.
-    figures
-        Figure file names (in the report folder) to include.
-    """
-    from gridplan.outputs.figures import CAPTIONS
-
+def _intro_text(result: StudyResult) -> str:
+    """The opening paragraph: years, draws, seed, generation date and version, cases."""
     cfg = result.config
     s = result.summary
-    crit = s.get("critical_asset", {})
-    feeder = result.feeder
-    net = feeder.net
     h = result.horizon
-    cases = list(h.cases)
-    v2g_cases = [c for c in cases if c.startswith("v2g")]
-    conf = cfg.horizon.confidence
-    dollar_year = cfg.valuation.dollar_year
-
-    doc = Document(f"V2G deferral study '{cfg.name}': feeder {feeder.name}, {cfg.year}")
-    doc.p(
-        f"Planning year {cfg.year}, horizon {s['horizon']['start']}–{s['horizon']['end']}, "
-        f"{s['horizon']['draws']} Monte Carlo draw(s) per year, seed {cfg.seed}. Generated "
-        f"{date.today().isoformat()} by gridplan {s.get('gridplan_version', __version__)}. "
-        f"Cases: "
-        + "; ".join(f"{c} = {s.get('cases', {}).get(c, h.strategies.get(c))}" for c in cases)
-        + "."
+    cases = "; ".join(f"{c} = {s.cases.get(c, h.strategies.get(c))}" for c in h.cases)
+    return (
+        f"Planning year {cfg.year}, horizon {s.horizon.start}–{s.horizon.end}, "
+        f"{s.horizon.draws} Monte Carlo draw(s) per year, seed {cfg.seed}. Generated "
+        f"{date.today().isoformat()} by gridplan {s.gridplan_version}. "
+        f"Cases: " + cases + "."
     )
 
-    doc.h(2, "Summary")
-    doc.ul(_headline(result))
-    if s.get("notes"):
-        doc.h(3, "Read these notes with the numbers")
-        doc.ul([str(note) for note in s["notes"]])
-    over = s.get("assets_over_limit", {})
+
+def _critical_rows(result: StudyResult) -> list[list[str]]:
+    """Summary rows of the critical asset: rating, EVs, peaks, needs, deferral, value."""
+    cfg = result.config
+    crit = result.summary.critical_asset
     rows = [
-        ["Critical asset", f"{crit.get('name')} ({crit.get('asset_id')})"],
+        ["Critical asset", f"{crit.name} ({crit.asset_id})"],
         [
             "Rating / planning limit",
-            f"{fmt_num(crit.get('rating_kva'), 0)} kVA / {fmt_pct(crit.get('limit_pct'), 0)}",
+            f"{fmt_num(crit.rating_kva, 0)} kVA / {fmt_pct(crit.limit_pct, 0)}",
         ],
         [
             "EVs downstream (V2G-enrolled), " + str(cfg.year),
-            f"{fmt_num(crit.get('evs_downstream'), 0)} "
-            f"({fmt_num(crit.get('v2g_enrolled_evs_downstream'), 0)})",
+            f"{fmt_num(crit.evs_downstream, 0)} ({fmt_num(crit.v2g_enrolled_evs_downstream, 0)})",
         ],
     ]
-    for case in cases:
-        rows.append(
-            [f"Peak loading {cfg.year}, {case}", fmt_pct(crit.get(f"peak_loading_pct_{case}"))]
-        )
+    for case in result.horizon.cases:
+        rows.append([f"Peak loading {cfg.year}, {case}", fmt_pct(crit.peak_loading_pct[case])])
     rows += [
         [
             "Year of need without V2G, P50 / P90",
-            f"{fmt_year(crit.get('year_of_need_charging'))} / "
-            f"{fmt_year(crit.get('year_of_need_charging_p90'))}",
+            f"{fmt_year(crit.year_of_need_charging)} / {fmt_year(crit.year_of_need_charging_p90)}",
         ],
-        ["Year of need with V2G, P50", fmt_year(crit.get("year_of_need_v2g"))],
+        ["Year of need with V2G, P50", fmt_year(crit.year_of_need_v2g)],
         [
-            f"Deferral reached in {conf:.0%} of draws",
-            ("≥ " if crit.get("deferral_capped") else "")
-            + fmt_num(crit.get("deferral_years"), 0)
-            + " yr",
+            f"Deferral reached in {cfg.horizon.confidence:.0%} of draws",
+            ("≥ " if crit.deferral_capped else "") + fmt_num(crit.deferral_years, 0) + " yr",
         ],
-        ["Firmness with V2G, last horizon year", fmt_share(crit.get("firmness_v2g_end"))],
+        ["Firmness with V2G, last horizon year", fmt_share(crit.firmness_v2g_end)],
         [
             "Upgrade",
-            f"to {fmt_num(crit.get('upgrade_new_rating_kva'), 0)} kVA, "
-            f"{fmt_usd(crit.get('upgrade_cost_usd'))} ({dollar_year} USD)",
+            f"to {fmt_num(crit.upgrade_new_rating_kva, 0)} kVA, "
+            f"{fmt_usd(crit.upgrade_cost_usd)} ({cfg.valuation.dollar_year} USD)",
         ],
-        ["Deferral value, critical asset", fmt_usd(crit.get("deferral_value_usd"))],
+        ["Deferral value, critical asset", fmt_usd(crit.deferral_value_usd)],
+    ]
+    return rows
+
+
+def _feeder_total_rows(result: StudyResult) -> list[list[str]]:
+    """Summary rows of the whole feeder: assets with a need or over the limit, values."""
+    s = result.summary
+    over = ", ".join(f"{c} {n}" for c, n in s.assets_over_limit.items())
+    rows = [
         [
             "Assets monitored / with a need in the horizon",
-            f"{s.get('assets_monitored')} / {s.get('assets_with_need_in_horizon')}",
+            f"{s.assets_monitored} / {s.assets_with_need_in_horizon}",
         ],
-        [f"Assets over their limit in {cfg.year}", ", ".join(f"{c} {n}" for c, n in over.items())],
+        [f"Assets over their limit in {result.config.year}", over],
     ]
-    for case, value in s.get("deferral_value_usd_total", {}).items():
+    for case, value in s.deferral_value_usd_total.items():
         rows.append([f"Deferral value, all assets ({case})", fmt_usd(value)])
-    for case, econ in s.get("economics", {}).items():
-        if "ratepayer_net_benefit_pv_usd" in econ:
+    for case, econ in s.economics.items():
+        if econ.program is not None:
             rows.append(
-                [f"Ratepayer net benefit ({case})", fmt_usd(econ["ratepayer_net_benefit_pv_usd"])]
+                [f"Ratepayer net benefit ({case})", fmt_usd(econ.ratepayer_net_benefit_pv_usd)]
             )
-    doc.table(["Item", "Value"], rows, "ll")
+    return rows
 
-    doc.h(2, "Feeder")
+
+def _summary_section(doc: Document, result: StudyResult) -> None:
+    s = result.summary
+    doc.h(2, "Summary")
+    doc.ul(_headline(result))
+    if s.notes:
+        doc.h(3, "Read these notes with the numbers")
+        doc.ul([str(note) for note in s.notes])
+    doc.table(["Item", "Value"], [*_critical_rows(result), *_feeder_total_rows(result)], "ll")
+
+
+def _feeder_section(doc: Document, feeder: Feeder) -> None:
+    net = feeder.net
     spec = feeder.spec
     source = "—"
     if spec is not None:
@@ -705,6 +769,8 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
             "builder": ns.builder,
         }
         source = f"{ns.source}: {ref.get(ns.source)}"
+    kinds = ", ".join(f"{n} {k}" for k, n in feeder.assets.kind.value_counts().items())
+    doc.h(2, "Feeder")
     doc.p(feeder.description or feeder.name)
     doc.table(
         ["Item", "Value"],
@@ -717,12 +783,7 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
                 f"{len(net.bus)} / {len(net.line)} / {len(net.trafo)} / {len(net.load)}",
             ],
             ["Households", f"{int(np.sum(feeder.households)):,}"],
-            [
-                "Monitored assets",
-                f"{len(feeder.assets)} ("
-                + ", ".join(f"{n} {k}" for k, n in feeder.assets.kind.value_counts().items())
-                + ")",
-            ],
+            ["Monitored assets", f"{len(feeder.assets)} ({kinds})"],
             ["Profile step", f"{feeder.step_h:g} h"],
             [
                 "Coordinates",
@@ -734,6 +795,8 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
         "ll",
     )
 
+
+def _assumptions_section(doc: Document, result: StudyResult) -> None:
     doc.h(2, "Assumptions and sources")
     doc.table(["Parameter", "Value", "Source"], _assumption_rows(result), "lll")
     upgrade_rows = _upgrade_rows(result)
@@ -751,169 +814,194 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
             upgrade_rows,
             "lrrrrl",
         )
-    if s.get("assumptions"):
+    if result.summary.assumptions:
         doc.h(3, "Method notes")
-        doc.ul(s["assumptions"])
+        doc.ul(result.summary.assumptions)
 
+
+#: Columns of the per-asset table of a study report.
+_ASSET_HEADERS = (
+    "Asset",
+    "Rating [kVA]",
+    "Limit [%]",
+    "Peak no EVs [%]",
+    "Peak w/o V2G [%]",
+    "Peak with V2G [%]",
+    "EVs (enrolled)",
+    "Need w/o V2G P50 (P90)",
+    "Need with V2G",
+    "Deferral [yr]",
+    "Firmness",
+    "Upgrade [kVA]",
+    "Upgrade cost",
+    "Deferral value",
+)
+
+
+def _assets_section(doc: Document, result: StudyResult) -> None:
+    cfg = result.config
     doc.h(2, "Results per asset")
     asset_rows, rest = _asset_rows(result)
-    need_n = s.get("assets_with_need_in_horizon")
     doc.p(
         f"Loading in {cfg.year} (median over draws), years of need over the horizon "
-        f"(P50, P90 in brackets), deferral reached in {conf:.0%} of draws (≥: capped at the "
-        f"horizon), firmness = share of draws without a need with V2G in the last horizon "
-        f"year, deferral value in present worth ({dollar_year} USD). {need_n} of "
-        f"{len(result.assets)} assets need an upgrade within the horizon; assets without a "
-        "need and within their limit are in assets.csv only."
+        f"(P50, P90 in brackets), deferral reached in {cfg.horizon.confidence:.0%} of draws "
+        "(≥: capped at the horizon), firmness = share of draws without a need with V2G in the "
+        f"last horizon year, deferral value in present worth ({cfg.valuation.dollar_year} "
+        f"USD). {result.summary.assets_with_need_in_horizon} of {len(result.assets)} assets "
+        "need an upgrade within the horizon; assets without a need and within their limit are "
+        "in assets.csv only."
     )
-    if asset_rows:
-        doc.table(
-            [
-                "Asset",
-                "Rating [kVA]",
-                "Limit [%]",
-                "Peak no EVs [%]",
-                "Peak w/o V2G [%]",
-                "Peak with V2G [%]",
-                "EVs (enrolled)",
-                "Need w/o V2G P50 (P90)",
-                "Need with V2G",
-                "Deferral [yr]",
-                "Firmness",
-                "Upgrade [kVA]",
-                "Upgrade cost",
-                "Deferral value",
-            ],
-            asset_rows,
-        )
-        if rest:
-            doc.p(f"… and {rest} more assets with a need (see assets.csv).")
-    else:
+    if not asset_rows:
         doc.p("No monitored asset is over its limit or needs an upgrade within the horizon.")
+        return
+    doc.table(_ASSET_HEADERS, asset_rows)
+    if rest:
+        doc.p(f"… and {rest} more assets with a need (see assets.csv).")
 
-    crit_id = crit.get("asset_id")
-    if crit_id in result.assets.index:
-        r = result.assets.loc[crit_id]
-        doc.h(3, f"Need and V2G resource at the critical asset (in {fmt_year(r.get('need_year'))})")
-        doc.table(
-            ["Quantity", "Value"],
+
+def _critical_need_section(doc: Document, result: StudyResult) -> None:
+    crit_id = result.summary.critical_asset.asset_id
+    if crit_id not in result.assets.index:
+        return
+    r = result.assets.loc[crit_id]
+    doc.h(3, f"Need and V2G resource at the critical asset (in {fmt_year(r.get('need_year'))})")
+    doc.table(
+        ["Quantity", "Value"],
+        [
+            ["Peak excess over the limit [kW]", fmt_num(r.get("peak_excess_kw"), 1)],
+            ["Largest daily excess energy [kWh]", fmt_num(r.get("max_daily_excess_kwh"), 1)],
+            ["Longest excess [h]", fmt_num(r.get("longest_excess_h"), 2)],
+            ["Days with an excess (simulated period)", fmt_num(r.get("days_with_excess"), 0)],
             [
-                ["Peak excess over the limit [kW]", fmt_num(r.get("peak_excess_kw"), 1)],
-                ["Largest daily excess energy [kWh]", fmt_num(r.get("max_daily_excess_kwh"), 1)],
-                ["Longest excess [h]", fmt_num(r.get("longest_excess_h"), 2)],
-                ["Days with an excess (simulated period)", fmt_num(r.get("days_with_excess"), 0)],
-                [
-                    "Months / hours with an excess",
-                    f"{r.get('excess_months') or '—'} / {r.get('excess_hours') or '—'}",
-                ],
-                [
-                    "V2G power / energy required [kW / kWh]",
-                    f"{fmt_num(r.get('v2g_required_kw'), 1)} / "
-                    f"{fmt_num(r.get('v2g_required_kwh'), 1)}",
-                ],
-                ["Enrolled EVs required", fmt_num(r.get("v2g_evs_required"), 0)],
-                [
-                    "Draws whose enrolled EVs downstream have that resource",
-                    fmt_share(r.get("v2g_resource_available_share")),
-                ],
+                "Months / hours with an excess",
+                f"{r.get('excess_months') or '—'} / {r.get('excess_hours') or '—'}",
             ],
-            "ll",
-        )
+            [
+                "V2G power / energy required [kW / kWh]",
+                f"{fmt_num(r.get('v2g_required_kw'), 1)} / {fmt_num(r.get('v2g_required_kwh'), 1)}",
+            ],
+            ["Enrolled EVs required", fmt_num(r.get("v2g_evs_required"), 0)],
+            [
+                "Draws whose enrolled EVs downstream have that resource",
+                fmt_share(r.get("v2g_resource_available_share")),
+            ],
+        ],
+        "ll",
+    )
 
+
+def _payment_notes(economics: pd.DataFrame) -> list[str]:
+    """Per case: whether event and capacity payments count as a ratepayer cost."""
+    notes = []
+    for case in economics.index:
+        ev = bool(economics.at[case, "event_payments_in_ratepayer_cost"])
+        cap = bool(economics.at[case, "capacity_payments_in_ratepayer_cost"])
+        notes.append(
+            f"{case}: event payments {'counted' if ev else 'not counted'} as a ratepayer "
+            f"cost, capacity payments {'counted' if cap else 'not counted'}"
+        )
+    return notes
+
+
+def _valuation_section(doc: Document, result: StudyResult) -> None:
+    valuation = result.summary.valuation
     doc.h(2, "Valuation")
-    valuation = s.get("valuation", {})
     doc.p(
-        f"Method: {valuation.get('method', '—')}. Discount rate "
-        f"{fmt_rate(valuation.get('discount_rate'))}, escalation "
-        f"{fmt_rate(valuation.get('escalation_rate'))}, {dollar_year} USD."
+        f"Method: {valuation['method']}. Discount rate "
+        f"{fmt_rate(valuation['discount_rate'])}, escalation "
+        f"{fmt_rate(valuation['escalation_rate'])}, {result.config.valuation.dollar_year} USD."
     )
     economics = result.economics
-    if economics is not None and not economics.empty:
-        econ_rows = []
-        for column, label, formatter in _ECON_ROWS:
-            if column in economics.columns:
-                econ_rows.append(
-                    [label, *(formatter(economics.at[c, column]) for c in economics.index)]
-                )
-        doc.table(
-            ["Quantity", *[f"{c} ({h.strategies.get(str(c))})" for c in economics.index]], econ_rows
-        )
-        if "event_payments_in_ratepayer_cost" in economics.columns:
-            notes = []
-            for case in economics.index:
-                ev = bool(economics.at[case, "event_payments_in_ratepayer_cost"])
-                cap = bool(economics.at[case, "capacity_payments_in_ratepayer_cost"])
-                notes.append(
-                    f"{case}: event payments {'counted' if ev else 'not counted'} as a ratepayer "
-                    f"cost, capacity payments {'counted' if cap else 'not counted'}"
-                )
-            doc.ul(notes)
-    else:
+    if economics is None or economics.empty:
         doc.p("No economics table in the result.")
+        return
+    econ_rows = [
+        [label, *(formatter(economics.at[c, column]) for c in economics.index)]
+        for column, label, formatter in _ECON_ROWS
+        if column in economics.columns
+    ]
+    strategies = result.horizon.strategies
+    doc.table(
+        ["Quantity", *[f"{c} ({strategies.get(str(c))})" for c in economics.index]], econ_rows
+    )
+    if "event_payments_in_ratepayer_cost" in economics.columns:
+        doc.ul(_payment_notes(economics))
 
+
+def _firmness_rows(result: StudyResult, v2g_cases: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the critical asset's probability of need and firmness by year."""
+    needs = result.needs
+    one = needs[needs.asset_id == result.summary.critical_asset.asset_id]
+    pivot = one.pivot_table(index="year", columns="case", values="need_probability")
+    by_year = one.pivot_table(index="year", columns="case", values="need_by_year_probability")
+    headers = ["Year"]
+    for case in ["charging", *v2g_cases]:
+        headers += [f"P(need) {case}", f"P(need by year) {case}"]
+    headers += [f"Firmness {c}" for c in v2g_cases]
+    rows = []
+    for year in pivot.index:
+        row = [str(int(year))]
+        for case in ["charging", *v2g_cases]:
+            row += [fmt_share(pivot.at[year, case]), fmt_share(by_year.at[year, case])]
+        row += [fmt_share(1.0 - pivot.at[year, c]) for c in v2g_cases]
+        rows.append(row)
+    return headers, rows
+
+
+def _firmness_section(doc: Document, result: StudyResult) -> None:
     doc.h(2, "Firmness of the V2G relief")
     doc.p(
         "Probability of need = share of Monte Carlo draws in which the critical asset fails "
         "the loading criterion in that year; firmness = 1 − probability of need with V2G. "
-        f"The deferral is the one reached in at least {conf:.0%} of draws."
+        f"The deferral is the one reached in at least {result.config.horizon.confidence:.0%} "
+        "of draws."
     )
-    needs = result.needs
-    if crit_id is not None and not needs.empty:
-        one = needs[needs.asset_id == crit_id]
-        pivot = one.pivot_table(index="year", columns="case", values="need_probability")
-        by_year = one.pivot_table(index="year", columns="case", values="need_by_year_probability")
-        headers = ["Year"]
-        for case in ["charging", *v2g_cases]:
-            headers += [f"P(need) {case}", f"P(need by year) {case}"]
-        headers += [f"Firmness {c}" for c in v2g_cases]
-        firm_rows = []
-        for year in pivot.index:
-            row = [str(int(year))]
-            for case in ["charging", *v2g_cases]:
-                row += [fmt_share(pivot.at[year, case]), fmt_share(by_year.at[year, case])]
-            row += [fmt_share(1.0 - pivot.at[year, c]) for c in v2g_cases]
-            firm_rows.append(row)
-        doc.table(headers, firm_rows)
+    if not result.needs.empty:
+        v2g_cases = [c for c in result.horizon.cases if c.startswith("v2g")]
+        doc.table(*_firmness_rows(result, v2g_cases))
 
-    if result.sensitivity is not None and not result.sensitivity.empty:
-        from gridplan.outputs.figures import headline_label, parameter_label, range_text
 
-        doc.h(2, "Sensitivity")
-        doc.p(
-            f"One parameter at a time at its low and high value, the others at base; result: "
-            f"{headline_label(result)} of the primary V2G case ({dollar_year} USD)."
-        )
-        sens_rows = []
-        for _, r in result.sensitivity.iterrows():
-            varied = r.low_value != r.high_value
-            sens_rows.append(
-                [
-                    parameter_label(str(r.parameter)),
-                    range_text(str(r.parameter), r.low_value, r.high_value)
-                    if varied
-                    else "not varied",
-                    fmt_usd(r.result_low),
-                    fmt_usd(r.result_base),
-                    fmt_usd(r.result_high),
-                    fmt_usd(r.swing),
-                ]
-            )
-        doc.table(
-            ["Parameter", "Low – high", "Result low", "Base", "Result high", "Swing"], sens_rows
-        )
+def _sensitivity_section(doc: Document, result: StudyResult) -> None:
+    from gridplan.outputs.figures import headline_label, parameter_label, range_text
 
-    doc.h(2, "Power flow and fleet checks")
-    flow_rows = []
-    for case, pf in s.get("power_flow", {}).items():
-        flow_rows.append(
+    table = result.sensitivity
+    if table is None or table.empty:
+        return
+    doc.h(2, "Sensitivity")
+    doc.p(
+        f"One parameter at a time at its low and high value, the others at base; result: "
+        f"{headline_label(result)} of the primary V2G case "
+        f"({result.config.valuation.dollar_year} USD)."
+    )
+    rows = []
+    for _, r in table.iterrows():
+        varied = r.low_value != r.high_value
+        rows.append(
             [
-                case,
-                str(pf.get("non_converged_steps")),
-                fmt_num(pf.get("min_vm_pu"), 4),
-                fmt_num(pf.get("max_vm_pu"), 4),
-                fmt_share(pf.get("voltage_need_probability_end")),
+                parameter_label(str(r.parameter)),
+                range_text(str(r.parameter), r.low_value, r.high_value) if varied else "not varied",
+                fmt_usd(r.result_low),
+                fmt_usd(r.result_base),
+                fmt_usd(r.result_high),
+                fmt_usd(r.swing),
             ]
         )
+    doc.table(["Parameter", "Low – high", "Result low", "Base", "Result high", "Swing"], rows)
+
+
+def _power_flow_section(doc: Document, result: StudyResult) -> None:
+    power_flow = result.summary.power_flow
+    rows = [
+        [
+            case,
+            str(pf.non_converged_steps),
+            fmt_num(pf.min_vm_pu, 4),
+            fmt_num(pf.max_vm_pu, 4),
+            fmt_share(pf.voltage_need_probability_end),
+        ]
+        for case, pf in power_flow.items()
+    ]
+    doc.h(2, "Power flow and fleet checks")
     doc.table(
         [
             "Case",
@@ -922,42 +1010,75 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
             "Max voltage [pu]",
             "P(voltage need), last year",
         ],
-        flow_rows,
+        rows,
     )
-    bad = sum(int(pf.get("non_converged_steps") or 0) for pf in s.get("power_flow", {}).values())
+    bad = sum(pf.non_converged_steps for pf in power_flow.values())
     if bad:
         doc.p(
             f"Warning: {bad} power-flow steps did not converge; their loadings are not counted. "
             "Check the feeder and the EV load before relying on the results."
         )
-    fl = s.get("fleet", {})
+
+
+def _fleet_check_table(doc: Document, result: StudyResult) -> None:
+    fl = result.summary.fleet
     doc.table(
-        ["Fleet, " + str(cfg.year) + " (median draw)", "Value"],
+        ["Fleet, " + str(result.config.year) + " (median draw)", "Value"],
         [
             [
                 "Households / EVs / V2G-enrolled",
-                f"{fl.get('households')} / {fl.get('evs')} / {fl.get('v2g_enrolled_evs')}",
+                f"{fl.households} / {fl.evs} / {fl.v2g_enrolled_evs}",
             ],
-            ["Charging energy without V2G [kWh]", fmt_num(fl.get("charging_energy_kwh"), 0)],
+            ["Charging energy without V2G [kWh]", fmt_num(fl.charging_energy_kwh, 0)],
             [
                 "V2G export / charging with V2G [kWh]",
-                f"{fmt_num(fl.get('v2g_export_kwh'), 0)} / "
-                f"{fmt_num(fl.get('v2g_case_charging_energy_kwh'), 0)}",
+                f"{fmt_num(fl.v2g_export_kwh, 0)} / {fmt_num(fl.v2g_case_charging_energy_kwh, 0)}",
             ],
             [
                 "Departures short of target (count, kWh)",
-                f"{fl.get('departures_short')}, {fmt_num(fl.get('departure_shortfall_kwh'), 1)}",
+                f"{fl.departures_short}, {fmt_num(fl.departure_shortfall_kwh, 1)}",
             ],
         ],
         "ll",
     )
 
-    chosen = _pick_figures(figures, list(CAPTIONS))
+
+def _figures_section(doc: Document, figures: Sequence[str], captions: Mapping[str, str]) -> None:
+    """The figures (one file each, in ``captions`` order, then the rest) with captions."""
+    chosen = _pick_figures(figures, list(captions))
     if chosen:
         doc.h(2, "Figures")
         for file in chosen:
             stem = file.rpartition(".")[0]
-            doc.figure(file, CAPTIONS.get(stem, stem.replace("_", " ")))
+            doc.figure(file, captions.get(stem, stem.replace("_", " ")))
+
+
+def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document:
+    """The report of one study as a :class:`Document`.
+
+    Parameters
+    ----------
+    result
+        A study result.
+    figures
+        Figure file names (in the report folder) to include.
+    """
+    from gridplan.outputs.figures import CAPTIONS
+
+    cfg = result.config
+    doc = Document(f"V2G deferral study '{cfg.name}': feeder {result.feeder.name}, {cfg.year}")
+    doc.p(_intro_text(result))
+    _summary_section(doc, result)
+    _feeder_section(doc, result.feeder)
+    _assumptions_section(doc, result)
+    _assets_section(doc, result)
+    _critical_need_section(doc, result)
+    _valuation_section(doc, result)
+    _firmness_section(doc, result)
+    _sensitivity_section(doc, result)
+    _power_flow_section(doc, result)
+    _fleet_check_table(doc, result)
+    _figures_section(doc, figures, CAPTIONS)
     return doc
 
 
@@ -967,7 +1088,7 @@ def write_report(result: StudyResult, out_dir: str | Path, figures: list[str]) -
     Parameters
     ----------
     result
-        A study result (:func:`gridplan.study.runner.run`).
+        A study result (:func:`gridplan.study.run`).
     out_dir
         The study's output folder; the figures must already be in it.
     figures
@@ -1032,6 +1153,162 @@ _KNOWN = {
 }
 
 
+def _net_value_basis(ok: pd.DataFrame) -> str:
+    """What the net value of the finished units is: their ``net_value_basis`` values, else the
+    first net or gross value column present."""
+    if "net_value_basis" in ok.columns:
+        return ", ".join(sorted(set(ok.net_value_basis.dropna().astype(str))))
+    return next(
+        (
+            c
+            for c in ("net_deferral_value_usd", "net_benefit_usd", "deferral_value_usd")
+            if c in ok.columns
+        ),
+        "—",
+    )
+
+
+def _best_scenario(ok: pd.DataFrame, net_value: pd.Series, mask: np.ndarray) -> tuple[str, float]:
+    """The scenario point with the highest mean net value among ``mask`` (``"—"``, NaN when
+    there is none)."""
+    if mask.sum() and "scenario_name" in ok.columns:
+        by = net_value[mask].groupby(ok.scenario_name[mask].astype(str)).mean().dropna()
+        if len(by):
+            return str(by.idxmax()), float(by.max())
+    return "—", np.nan
+
+
+def _feeder_rows(
+    t: pd.DataFrame, ok: pd.DataFrame, feeders: list[str], net_value: pd.Series
+) -> list[dict[str, Any]]:
+    """Per feeder: units, critical asset, peak loadings, need, deferral, values, outcome;
+    ranked by mean net value (highest first, feeders without one last)."""
+    peak_c = _column(ok, "peak_loading_pct_charging")
+    peak_v = _column(ok, "peak_loading_pct_v2g")
+    need = _column(ok, "year_of_need_charging")
+    deferral = _column(ok, "deferral_years")
+    gross = _column(ok, "deferral_value_usd")
+    critical = _column(ok, "critical_asset", "critical_asset_id")
+    per: list[dict[str, Any]] = []
+    for feeder in feeders:
+        mask = (ok.feeder.astype(str) == feeder).to_numpy()
+        crit_mode = critical[mask].dropna().astype(str).mode()
+        best, net_best = _best_scenario(ok, net_value, mask)
+        row: dict[str, Any] = {
+            "feeder": feeder,
+            "units": f"{int(mask.sum())} / {int((t.feeder.astype(str) == feeder).sum())}",
+            "critical": crit_mode.iloc[0] if len(crit_mode) else "—",
+            "peak_c": _stat(peak_c[mask], "max"),
+            "peak_v": _stat(peak_v[mask], "max"),
+            "need_min": _stat(need[mask], "min"),
+            "need_med": _stat(need[mask], "median"),
+            "deferral": _stat(deferral[mask], "median"),
+            "gross": _stat(gross[mask], "mean"),
+            "net": _stat(net_value[mask], "mean"),
+            "net_best": net_best,
+            "best": best,
+        }
+        row["outcome"] = _outcome(row["need_med"], row["deferral"], row["net"])
+        per.append(row)
+    per.sort(key=lambda r: (-r["net"] if not _missing(r["net"]) else math.inf, r["feeder"]))
+    return per
+
+
+#: Columns of the feeder ranking of a batch report.
+_RANKING_HEADERS = (
+    "Rank",
+    "Feeder",
+    "Units ok / all",
+    "Critical asset (most often)",
+    "Peak w/o V2G, max [%]",
+    "Peak with V2G, max [%]",
+    "Need w/o V2G, earliest (median)",
+    "Deferral, median [yr]",
+    "Gross value, mean",
+    "Net value, mean",
+    "Best scenario (net)",
+    "Screening outcome",
+)
+
+
+def _ranking_row(rank: int, r: dict[str, Any]) -> list[str]:
+    need_median = "—" if _missing(r["need_med"]) else format(r["need_med"], "g")
+    return [
+        str(rank),
+        r["feeder"],
+        r["units"],
+        r["critical"],
+        fmt_num(r["peak_c"], 1),
+        fmt_num(r["peak_v"], 1),
+        f"{fmt_year(r['need_min'], '—')} ({need_median})",
+        fmt_num(r["deferral"], 1),
+        fmt_usd(r["gross"]),
+        fmt_usd(r["net"]),
+        f"{r['best']} ({fmt_usd(r['net_best'])})" if r["best"] != "—" else "—",
+        r["outcome"],
+    ]
+
+
+def _ranking_section(
+    doc: Document, t: pd.DataFrame, ok: pd.DataFrame, feeders: list[str], net_value: pd.Series
+) -> None:
+    doc.h(2, "Feeders ranked by net deferral value")
+    doc.p(
+        "Mean over each feeder's finished units; net value basis: "
+        f"{_net_value_basis(ok) or '—'} (the ratepayer net benefit when the study has program "
+        "costs, else the gross deferral value). Peak loading is the critical asset's, year of "
+        "need the P50 year without V2G, deferral the years reached at the study's confidence."
+    )
+    per = _feeder_rows(t, ok, feeders, net_value)
+    doc.table(
+        _RANKING_HEADERS,
+        [_ranking_row(i + 1, r) for i, r in enumerate(per)],
+        "llllrrrrrrll",
+    )
+    outcomes = pd.Series([r["outcome"] for r in per]).value_counts()
+    doc.ul(f"{outcome}: {count} feeder(s)" for outcome, count in outcomes.items())
+
+
+def _scenario_section(
+    doc: Document, ok: pd.DataFrame, feeders: list[str], net_value: pd.Series
+) -> None:
+    if not ("scenario_name" in ok.columns and 1 < ok.scenario_name.nunique() <= 16):
+        return
+    doc.h(2, "Net value by scenario point")
+    doc.p("Mean net deferral value over draws, per feeder and scenario point.")
+    pivot = net_value.groupby([ok.feeder.astype(str), ok.scenario_name.astype(str)]).mean()
+    table_s = pivot.unstack()
+    columns = list(dict.fromkeys(ok.scenario_name.astype(str)))
+    doc.table(
+        ["Feeder", *columns],
+        [
+            [f, *(fmt_usd(table_s.at[f, c]) if c in table_s.columns else "—" for c in columns)]
+            for f in feeders
+            if f in table_s.index
+        ],
+    )
+
+
+def _failed_section(doc: Document, failed: pd.DataFrame) -> None:
+    if not len(failed):
+        return
+    doc.h(2, "Failed units")
+    doc.p(
+        f"{len(failed)} unit(s) failed; the batch kept going. Errors as recorded (first "
+        f"{min(len(failed), MAX_FAILED_ROWS)}; all in manifest.csv)."
+    )
+    errors = _column(failed, "error")
+    ids = _column(failed, "unit_id")
+    doc.table(
+        ["Unit", "Feeder", "Error"],
+        [
+            [str(ids.iloc[i]), str(failed.feeder.iloc[i]), str(errors.iloc[i])]
+            for i in range(min(len(failed), MAX_FAILED_ROWS))
+        ],
+        "lll",
+    )
+
+
 def batch_document(
     table: pd.DataFrame, name: str = "batch", figures: Sequence[str] = ()
 ) -> Document:
@@ -1051,7 +1328,7 @@ def batch_document(
     t = table.reset_index(drop=True)
     status = t["status"].astype(str) if "status" in t.columns else pd.Series("ok", index=t.index)
     ok = t[(status == "ok").to_numpy()]
-    ok_status = status[status == "ok"]
+    n_ok = int((status == "ok").sum())
     failed = t[(status == "failed").to_numpy()]
     feeders = list(dict.fromkeys(t.feeder.astype(str)))
     params = [c for c in t.columns if "." in str(c) and c not in _KNOWN]
@@ -1061,8 +1338,8 @@ def batch_document(
     doc = Document(f"Screening report: batch '{name}'")
     doc.p(
         f"{len(t)} units: {len(feeders)} feeder(s) × {max(1, scenarios.nunique())} scenario "
-        f"point(s) × {max(1, draws.nunique())} draw(s); {len(ok_status)} finished, "
-        f"{len(failed)} failed, {len(t) - len(ok_status) - len(failed)} other. Generated "
+        f"point(s) × {max(1, draws.nunique())} draw(s); {n_ok} finished, "
+        f"{len(failed)} failed, {len(t) - n_ok - len(failed)} other. Generated "
         f"{date.today().isoformat()} by gridplan {__version__}. Each unit is one feeder study "
         "(one scenario point, one fleet draw); values are present worth."
     )
@@ -1072,135 +1349,10 @@ def batch_document(
         )
         doc.p(f"Scenario fields: {values}.")
     net_value = _column(ok, "net_deferral_value_usd", "net_benefit_usd", "deferral_value_usd")
-    basis = (
-        ", ".join(sorted(set(ok.net_value_basis.dropna().astype(str))))
-        if "net_value_basis" in ok.columns
-        else next(
-            (
-                c
-                for c in ("net_deferral_value_usd", "net_benefit_usd", "deferral_value_usd")
-                if c in ok.columns
-            ),
-            "—",
-        )
-    )
-
-    doc.h(2, "Feeders ranked by net deferral value")
-    doc.p(
-        "Mean over each feeder's finished units; net value basis: "
-        f"{basis or '—'} (the ratepayer net benefit when the study has program costs, else "
-        "the gross deferral value). Peak loading is the critical asset's, year of need the "
-        "P50 year without V2G, deferral the years reached at the study's confidence."
-    )
-    per: list[dict[str, Any]] = []
-    peak_c = _column(ok, "peak_loading_pct_charging")
-    peak_v = _column(ok, "peak_loading_pct_v2g")
-    need = _column(ok, "year_of_need_charging")
-    deferral = _column(ok, "deferral_years")
-    gross = _column(ok, "deferral_value_usd")
-    critical = _column(ok, "critical_asset", "critical_asset_id")
-    for feeder in feeders:
-        mask = (ok.feeder.astype(str) == feeder).to_numpy()
-        n_all = int((t.feeder.astype(str) == feeder).sum())
-        n_ok = int(mask.sum())
-        crit_mode = critical[mask].dropna().astype(str).mode()
-        row = {
-            "feeder": feeder,
-            "units": f"{n_ok} / {n_all}",
-            "critical": crit_mode.iloc[0] if len(crit_mode) else "—",
-            "peak_c": _stat(peak_c[mask], "max"),
-            "peak_v": _stat(peak_v[mask], "max"),
-            "need_min": _stat(need[mask], "min"),
-            "need_med": _stat(need[mask], "median"),
-            "deferral": _stat(deferral[mask], "median"),
-            "gross": _stat(gross[mask], "mean"),
-            "net": _stat(net_value[mask], "mean"),
-            "net_best": np.nan,
-            "best": "—",
-        }
-        if n_ok and "scenario_name" in ok.columns:
-            by = net_value[mask].groupby(ok.scenario_name[mask].astype(str)).mean().dropna()
-            if len(by):
-                row["best"], row["net_best"] = str(by.idxmax()), float(by.max())
-        row["outcome"] = _outcome(row["need_med"], row["deferral"], row["net"])
-        per.append(row)
-    per.sort(key=lambda r: (-r["net"] if not _missing(r["net"]) else math.inf, r["feeder"]))
-    doc.table(
-        [
-            "Rank",
-            "Feeder",
-            "Units ok / all",
-            "Critical asset (most often)",
-            "Peak w/o V2G, max [%]",
-            "Peak with V2G, max [%]",
-            "Need w/o V2G, earliest (median)",
-            "Deferral, median [yr]",
-            "Gross value, mean",
-            "Net value, mean",
-            "Best scenario (net)",
-            "Screening outcome",
-        ],
-        [
-            [
-                str(i + 1),
-                r["feeder"],
-                r["units"],
-                r["critical"],
-                fmt_num(r["peak_c"], 1),
-                fmt_num(r["peak_v"], 1),
-                f"{fmt_year(r['need_min'], '—')} "
-                f"({'—' if _missing(r['need_med']) else format(r['need_med'], 'g')})",
-                fmt_num(r["deferral"], 1),
-                fmt_usd(r["gross"]),
-                fmt_usd(r["net"]),
-                f"{r['best']} ({fmt_usd(r['net_best'])})" if r["best"] != "—" else "—",
-                r["outcome"],
-            ]
-            for i, r in enumerate(per)
-        ],
-        "llllrrrrrrll",
-    )
-    outcomes = pd.Series([r["outcome"] for r in per]).value_counts()
-    doc.ul(f"{outcome}: {count} feeder(s)" for outcome, count in outcomes.items())
-
-    if "scenario_name" in ok.columns and 1 < ok.scenario_name.nunique() <= 16:
-        doc.h(2, "Net value by scenario point")
-        doc.p("Mean net deferral value over draws, per feeder and scenario point.")
-        pivot = net_value.groupby([ok.feeder.astype(str), ok.scenario_name.astype(str)]).mean()
-        table_s = pivot.unstack()
-        columns = list(dict.fromkeys(ok.scenario_name.astype(str)))
-        doc.table(
-            ["Feeder", *columns],
-            [
-                [f, *(fmt_usd(table_s.at[f, c]) if c in table_s.columns else "—" for c in columns)]
-                for f in feeders
-                if f in table_s.index
-            ],
-        )
-
-    if len(failed):
-        doc.h(2, "Failed units")
-        doc.p(
-            f"{len(failed)} unit(s) failed; the batch kept going. Errors as recorded (first "
-            f"{min(len(failed), MAX_FAILED_ROWS)}; all in manifest.csv)."
-        )
-        errors = _column(failed, "error")
-        ids = _column(failed, "unit_id")
-        doc.table(
-            ["Unit", "Feeder", "Error"],
-            [
-                [str(ids.iloc[i]), str(failed.feeder.iloc[i]), str(errors.iloc[i])]
-                for i in range(min(len(failed), MAX_FAILED_ROWS))
-            ],
-            "lll",
-        )
-
-    chosen = _pick_figures(figures, list(BATCH_CAPTIONS))
-    if chosen:
-        doc.h(2, "Figures")
-        for file in chosen:
-            stem = file.rpartition(".")[0]
-            doc.figure(file, BATCH_CAPTIONS.get(stem, stem.replace("_", " ")))
+    _ranking_section(doc, t, ok, feeders, net_value)
+    _scenario_section(doc, ok, feeders, net_value)
+    _failed_section(doc, failed)
+    _figures_section(doc, figures, BATCH_CAPTIONS)
     return doc
 
 
