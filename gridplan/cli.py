@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         if status is None or debug:
             raise
         return status
+    if code == 130:  # typer turns Ctrl-C into Exit(130), which click returns
+        typer.echo("interrupted", err=True)
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
@@ -218,7 +220,10 @@ def _click_status(exc: Exception) -> int | None:
         typer.echo("interrupted", err=True)
         return 130
     if "Exit" in names:
-        return int(getattr(exc, "exit_code", 0))
+        code = int(getattr(exc, "exit_code", 0))
+        if code == 130:  # typer turns Ctrl-C into Exit(130)
+            typer.echo("interrupted", err=True)
+        return code
     if "ClickException" in names:
         message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
         ctx = getattr(exc, "ctx", None)
