@@ -442,10 +442,21 @@ class Zones:
     names: list[str]
 
 
+#: Most EVs per household anywhere on a feeder, zones included [-] (the bound of every
+#: adoption field).
+MAX_EVS_PER_HOUSEHOLD = 10.0
+
+#: Largest adoption multiplier of a zone [-]: twenty times the feeder's adoption rate
+#: already puts several EVs in every household of the zone at today's rates (a bound on
+#: input, not a forecast: higher values are typing errors, and 1e6 would draw millions).
+MAX_ZONE_MULTIPLIER = 20.0
+
+
 def read_zones(path: str | Path, *, field: str = "fleet.zones") -> Zones:
     """Read adoption zones from a GeoJSON FeatureCollection of (Multi)Polygons.
 
-    Each feature needs a numeric ``multiplier`` property >= 0 (optional ``name``).
+    Each feature needs a numeric ``multiplier`` property in [0, :data:`MAX_ZONE_MULTIPLIER`]
+    (optional ``name``).
 
     Raises
     ------
@@ -463,6 +474,10 @@ def read_zones(path: str | Path, *, field: str = "fleet.zones") -> Zones:
         raise ConfigError("not UTF-8 text (expected GeoJSON)", file=file, field=field) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not valid JSON: {exc}", file=file, field=field) from None
+    except RecursionError:
+        raise ConfigError(
+            "JSON nested too deeply (expected GeoJSON)", file=file, field=field
+        ) from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise ConfigError("expected a GeoJSON FeatureCollection", file=file, field="type")
     features = data.get("features")
@@ -491,10 +506,10 @@ def read_zones(path: str | Path, *, field: str = "fleet.zones") -> Zones:
             isinstance(mult, bool)
             or not isinstance(mult, int | float)
             or not math.isfinite(mult)
-            or mult < 0
+            or not 0 <= mult <= MAX_ZONE_MULTIPLIER
         ):
             raise ConfigError(
-                f"expected a number >= 0 (got {mult!r})",
+                f"expected a number in [0, {MAX_ZONE_MULTIPLIER:g}] (got {mult!r})",
                 file=file,
                 field=f"{where}.properties.multiplier",
             )
@@ -668,6 +683,14 @@ def sample_fleet(
         zones = read_zones(scenario.zones)
     if zones is not None:
         multiplier = zone_multipliers(feeder, zones, file=scenario.zones)
+    if households.size and rate * multiplier.max() > MAX_EVS_PER_HOUSEHOLD:
+        raise ConfigError(
+            f"{rate:g} EVs per household in {year} times a zone multiplier of "
+            f"{multiplier.max():g} is over {MAX_EVS_PER_HOUSEHOLD:g} EVs per household; "
+            "expected a lower adoption or multiplier",
+            file=scenario.zones,
+            field="fleet.zones" if zones is not None else "fleet.evs_per_household",
+        )
     counts = gen.poisson(rate * multiplier * households)
     load_pos = np.repeat(np.arange(households.size), counts)
     n_ev = load_pos.size

@@ -102,8 +102,15 @@ class AssetSpec(StrictModel):
     """A group of monitored assets."""
 
     kind: Literal["trafo", "line"]
-    select: Literal["all"] | list[str] = "all"
+    select: Literal["all"] | list[str] = Field(default="all", max_length=100_000)
     limit_pct: float = Field(default=100.0, gt=0, le=1000)
+
+    @field_validator("select")
+    @classmethod
+    def _names(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list selects no asset; give element names or 'all'")
+        return value
 
 
 class UpgradeSpec(StrictModel):
@@ -515,6 +522,59 @@ def _profiles(
     return time_index, load_p, load_q, sgen_p
 
 
+#: Time steps a profile may have [min]: the quarter-hour of SimBench and AMI data, and the
+#: hour of most US load shapes (DESIGN: a fixed step of 15 min or 1 h).
+PROFILE_STEPS_MIN = (15, 60)
+
+
+def _profile_times(column: pd.Series, file: Path, field: str) -> pd.DatetimeIndex:
+    """Parse a profile's time column into a naive, fixed-step index.
+
+    Timestamps must be text (``2016-01-01 00:15``): numbers are refused rather than guessed
+    as epoch seconds or nanoseconds. Timestamps with UTC offsets (``...-08:00``, ``Z``) are
+    read on the clock of the first row's offset, held all year (local standard time when a
+    profile starts in winter, so daylight-saving shifts do not break the step), and the
+    offset is dropped. The step must be one of :data:`PROFILE_STEPS_MIN`.
+    """
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        raise ConfigError(
+            "time values are numbers; expected timestamps such as '2016-01-01 00:15' "
+            "(epoch numbers are not guessed)",
+            file=file,
+            field=field,
+        )
+    text = column.astype(str).str.strip()
+    try:
+        if text.str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", regex=True).any():
+            aware = pd.to_datetime(text, utc=True)
+            first = pd.Timestamp(text.iloc[0])
+            offset = first.utcoffset() if first.tzinfo is not None else pd.Timedelta(0)
+            times = pd.DatetimeIndex((aware + offset).dt.tz_localize(None), name="time")
+        else:
+            times = pd.DatetimeIndex(pd.to_datetime(text), name="time")
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ConfigError(f"time values do not parse: {exc}", file=file, field=field) from None
+    if len(times) < 2:
+        raise ConfigError("needs at least two rows", file=file)
+    steps = np.diff(times.asi8)
+    if (steps <= 0).any() or (steps != steps[0]).any():
+        bad = int(np.flatnonzero((steps <= 0) | (steps != steps[0]))[0]) + 1
+        raise ConfigError(
+            f"time steps must be increasing and fixed (row {bad + 1} breaks the step)",
+            file=file,
+            field=field,
+        )
+    step_min = steps[0] / 60e9
+    if step_min not in PROFILE_STEPS_MIN:
+        raise ConfigError(
+            f"time step is {step_min:g} min; expected one of "
+            f"{', '.join(f'{m} min' for m in PROFILE_STEPS_MIN)}",
+            file=file,
+            field=field,
+        )
+    return times
+
+
 def read_profile_table(
     file: Path, kind: str, time_column: str, element_names: list[str], *, field: str
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -542,22 +602,7 @@ def read_profile_table(
             file=file,
             field=time_column,
         )
-    try:
-        times = pd.DatetimeIndex(pd.to_datetime(frame.pop(time_column)), name="time")
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"time values do not parse: {exc}", file=file, field=time_column
-        ) from None
-    if len(times) < 2:
-        raise ConfigError("needs at least two rows", file=file)
-    steps = np.diff(times.asi8)
-    if (steps <= 0).any() or (steps != steps[0]).any():
-        bad = int(np.flatnonzero((steps <= 0) | (steps != steps[0]))[0]) + 1
-        raise ConfigError(
-            f"time steps must be increasing and fixed (row {bad + 1} breaks the step)",
-            file=file,
-            field=time_column,
-        )
+    times = _profile_times(frame.pop(time_column), file, time_column)
     n = len(element_names)
     if frame.shape[1] != n:
         raise ConfigError(
@@ -692,10 +737,9 @@ def _assets(spec: FeederSpec, net: pp.pandapowerNet, path: Path | None) -> pd.Da
                     "length_km": length,
                 }
             )
-    frame = pd.DataFrame(rows).drop_duplicates("asset_id", keep="last").set_index("asset_id")
-    if frame.empty:
+    if not rows:
         raise ConfigError("no in-service asset selected", file=path, field="assets")
-    return frame
+    return pd.DataFrame(rows).drop_duplicates("asset_id", keep="last").set_index("asset_id")
 
 
 def _upgrades(
