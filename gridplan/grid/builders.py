@@ -8,6 +8,7 @@ the first asset that EV charging overloads; this feeder lets that show.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandapower as pp
 import pandas as pd
 
 from gridplan.core.errors import ConfigError
+from gridplan.grid.network_sources import Option, OptionError, check_options, count, number
 
 #: Annual consumption of a California home [kWh/yr]. EIA, "Electric Sales, Revenue, and
 #: Price" 2022, Table 5a: California residential average monthly consumption about
@@ -137,133 +139,288 @@ def build_us_residential(
     Parameters
     ----------
     n_laterals, transformers_per_lateral
-        Feeder size.
+        Feeder size: laterals on the trunk, poles (service transformers) per lateral
+        [1, 100].
     trunk_segment_km, lateral_span_km
-        Trunk segment length and pole span on laterals [km].
+        Trunk segment length (0, 50] and pole span on laterals (0, 10] [km].
     home_annual_kwh
-        Annual consumption per home [kWh/yr]; default :data:`CA_HOME_ANNUAL_KWH`.
+        Annual consumption per home (0, 1e6] [kWh/yr]; default :data:`CA_HOME_ANNUAL_KWH`.
     power_factor
-        Power factor of home loads [-].
+        Power factor of home loads (0, 1] [-].
     pv_share
-        Share of homes with rooftop PV [-].
+        Share of homes with rooftop PV [0, 1] [-].
     pv_kw
-        Rooftop PV size [kW] (peak of the profile).
+        Rooftop PV size [0, 1000] [kW] (peak of the profile).
     source_vm_pu
-        Voltage set-point of the substation bus [pu].
+        Voltage set-point of the substation bus [0.5, 1.5] [pu].
     seed
-        Seed of the draws (transformer sizes, homes, profile types, shifts, PV homes).
+        Seed of the draws (transformer sizes, homes, profile types, shifts, PV homes), an
+        integer >= 0.
 
     Returns
     -------
     BuiltFeeder
+
+    Raises
+    ------
+    ConfigError
+        An argument of the wrong type (e.g. a string, a boolean, a float count) or outside
+        its range (the ranges are :data:`BUILDER_OPTIONS`, which feeder specs are checked
+        against too).
     """
-    if n_laterals < 1 or transformers_per_lateral < 1:
-        raise ConfigError("n_laterals and transformers_per_lateral must be >= 1")
-    if home_annual_kwh <= 0:
-        raise ConfigError(f"home_annual_kwh must be > 0 (got {home_annual_kwh})")
-    if not 0 < power_factor <= 1:
-        raise ConfigError(f"power_factor must be in (0, 1] (got {power_factor})")
-    if not 0 <= pv_share <= 1:
-        raise ConfigError(f"pv_share must be in [0, 1] (got {pv_share})")
+    _check_options(
+        {
+            "n_laterals": n_laterals,
+            "transformers_per_lateral": transformers_per_lateral,
+            "trunk_segment_km": trunk_segment_km,
+            "lateral_span_km": lateral_span_km,
+            "home_annual_kwh": home_annual_kwh,
+            "power_factor": power_factor,
+            "pv_share": pv_share,
+            "pv_kw": pv_kw,
+            "source_vm_pu": source_vm_pu,
+            "seed": seed,
+        }
+    )
     rng = np.random.default_rng(seed)
     net = pp.create_empty_network(name="US residential 12.47 kV", f_hz=60.0)
-    lon0, lat0 = -119.78, 36.74  # synthetic placement (Central Valley), schematic only
-    km_lon, km_lat = 1 / 89.2, 1 / 111.0
-
-    def geo(x_km: float, y_km: float) -> tuple[float, float]:
-        return (lon0 + x_km * km_lon, lat0 + y_km * km_lat)
-
-    sub = pp.create_bus(net, 12.47, name="Substation 12.47 kV", geodata=geo(0, 0))
-    pp.create_ext_grid(net, sub, vm_pu=source_vm_pu, name="Substation (LTC-regulated)")
-    trunk = CONDUCTORS["336_acsr"]
-    lateral = CONDUCTORS["1/0_acsr"]
-    prev = sub
-    loads: list[dict[str, object]] = []
-    for k in range(n_laterals):
-        node = pp.create_bus(
-            net, 12.47, name=f"Trunk node {k + 1}", geodata=geo((k + 1) * trunk_segment_km, 0)
-        )
-        pp.create_line_from_parameters(
-            net, prev, node, trunk_segment_km, name=f"Trunk {k + 1}", type="ol", **trunk
-        )
-        prev_lat = node
-        side = 1 if k % 2 == 0 else -1
-        for j in range(transformers_per_lateral):
-            x, y = (k + 1) * trunk_segment_km, side * (j + 1) * lateral_span_km
-            pole = pp.create_bus(net, 12.47, name=f"L{k + 1} pole {j + 1}", geodata=geo(x, y))
-            pp.create_line_from_parameters(
-                net,
-                prev_lat,
-                pole,
-                lateral_span_km,
-                name=f"L{k + 1} span {j + 1}",
-                type="ol",
-                **lateral,
-            )
-            prev_lat = pole
-            kva = float(rng.choice([25.0, 50.0, 75.0], p=[0.45, 0.35, 0.2]))
-            n_homes = max(2, round(kva * rng.uniform(*HOMES_PER_KVA)))
-            sec = pp.create_bus(
-                net, 0.24, name=f"L{k + 1} T{j + 1} secondary", geodata=geo(x + 0.02, y)
-            )
-            pp.create_transformer_from_parameters(
-                net,
-                pole,
-                sec,
-                sn_mva=kva / 1000,
-                vn_hv_kv=12.47,
-                vn_lv_kv=0.24,
-                vk_percent=SERVICE_XFMR["vk_percent"],
-                vkr_percent=SERVICE_XFMR["vkr_percent"],
-                pfe_kw=SERVICE_XFMR["pfe_kw_per_kva"] * kva,
-                i0_percent=SERVICE_XFMR["i0_percent"],
-                name=f"L{k + 1} T{j + 1} {kva:.0f} kVA",
-            )
-            for h in range(n_homes):
-                loads.append({"bus": sec, "name": f"L{k + 1} T{j + 1} home {h + 1}"})
-        prev = node
-
-    profiles = _read_simbench_profiles(
-        "LoadProfile.csv", [f"{p}_pload" for p in SIMBENCH_HOUSEHOLD_PROFILES]
+    homes = _add_trunk_and_laterals(
+        net,
+        rng,
+        n_laterals=n_laterals,
+        transformers_per_lateral=transformers_per_lateral,
+        trunk_segment_km=trunk_segment_km,
+        lateral_span_km=lateral_span_km,
+        source_vm_pu=source_vm_pu,
     )
-    time_index = pd.DatetimeIndex(profiles.index)
-    step_h = (time_index[1] - time_index[0]) / pd.Timedelta(hours=1)
-    n_homes_total = len(loads)
-    # Each home: a random convex mix of the SimBench household profiles, shifted in time.
-    weights = rng.dirichlet(np.full(len(SIMBENCH_HOUSEHOLD_PROFILES), 0.7), size=n_homes_total)
-    shifts = rng.integers(-4, 5, size=n_homes_total)  # 15-min steps: up to +/- 60 min
-    base = profiles.to_numpy(dtype=float) @ weights.T  # (time, home)
-    load_p = np.empty((len(time_index), n_homes_total))
-    for i in range(n_homes_total):
-        col = np.roll(base[:, i], shifts[i])
-        load_p[:, i] = col * home_annual_kwh / (col.sum() * step_h)
-    tan_phi = np.tan(np.arccos(power_factor))
-    load_q = load_p * tan_phi
-    for i, spec in enumerate(loads):
+
+    time_index, load_p, load_q = _home_profiles(rng, len(homes), home_annual_kwh, power_factor)
+    for i, home in enumerate(homes):
         pp.create_load(
             net,
-            spec["bus"],
+            home.bus,
             p_mw=load_p[:, i].max() / 1000,
             q_mvar=load_q[:, i].max() / 1000,
-            name=str(spec["name"]),
+            name=home.name,
         )
-    pv_homes = np.flatnonzero(rng.random(n_homes_total) < pv_share)
-    pv_profile = _read_simbench_profiles("RESProfile.csv", ["PV3"])["PV3"].to_numpy(dtype=float)
-    pv_profile = pv_profile / pv_profile.max()
-    sgen_p = np.empty((len(time_index), len(pv_homes)))
-    for n, home in enumerate(pv_homes.tolist()):
-        pp.create_sgen(
-            net, loads[home]["bus"], p_mw=pv_kw / 1000, name=f"PV {loads[home]['name']}", type="PV"
-        )
-        sgen_p[:, n] = pv_profile * pv_kw
+    sgen_p = _add_rooftop_pv(net, rng, homes, len(time_index), pv_share=pv_share, pv_kw=pv_kw)
     return BuiltFeeder(
         net=net,
         time_index=time_index,
         load_p_kw=load_p,
         load_q_kvar=load_q,
         sgen_p_kw=sgen_p,
-        households=np.ones(n_homes_total, dtype=int),
+        households=np.ones(len(homes), dtype=int),
     )
+
+
+#: Synthetic placement of the US feeder (Central Valley, California), schematic only:
+#: origin [deg lon, deg lat] and degrees per km east and north.
+_ORIGIN_LON_LAT = (-119.78, 36.74)
+_DEG_PER_KM = (1 / 89.2, 1 / 111.0)
+
+
+def _geo(x_km: float, y_km: float) -> tuple[float, float]:
+    """Longitude and latitude [deg] of a point ``x_km`` east and ``y_km`` north of the origin."""
+    return (_ORIGIN_LON_LAT[0] + x_km * _DEG_PER_KM[0], _ORIGIN_LON_LAT[1] + y_km * _DEG_PER_KM[1])
+
+
+@dataclass(frozen=True)
+class _Home:
+    """One home: the secondary bus of its service transformer and its load name."""
+
+    bus: int
+    name: str
+
+
+def _add_trunk_and_laterals(
+    net: pp.pandapowerNet,
+    rng: np.random.Generator,
+    *,
+    n_laterals: int,
+    transformers_per_lateral: int,
+    trunk_segment_km: float,
+    lateral_span_km: float,
+    source_vm_pu: float,
+) -> list[_Home]:
+    """Add the substation, the 336.4 kcmil ACSR trunk and its laterals (see :func:`_add_lateral`).
+
+    Returns
+    -------
+    list of _Home
+        Every home of the feeder, lateral by lateral and pole by pole.
+    """
+    sub = pp.create_bus(net, 12.47, name="Substation 12.47 kV", geodata=_geo(0, 0))
+    pp.create_ext_grid(net, sub, vm_pu=source_vm_pu, name="Substation (LTC-regulated)")
+    homes: list[_Home] = []
+    prev = sub
+    for k in range(n_laterals):
+        node = pp.create_bus(
+            net, 12.47, name=f"Trunk node {k + 1}", geodata=_geo((k + 1) * trunk_segment_km, 0)
+        )
+        pp.create_line_from_parameters(
+            net,
+            prev,
+            node,
+            trunk_segment_km,
+            name=f"Trunk {k + 1}",
+            type="ol",
+            **CONDUCTORS["336_acsr"],
+        )
+        homes += _add_lateral(
+            net,
+            rng,
+            node,
+            k,
+            x_km=(k + 1) * trunk_segment_km,
+            poles=transformers_per_lateral,
+            span_km=lateral_span_km,
+        )
+        prev = node
+    return homes
+
+
+def _add_lateral(
+    net: pp.pandapowerNet,
+    rng: np.random.Generator,
+    node: int,
+    k: int,
+    *,
+    x_km: float,
+    poles: int,
+    span_km: float,
+) -> list[_Home]:
+    """Add lateral ``k`` (1/0 ACSR) at trunk ``node``: its poles, service transformers, homes.
+
+    Draws, per pole in order: the transformer size (25/50/75 kVA with probabilities
+    0.45/0.35/0.2) and the homes per kVA (:data:`HOMES_PER_KVA`, at least 2 homes).
+
+    Returns
+    -------
+    list of _Home
+        The homes on this lateral, pole by pole.
+    """
+    homes: list[_Home] = []
+    prev_lat = node
+    side = 1 if k % 2 == 0 else -1
+    for j in range(poles):
+        y_km = side * (j + 1) * span_km
+        pole = pp.create_bus(net, 12.47, name=f"L{k + 1} pole {j + 1}", geodata=_geo(x_km, y_km))
+        pp.create_line_from_parameters(
+            net,
+            prev_lat,
+            pole,
+            span_km,
+            name=f"L{k + 1} span {j + 1}",
+            type="ol",
+            **CONDUCTORS["1/0_acsr"],
+        )
+        prev_lat = pole
+        kva = float(rng.choice([25.0, 50.0, 75.0], p=[0.45, 0.35, 0.2]))
+        n_homes = max(2, round(kva * rng.uniform(*HOMES_PER_KVA)))
+        sec = pp.create_bus(
+            net, 0.24, name=f"L{k + 1} T{j + 1} secondary", geodata=_geo(x_km + 0.02, y_km)
+        )
+        pp.create_transformer_from_parameters(
+            net,
+            pole,
+            sec,
+            sn_mva=kva / 1000,
+            vn_hv_kv=12.47,
+            vn_lv_kv=0.24,
+            vk_percent=SERVICE_XFMR["vk_percent"],
+            vkr_percent=SERVICE_XFMR["vkr_percent"],
+            pfe_kw=SERVICE_XFMR["pfe_kw_per_kva"] * kva,
+            i0_percent=SERVICE_XFMR["i0_percent"],
+            name=f"L{k + 1} T{j + 1} {kva:.0f} kVA",
+        )
+        homes += [_Home(sec, f"L{k + 1} T{j + 1} home {h + 1}") for h in range(n_homes)]
+    return homes
+
+
+def _home_profiles(
+    rng: np.random.Generator, n_homes: int, home_annual_kwh: float, power_factor: float
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """One year of 15-minute home load profiles from SimBench's household profiles.
+
+    Each home is a random convex mix of :data:`SIMBENCH_HOUSEHOLD_PROFILES` (Dirichlet
+    weights, concentration 0.7), shifted by -4..4 steps (+/- 60 min) and rescaled to
+    ``home_annual_kwh``; reactive power follows ``power_factor``.
+
+    Returns
+    -------
+    time_index, load_p_kw, load_q_kvar
+        Time stamps and the profiles [kW], [kvar], shape (time, home).
+    """
+    profiles = _read_simbench_profiles(
+        "LoadProfile.csv", [f"{p}_pload" for p in SIMBENCH_HOUSEHOLD_PROFILES]
+    )
+    time_index = pd.DatetimeIndex(profiles.index)
+    step_h = (time_index[1] - time_index[0]) / pd.Timedelta(hours=1)
+    weights = rng.dirichlet(np.full(len(SIMBENCH_HOUSEHOLD_PROFILES), 0.7), size=n_homes)
+    shifts = rng.integers(-4, 5, size=n_homes)  # 15-min steps: up to +/- 60 min
+    base = profiles.to_numpy(dtype=float) @ weights.T  # (time, home)
+    load_p = np.empty((len(time_index), n_homes))
+    for i in range(n_homes):
+        col = np.roll(base[:, i], shifts[i])
+        load_p[:, i] = col * home_annual_kwh / (col.sum() * step_h)
+    tan_phi = np.tan(np.arccos(power_factor))
+    return time_index, load_p, load_p * tan_phi
+
+
+def _add_rooftop_pv(
+    net: pp.pandapowerNet,
+    rng: np.random.Generator,
+    homes: list[_Home],
+    n_steps: int,
+    *,
+    pv_share: float,
+    pv_kw: float,
+) -> np.ndarray:
+    """Give a share ``pv_share`` of the homes (drawn) rooftop PV of ``pv_kw`` [kW].
+
+    The PV follows SimBench profile ``PV3`` scaled to a peak of ``pv_kw``, over ``n_steps``
+    profile steps.
+
+    Returns
+    -------
+    numpy.ndarray
+        Generation [kW], shape (time, PV system), in ``net.sgen.index`` order.
+    """
+    pv_homes = np.flatnonzero(rng.random(len(homes)) < pv_share)
+    pv_profile = _read_simbench_profiles("RESProfile.csv", ["PV3"])["PV3"].to_numpy(dtype=float)
+    pv_profile = pv_profile / pv_profile.max()
+    sgen_p = np.empty((n_steps, len(pv_homes)))
+    for n, index in enumerate(pv_homes.tolist()):
+        home = homes[index]
+        pp.create_sgen(net, home.bus, p_mw=pv_kw / 1000, name=f"PV {home.name}", type="PV")
+        sgen_p[:, n] = pv_profile * pv_kw
+    return sgen_p
+
+
+#: The options a feeder spec may give each builder (``network.options``), with their ranges.
+BUILDER_OPTIONS: dict[str, Mapping[str, Option]] = {
+    "us_residential": {
+        "n_laterals": count(1, 100),
+        "transformers_per_lateral": count(1, 100),
+        "trunk_segment_km": number(0, 50, "km", low_open=True),
+        "lateral_span_km": number(0, 10, "km", low_open=True),
+        "home_annual_kwh": number(0, 1e6, "kWh/yr", low_open=True),
+        "power_factor": number(0, 1, low_open=True),
+        "pv_share": number(0, 1),
+        "pv_kw": number(0, 1000, "kW"),
+        "source_vm_pu": number(0.5, 1.5, "pu"),
+        "seed": count(0),
+    }
+}
+
+
+def _check_options(options: dict[str, object]) -> None:
+    """Check the arguments of :func:`build_us_residential` (types and ranges)."""
+    try:
+        check_options(options, BUILDER_OPTIONS["us_residential"], "builder 'us_residential'")
+    except OptionError as exc:
+        raise ConfigError(exc.reason) from None
 
 
 BUILDERS = {"us_residential": build_us_residential}

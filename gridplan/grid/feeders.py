@@ -29,12 +29,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandapower as pp
 import pandas as pd
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError
 from gridplan.core.io import require_file
-from gridplan.grid import builders
+from gridplan.grid import builders, network_sources
 from gridplan.grid.catalog import load_upgrade_catalog
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,14 @@ Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 # --------------------------------------------------------------------------- spec models
 class NetworkSpec(StrictModel):
-    """Where the network comes from."""
+    """Where the network comes from.
+
+    ``function`` must be one of the ``pandapower.networks`` builders allow-listed in
+    :data:`gridplan.grid.network_sources.PANDAPOWER_NETWORKS` (never ``from_json``: a JSON
+    net is ``source = "json"``, read through :mod:`gridplan.grid.safe_json`), and
+    ``options`` are plain values that function or the gridplan builder takes
+    (:data:`gridplan.grid.builders.BUILDER_OPTIONS`); SimBench and JSON sources take none.
+    """
 
     source: Literal["simbench", "pandapower", "json", "builder"]
     code: str | None = None  # simbench code
@@ -58,6 +66,43 @@ class NetworkSpec(StrictModel):
     path: str | None = None  # json file, relative to the spec
     builder: str | None = None  # gridplan builder name
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("function")
+    @classmethod
+    def _allowed_function(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("source") == "pandapower":
+            if value not in network_sources.PANDAPOWER_NETWORKS:
+                message = network_sources.unknown_function_message(value)
+                raise PydanticCustomError("network_function", "{reason}", {"reason": message})
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _plain_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        source = info.data.get("source")
+        if source == "pandapower":
+            function = info.data.get("function")
+            if function not in network_sources.PANDAPOWER_NETWORKS:
+                return value  # reported on network.function
+            allowed = network_sources.PANDAPOWER_NETWORKS[function]
+            owner = f"pandapower.networks.{function}"
+        elif source == "builder":
+            builder = info.data.get("builder")
+            if builder not in builders.BUILDER_OPTIONS:
+                return value  # reported as an unknown builder
+            allowed, owner = builders.BUILDER_OPTIONS[builder], f"builder '{builder}'"
+        elif value and source is not None:
+            reason = f"network source '{source}' takes no options"
+            raise PydanticCustomError("network_options", "{reason}", {"reason": reason})
+        else:
+            return value
+        try:
+            network_sources.check_options(value, allowed, owner)
+        except network_sources.OptionError as exc:
+            raise PydanticCustomError(
+                "network_options", "{reason}", {"reason": exc.reason}
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _needs_reference(self) -> NetworkSpec:
@@ -423,17 +468,36 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
 
 @lru_cache(maxsize=8)
 def _simbench_raw(code: str) -> Any:
+    """SimBench net ``code``, built by ``simbench.get_simbench_net`` from its own data (cached).
+
+    Raises
+    ------
+    ValueError
+        ``code`` is not one of ``simbench.collect_all_simbench_codes()`` (nothing else ever
+        reaches SimBench).
+    """
     import simbench as sb
 
+    if not isinstance(code, str) or code not in network_sources.simbench_codes():
+        raise ValueError(f"not a SimBench code: {code!r}")
     return sb.get_simbench_net(code)
 
 
 def _simbench_net(code: str, path: Path | None) -> pp.pandapowerNet:
-    import simbench as sb
+    """A private copy of SimBench net ``code`` (a code listed by SimBench itself).
 
-    if code not in sb.collect_all_simbench_codes():
+    Raises
+    ------
+    ConfigError
+        Unknown code (with a close match, field ``network.code``), or SimBench fails.
+    """
+    codes = network_sources.simbench_codes()
+    if code not in codes:
+        close = difflib.get_close_matches(str(code), sorted(codes), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(
-            f"not a valid SimBench code '{code}' (expected e.g. '1-LV-semiurb4--0-sw')",
+            f"not a valid SimBench code '{code}' ({hint}expected a code listed by "
+            "simbench.collect_all_simbench_codes(), e.g. '1-LV-semiurb4--0-sw')",
             file=path,
             field="network.code",
         )
@@ -447,19 +511,39 @@ def _simbench_net(code: str, path: Path | None) -> pp.pandapowerNet:
 
 
 def _pandapower_net(function: str, options: dict[str, Any], path: Path | None) -> Any:
-    import pandapower.networks as pn
+    """Build a net with an allow-listed ``pandapower.networks`` function and plain options.
 
-    fn = getattr(pn, function, None)
-    if fn is None or not callable(fn) or function.startswith("_"):
-        raise ConfigError(
-            f"unknown pandapower.networks function '{function}'",
-            file=path,
-            field="network.function",
-        )
+    The name and options were checked when the spec was read (:class:`NetworkSpec`); they
+    are checked again here, so no other function and no other option can be reached (see
+    :mod:`gridplan.grid.network_sources`).
+
+    Raises
+    ------
+    ConfigError
+        A function not on the allow-list (field ``network.function``), an option it does not
+        take or of the wrong kind (field ``network.options.<name>``), or pandapower failing to
+        build the net with these options (field ``network.options``).
+    """
+    try:
+        fn = network_sources.pandapower_network_function(function)
+    except network_sources.OptionError as exc:
+        raise ConfigError(exc.reason, file=path, field="network.function") from None
+    owner = f"pandapower.networks.{function}"
+    try:
+        network_sources.check_options(options, network_sources.PANDAPOWER_NETWORKS[function], owner)
+    except network_sources.OptionError as exc:
+        field = "network.options" if exc.option is None else f"network.options.{exc.option}"
+        raise ConfigError(exc.reason, file=path, field=field) from None
     try:
         return fn(**options)
-    except TypeError as exc:
-        raise ConfigError(f"bad option: {exc}", file=path, field="network.options") from None
+    except Exception as exc:  # pandapower raises many types on options it cannot use
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 200 else text[:197] + "..."
+        raise ConfigError(
+            f"{owner} could not build the net with these options: {type(exc).__name__}: {text}",
+            file=path,
+            field="network.options",
+        ) from None
 
 
 def _profiles(

@@ -30,10 +30,12 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gridplan.core.errors import ConfigError, GridplanError
 from gridplan.core.io import write_text
@@ -208,13 +210,22 @@ _CRS = re.compile(r"[A-Za-z]{2,10}:[A-Za-z0-9_.\-]{1,40}")
 
 
 class _Parsed:
-    """Path marker: the step from a JSON string to the JSON text it holds."""
+    """Path marker: the step from a JSON string to the JSON text it holds.
+
+    ``<json>`` marks a text parsed by Python's ``json`` (as pandapower parses the file, nets,
+    GeoDataFrames and GeoJSON), ``<pandas>`` the same text parsed by pandas' own JSON parser
+    (as ``pandas.read_json`` parses the tables of DataFrames and Series).
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
 
     def __repr__(self) -> str:
-        return "<json>"
+        return self.label
 
 
-_PARSED = _Parsed()
+_PARSED = _Parsed("<json>")
+_PANDAS = _Parsed("<pandas>")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # A path is a linked list (parent, step); rendered only when an error is raised.
@@ -229,8 +240,8 @@ def _render(path: _Path) -> str:
         steps.append(step)
     out = ["$"]
     for step in reversed(steps):
-        if step is _PARSED:
-            out.append("<json>")
+        if isinstance(step, _Parsed):
+            out.append(step.label)
         elif isinstance(step, int):
             out.append(f"[{step}]")
         else:
@@ -241,8 +252,11 @@ def _render(path: _Path) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """``repr`` of a JSON value, cut to ``limit`` characters."""
-    text = repr(value)
+    """``repr`` of a JSON value, cut to ``limit`` characters (lone surrogates escaped)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -264,6 +278,64 @@ class _Refused(Exception):
         super().__init__(message)
         self.path = path
         self.message = message
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Unicode categories dropped before comparing a key with the type tags: control, format,
+# surrogate and separator characters (invisible, or dropped by some JSON parsers).
+_IGNORABLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
+def _check_text(text: str, path: _Path, what: str = "string") -> None:
+    """Refuse a string holding a lone UTF-16 surrogate (U+D800..U+DFFF)."""
+    if not text.isascii() and _SURROGATE.search(text):
+        raise _Refused(
+            path,
+            f"{what} {_short(text)} holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+            "escape); pandas' JSON parser drops it, so pandapower would decode other text than "
+            "gridplan checked",
+        )
+
+
+def _visible(text: str) -> str:
+    """``text`` without whitespace, control, format, surrogate and separator characters."""
+    return "".join(
+        ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in _IGNORABLE
+    )
+
+
+@lru_cache(maxsize=65536)
+def _tag_like(key: str) -> str | None:
+    """The type tag ``key`` reads as once folded, or ``None``.
+
+    Folding drops whitespace, control, format, surrogate and separator characters, applies
+    Unicode NFKC normalisation and case folding, and drops such characters again: ``"_MODULE"``,
+    ``"\\ud800_module"``, ``" _module"``, ``"_mod\\x00ule"`` and ``"\\uff3fmodule"`` all read as
+    ``"_module"``.
+    """
+    if key.isascii():
+        if len(key) < len(_CLASS):
+            return None  # folding an ASCII key only removes characters
+        folded = "".join(ch for ch in key if " " < ch < "\x7f").lower()
+    else:
+        folded = _visible(unicodedata.normalize("NFKC", _visible(key)).casefold())
+    return folded if folded in _TAG_KEYS else None
+
+
+def _check_keys(node: dict[Any, Any], path: _Path) -> None:
+    """Refuse keys with lone surrogates, and keys that read as a type tag but are not one."""
+    for key in node:
+        if not isinstance(key, str) or key in _TAG_KEYS:
+            continue
+        _check_text(key, (path, key), "key")
+        tag = _tag_like(key)
+        if tag is not None:
+            raise _Refused(
+                (path, key),
+                f"key {_short(key)} reads as the type tag '{tag}' once invisible characters are "
+                "dropped and Unicode forms and case are folded; a JSON parser may take it for "
+                "the tag, so it is refused",
+            )
 
 
 def _why_refused(module: str, cls: str) -> str:
@@ -299,6 +371,70 @@ def _check_dtype(value: Any, path: _Path) -> None:
     )
 
 
+def _extra_dtype(value: Any, spec: _Spec, where: _Path) -> None:
+    if isinstance(value, dict) and spec in (_FRAME, _GEOFRAME):
+        for column, dtype in value.items():
+            _check_dtype(dtype, (where, column))
+    elif not (isinstance(value, bool) and spec is _FRAME):
+        _check_dtype(value, where)
+
+
+def _extra_orient(value: Any, spec: _Spec, where: _Path) -> None:
+    if not _one_of(value, _ORIENTS):
+        raise _Refused(where, f"orient {_short(value)} is not one of {', '.join(sorted(_ORIENTS))}")
+
+
+def _extra_typ(value: Any, spec: _Spec, where: _Path) -> None:
+    if value != "series":
+        raise _Refused(where, f"typ {_short(value)} is not allowed; expected 'series'")
+
+
+def _extra_flag(value: Any, spec: _Spec, where: _Path) -> None:
+    if not isinstance(value, bool):
+        raise _Refused(where, f"{_last(where)} must be true or false, got {_short(value)}")
+
+
+def _extra_name(value: Any, spec: _Spec, where: _Path) -> None:
+    if not _is_scalar(value):
+        raise _Refused(where, f"{_last(where)} must be a string, number or null")
+
+
+def _extra_names(value: Any, spec: _Spec, where: _Path) -> None:
+    if value is not None and not (isinstance(value, list) and all(_is_scalar(v) for v in value)):
+        raise _Refused(where, f"{_last(where)} must be a list of strings/numbers or null")
+
+
+def _extra_crs(value: Any, spec: _Spec, where: _Path) -> None:
+    if value is not None and not (isinstance(value, str) and _CRS.fullmatch(value)):
+        raise _Refused(where, f"crs {_short(value)} is not allowed; expected 'AUTHORITY:CODE'")
+
+
+def _extra_columns(value: Any, spec: _Spec, where: _Path) -> None:
+    if not isinstance(value, dict | list):
+        raise _Refused(where, "columns must be a list or a pandas Index entry")
+
+
+def _last(path: _Path) -> str:
+    """The last step of a linked path (the key an extra-key check is about)."""
+    return "" if path is None else str(path[1])
+
+
+#: How each extra key of a tagged entry is checked (every key of every ``_Spec.extra_keys``).
+_EXTRA_CHECKS: dict[str, Callable[[Any, _Spec, _Path], None]] = {
+    "dtype": _extra_dtype,
+    "orient": _extra_orient,
+    "typ": _extra_typ,
+    "is_multiindex": _extra_flag,
+    "is_multicolumn": _extra_flag,
+    "index_name": _extra_name,
+    "column_name": _extra_name,
+    "index_names": _extra_names,
+    "column_names": _extra_names,
+    "crs": _extra_crs,
+    "columns": _extra_columns,
+}
+
+
 def _check_extras(node: dict[str, Any], spec: _Spec, path: _Path) -> None:
     """Check the keys besides the tag (they become keyword arguments in pandapower)."""
     for key, value in node.items():
@@ -312,65 +448,55 @@ def _check_extras(node: dict[str, Any], spec: _Spec, path: _Path) -> None:
                 f"unexpected key {_short(key)} in {_entry(node)} ({spec.kind}); pandapower "
                 f"would pass it on as a keyword argument; allowed extra keys: {allowed}",
             )
-        if key == "dtype":
-            if isinstance(value, dict) and spec in (_FRAME, _GEOFRAME):
-                for column, dtype in value.items():
-                    _check_dtype(dtype, (where, column))
-            elif not (isinstance(value, bool) and spec is _FRAME):
-                _check_dtype(value, where)
-        elif key == "orient":
-            if not _one_of(value, _ORIENTS):
-                raise _Refused(
-                    where, f"orient {_short(value)} is not one of {', '.join(sorted(_ORIENTS))}"
-                )
-        elif key == "typ":
-            if value != "series":
-                raise _Refused(where, f"typ {_short(value)} is not allowed; expected 'series'")
-        elif key in ("is_multiindex", "is_multicolumn"):
-            if not isinstance(value, bool):
-                raise _Refused(where, f"{key} must be true or false, got {_short(value)}")
-        elif key in ("index_name", "column_name"):
-            if not _is_scalar(value):
-                raise _Refused(where, f"{key} must be a string, number or null")
-        elif key in ("index_names", "column_names"):
-            if value is not None and not (
-                isinstance(value, list) and all(_is_scalar(v) for v in value)
-            ):
-                raise _Refused(where, f"{key} must be a list of strings/numbers or null")
-        elif key == "crs":
-            if value is not None and not (isinstance(value, str) and _CRS.fullmatch(value)):
-                raise _Refused(
-                    where, f"crs {_short(value)} is not allowed; expected 'AUTHORITY:CODE'"
-                )
-        elif key == "columns":
-            if not isinstance(value, dict | list):
-                raise _Refused(where, "columns must be a list or a pandas Index entry")
+        _EXTRA_CHECKS[key](value, spec, where)
+
+
+def _geo_cells_split(table: Any) -> Iterator[tuple[Any, _Path]]:
+    if not isinstance(table, dict):
+        return
+    columns, data = table.get("columns"), table.get("data")
+    if isinstance(columns, list) and isinstance(data, list):
+        positions = [i for i, c in enumerate(columns) if c == "geo"]
+        for r, row in enumerate(data):
+            if isinstance(row, list):
+                for i in positions:
+                    if i < len(row):
+                        yield row[i], (((None, "data"), r), i)
+
+
+def _geo_cells_columns(table: Any) -> Iterator[tuple[Any, _Path]]:
+    column = table.get("geo") if isinstance(table, dict) else None
+    if isinstance(column, dict):
+        for key, cell in column.items():
+            yield cell, ((None, "geo"), key)
+
+
+def _geo_cells_index(table: Any) -> Iterator[tuple[Any, _Path]]:
+    if isinstance(table, dict):
+        for key, row in table.items():
+            if isinstance(row, dict) and "geo" in row:
+                yield row["geo"], ((None, key), "geo")
+
+
+def _geo_cells_records(table: Any) -> Iterator[tuple[Any, _Path]]:
+    if isinstance(table, list):
+        for r, row in enumerate(table):
+            if isinstance(row, dict) and "geo" in row:
+                yield row["geo"], ((None, r), "geo")
 
 
 def _geo_cells(table: Any, orient: Any) -> Iterator[tuple[Any, _Path]]:
     """Yield the cells of a ``geo`` column of a DataFrame's JSON text (relative paths)."""
-    if orient == "split" and isinstance(table, dict):
-        columns, data = table.get("columns"), table.get("data")
-        if isinstance(columns, list) and isinstance(data, list):
-            positions = [i for i, c in enumerate(columns) if c == "geo"]
-            for r, row in enumerate(data):
-                if isinstance(row, list):
-                    for i in positions:
-                        if i < len(row):
-                            yield row[i], (((None, "data"), r), i)
-    elif orient in ("columns", None) and isinstance(table, dict):
-        column = table.get("geo")
-        if isinstance(column, dict):
-            for key, cell in column.items():
-                yield cell, ((None, "geo"), key)
-    elif orient == "index" and isinstance(table, dict):
-        for key, row in table.items():
-            if isinstance(row, dict) and "geo" in row:
-                yield row["geo"], ((None, key), "geo")
-    elif orient == "records" and isinstance(table, list):
-        for r, row in enumerate(table):
-            if isinstance(row, dict) and "geo" in row:
-                yield row["geo"], ((None, r), "geo")
+    if orient is None:
+        orient = "columns"  # pandas' default for a DataFrame
+    if orient == "split":
+        yield from _geo_cells_split(table)
+    elif orient == "columns":
+        yield from _geo_cells_columns(table)
+    elif orient == "index":
+        yield from _geo_cells_index(table)
+    elif orient == "records":
+        yield from _geo_cells_records(table)
 
 
 def _join(base: _Path, relative: _Path) -> _Path:
@@ -420,6 +546,65 @@ def _parse_embedded(text: str, node: dict[str, Any], spec: _Spec, path: _Path) -
         ) from None
 
 
+@lru_cache(maxsize=1)
+def _pandas_json_loads() -> Callable[..., Any]:
+    """The JSON parser ``pandas.read_json`` uses (pandas' vendored ujson)."""
+    from pandas._libs import json as pandas_json
+
+    loads = getattr(pandas_json, "ujson_loads", None) or pandas_json.loads
+    return cast("Callable[..., Any]", loads)
+
+
+def _parse_as_pandas(text: str, node: dict[str, Any], spec: _Spec, path: _Path) -> Any:
+    """Parse an embedded table's text the way ``pandas.read_json`` does for pandapower.
+
+    pandas' parser differs from Python's ``json``: it drops a lone high surrogate (so
+    ``"\\ud800_module"`` becomes ``"_module"``), accepts trailing commas and more. The
+    walker checks what pandas makes of the text too.
+    """
+    try:
+        return _pandas_json_loads()(text, precise_float=True)
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise _Refused(
+            path,
+            f"pandas cannot parse the JSON text of {_entry(node)} ({spec.kind}): "
+            f"{_clip(str(exc), 120)}",
+        ) from None
+
+
+def _embedded_views(
+    text: str, node: dict[str, Any], spec: _Spec, path: _Path
+) -> list[tuple[Any, _Path]]:
+    """The JSON text of an ``_object`` as each parser pandapower uses for it reads it.
+
+    Python's ``json`` view always (walked first, so its paths appear in messages); for
+    DataFrames and Series also pandas' view, unless it equals the first (``==``: the same
+    containers, keys and strings, and numbers of equal value, which the walker treats alike;
+    a NaN anywhere makes them unequal), which then needs no second walk. Each DataFrame
+    view's ``geo`` cells are checked as GeoJSON.
+    """
+    _check_text(text, path)
+    python_view = _parse_embedded(text, node, spec, path)
+    views: list[tuple[Any, _Path]] = [(python_view, (path, _PARSED))]
+    if spec in (_FRAME, _SERIES):
+        pandas_view = _parse_as_pandas(text, node, spec, path)
+        if not _same_tree(pandas_view, python_view):
+            views.insert(0, (pandas_view, (path, _PANDAS)))
+    if spec is _FRAME:
+        for view, view_path in views:
+            for cell, relative in _geo_cells(view, node.get("orient")):
+                _check_geojson(cell, _join(view_path, relative))
+    return views
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    """``a == b`` for parsed JSON trees; ``False`` if they are too deep to compare."""
+    try:
+        return bool(a == b)
+    except RecursionError:
+        return False
+
+
 def _check_tagged(node: dict[str, Any], path: _Path) -> list[tuple[Any, _Path]]:
     """Check one entry carrying ``_module``/``_class``; return its children to walk."""
     module, cls = node.get(_MODULE), node.get(_CLASS)
@@ -450,12 +635,7 @@ def _check_tagged(node: dict[str, Any], path: _Path) -> list[tuple[Any, _Path]]:
         (value, (path, key)) for key, value in node.items() if key not in _TAG_KEYS
     ]
     if isinstance(obj, str) and spec.object_is_json:
-        parsed = _parse_embedded(obj, node, spec, obj_path)
-        parsed_path = (obj_path, _PARSED)
-        if spec is _FRAME:
-            for cell, relative in _geo_cells(parsed, node.get("orient")):
-                _check_geojson(cell, _join(parsed_path, relative))
-        children.append((parsed, parsed_path))
+        children += _embedded_views(obj, node, spec, obj_path)
     elif (
         spec is _SHAPELY and isinstance(obj, dict) and not _one_of(obj.get("type"), _GEOMETRY_TYPES)
     ):
@@ -470,6 +650,7 @@ def _check_tagged(node: dict[str, Any], path: _Path) -> list[tuple[Any, _Path]]:
 
 
 _CONTAINERS = (dict, list)
+_SCALARS = frozenset({int, float, bool, type(None)})  # JSON values with nothing to check
 _JSON_STARTS = ("{", "[")
 
 
@@ -482,34 +663,43 @@ def _looks_like_json(text: str) -> bool:
 def _walk(root: Any) -> None:
     """Check every node of a parsed JSON tree (iteratively: no recursion limit).
 
-    Tagged entries are checked by :func:`_check_tagged`. As defense in depth, every string
-    that holds a JSON object or array is parsed and inspected as well, whether or not
-    pandapower would parse it.
+    Every key and string is checked for lone surrogates and every key for reading as a type
+    tag (:func:`_check_keys`); tagged entries are checked by :func:`_check_tagged`. As
+    defense in depth, every string that holds a JSON object or array is parsed and inspected
+    as well, whether or not pandapower would parse it.
     """
     stack: list[tuple[Any, _Path]] = [(root, None)]
-    push = stack.append
     while stack:
         node, path = stack.pop()
         if isinstance(node, str):
+            _check_text(node, path)
             try:
-                push((json.loads(node), (path, _PARSED)))
+                stack.append((json.loads(node), (path, _PARSED)))
             except (ValueError, RecursionError):
                 pass  # a plain string: neither json.loads nor pandapower's hook decodes it
-            continue
-        if isinstance(node, dict):
+        elif isinstance(node, dict):
+            _check_keys(node, path)
             if _MODULE in node or _CLASS in node:
                 stack.extend(_check_tagged(node, path))
-                continue
-            items: Any = node.items()
-        elif isinstance(node, list):
-            items = enumerate(node)
-        else:
+            elif not _SCALARS.issuperset(map(type, node.values())):
+                _push_children(stack, node.items(), path)
+        elif isinstance(node, list) and not _SCALARS.issuperset(map(type, node)):
+            _push_children(stack, enumerate(node), path)  # not only numbers (a fast path)
+
+
+def _push_children(stack: list[tuple[Any, _Path]], items: Iterable[Any], path: _Path) -> None:
+    """Push the containers and JSON-like strings among ``items``; check the other strings."""
+    push = stack.append
+    for key, value in items:
+        if type(value) in _SCALARS:
             continue
-        for key, value in items:
-            if isinstance(value, _CONTAINERS):
+        if isinstance(value, _CONTAINERS):
+            push((value, (path, key)))
+        elif isinstance(value, str):
+            if _looks_like_json(value):
                 push((value, (path, key)))
-            elif isinstance(value, str) and _looks_like_json(value):
-                push((value, (path, key)))
+            elif not value.isascii():
+                _check_text(value, (path, key))
 
 
 def validate_pandapower_json(tree: Any, *, file: str | Path | None = None) -> None:
