@@ -678,12 +678,11 @@ def _intro_text(result: StudyResult) -> str:
     cfg = result.config
     s = result.summary
     h = result.horizon
-    cases = "; ".join(f"{c} = {s.cases.get(c, h.strategies.get(c))}" for c in h.cases)
+    cases = "; ".join(f"{c} = {s.cases[c]}" for c in h.cases)
     return (
         f"Planning year {cfg.year}, horizon {s.horizon.start}–{s.horizon.end}, "
         f"{s.horizon.draws} Monte Carlo draw(s) per year, seed {cfg.seed}. Generated "
-        f"{date.today().isoformat()} by gridplan {s.gridplan_version}. "
-        f"Cases: " + cases + "."
+        f"{date.today().isoformat()} by gridplan {s.gridplan_version}. Cases: {cases}."
     )
 
 
