@@ -158,12 +158,26 @@ def batch_cmd(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    max_units: Annotated[
+        int | None,
+        typer.Option(
+            "--max-units",
+            min=1,
+            help="Most units the batch may hold (default: execution.max_units, 100,000).",
+        ),
+    ] = None,
 ) -> None:
     """Run a batch of feeder studies (feeders × scenarios × draws); exit 1 if a unit failed."""
-    from gridplan.batch import run
+    from gridplan.batch import plan_batch, run
 
+    plan = plan_batch(config, max_units=max_units)
+    typer.echo(
+        f"starting batch '{plan.config.name}': {len(plan.units):,} units "
+        f"({len(plan.feeders)} feeders × {len(plan.scenarios)} scenarios × "
+        f"{plan.config.draws} draws)"
+    )
     result = run(
-        config,
+        plan,
         workers=workers,
         scheduler=scheduler,
         resume=resume,

@@ -10,79 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tinyfeeder import FEEDER, YEAR, tiny_feeder, tiny_study, write_profiles
 
 from gridplan.cli import main
-
-#: A tiny feeder: pandapower's four-bus system (one 250 kVA transformer, two loads, two
-#: PV units) with a year of quarter-hour profiles written by the test.
-FEEDER = """
-name = "tiny"
-description = "pandapower simple_four_bus_system with test profiles"
-growth_rate = 0.0
-
-[network]
-source = "pandapower"
-function = "simple_four_bus_system"
-
-[profiles]
-source = "csv"
-path = "{profile}"
-pv_path = "{pv}"
-
-[households]
-rule = "given"
-values = {{ load1 = 40, load2 = 40 }}
-
-[[assets]]
-kind = "trafo"
-select = {select}
-"""
-
-STUDY = """
-name = "{name}"
-feeder = "tiny.toml"
-year = 2030
-base_year = 2026
-seed = 2
-
-[period]
-kind = "range"
-start = "2016-07-01"
-end = "2016-07-03"
-
-[fleet]
-evs_per_household = 0.3
-"""
-
-
-def _profiles(folder: Path, times: pd.Index, spike: int | None = None) -> tuple[Path, Path]:
-    n = len(times)
-    hour = (np.arange(n) % 96) / 4.0
-    shape = 0.6 + 0.8 * np.exp(-(((hour - 19.0) / 2.5) ** 2))  # evening peak
-    load = pd.DataFrame({"time": times, "load1": 40 * shape, "load2": 40 * shape})
-    if spike is not None:  # one step 8 times the 250 kVA rating
-        load.loc[spike, ["load1", "load2"]] = 1000.0
-    sun = np.clip(np.sin((hour - 6.0) / 12.0 * np.pi), 0, None)
-    pv = pd.DataFrame({"time": times, "pv1": 20 * sun, "pv2": 15 * sun})
-    load.to_csv(folder / "load.csv", index=False)
-    pv.to_csv(folder / "pv.csv", index=False)
-    return folder / "load.csv", folder / "pv.csv"
-
-
-def _feeder(folder: Path, times, select: str = '"all"', spike: int | None = None) -> Path:
-    load, pv = _profiles(folder, times, spike)
-    path = folder / "tiny.toml"
-    path.write_text(FEEDER.format(profile=load.name, pv=pv.name, select=select))
-    return path
-
-
-def _study(folder: Path, name: str = "tiny-study", extra: str = "") -> Path:
-    path = folder / f"{name}.toml"
-    path.write_text(STUDY.format(name=name) + extra, encoding="utf-8")
-    return path
-
-
-YEAR = pd.date_range("2016-01-01", "2016-12-31 23:45", freq="15min")
 
 
 def _run(capsys, study: Path, out: Path) -> tuple[int, str, str]:
@@ -92,8 +22,8 @@ def _run(capsys, study: Path, out: Path) -> tuple[int, str, str]:
 
 
 def test_tiny_feeder_runs(tmp_path, capsys):
-    _feeder(tmp_path, YEAR.astype(str))
-    code, out, err = _run(capsys, _study(tmp_path), tmp_path / "out")
+    tiny_feeder(tmp_path, YEAR.astype(str))
+    code, out, err = _run(capsys, tiny_study(tmp_path), tmp_path / "out")
     assert code == 0, err
     assert "results:" in out
 
@@ -103,8 +33,8 @@ def test_utc_offsets_with_daylight_saving_and_a_date_range(tmp_path, capsys):
     (standard time all year), so the step stays fixed and a date range selects days."""
     utc = pd.date_range("2016-01-01 08:00", periods=len(YEAR), freq="15min", tz="UTC")
     local = utc.tz_convert("America/Los_Angeles")
-    _feeder(tmp_path, local.astype(str))
-    code, _, err = _run(capsys, _study(tmp_path), tmp_path / "out")
+    tiny_feeder(tmp_path, local.astype(str))
+    code, _, err = _run(capsys, tiny_study(tmp_path), tmp_path / "out")
     assert code == 0, err
     summary = json.loads((tmp_path / "out" / "tiny-study" / "summary.json").read_text())
     assert summary["period"]["start"] == "2016-07-01 00:00:00"
@@ -120,8 +50,8 @@ def test_utc_offsets_with_daylight_saving_and_a_date_range(tmp_path, capsys):
     ],
 )
 def test_profile_clock_is_checked(tmp_path, capsys, times, needle):
-    _feeder(tmp_path, times)
-    code, _, err = _run(capsys, _study(tmp_path), tmp_path / "out")
+    tiny_feeder(tmp_path, times)
+    code, _, err = _run(capsys, tiny_study(tmp_path), tmp_path / "out")
     assert code == 2
     assert needle in err and "load.csv" in err and err.count("\n") == 1
 
@@ -130,8 +60,8 @@ def test_a_step_8_times_the_rating_is_never_no_need(tmp_path, capsys):
     """One quarter-hour at 8x the transformer's rating: the power flow diverges there. The
     EV cases count that step as over the limit, so the study reports a need, flagged."""
     spike = int(np.flatnonzero(YEAR == pd.Timestamp("2016-07-02 18:00"))[0])
-    _feeder(tmp_path, YEAR.astype(str), spike=spike)
-    code, out, err = _run(capsys, _study(tmp_path), tmp_path / "out")
+    tiny_feeder(tmp_path, YEAR.astype(str), spike=spike)
+    code, out, err = _run(capsys, tiny_study(tmp_path), tmp_path / "out")
     assert code == 0, err
     assert "did not converge" in out
     assets = pd.read_csv(tmp_path / "out" / "tiny-study" / "assets.csv").iloc[0]
@@ -141,22 +71,22 @@ def test_a_step_8_times_the_rating_is_never_no_need(tmp_path, capsys):
 
 def test_every_step_diverging_is_a_clear_error(tmp_path, capsys):
     times = YEAR.astype(str)
-    load, pv = _profiles(tmp_path, times)
+    load, pv = write_profiles(tmp_path, times)
     frame = pd.read_csv(load)
     frame[["load1", "load2"]] = 5000.0  # 40 times the rating, all year
     frame.to_csv(load, index=False)
     (tmp_path / "tiny.toml").write_text(
         FEEDER.format(profile=load.name, pv=pv.name, select='"all"')
     )
-    code, _, err = _run(capsys, _study(tmp_path), tmp_path / "out")
+    code, _, err = _run(capsys, tiny_study(tmp_path), tmp_path / "out")
     assert code == 2
     assert "no power-flow step of the no-EV case converged" in err and err.count("\n") == 1
     assert not (tmp_path / "out" / "tiny-study").exists()
 
 
 def test_empty_asset_selection(tmp_path, capsys):
-    _feeder(tmp_path, YEAR.astype(str), select="[]")
-    code, _, err = _run(capsys, _study(tmp_path), tmp_path / "out")
+    tiny_feeder(tmp_path, YEAR.astype(str), select="[]")
+    code, _, err = _run(capsys, tiny_study(tmp_path), tmp_path / "out")
     assert code == 2
     assert "tiny.toml" in err and "assets" in err and "selects no asset" in err
 
@@ -172,8 +102,8 @@ def test_deeply_nested_zone_file(tmp_path, capsys):
     (tmp_path / "zones.geojson").write_text(
         '{"type": "FeatureCollection", "features": ' + "[" * 100_000 + "]" * 100_000 + "}"
     )
-    _feeder(tmp_path, YEAR.astype(str))
-    study = _study(tmp_path, extra='zones = "zones.geojson"\n')
+    tiny_feeder(tmp_path, YEAR.astype(str))
+    study = tiny_study(tmp_path, extra='zones = "zones.geojson"\n')
     code, _, err = _run(capsys, study, tmp_path / "out")
     assert code == 2 and "nested too deeply" in err and "zones.geojson" in err
 
@@ -194,8 +124,8 @@ def test_zone_multiplier_is_bounded(tmp_path, capsys, multiplier):
         ],
     }
     (tmp_path / "zones.geojson").write_text(json.dumps(zone))
-    _feeder(tmp_path, YEAR.astype(str))
-    study = _study(tmp_path, extra='zones = "zones.geojson"\n')
+    tiny_feeder(tmp_path, YEAR.astype(str))
+    study = tiny_study(tmp_path, extra='zones = "zones.geojson"\n')
     code, _, err = _run(capsys, study, tmp_path / "out")
     assert code == 2
     assert "multiplier" in err and "[0, 20]" in err and err.count("\n") == 1

@@ -5,6 +5,7 @@ May import :mod:`gridplan.outputs`, :mod:`gridplan.study` and every layer below.
 
 from gridplan.batch.runner import (
     BatchConfig,
+    BatchPlan,
     BatchResult,
     consolidate,
     load_batch_config,
@@ -16,6 +17,7 @@ from gridplan.batch.runner import (
 
 __all__ = [
     "BatchConfig",
+    "BatchPlan",
     "BatchResult",
     "consolidate",
     "load_batch_config",

@@ -61,6 +61,7 @@ Results
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import fnmatch
@@ -72,7 +73,6 @@ import math
 import os
 import platform
 import re
-import shutil
 import socket
 import time
 import traceback
@@ -94,7 +94,7 @@ from gridplan import __version__
 from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError, GridplanError
 from gridplan.core.io import write_csv, write_json, write_text, write_with
-from gridplan.grid.feeders import Feeder, bundled_feeders, resolve_feeder_path
+from gridplan.grid.feeders import Feeder, bundled_feeders, read_feeder_spec, resolve_feeder_path
 from gridplan.study import StudyConfig, StudySummary
 from gridplan.study import run as run_study
 
@@ -103,6 +103,9 @@ log = logging.getLogger(__name__)
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 #: Study fields a batch sets itself (per unit), so neither the base study nor the grid may.
 _BATCH_SET = ("name", "feeder", "seed", "output_dir")
+#: Most units a batch may hold unless raised (``execution.max_units``, ``--max-units``): a
+#: grid of this size at ~10 s per unit keeps two cores busy for more than a week.
+DEFAULT_MAX_UNITS = 100_000
 #: Seconds between rewrites of the manifest while the batch runs.
 MANIFEST_INTERVAL_S = 2.0
 
@@ -114,6 +117,8 @@ class ExecutionSpec(StrictModel):
     workers: int | None = Field(default=None, ge=1, le=4096)  # None: all cores
     scheduler: str | None = None  # address of a running Dask scheduler
     connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    # most units a batch may hold (feeders x scenario points x draws); --max-units wins
+    max_units: int = Field(default=DEFAULT_MAX_UNITS, ge=1, le=100_000_000)
 
 
 class BatchConfig(StrictModel):
@@ -233,7 +238,10 @@ class BatchPlan:
 
 
 def plan_batch(
-    config: BatchConfig | Mapping[str, Any] | str | Path, *, base_dir: str | Path | None = None
+    config: BatchConfig | Mapping[str, Any] | str | Path,
+    *,
+    base_dir: str | Path | None = None,
+    max_units: int | None = None,
 ) -> BatchPlan:
     """Validate a batch and expand it into units, before anything runs.
 
@@ -244,6 +252,9 @@ def plan_batch(
     base_dir
         Folder that relative feeder and study paths are relative to; default the batch
         file's folder (the working directory for a config given in Python).
+    max_units
+        Most units the batch may hold; default ``execution.max_units``
+        (:data:`DEFAULT_MAX_UNITS`). Checked before the scenario grid is expanded.
 
     Returns
     -------
@@ -267,6 +278,7 @@ def plan_batch(
     base_dir = Path(base_dir)
 
     feeders = _resolve_feeders(config.feeders, base_dir, file)
+    _check_size(config, len(feeders), max_units, file)
     base, study_file, base_field = _base_study(config.study, base_dir, file)
     scenarios = _scenarios(config, file)
     validated = [
@@ -276,11 +288,13 @@ def plan_batch(
 
     width_s = len(str(max(len(scenarios) - 1, 0)))
     width_d = len(str(max(config.draws - 1, 0)))
+    digests = _InputDigests()
     units: list[Unit] = []
     for feeder in feeders:
+        stem = unit_stem(feeder.name)
         for scenario, scenario_config in zip(scenarios, validated, strict=True):
             for draw in range(config.draws):
-                unit_id = f"{feeder.name[:80]}__s{scenario.index:0{width_s}d}_d{draw:0{width_d}d}"
+                unit_id = f"{stem}__s{scenario.index:0{width_s}d}_d{draw:0{width_d}d}"
                 seed = unit_seed(
                     config.seed,
                     feeder.name,
@@ -301,7 +315,11 @@ def plan_batch(
                         draw=draw,
                         seed=seed,
                         config=unit_config,
-                        config_hash=_digest(_config_json(unit_config), feeder.spec_digest),
+                        config_hash=_digest(
+                            _config_json(unit_config),
+                            feeder.spec_digest,
+                            digests.of_unit(unit_config, feeder.spec_path),
+                        ),
                         params=dict(scenario.overrides),
                     )
                 )
@@ -319,6 +337,75 @@ def plan_batch(
         config_hash=config_hash,
         base_study=base,
     )
+
+
+def _check_size(
+    config: BatchConfig, n_feeders: int, max_units: int | None, file: Path | None
+) -> None:
+    """Refuse a batch over its unit ceiling before its grid is expanded."""
+    limit = max_units if max_units is not None else config.execution.max_units
+    n_points = max(len(config.scenarios), 1)
+    for values in _flatten(config.grid).values():
+        n_points *= len(values) if isinstance(values, list) else 1
+    n_units = n_feeders * n_points * config.draws
+    if n_units > limit:
+        raise ConfigError(
+            f"the batch holds {n_units:,} units ({n_feeders} feeders x {n_points:,} scenario "
+            f"points x {config.draws} draws), over the ceiling of {limit:,}; raise it with "
+            "--max-units (execution.max_units) if you mean it",
+            file=file,
+            field="grid",
+        )
+
+
+#: Characters a unit id keeps from a feeder name (others become ``_``).
+_UNIT_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def unit_stem(feeder: str) -> str:
+    """The feeder part of a unit id: the name made file-safe (at most 60 characters) and a
+    hash of the full name, so that different names never share an id (on case-insensitive
+    file systems too)."""
+    safe = _UNIT_CHARS.sub("_", feeder)[:60].lstrip(".") or "feeder"
+    return f"{safe}-{_digest(feeder)[:8]}"
+
+
+class _InputDigests:
+    """Digests of the files a unit reads besides its feeder spec: the spec's profile and
+    network files, the study's zones, catalogs, event calendar and rate (each file hashed
+    once per plan)."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, str] = {}
+        self._specs: dict[Path, list[Path]] = {}
+
+    def _file(self, path: Path) -> str:
+        if path not in self._files:
+            self._files[path] = _file_digest(path)
+        return f"{path}={self._files[path]}"
+
+    def _spec_files(self, spec_path: Path) -> list[Path]:
+        if spec_path not in self._specs:
+            files: list[Path] = []
+            try:
+                spec = read_feeder_spec(spec_path)
+            except GridplanError:
+                spec = None  # the unit records the loader's error
+            if spec is not None:
+                named = [spec.profiles.path, spec.profiles.pv_path, spec.network.path]
+                files = [spec_path.parent / name for name in named if name]
+            self._specs[spec_path] = files
+        return self._specs[spec_path]
+
+    def of_unit(self, config: StudyConfig, spec_path: Path) -> str:
+        """One digest over every input file of the unit (``unreadable`` for a missing one)."""
+        named = [config.fleet.zones, config.fleet.vehicle_catalog, config.fleet.charger_catalog]
+        if config.dispatch.events not in ("every_day", "elrp"):
+            named.append(config.dispatch.events)
+        if config.dispatch.rate.endswith(".toml"):
+            named.append(config.dispatch.rate)
+        files = self._spec_files(spec_path) + [Path(n) for n in named if n]
+        return _digest(*(self._file(f) for f in files))
 
 
 def unit_seed(batch_seed: int, feeder: str, draw: int, scenario: int | None = None) -> int:
@@ -956,11 +1043,9 @@ class _Recorder:
 
     def record(self, unit: Unit, outcome: dict[str, Any]) -> None:
         """Write one unit's files (``unit.json`` last) and update the manifest."""
-        unit_dir = self.out / "units" / unit.unit_id
-        unit_dir.mkdir(parents=True, exist_ok=True)
-        for stale in unit_dir.iterdir():
-            if stale.is_file():
-                stale.unlink()
+        unit_dir = inside(self.out, "units", unit.unit_id)
+        for name in UNIT_FILES:  # an earlier attempt's files (only the ones written here)
+            (unit_dir / name).unlink(missing_ok=True)
         summary, assets = outcome.get("summary"), outcome.get("assets")
         metrics = summary_metrics(summary) if outcome["status"] == "ok" and summary else None
         if summary is not None:
@@ -1290,6 +1375,7 @@ def run(
     overwrite: bool = False,
     output_dir: str | Path | None = None,
     progress: bool = True,
+    max_units: int | None = None,
 ) -> BatchResult:
     """Run a batch of feeder studies.
 
@@ -1314,6 +1400,9 @@ def run(
         output folder that already holds units is an error.
     output_dir
         Parent of the batch's folder; default the config's ``output_dir``.
+    max_units
+        Most units the batch may hold (:func:`plan_batch`); default the config's
+        ``execution.max_units``.
     progress
         Show a progress bar (ETA, done and failed counts).
 
@@ -1330,7 +1419,7 @@ def run(
         Another run is writing the same output folder (see :func:`output_lock`).
     """
     t0 = time.perf_counter()
-    plan = batch if isinstance(batch, BatchPlan) else plan_batch(batch)
+    plan = batch if isinstance(batch, BatchPlan) else plan_batch(batch, max_units=max_units)
     config = plan.config
     out = Path(output_dir if output_dir is not None else config.output_dir) / config.name
     scheduler = scheduler if scheduler is not None else config.execution.scheduler
@@ -1389,9 +1478,24 @@ def run(
                     for unit in todo:
                         outcome = run_unit(None, UnitTask(unit.unit_id, unit.config))
                         recorder.record(unit, outcome)
-            finally:
+            except BaseException as exc:  # the batch stops: say so in batch.json
                 recorder.close()
-                manifest = recorder.flush()
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                _write_batch_json(
+                    plan,
+                    out,
+                    run_id,
+                    status,
+                    {
+                        "units_done": recorder.done_now,
+                        "units_ok": recorder.ok,
+                        "error": _one_line(exc) or type(exc).__name__,
+                        "manifest_rows": len(recorder.flush()),
+                    },
+                )
+                raise
+            recorder.close()
+            manifest = recorder.flush()
         wall_s = time.perf_counter() - t0
         result = _finish(plan, out, run_id, manifest, recorder.done_now, skipped, wall_s, executor)
     return result
@@ -1478,14 +1582,51 @@ def _check_output(plan: BatchPlan, out: Path, *, resume: bool, overwrite: bool) 
 
 
 def _clear_output(out: Path) -> None:
-    """Delete an earlier run's units and tables (``overwrite``)."""
+    """Delete an earlier run's units and tables (``overwrite``): only the files a batch
+    writes, and folders left empty by that; anything else (a user's notes, a symlink's
+    target) stays."""
     units_dir = out / "units"
-    if units_dir.is_dir():
-        shutil.rmtree(units_dir)
+    if units_dir.is_dir() and not units_dir.is_symlink():
+        for unit_dir in units_dir.iterdir():
+            if unit_dir.is_dir() and not unit_dir.is_symlink():
+                for name in UNIT_FILES:
+                    (unit_dir / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    unit_dir.rmdir()  # only when nothing else is in it
+        with contextlib.suppress(OSError):
+            units_dir.rmdir()
     for stem in ("manifest", "results", "ranking"):
         for suffix in (".parquet", ".csv"):
             (out / f"{stem}{suffix}").unlink(missing_ok=True)
     (out / "batch.json").unlink(missing_ok=True)
+
+
+#: The files a batch writes into each unit's folder.
+UNIT_FILES = ("summary.json", "assets.csv", "study.toml", "unit.json")
+
+
+def inside(out: Path, *parts: str) -> Path:
+    """The folder ``out/parts...``, created, never through a symbolic link: the batch
+    writes nothing outside its output folder (the folder itself may be a link).
+
+    Raises
+    ------
+    ConfigError
+        A part of the path inside ``out`` is a symbolic link or not a folder.
+    """
+    path = out
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            raise ConfigError(
+                f"{path} is a symbolic link; a batch never writes through links inside its "
+                "output folder (remove it or choose another --output-dir)",
+                field="output_dir",
+            )
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{path} is not a folder", field="output_dir")
+        path.mkdir(exist_ok=True)
+    return path
 
 
 def _previous_records(
