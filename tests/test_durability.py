@@ -151,7 +151,8 @@ def test_non_converged_steps_count_against_the_criteria(tmp_path, capsys):
     row = needs[(needs.asset_id == "line_0") & (needs.case == "v2g")].iloc[0]
     assert row.non_convergence_need_probability == 1.0
     report = (out / "diverge" / "report.md").read_text(encoding="utf-8")
-    assert "non-convergence" in report.lower()
+    headline = report.split("## Summary")[1].split("##")[0]
+    assert "Non-convergence: power-flow steps" in headline and "line_0" in headline
 
 
 # --------------------------------------------------------------------------- one line, exit 2

@@ -657,8 +657,8 @@ def _need_sentence(result: StudyResult) -> str:
 
 
 def _headline(result: StudyResult) -> list[str]:
-    """A few plain sentences: what the study found."""
-    lines = [_need_sentence(result)]
+    """A few plain sentences: what the study found (non-converged power flows first)."""
+    lines = [*_non_convergence_sentences(result), _need_sentence(result)]
     for case, econ in result.summary.economics.items():
         text = (
             f"{case}: gross deferral value {fmt_usd(econ.deferral_value_usd)} "
@@ -671,6 +671,31 @@ def _headline(result: StudyResult) -> list[str]:
             )
         lines.append(text + ".")
     return lines
+
+
+def _non_convergence_sentences(result: StudyResult) -> list[str]:
+    """A warning when power-flow steps did not converge, and which needs rest on them."""
+    s = result.summary
+    steps = {case: pf.non_converged_steps for case, pf in s.power_flow.items()}
+    if not any(steps.values()):
+        return []
+    counts = ", ".join(f"{case} {n}" for case, n in steps.items())
+    text = (
+        f"Non-convergence: power-flow steps that did not converge ({counts}) count as "
+        "over every asset's limit in the EV cases."
+    )
+    resting = sorted(
+        {
+            str(asset)
+            for case in result.horizon.cases
+            if f"need_from_non_convergence_{case}" in result.assets.columns
+            for asset in result.assets.index[result.assets[f"need_from_non_convergence_{case}"]]
+        }
+    )
+    if resting:
+        shown = ", ".join(resting[:8]) + (" and more" if len(resting) > 8 else "")
+        text += f" Need (non-convergence), unless a finer study proves otherwise: {shown}."
+    return [text]
 
 
 def _intro_text(result: StudyResult) -> str:
