@@ -482,7 +482,7 @@ class ShaveWindows:
         if new is not None:
             policy.arrived(new)
         power = policy.power_kw(t)
-        sessions.integrate(power, may_export=True, counted=False)
+        sessions.integrate(power, True, False)  # may export; not counted
         if t >= setup.n_warm:
             k = t - setup.n_warm
             power_s = power[ix]

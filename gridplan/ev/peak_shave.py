@@ -26,7 +26,7 @@ _BEHIND_KWH = 1e-7
 _EXCESS_KW = 1e-9
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _ShaverStep:
     """The shavers' quantities at one step, arrays over shavers (kW unless named)."""
 
@@ -76,7 +76,12 @@ class PeakShavePolicy(Policy):
         self.n_warm = n_warm
         nesting = grid.nesting
         below = grid.context.ev_assets.any(axis=1)
-        self.shaver_ix = np.flatnonzero(sessions.evs.enrolled & below)
+        evs = sessions.evs
+        self.shaver_ix = ix = np.flatnonzero(evs.enrolled & below)
+        # the shavers' parameters (read at every step)
+        self._charger_kw, self._target_kwh = evs.charger_kw[ix], evs.target_kwh[ix]
+        self._full_step_kwh, self._reserve_kwh = evs.full_step_kwh[ix], evs.reserve_kwh[ix]
+        self._export_kw = evs.export_kw[ix]
         self._levels = nesting.levels_for(self.shaver_ix)
         self._asset_from_shaver = nesting.asset_from_ev[:, self.shaver_ix].tocsr()
         self.shadow_soc_kwh = sessions.soc_kwh.copy()
@@ -101,21 +106,22 @@ class PeakShavePolicy(Policy):
         ev_kw = grid.nesting.asset_power(power)  # EV power through each asset [kW]
         if t >= self.n_warm:
             np.maximum(self.running_max_kw, base_kw + ev_kw, out=self.running_max_kw)
-        if step.behind.any():
+        any_behind = bool(step.behind.any())
+        if any_behind:
             ev_kw = ev_kw + self._asset_from_shaver @ (step.power_kw - step.shadow_kw)
         excess_kw = base_kw + ev_kw - grid.limit_kw
         relieved = np.zeros(ix.size, dtype=bool)
         if (excess_kw > _EXCESS_KW).any() and step.plugged.any():
             ev_kw, relieved = self._relieve(step, excess_kw, ev_kw)
         power[ix] = step.power_kw
-        if (step.power_kw < 0).any() and self.export_cap.active:
+        if self.export_cap.active and (step.power_kw < 0).any():
             clamped = self.export_cap.clamp(power)
             if clamped is not power:
                 power = clamped
                 step.power_kw = power[ix]
                 ev_kw = grid.nesting.asset_power(power)
         forced = step.must_kw > step.power_kw + 1e-12
-        if step.behind.any() or forced.any():
+        if any_behind or forced.any():
             ev_kw = self._recharge(t, step, forced, relieved, base_kw, ev_kw)
             power[ix] = step.power_kw
         evs = sessions.evs
@@ -128,25 +134,19 @@ class PeakShavePolicy(Policy):
     def _shaver_step(self, t: int, full_kw: np.ndarray) -> _ShaverStep:
         """The shavers' full, laxity-forced and shadow powers at step ``t``."""
         sessions, ix = self.sessions, self.shaver_ix
-        evs = sessions.evs
         full_s, plugged_s = full_kw[ix], sessions.plugged_factor[ix]
         soc_s, shadow_soc_s = sessions.soc_kwh[ix], self.shadow_soc_kwh[ix]
-        charger_s, target_s = evs.charger_kw[ix], evs.target_kwh[ix]
-        later_kwh = np.maximum(sessions.departure_step[ix] - t - 1.0, 0.0) * evs.full_step_kwh[ix]
-        per_kwh = evs.kw_per_stored_kwh
+        charger_s, target_s = self._charger_kw, self._target_kwh
+        later_kwh = np.maximum(sessions.departure_step[ix] - t - 1.0, 0.0) * self._full_step_kwh
+        per_kwh = sessions.evs.kw_per_stored_kwh
         must_kw = np.clip((target_s - soc_s - later_kwh) * per_kwh, 0.0, charger_s) * plugged_s
         shadow_kw = np.clip((target_s - shadow_soc_s) * per_kwh, 0.0, charger_s) * plugged_s
         self.shadow_kw = shadow_kw  # the shavers' unmanaged power (the fast path's totals)
+        behind = shadow_soc_s - soc_s > _BEHIND_KWH
+        power_kw = np.minimum(shadow_kw, full_s)
+        # positional: the fields in order (one object per step)
         return _ShaverStep(
-            full_kw=full_s,
-            plugged=plugged_s,
-            soc_kwh=soc_s,
-            shadow_soc_kwh=shadow_soc_s,
-            later_kwh=later_kwh,
-            must_kw=must_kw,
-            shadow_kw=shadow_kw,
-            behind=shadow_soc_s - soc_s > _BEHIND_KWH,
-            power_kw=np.minimum(shadow_kw, full_s),
+            full_s, plugged_s, soc_s, shadow_soc_s, later_kwh, must_kw, shadow_kw, behind, power_kw
         )
 
     def _relieve(
@@ -154,13 +154,11 @@ class PeakShavePolicy(Policy):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Relieve each asset's excess: defer charging, then discharge; returns the EV
         power through each asset [kW] and which shavers gave relief."""
-        evs, ix = self.sessions.evs, self.shaver_ix
+        evs = self.sessions.evs
         levels, n_asset, to_asset = self._levels, self.grid.nesting.n_asset, self._asset_from_shaver
-        floor_kwh = np.maximum(evs.reserve_kwh[ix], evs.target_kwh[ix] - step.later_kwh)
+        floor_kwh = np.maximum(self._reserve_kwh, self._target_kwh - step.later_kwh)
         room_kwh = np.maximum(step.soc_kwh - floor_kwh, 0.0)
-        discharge_kw = np.minimum(
-            evs.export_kw[ix], room_kwh * evs.discharge_efficiency / evs.step_h
-        )
+        discharge_kw = np.minimum(self._export_kw, room_kwh * evs.discharge_efficiency / evs.step_h)
         discharge_kw = np.where(step.must_kw > 0, 0.0, discharge_kw * step.plugged)
         curtail_kw = np.maximum(step.power_kw - step.must_kw, 0.0)
         relief_kw = relieve(levels, n_asset, np.maximum(excess_kw, 0.0), curtail_kw)

@@ -10,6 +10,7 @@ is built from (full power toward the target, laxity-forced power, the largest ex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -221,7 +222,7 @@ class Sessions:
         self.n_ev = n_ev = fleet.n_ev
         self.n_step = n_step
         self.evs = evs = EvParameters.from_fleet(fleet, step_h)
-        self.table = table = SessionTable.from_fleet(fleet, start, n_step, step_h)
+        self.table = SessionTable.from_fleet(fleet, start, n_step, step_h)
         self.shortfall_kwh = np.full(np.shape(fleet.arrival_h), np.nan)
         self.soc_kwh = evs.target_kwh.copy()
         self.plugged = np.zeros(n_ev, dtype=bool)
@@ -229,16 +230,38 @@ class Sessions:
         self.departure_step = np.zeros(n_ev)
         self.charge_kw_steps = np.zeros(n_ev)
         self.export_kw_steps = np.zeros(n_ev)
-        # step bounds as lists: cheaper to index per step than numpy scalars
-        self._arrival_bounds: list[int] = table.arrival_bounds.tolist()
-        self._departure_bounds: list[int] = table.departure_bounds.tolist()
         self._need_kw = np.empty(n_ev)  # power that would meet the target within a step
         self._full_kw = np.empty(n_ev)
         self._must_kw = np.empty(n_ev)
         self._charge_kw = np.empty(n_ev)
         self._scratch = np.empty(n_ev)
+        # the parameters the per-step methods read (one lookup each)
+        self._target_kwh, self._charger_kw = evs.target_kwh, evs.charger_kw
+        self._kw_per_stored_kwh = evs.kw_per_stored_kwh
+        self._stored_kwh_per_kw = evs.stored_kwh_per_kw
+        self._drawn_kwh_per_kw = evs.drawn_kwh_per_kw
 
     # ----------------------------------------------------------------------- the step
+    # step bounds and flags as lists, built on first use: cheaper to index per step than
+    # numpy scalars (the fast paths never need them)
+    @cached_property
+    def _arrival_bounds(self) -> list[int]:
+        return self.table.arrival_bounds.tolist()
+
+    @cached_property
+    def _departure_bounds(self) -> list[int]:
+        return self.table.departure_bounds.tolist()
+
+    @cached_property
+    def arrivals_at(self) -> list[bool]:
+        """Whether sessions arrive at each step (:meth:`arrive` has work), (step,)."""
+        return (np.diff(self.table.arrival_bounds) > 0).tolist()
+
+    @cached_property
+    def departures_after(self) -> list[bool]:
+        """Whether sessions leave after each step (:meth:`depart` has work), (step,)."""
+        return (np.diff(self.table.departure_bounds[1:]) > 0).tolist()
+
     def arrive(self, t: int) -> np.ndarray | None:
         """Plug in the sessions arriving at step ``t`` (their trip leaves the battery, not
         below 0); returns them (``None``: no arrival)."""
@@ -255,26 +278,27 @@ class Sessions:
         self.departure_step[e] = table.departure_unclipped[idx]
         return idx
 
-    def integrate(self, power_kw: np.ndarray, *, may_export: bool, counted: bool) -> None:
+    def integrate(self, power_kw: np.ndarray, may_export: bool, counted: bool) -> None:
         """Add one step of ``power_kw`` (grid side; export negative) to the state of charge,
-        and with ``counted`` to the charge and export totals."""
-        evs, soc, scratch = self.evs, self.soc_kwh, self._scratch
+        and with ``counted`` to the charge and export totals (``may_export``: whether the
+        power can be negative)."""
+        soc, scratch = self.soc_kwh, self._scratch
         if may_export and power_kw.min(initial=0.0) < 0:
             charge_kw = self._charge_kw
             np.maximum(power_kw, 0.0, out=charge_kw)
-            np.multiply(charge_kw, evs.stored_kwh_per_kw, out=scratch)
+            np.multiply(charge_kw, self._stored_kwh_per_kw, out=scratch)
             soc += scratch
             np.minimum(power_kw, 0.0, out=scratch)
             if counted:
-                self.charge_kw_steps += charge_kw
-                self.export_kw_steps -= scratch
-            scratch *= evs.drawn_kwh_per_kw
+                np.add(self.charge_kw_steps, charge_kw, out=self.charge_kw_steps)
+                np.subtract(self.export_kw_steps, scratch, out=self.export_kw_steps)
+            scratch *= self._drawn_kwh_per_kw
             soc += scratch
         else:
-            np.multiply(power_kw, evs.stored_kwh_per_kw, out=scratch)
+            np.multiply(power_kw, self._stored_kwh_per_kw, out=scratch)
             soc += scratch
             if counted:
-                self.charge_kw_steps += power_kw
+                np.add(self.charge_kw_steps, power_kw, out=self.charge_kw_steps)
 
     def depart(self, t: int) -> None:
         """Unplug the sessions leaving after step ``t``; record their shortfall."""
@@ -309,10 +333,10 @@ class Sessions:
 
         Returns a buffer that the next call overwrites.
         """
-        evs, need, full = self.evs, self._need_kw, self._full_kw
-        np.subtract(evs.target_kwh, self.soc_kwh, out=need)
-        need *= evs.kw_per_stored_kwh  # power that would meet the target within this step
-        np.minimum(need, evs.charger_kw, out=full)
+        need, full = self._need_kw, self._full_kw
+        np.subtract(self._target_kwh, self.soc_kwh, out=need)
+        need *= self._kw_per_stored_kwh  # power that would meet the target within this step
+        np.minimum(need, self._charger_kw, out=full)
         np.maximum(full, 0.0, out=full)
         full *= self.plugged_factor
         return full

@@ -87,9 +87,15 @@ class _Recorder:
     def __init__(self, setup: RunSetup, sessions: Sessions, grid: GridView | None) -> None:
         n_out = sessions.n_step - setup.n_warm
         n_ev, dtype = sessions.n_ev, setup.dtype
-        self.setup, self.sessions, self.grid = setup, sessions, grid
+        self.sessions = sessions
+        self.load_pos, self.n_loads, self.has_evs = setup.load_pos, setup.n_loads, n_ev > 0
         self.by_load = np.zeros((n_out, setup.n_loads), dtype)
-        self.asset_load = np.empty((n_out, grid.n_asset), dtype) if grid is not None else None
+        self.asset_load = None
+        if grid is not None:
+            self.asset_load = np.empty((n_out, grid.n_asset), dtype)
+            self.nesting = grid.nesting
+            self.base_kw = grid.context.asset_base_kw
+            self.base_rows: list[int] = grid.rows.tolist()  # cheaper to index per step
         self.series = None
         if setup.keep_ev_series:
             self.series = (
@@ -99,19 +105,19 @@ class _Recorder:
             )
 
     def record(self, k: int, t: int, power_kw: np.ndarray, asset_ev_kw: np.ndarray | None) -> None:
-        """Write output row ``k`` (simulated step ``t``) from the step's power [kW]."""
-        setup, sessions, grid = self.setup, self.sessions, self.grid
-        if sessions.n_ev:
-            self.by_load[k] = np.bincount(setup.load_pos, power_kw, minlength=setup.n_loads)
-        if self.asset_load is not None and grid is not None:
+        """Write output row ``k`` (simulated step ``t``) from the step's power [kW]; the
+        EV power through each asset ``asset_ev_kw`` [kW] when the policy knows it."""
+        if self.has_evs:
+            self.by_load[k] = np.bincount(self.load_pos, power_kw, minlength=self.n_loads)
+        if self.asset_load is not None:
             if asset_ev_kw is None:
-                asset_ev_kw = grid.nesting.asset_power(power_kw)
-            self.asset_load[k] = grid.base_kw(t) + asset_ev_kw
+                asset_ev_kw = self.nesting.asset_power(power_kw)
+            self.asset_load[k] = self.base_kw[self.base_rows[t]] + asset_ev_kw
         if self.series is not None:
             power_out, soc_out, plugged_out = self.series
             power_out[k] = power_kw
-            soc_out[k] = sessions.soc_kwh
-            plugged_out[k] = sessions.plugged
+            soc_out[k] = self.sessions.soc_kwh
+            plugged_out[k] = self.sessions.plugged
 
 
 def run_loop(
@@ -136,18 +142,21 @@ def run_loop(
     """
     recorder = _Recorder(setup, sessions, grid)
     n_warm, may_export = setup.n_warm, setup.strategy.exports
+    arrivals_at, departures_after = sessions.arrivals_at, sessions.departures_after
     arrive, integrate, depart = sessions.arrive, sessions.integrate, sessions.depart
     arrived, power_at, record = policy.arrived, policy.power_kw, recorder.record
     for t in range(sessions.n_step):
-        new = arrive(t)
-        if new is not None:
-            arrived(new)
+        if arrivals_at[t]:
+            new = arrive(t)
+            if new is not None:
+                arrived(new)
         power = power_at(t)
         counted = t >= n_warm
-        integrate(power, may_export=may_export, counted=counted)
+        integrate(power, may_export, counted)
         if counted:
             record(t - n_warm, t, power, policy.asset_ev_kw)
-        depart(t)
+        if departures_after[t]:
+            depart(t)
     step_h = sessions.evs.step_h
     return setup.result(
         sessions,
