@@ -3,8 +3,9 @@ anything else (hypothesis generates random TOML-like documents)."""
 
 from __future__ import annotations
 
+import pytest
 import tomli_w
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gridplan.core.errors import GridplanError
@@ -84,3 +85,66 @@ def test_random_bytes_give_gridplan_errors(tmp_path, data):
             loader(path)
         except GridplanError:
             pass
+
+
+BATCH_KEYS = st.sampled_from(
+    [
+        "name", "feeders", "draws", "seed", "grid", "scenarios", "study", "execution",
+        "workers", "max_units", "fleet.evs_per_household", "fleet", "period", "kind",
+        "common_random_numbers", "output_dir", "x",
+    ]
+)  # fmt: skip
+BATCH_VALUES = st.recursive(
+    SCALARS | st.sampled_from(["lv-rural", "*", "screen", "fleet.v2g_enrolled_share"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(BATCH_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+BATCH_DOCUMENTS = st.fixed_dictionaries(
+    {"name": st.sampled_from(["b", "x y", ""]), "feeders": st.sampled_from(["lv-rural", ["*"]])}
+) | st.dictionaries(BATCH_KEYS, BATCH_VALUES, max_size=8)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(document=BATCH_DOCUMENTS, extra=st.dictionaries(BATCH_KEYS, BATCH_VALUES, max_size=4))
+@example(document={"name": "b", "feeders": "lv-rural"}, extra={"scenarios": [5]})
+@example(document={"name": "b", "feeders": "lv-rural"}, extra={"grid": {"fleet": {"x": 1}}})
+@example(document={"name": "b", "feeders": "lv-rural"}, extra={"grid": {"seed": [[1]]}})
+def test_batch_planner_accepts_or_raises_its_own_error(tmp_path, document, extra):
+    from gridplan.batch import plan_batch
+
+    path = tmp_path / "b.toml"
+    if not _write(path, {**document, **extra}):
+        return
+    try:
+        plan_batch(path)
+    except GridplanError:
+        pass
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=2000,
+    derandomize=False,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(document=DOCUMENTS, batch=BATCH_DOCUMENTS)
+def test_explore_every_loader(tmp_path, document, batch):
+    """Exploration (slow run, fresh random examples each time): a failure found here becomes
+    an explicit @example of the deterministic tests above."""
+    from gridplan.batch import plan_batch
+
+    for name, doc, loader in (
+        ("s.toml", document, load_study_config),
+        ("f.toml", document, read_feeder_spec),
+        ("b.toml", batch, plan_batch),
+    ):
+        path = tmp_path / name
+        if _write(path, doc):
+            try:
+                loader(path)
+            except GridplanError:
+                pass
