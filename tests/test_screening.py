@@ -16,10 +16,11 @@ import pytest
 
 from gridplan.core.config import validate
 from gridplan.grid.feeders import load_feeder
-from gridplan.planning.needs import asset_loading_pct, deferral_requirement
+from gridplan.grid.topology import service_bus_positions as _service_bus_positions
+from gridplan.planning.needs import MonitoredAssets, asset_loading_pct, deferral_requirement
 from gridplan.powerflow import screening as scr
 from gridplan.powerflow.solver import compile_network, solve_timeseries
-from gridplan.study.runner import StudyConfig, _service_bus_positions, run
+from gridplan.study import StudyConfig, run
 
 FEEDERS = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"]
 
@@ -85,8 +86,8 @@ ARRAYS = (
 )
 def test_screened_study_equals_full_year(feeder):
     evs, band = SETTINGS[feeder]
-    full = run(_study(feeder, screening=False, band=band, evs=evs), write=False)
-    fast = run(_study(feeder, screening=True, band=band, evs=evs), write=False)
+    full = run(_study(feeder, screening=False, band=band, evs=evs))
+    fast = run(_study(feeder, screening=True, band=band, evs=evs))
     a, b = fast.horizon, full.horizon
     for name in ARRAYS:
         x = np.asarray(getattr(a, name), dtype=float)
@@ -142,7 +143,7 @@ def test_bounds_contain_the_solution(year_case):
     feeder, _, basis, _, ev, full, service = year_case
     rows = np.flatnonzero(np.any(ev != 0, axis=1))
     ds = ev[rows] @ basis.load_node
-    loading = asset_loading_pct(feeder, full)[rows]
+    loading = asset_loading_pct(full, MonitoredAssets.from_table(feeder.assets))[rows]
     vm = full.vm_pu[rows][:, service]
     vmin, vmax = vm.min(axis=1), vm.max(axis=1)
     # the solver converges to ~1e-8 pu; at open line ends (pandapower's auxiliary nodes,
@@ -165,7 +166,8 @@ def test_screen_gives_the_full_figures(year_case):
     feeder, cn, basis, (bp, bq, sg), ev, full, service = year_case
     limit = (
         feeder.assets.limit_pct.to_numpy() * 0.0
-        + np.nanmax(asset_loading_pct(feeder, full), axis=0) * 0.97
+        + np.nanmax(asset_loading_pct(full, MonitoredAssets.from_table(feeder.assets)), axis=0)
+        * 0.97
     )  # a limit each asset crosses at its top steps
     basis = scr.ScreenBasis(**{**basis.__dict__, "limit_pct": limit})
     calls = []
@@ -174,12 +176,17 @@ def test_screen_gives_the_full_figures(year_case):
         calls.append(rows.size)
         fl = solve_timeseries(cn, (bp + ev)[rows], load_q_kvar=bq[rows], sgen_p_kw=sg[rows])
         v = fl.vm_pu[:, service]
-        return asset_loading_pct(feeder, fl), v.min(axis=1), v.max(axis=1), fl.converged
+        return (
+            asset_loading_pct(fl, MonitoredAssets.from_table(feeder.assets)),
+            v.min(axis=1),
+            v.max(axis=1),
+            fl.converged,
+        )
 
     vm = full.vm_pu[:, service]
     band = (float(np.quantile(vm.min(axis=1), 0.02)), float(np.quantile(vm.max(axis=1), 0.98)))
     out = scr.screen(basis, ev, solve, vm_band_pu=band, requirement=True)
-    exact = asset_loading_pct(feeder, full)
+    exact = asset_loading_pct(full, MonitoredAssets.from_table(feeder.assets))
     np.testing.assert_allclose(out.loading_pct.max(axis=0), exact.max(axis=0), atol=1e-6)
     over_fast, over_full = out.loading_pct > limit, exact > limit
     np.testing.assert_array_equal(over_fast, over_full)
@@ -208,7 +215,12 @@ def test_known_case_is_reused(year_case):
         calls.append(rows)
         fl = solve_timeseries(cn, (bp + ev2)[rows], load_q_kvar=bq[rows], sgen_p_kw=sg[rows])
         v = fl.vm_pu[:, service]
-        return asset_loading_pct(feeder, fl), v.min(axis=1), v.max(axis=1), fl.converged
+        return (
+            asset_loading_pct(fl, MonitoredAssets.from_table(feeder.assets)),
+            v.min(axis=1),
+            v.max(axis=1),
+            fl.converged,
+        )
 
     ev2 = ev
     first = scr.screen(basis, ev, solve, vm_band_pu=(0.9, 1.1))

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError
+from gridplan.core.io import require_file
 
 RNGLike = np.random.Generator | int | None
 
@@ -483,9 +484,7 @@ class EventCalendar:
             Missing file, wrong columns, unparsable values (``row n``), impossible or
             overlapping windows, or events outside ``program``.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError("event calendar file not found (expected a CSV file)", file=path)
+        path = require_file(path, "a CSV file", what="event calendar file")
         try:
             frame = pd.read_csv(path, dtype=str, skipinitialspace=True)
         except UnicodeDecodeError:
@@ -515,24 +514,16 @@ class EventCalendar:
                 raise ConfigError(
                     f"'{frame[name].iloc[i]}' is not {what}", file=path, field=f"row {i + 1}.{name}"
                 )
-        return cls(
+        calendar = cls(
             date=dates.to_numpy().astype("datetime64[D]"),
             start_h=start.to_numpy(float),
             end_h=end.to_numpy(float),
             source=f"event calendar {path.name}",
             file=str(path),
-        )._checked(program)
-
-    def _checked(self, program: EventProgram | None) -> EventCalendar:
-        if program is not None:
-            self.check_program(program)
-        return self
-
-    def to_frame(self) -> pd.DataFrame:
-        """The events as a table with columns ``date``, ``start_h``, ``end_h``."""
-        return pd.DataFrame(
-            {"date": pd.to_datetime(self.date), "start_h": self.start_h, "end_h": self.end_h}
         )
+        if program is not None:
+            calendar.check_program(program)
+        return calendar
 
     @classmethod
     def every_day(
