@@ -15,6 +15,7 @@ from gridplan.core.errors import ConfigError
 from gridplan.ev.dispatch import Strategy
 from gridplan.ev.events import ELRP, EventCalendar, load_rate
 from gridplan.ev.fleet import FleetScenario, read_zones
+from gridplan.ev.options import DEFAULT_DISPATCH_OPTIONS
 from gridplan.grid.feeders import Feeder, peak_week, resolve_feeder_path
 from gridplan.planning.economics import ProgramCosts
 
@@ -64,8 +65,15 @@ class PeriodSpec(StrictModel):
         return self
 
 
+#: The dispatch defaults (each written once, in :mod:`gridplan.ev.options`).
+_DISPATCH = DEFAULT_DISPATCH_OPTIONS
+
+
 class DispatchSpec(StrictModel):
     """Charging and V2G strategies (one name or a list each) and the V2G event window.
+
+    Window, months and objective default to :data:`gridplan.ev.options.DEFAULT_DISPATCH_OPTIONS`
+    (the event window is the ELRP window, 4-9 p.m.).
 
     The first charging strategy is the "without V2G" case of the deferral; every V2G
     strategy is compared with it.
@@ -73,9 +81,9 @@ class DispatchSpec(StrictModel):
 
     charging: str | list[str] = "unmanaged"
     v2g: str | list[str] = "v2g_event"
-    window_start_h: float = Field(default=16.0, ge=0, lt=24)
-    window_end_h: float = Field(default=21.0, gt=0, le=24)
-    event_months: list[int] = Field(default_factory=lambda: list(range(1, 13)))
+    window_start_h: float = Field(default=_DISPATCH.window_start_h, ge=0, lt=24)
+    window_end_h: float = Field(default=_DISPATCH.window_end_h, gt=0, le=24)
+    event_months: list[int] = Field(default_factory=lambda: list(_DISPATCH.event_months))
     # v2g_event days: "every_day" (the window on every day of event_months), "elrp" (event
     # days drawn per planning year and draw within the ELRP rules), or a CSV calendar
     # (date, start_h, end_h; dates are matched by month and day to the profile year).
@@ -83,7 +91,7 @@ class DispatchSpec(StrictModel):
     # tou: a bundled rate name or a rate TOML file (default PG&E EV2-A, peak 4-9 pm).
     rate: str = "pge-ev2a"
     # v2g_optimal: minimize the peak or the energy over the limit.
-    objective: Literal["peak", "overload"] = "peak"
+    objective: Literal["peak", "overload"] = _DISPATCH.objective
     # Grid-aware strategies (smart, v2g_peak_shave, v2g_optimal) plan in kW against this
     # fraction of each asset's planning limit: the margin covers the reactive power and
     # voltage drop that a kW plan does not see (loads at power factor 0.95 draw 5 % more
