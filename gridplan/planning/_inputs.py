@@ -18,7 +18,6 @@ FloatArray = npt.NDArray[np.float64]
 ArrayLike = float | int | npt.ArrayLike
 
 
-
 def _as_float_array(name: str, value: Any) -> FloatArray:
     """Return ``value`` as a float array; raise ConfigError on non-numbers, NaN or inf."""
     try:

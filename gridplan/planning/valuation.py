@@ -462,5 +462,3 @@ def value_per_enrolled_ev_usd_yr(
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(n > 0.0, value / np.where(n > 0.0, n, 1.0), np.nan)
     return _out(out, annual_value_usd, n_enrolled)
-
-

@@ -16,7 +16,13 @@ import pandas as pd
 
 from gridplan.core.errors import GridplanError
 from gridplan.planning.needs import first_year
-from gridplan.study.units import NO_NEED_DETAIL, UnitContext, UnitResult, evaluate_unit
+from gridplan.study.units import (
+    NO_NEED_DETAIL,
+    CaseOutcome,
+    UnitContext,
+    UnitResult,
+    evaluate_unit,
+)
 
 __all__ = ["HorizonResult", "evaluate_units", "median_draw"]
 
@@ -139,9 +145,7 @@ class HorizonResult:
         position = {int(y): i for i, y in enumerate(years)}
         shape = (len(years), draws, len(cases), len(asset_ids))
         if len(ordered) != len(years) * draws:
-            raise GridplanError(
-                f"expected {len(years) * draws} unit results, got {len(ordered)}"
-            )
+            raise GridplanError(f"expected {len(years) * draws} unit results, got {len(ordered)}")
         arrays = _CaseArrays(shape)
         per_unit = _UnitArrays(shape)
         for unit in ordered:
@@ -180,7 +184,7 @@ class _CaseArrays:
             "charge_kwh": np.zeros((y, d, c)),
         }
 
-    def add(self, y: int, d: int, outcomes: list) -> None:  # type: ignore[type-arg]
+    def add(self, y: int, d: int, outcomes: list[CaseOutcome]) -> None:
         for c, outcome in enumerate(outcomes):
             for name, array in self.arrays.items():
                 array[y, d, c] = getattr(outcome, name)

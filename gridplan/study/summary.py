@@ -174,12 +174,13 @@ class CriticalAsset:
     @classmethod
     def from_dict(cls, data: dict[str, Any], cases: list[str]) -> CriticalAsset:
         """From its JSON form (:meth:`to_dict`) and the study's case keys."""
-        per_case = {
+        per_case: dict[str, Any] = {
             name: {c: data[f"{name}_{c}"] for c in cases if f"{name}_{c}" in data}
             for name in cls.PER_CASE
         }
         names = [f.name for f in dataclasses.fields(cls) if f.name not in per_case]
-        return cls(**{k: data.get(k) for k in names}, **per_case)
+        plain: dict[str, Any] = {k: data.get(k) for k in names}
+        return cls(**plain, **per_case)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON form: per-case figures as ``<field>_<case>`` (e.g.
@@ -327,7 +328,7 @@ class StudySummary:
         """From the JSON content of ``summary.json`` (:meth:`to_dict`; other keys such as
         ``files`` are ignored)."""
         cases = list(data["cases"])
-        nested = {
+        nested: dict[str, Any] = {
             "horizon": HorizonInfo(**data["horizon"]),
             "period": PeriodInfo(**data["period"]),
             "fleet": FleetSummary(**data["fleet"]),
@@ -338,7 +339,7 @@ class StudySummary:
             },
         }
         names = {f.name for f in dataclasses.fields(cls)}
-        plain = {k: v for k, v in data.items() if k in names and k not in nested}
+        plain: dict[str, Any] = {k: v for k, v in data.items() if k in names and k not in nested}
         return cls(**plain, **nested)
 
     def to_dict(self) -> dict[str, Any]:

@@ -516,8 +516,7 @@ class _Unit:
             load_kva,
             rating * limit / 100.0,
             step_h,
-            roundtrip_efficiency=config.fleet.charge_efficiency
-            * config.fleet.discharge_efficiency,
+            roundtrip_efficiency=config.fleet.charge_efficiency * config.fleet.discharge_efficiency,
         )
         return rows[rows.peak_excess_kw > 0], power, energy
 
