@@ -1479,26 +1479,29 @@ def run(
                         outcome = run_unit(None, UnitTask(unit.unit_id, unit.config))
                         recorder.record(unit, outcome)
             except BaseException as exc:  # the batch stops: say so in batch.json
-                recorder.close()
-                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                _write_batch_json(
-                    plan,
-                    out,
-                    run_id,
-                    status,
-                    {
-                        "units_done": recorder.done_now,
-                        "units_ok": recorder.ok,
-                        "error": _one_line(exc) or type(exc).__name__,
-                        "manifest_rows": len(recorder.flush()),
-                    },
-                )
+                _record_stop(plan, out, run_id, recorder, exc)
                 raise
             recorder.close()
             manifest = recorder.flush()
         wall_s = time.perf_counter() - t0
         result = _finish(plan, out, run_id, manifest, recorder.done_now, skipped, wall_s, executor)
     return result
+
+
+def _record_stop(
+    plan: BatchPlan, out: Path, run_id: str, recorder: _Recorder, exc: BaseException
+) -> None:
+    """Close the recorder and mark the run ``interrupted`` (Ctrl-C) or ``failed`` in
+    ``batch.json``, with the units done so far."""
+    recorder.close()
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    extra = {
+        "units_done": recorder.done_now,
+        "units_ok": recorder.ok,
+        "error": _one_line(exc) or type(exc).__name__,
+        "manifest_rows": len(recorder.flush()),
+    }
+    _write_batch_json(plan, out, run_id, status, extra)
 
 
 def _finish(

@@ -678,19 +678,7 @@ def sample_fleet(
     gen = as_generator(rng)
     rate = scenario.adoption_spec().evs_per_household(year)
     households = np.asarray(feeder.households, dtype=float)
-    multiplier = np.ones(households.size)
-    if zones is None and scenario.zones:
-        zones = read_zones(scenario.zones)
-    if zones is not None:
-        multiplier = zone_multipliers(feeder, zones, file=scenario.zones)
-    if households.size and rate * multiplier.max() > MAX_EVS_PER_HOUSEHOLD:
-        raise ConfigError(
-            f"{rate:g} EVs per household in {year} times a zone multiplier of "
-            f"{multiplier.max():g} is over {MAX_EVS_PER_HOUSEHOLD:g} EVs per household; "
-            "expected a lower adoption or multiplier",
-            file=scenario.zones,
-            field="fleet.zones" if zones is not None else "fleet.evs_per_household",
-        )
+    multiplier = _adoption_multipliers(feeder, scenario, zones, rate, year)
     counts = gen.poisson(rate * multiplier * households)
     load_pos = np.repeat(np.arange(households.size), counts)
     n_ev = load_pos.size
@@ -762,6 +750,28 @@ def sample_fleet(
         trip_shortfall_kwh=trip - trip_capped,
         dwell_shortfall_kwh=np.maximum(trip_capped - rechargeable, 0.0),
     )
+
+
+def _adoption_multipliers(
+    feeder: Feeder, scenario: FleetScenario, zones: Zones | None, rate: float, year: int
+) -> np.ndarray:
+    """Zone multiplier of each load [-] (1 without zones), within
+    :data:`MAX_EVS_PER_HOUSEHOLD` at the year's adoption ``rate`` [EVs per household]."""
+    households = np.asarray(feeder.households, dtype=float)
+    multiplier = np.ones(households.size)
+    if zones is None and scenario.zones:
+        zones = read_zones(scenario.zones)
+    if zones is not None:
+        multiplier = zone_multipliers(feeder, zones, file=scenario.zones)
+    if households.size and rate * multiplier.max() > MAX_EVS_PER_HOUSEHOLD:
+        raise ConfigError(
+            f"{rate:g} EVs per household in {year} times a zone multiplier of "
+            f"{multiplier.max():g} is over {MAX_EVS_PER_HOUSEHOLD:g} EVs per household; "
+            "expected a lower adoption or multiplier",
+            file=scenario.zones,
+            field="fleet.zones" if zones is not None else "fleet.evs_per_household",
+        )
+    return multiplier
 
 
 def _draw_vehicles(
