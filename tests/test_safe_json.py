@@ -8,6 +8,7 @@ names the file and the JSON path, before anything is imported or called.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import math
@@ -762,3 +763,498 @@ def test_load_random_bytes_only_raises_gridplan_errors(tmp_path: Path, content: 
         load_pandapower_json(path)
     except GridplanError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# parser differentials: what pandapower decodes is what gridplan checked (issue 16)
+
+
+def frame_with_cell(cell: Any, *, column: str = "name") -> dict[str, Any]:
+    """A DataFrame entry (orient split) whose single cell is ``cell``."""
+    return frame_entry([column, "vn_kv"], [[cell, 0.4]])
+
+
+def issue_16_surrogate_net() -> dict[str, Any]:
+    """The repro of issue 16: a ``bus`` cell whose tag keys start with a lone surrogate."""
+    tree = json.loads(pp.to_json(pn.simple_four_bus_system()))
+    bus = tree["_object"]["bus"]
+    table = json.loads(bus["_object"])
+    table["data"][0][0] = {"\ud800_module": "this", "\ud800_class": "s", "\ud800_object": "x"}
+    bus["_object"] = json.dumps(table)
+    return tree
+
+
+def test_issue_16_surrogate_key_repro_is_refused(tmp_path: Path) -> None:
+    sys.modules.pop("this", None)
+    path = write_tree(tmp_path / "surrogate.json", issue_16_surrogate_net())
+    error = assert_refused(path, "lone UTF-16 surrogate", "pandas' JSON parser drops it")
+    assert error.field == '$._object.bus._object<json>.data[0][0]["\\ud800_module"]'
+    assert "this" not in sys.modules
+
+
+def test_surrogate_keys_reach_pandapower_as_tags() -> None:
+    """Shows the differential is real: pandas' parser turns ``"\\ud800_module"`` into a tag."""
+    decoded = decode_recording(json.dumps(issue_16_surrogate_net()))
+    assert ("this", "s") in decoded.tags
+    assert "this" not in sys.modules  # the recorder never lets pandapower import it
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        net_tree(**{"\ud800bus": 1}),  # a key of the net
+        net_tree(name="feeder \udfff"),  # a string value
+        net_tree(line=frame_with_cell("cell \ud83d")),  # a string inside a table
+        net_tree(line=frame_with_cell({"\udc00a": 1})),  # a key inside a table cell
+        net_tree(std_types={"line": {"NAYY \ud800": {"r_ohm_per_km": 0.1}}}),
+        net_tree(pair={"_module": "builtins", "_class": "tuple", "_object": ["\ud800"]}),
+    ],
+    ids=["net-key", "net-value", "cell-string", "cell-key", "std-type-key", "tuple-item"],
+)
+def test_lone_surrogates_are_refused_anywhere(tmp_path: Path, tree: dict[str, Any]) -> None:
+    path = tmp_path / "lone.json"
+    path.write_text(json.dumps(tree), encoding="ascii")  # escapes: "\ud800"
+    assert_refused(path, "lone UTF-16 surrogate")
+
+
+def test_surrogate_pairs_are_characters_and_accepted(tmp_path: Path) -> None:
+    net = tiny_net()
+    net.bus.loc[0, "name"] = "bus \U0001f600"
+    net["name"] = "feeder \U00010000"
+    path = tmp_path / "astral.json"
+    pp.to_json(net, str(path))
+    text = path.read_text(encoding="utf-8")
+    assert "\\ud800\\udc00" in text  # a surrogate pair in the net
+    assert "\\\\ud83d\\\\ude00" in text  # and one inside the bus table's text
+    loaded = load_pandapower_json(path)
+    assert loaded.bus.loc[0, "name"] == "bus \U0001f600"
+    assert loaded["name"] == "feeder \U00010000"
+
+
+TAG_LOOKALIKES = [
+    "_MODULE",
+    " _module",
+    "_module ",
+    "\t_class",
+    "_mod\x00ule",
+    "\x00_object",
+    "\uff3fmodule",  # fullwidth low line: NFKC makes it "_"
+    "\ufe4dclass",  # dashed low line
+    "_\u200bmodule",  # zero-width space
+    "\u00a0_object",  # no-break space
+    "_\u2028class",  # line separator
+    "_ＭＯＤＵＬＥ",  # fullwidth letters
+    "_obje\u0441t".replace("\u0441", "c").upper(),  # plain upper case
+]
+
+
+@pytest.mark.parametrize("key", TAG_LOOKALIKES)
+def test_keys_that_fold_to_a_tag_are_refused(tmp_path: Path, key: str) -> None:
+    for tree in (
+        net_tree(hook={key: "os", "x": 1}),
+        net_tree(line=frame_with_cell({key: "os", "_class": "s", "_object": "x"})),
+    ):
+        path = write_tree(tmp_path / "lookalike.json", tree)
+        assert_refused(path, "reads as the type tag")
+
+
+def test_tag_like_keys_that_do_not_fold_are_plain_keys(tmp_path: Path) -> None:
+    """Look-alikes no parser turns into a tag stay plain data (e.g. Cyrillic letters)."""
+    tree = json.loads(pp.to_json(tiny_net()))
+    tree["_object"]["notes"] = {"_modul\u0435": "os", "module": 1, "_mod": 2, "class_": 3}
+    path = write_tree(tmp_path / "plain_keys.json", tree)
+    assert load_pandapower_json(path)["notes"]["module"] == 1
+
+
+def test_the_pandas_view_of_a_table_is_walked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defense in depth: with the surrogate and look-alike checks switched off, the walk of
+    the table as pandas parses it still finds the tag pandapower would act on."""
+    import gridplan.grid.safe_json as safe_json
+
+    monkeypatch.setattr(safe_json, "_check_text", lambda *args, **kwargs: None)
+    monkeypatch.setattr(safe_json, "_tag_like", lambda key: None)
+    path = write_tree(tmp_path / "surrogate.json", issue_16_surrogate_net())
+    error = assert_refused(path, "_module='this'")
+    assert error.field == "$._object.bus._object<pandas>.data[0][0]"
+
+
+def test_a_table_pandas_cannot_parse_is_refused(tmp_path: Path) -> None:
+    entry = frame_entry(["name"], [[1]])
+    entry["_object"] = '{"columns": ["name"], "index": [0], "data": [[' + "9" * 30 + "]]}"
+    path = write_tree(tmp_path / "big_int.json", net_tree(line=entry))
+    assert_refused(path, "$._object.line._object", "pandas cannot parse")
+
+
+# ---------------------------------------------------------------------------------------------
+# wrong types and deep nesting: always a ConfigError, never TypeError/KeyError/RecursionError
+
+
+def _nested(depth: int, leaf: Any, *, in_dict: bool = False) -> Any:
+    """``depth`` levels of lists (or dicts) around ``leaf``, built without recursion."""
+    node = leaf
+    for _ in range(depth):
+        node = {"a": node} if in_dict else [node]
+    return node
+
+
+@pytest.mark.parametrize("depth", [50, 5_000, 200_000])
+def test_deeply_nested_trees_are_walked_without_recursion(depth: int) -> None:
+    """The walker is iterative: a deep tree is walked to the bottom, where the bad tag is."""
+    for in_dict in (False, True):
+        bad = {"_module": "os", "_class": "system", "_object": "x"}
+        with pytest.raises(ConfigError, match="_module='os'") as info:
+            validate_pandapower_json(net_tree(x=_nested(depth, bad, in_dict=in_dict)))
+        assert "\n" not in str(info.value)
+        validate_pandapower_json(net_tree(x=_nested(depth, 1, in_dict=in_dict)))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"columns": ["a"], "index": [0], "data": [[' + "[" * 2000 + "]" * 2000 + "]]}", "pandas"),
+    ],
+)
+def test_deeply_nested_table_texts_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
+    entry = frame_entry(["a"], [[1]])
+    entry["_object"] = text
+    path = write_tree(tmp_path / "deep_table.json", net_tree(line=entry))
+    assert_refused(path, fragment)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 0, 1.5, float("nan"), "x", "[1", [], [[]], {}, {"a": []}, _nested(500, 1)],
+)
+@pytest.mark.parametrize(
+    "place",
+    ["_module", "_class", "_object", "orient", "dtype", "typ", "index_names", "is_multiindex"],
+)
+def test_wrong_json_types_in_every_field_are_config_errors(value: Any, place: str) -> None:
+    entry: dict[str, Any] = {"_module": "pandas", "_class": "Series", "_object": "[]"}
+    entry[place] = value
+    for tree in (net_tree(s=entry), net_tree(line=frame_with_cell(entry)), entry, value):
+        try:
+            validate_pandapower_json(tree, file="types.json")
+        except ConfigError as error:
+            assert str(error).startswith("types.json: ")
+
+
+# ---------------------------------------------------------------------------------------------
+# differential fuzzing: the walker against pandapower's own decoder (issue 16, point 1)
+
+ALLOWED_MODULES = frozenset(module for module, _ in ALLOWED_TYPES)
+
+
+class Decoded:
+    """What pandapower's decoder acted on: type tags, module imports, GeoJSON factory names."""
+
+    def __init__(self) -> None:
+        self.tags: list[tuple[Any, Any]] = []
+        self.imports: list[str] = []
+        self.geojson_types: list[str] = []
+
+    def unsafe(self) -> list[Any]:
+        """Everything pandapower acted on that is not on gridplan's allow-lists."""
+        from gridplan.grid.safe_json import _GEOJSON_TYPES
+
+        bad: list[Any] = []
+        for tag in self.tags:
+            try:
+                if tag in ALLOWED_TYPES:
+                    continue
+            except TypeError:  # an unhashable tag value
+                pass
+            bad.append(tag)
+        bad += [("import", name) for name in self.imports if name not in ALLOWED_MODULES]
+        bad += [("geojson", name) for name in self.geojson_types if name not in _GEOJSON_TYPES]
+        return bad
+
+
+class _RecordingFactory:
+    """Stands in for ``geojson.factory``: records the names looked up, hands out only
+    GeoJSON types (anything else is an AttributeError, which geojson tolerates)."""
+
+    def __init__(self, real: Any, names: list[str]) -> None:
+        self._real, self._names = real, names
+
+    def __getattr__(self, name: str) -> Any:
+        self._names.append(name)
+        from gridplan.grid.safe_json import _GEOJSON_TYPES
+
+        if name not in _GEOJSON_TYPES:
+            raise AttributeError(name)
+        return getattr(self._real, name)
+
+
+def decode_recording(text: str) -> Decoded:
+    """Decode ``text`` with pandapower's object hook while recording what it acts on.
+
+    ``pandapower.io_utils.pp_hook`` (which every level of decoding goes through, the
+    DataFrame cells included) records each ``(_module, _class)`` tag and drops tags off the
+    allow-list; ``importlib.import_module`` inside ``io_utils`` records each module and
+    imports only allow-listed ones; ``geojson.factory`` records each GeoJSON type. Nothing a
+    crafted text names is imported or called.
+    """
+    from unittest import mock
+
+    import geojson
+    import pandapower.io_utils as io_utils
+    from pandapower.file_io import from_json_string
+
+    decoded = Decoded()
+    original_hook = io_utils.pp_hook
+
+    def hook(d: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(d, dict) and "_module" in d and "_class" in d:
+            tag = (d["_module"], d["_class"])
+            decoded.tags.append(tag)
+            try:
+                allowed = tag in ALLOWED_TYPES
+            except TypeError:
+                allowed = False
+            if not allowed:
+                return None
+        return original_hook(d, *args, **kwargs)
+
+    class _Importlib:
+        @staticmethod
+        def import_module(name: str, package: str | None = None) -> Any:
+            decoded.imports.append(name)
+            if name not in ALLOWED_MODULES:
+                raise ModuleNotFoundError(name)
+            return importlib.import_module(name, package)
+
+    factory = _RecordingFactory(geojson.factory, decoded.geojson_types)
+    with (
+        mock.patch.object(io_utils, "pp_hook", hook),
+        mock.patch.object(io_utils, "importlib", _Importlib),
+        mock.patch.object(geojson, "factory", factory),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        try:
+            from_json_string(text, empty_dict_like_object={})
+        except Exception:  # malformed-but-accepted data: decoding may fail, that is fine
+            pass
+    return decoded
+
+
+def check_differential(text: str) -> None:
+    """The oracle: a document the walker accepts makes pandapower act on allowed tags only."""
+    try:
+        tree = json.loads(text)
+    except (ValueError, RecursionError):
+        return  # not JSON for Python: load_pandapower_json refuses it as invalid JSON
+    try:
+        validate_pandapower_json(tree, file="fuzz.json")
+    except ConfigError:
+        return
+    unsafe = decode_recording(text).unsafe()
+    assert not unsafe, f"walker accepted a document pandapower acts on: {unsafe}"
+
+
+def _key_variants(tag: str) -> list[str]:
+    """JSON texts (escapes included) of keys that are, or look like, the type tag ``tag``."""
+    body = tag[1:]
+    return [
+        json.dumps(tag),
+        '"\\u005f' + body + '"',  # the tag, spelled with an escape
+        '"\\ud800' + tag + '"',  # lone high surrogate: pandas drops it
+        '"' + tag + '\\ud800"',
+        '"\\udc00' + tag + '"',  # lone low surrogate: pandas keeps it
+        '"\\ud83d' + tag + '"',
+        '"\\ud800\\ud800' + tag + '"',
+        '"\\ud800\\udc00' + tag + '"',  # a valid pair: one astral character
+        '"\\u0000' + tag + '"',
+        '" ' + tag + '"',
+        '"' + tag + '\\t"',
+        json.dumps(tag.upper()),
+        '"\\uff3f' + body + '"',
+        '"_\\u200b' + body + '"',
+        '"\\u00a0' + tag + '"',
+    ]
+
+
+_TAG_KEY_TEXTS = {tag: _key_variants(tag) for tag in ("_module", "_class", "_object")}
+_ODD_CHARS = (
+    st.characters()
+    | st.integers(0xD800, 0xDFFF).map(chr)
+    | st.sampled_from(["_", "\x00", " ", "\u200b", "\uff3f", "\ufe4d", "\u00a0"])
+)
+_ODD_TEXT = st.text(_ODD_CHARS, max_size=10)
+_DIFF_KEYS = (
+    st.sampled_from([k for variants in _TAG_KEY_TEXTS.values() for k in variants])
+    | st.sampled_from(["orient", "dtype", "type", "geo", "name", "data"]).map(json.dumps)
+    | _ODD_TEXT.map(json.dumps)
+)
+_DIFF_MODULES = st.sampled_from(
+    [
+        "this",
+        "gp_differential_sentinel",
+        "os",
+        "builtins",
+        "numpy",
+        "pandas",
+        "pandas.core.frame",
+        "pandapower.auxiliary",
+        "pandapower.toolbox",
+    ]
+).map(json.dumps) | st.sampled_from(['"o\\ud800s"', '"\\ud800os"', '"pandas\\udc00"'])
+_DIFF_CLASSES = st.sampled_from(
+    ["s", "function", "system", "DataFrame", "Series", "array", "float64", "tuple", "Point"]
+).map(json.dumps)
+_DIFF_LEAVES = st.sampled_from(
+    ["null", "true", "false", "0", "-1", "1.5", "1e400", '"x"', '"{}"', '"[]"', "NaN"]
+) | _ODD_TEXT.map(json.dumps)
+
+
+def _object_text(pairs: list[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f"{key}: {value}" for key, value in pairs) + "}"
+
+
+def _tagged(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Objects with a type tag spelled in one style or in mixed styles (see _key_variants)."""
+    style = st.integers(0, len(_TAG_KEY_TEXTS["_module"]) - 1)
+    same_style = st.builds(
+        lambda i, module, cls, obj: _object_text(
+            [
+                (_TAG_KEY_TEXTS["_module"][i], module),
+                (_TAG_KEY_TEXTS["_class"][i], cls),
+                (_TAG_KEY_TEXTS["_object"][i], obj),
+            ]
+        ),
+        style,
+        _DIFF_MODULES,
+        _DIFF_CLASSES,
+        children,
+    )
+    mixed = st.builds(
+        lambda keys, module, cls, obj, extra: _object_text(
+            [*zip(keys, (module, cls, obj), strict=True), *extra]
+        ),
+        st.tuples(
+            *(st.sampled_from(_TAG_KEY_TEXTS[tag]) for tag in ("_module", "_class", "_object"))
+        ),
+        _DIFF_MODULES,
+        _DIFF_CLASSES,
+        children,
+        st.lists(st.tuples(_DIFF_KEYS, children), max_size=2),
+    )
+    return same_style | mixed
+
+
+def _diff_extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    plain = st.lists(st.tuples(_DIFF_KEYS, children), max_size=4).map(_object_text)
+    array = st.lists(children, max_size=3).map(lambda items: "[" + ", ".join(items) + "]")
+    return plain | array | _tagged(children) | children.map(json.dumps) | _frames(children)
+
+
+def _frames(cells: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """DataFrame/Series entries whose table text holds ``cells`` (in an object and a geo
+    column), in every orient pandapower may write."""
+
+    def table(orient: str, cell: str, geo: str) -> str:
+        if orient == "split":
+            return '{"columns": ["name", "geo"], "index": [0], "data": [[' + f"{cell}, {geo}]]}}"
+        if orient == "records":
+            return f'[{{"name": {cell}, "geo": {geo}}}]'
+        if orient == "index":
+            return f'{{"0": {{"name": {cell}, "geo": {geo}}}}}'
+        return f'{{"name": {{"0": {cell}}}, "geo": {{"0": {geo}}}}}'
+
+    geo = cells | st.sampled_from(
+        [
+            "null",
+            '{"type": "Point", "coordinates": [1, 2]}',
+            '{"type": "__builtins__"}',
+            '{"\\ud800type": "__init__"}',
+            '"{\\"type\\": \\"Point\\", \\"coordinates\\": [1, 2]}"',
+            '"{\\"type\\": \\"__class__\\"}"',
+        ]
+    )
+    return st.builds(
+        lambda tag, orient, cell, geo_cell: _object_text(
+            [
+                ('"_module"', json.dumps(tag[0])),
+                ('"_class"', json.dumps(tag[1])),
+                ('"_object"', json.dumps(table(orient, cell, geo_cell))),
+                ('"orient"', json.dumps(orient)),
+            ]
+        ),
+        st.sampled_from(
+            [
+                ("pandas.core.frame", "DataFrame"),
+                ("pandas", "DataFrame"),
+                ("pandas.core.series", "Series"),
+            ]
+        ),
+        st.sampled_from(["split", "records", "index", "columns"]),
+        cells,
+        geo,
+    )
+
+
+_DIFF_TEXTS = st.recursive(_DIFF_LEAVES, _diff_extend, max_leaves=10)
+_DIFF_CELLS = st.one_of(_tagged(_DIFF_LEAVES), _tagged(_DIFF_TEXTS), _DIFF_TEXTS)
+#: What the fuzzer puts into a net: mostly a table with crafted cells (the route pandas
+#: parses), else a tagged entry or any JSON.
+_DIFF_PIECES = st.one_of(
+    _frames(_DIFF_CELLS), _frames(_DIFF_CELLS), _tagged(_DIFF_TEXTS), _DIFF_TEXTS
+)
+
+
+def diff_document(piece: str) -> str:
+    """A net document holding ``piece`` (a JSON text) as one of its entries."""
+    return '{"_module": "pandapower.auxiliary", "_class": "pandapowerNet", "_object": ' + (
+        '{"name": "fuzz", "piece": ' + piece + "}}"
+    )
+
+
+_ISSUE_16_CELL = '{"\\ud800_module": "this", "\\ud800_class": "s", "\\ud800_object": "x"}'
+
+
+def _frame_text(cell: str) -> str:
+    table = '{"columns": ["name", "geo"], "index": [0], "data": [[' + cell + ", null]]}"
+    return _object_text(
+        [
+            ('"_module"', '"pandas.core.frame"'),
+            ('"_class"', '"DataFrame"'),
+            ('"_object"', json.dumps(table)),
+            ('"orient"', '"split"'),
+        ]
+    )
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(piece=_DIFF_PIECES)
+# The routes of issue 16 and what exploration found (each failure becomes an example here).
+@example(piece=_frame_text(_ISSUE_16_CELL))
+@example(piece=_frame_text('{"\\ud83d_module": "os", "\\ud83d_class": "system", "_object": "x"}'))
+@example(piece=_frame_text('{"_module\\ud800": "this", "_class": "s", "_object": "x"}'))
+@example(piece=_frame_text('{"\\u005fmodule": "this", "_class": "s", "_object": "x"}'))
+@example(
+    piece=_frame_text('{"_module": "numpy", "_class": "array", "_object": [], "dtype\\ud800": 1}')
+)
+@example(piece=_frame_text('{"type": "x", "_module": "o\\ud800s", "_class": "s", "_object": 1}'))
+def test_walker_agrees_with_pandapower_decoder(piece: str) -> None:
+    check_differential(diff_document(piece))
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=5000,
+    derandomize=False,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(piece=_DIFF_PIECES)
+def test_walker_agrees_with_pandapower_decoder_explore(piece: str) -> None:
+    """Keeps exploring with fresh random documents; add each failure as an @example above."""
+    check_differential(diff_document(piece))

@@ -44,9 +44,11 @@ __all__ = [
 _JSON_DECODERS = frozenset({"from_json", "sorted_from_json", "from_json_string", "from_json_dict"})
 
 # A standard-type name as pandapower and its example networks spell them ("NAYY 4x150 SE",
-# "0.4 MVA 10/0.4 kV", "122-AL1/20-ST1A 10.0"): letters, digits, spaces and . , + ( ) _ -,
-# and "/" only between two digits. No quotes, braces, backslashes or path separators.
-_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 .,+()_-]|(?<=[0-9])/(?=[0-9])){0,63}")
+# "0.4 MVA 10/0.4 kV", "NA2XS2Y 1x95 RM/25 12/20 kV", "N2XS(FL)2Y 1x120 RM/35 64/110 kV"):
+# letters, digits, spaces and . , + ( ) _ -, and "/" only before a digit. No quotes, braces,
+# backslashes, leading dots or slashes, and no file suffix ("x.json"): never a path or JSON.
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 .,+()_-]|/(?=[0-9])){0,63}")
+_FILE_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
 
 
 class OptionError(ValueError):
@@ -101,13 +103,16 @@ class Option:
         if self.kind == "choice":
             return "one of " + ", ".join(_toml(c) for c in self.choices)
         if self.kind == "name":
-            return "a standard-type name (letters, digits, spaces, '.', '-', 'x', '/')"
+            return (
+                'a standard-type name such as "NAYY 4x150" (letters, digits, spaces and '
+                ".,+()_-, with '/' only before a digit; no file suffix)"
+            )
         text = "an integer" if self.kind == "int" else "a finite number"
         bounds = []
         if self.low is not None:
-            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            bounds.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
         if self.high is not None:
-            bounds.append(f"<= {self.high:g}")
+            bounds.append(f"<= {_number(self.high)}")
         if bounds:
             text += " " + " and ".join(bounds)
         return f"{text} [{self.unit}]" if self.unit else text
@@ -119,7 +124,11 @@ class Option:
         if self.kind == "choice":
             return any(type(value) is type(c) and value == c for c in self.choices)
         if self.kind == "name":
-            return isinstance(value, str) and _NAME.fullmatch(value) is not None
+            return (
+                isinstance(value, str)
+                and _NAME.fullmatch(value) is not None
+                and _FILE_SUFFIX.search(value) is None
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         if self.kind == "int" and not isinstance(value, int):
@@ -156,6 +165,11 @@ def choice(*values: object) -> Option:
 def std_type_name() -> Option:
     """A standard-type name option (e.g. ``"NAYY 4x150"``, ``"0.4 MVA 10/0.4 kV"``)."""
     return Option("name")
+
+
+def _number(value: float) -> str:
+    """A bound for messages: ``1000000`` and ``0.5`` as written, not ``1e+06``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _toml(value: object) -> str:
@@ -221,10 +235,12 @@ _BRANCHES = count(0, 1000)
 _COSPHI = number(0, 1, low_open=True)
 _REF_BUS = count(0, 1_000_000)
 
-# Options of the Kerber networks (pandapower.networks.kerber_networks / kerber_extreme_networks)
+# Options of the overhead Kerber networks (pandapower.networks.kerber_networks and
+# kerber_extreme_networks). The cable, village and suburban Kerber networks are left out:
+# they draw their branch-out cable types from Python's global ``random`` state, so they give
+# a different net on every call (gridplan's randomness is explicit and seeded).
 _KERBER: dict[str, Option] = {
     "std_type": std_type_name(),
-    "std_type_branchout_line": std_type_name(),
     "trafotype": std_type_name(),
     "p_load_mw": _LOAD_MW,
     "q_load_mvar": _LOAD_MVAR,
@@ -235,50 +251,40 @@ _KERBER: dict[str, Option] = {
     "l_lines_in_km": _LENGTH_KM,
     "l_lines_1_in_km": _LENGTH_KM,
     "l_lines_2_in_km": _LENGTH_KM,
-    "length_branchout_line_1": _LENGTH_KM,
-    "length_branchout_line_2": _LENGTH_KM,
 }
-
-
-def _kerber(*names: str) -> dict[str, Option]:
-    return {key: _KERBER[key] for key in names}
-
-
-_VILLAGE = _kerber(
-    "std_type",
-    "trafotype",
-    "p_load_mw",
-    "q_load_mvar",
-    "length_branchout_line_1",
-    "length_branchout_line_2",
-    "std_type_branchout_line",
-    "v_os",
-)
-_RURAL_OVERHEAD_1 = _kerber(
-    "n_lines", "l_lines_in_km", "std_type", "trafotype", "p_load_mw", "q_load_mvar", "v_os"
-)
-_RURAL_OVERHEAD_2 = _kerber(
-    "n_branch_1",
-    "n_branch_2",
-    "l_lines_1_in_km",
-    "l_lines_2_in_km",
-    "std_type",
-    "trafotype",
-    "p_load_mw",
-    "q_load_mvar",
-    "v_os",
-)
-_RURAL_CABLE = {
-    **_RURAL_OVERHEAD_2,
-    **_kerber("std_type_branchout_line", "length_branchout_line_1", "length_branchout_line_2"),
+_RURAL_OVERHEAD_1 = {
+    key: _KERBER[key]
+    for key in (
+        "n_lines",
+        "l_lines_in_km",
+        "std_type",
+        "trafotype",
+        "p_load_mw",
+        "q_load_mvar",
+        "v_os",
+    )
 }
-_SUBURBAN = _kerber("std_type", "p_load_mw", "q_load_mvar", "trafotype", "v_os")
+_RURAL_OVERHEAD_2 = {
+    key: _KERBER[key]
+    for key in (
+        "n_branch_1",
+        "n_branch_2",
+        "l_lines_1_in_km",
+        "l_lines_2_in_km",
+        "std_type",
+        "trafotype",
+        "p_load_mw",
+        "q_load_mvar",
+        "v_os",
+    )
+}
 _NO_OPTIONS: dict[str, Option] = {}
 
 #: Every function of ``pandapower.networks`` a feeder spec may name, with the keyword options
 #: it may be given. Left out on purpose: ``from_json``/``sorted_from_json`` (they decode
-#: arbitrary JSON), helpers that need an existing net (``create_dickert_lv_feeders``), options
-#: that are not plain values (``trafo_type_data``) or return several nets
+#: arbitrary JSON), helpers that need an existing net (``create_dickert_lv_feeders``), the
+#: Kerber networks that draw from Python's global ``random`` (a different net on each call),
+#: options that are not plain values (``trafo_type_data``) or return several nets
 #: (``separation_by_sub``), and every ``**kwargs`` (passed on to ``from_json``).
 PANDAPOWER_NETWORKS: dict[str, Mapping[str, Option]] = {
     # simple test networks and examples
@@ -314,34 +320,10 @@ PANDAPOWER_NETWORKS: dict[str, Mapping[str, Option]] = {
     "create_synthetic_voltage_control_lv_network": {
         "network_class": choice("rural_1", "rural_2", "village_1", "village_2", "suburb_1")
     },
-    "create_kerber_dorfnetz": _VILLAGE,
     "create_kerber_landnetz_freileitung_1": _RURAL_OVERHEAD_1,
     "create_kerber_landnetz_freileitung_2": _RURAL_OVERHEAD_2,
-    "create_kerber_landnetz_kabel_1": _RURAL_CABLE,
-    "create_kerber_landnetz_kabel_2": _RURAL_CABLE,
-    "create_kerber_vorstadtnetz_kabel_1": _SUBURBAN,
-    "create_kerber_vorstadtnetz_kabel_2": _SUBURBAN,
-    "kb_extrem_dorfnetz": _VILLAGE,
-    "kb_extrem_dorfnetz_trafo": _VILLAGE,
     "kb_extrem_landnetz_freileitung": _RURAL_OVERHEAD_1,
     "kb_extrem_landnetz_freileitung_trafo": _RURAL_OVERHEAD_2,
-    "kb_extrem_landnetz_kabel": _kerber(
-        "n_branch_1",
-        "l_lines_1_in_km",
-        "std_type",
-        "trafotype",
-        "p_load_mw",
-        "q_load_mvar",
-        "length_branchout_line_1",
-        "length_branchout_line_2",
-        "std_type_branchout_line",
-        "v_os",
-    ),
-    "kb_extrem_landnetz_kabel_trafo": _RURAL_CABLE,
-    "kb_extrem_vorstadtnetz_1": _SUBURBAN,
-    "kb_extrem_vorstadtnetz_2": _SUBURBAN,
-    "kb_extrem_vorstadtnetz_trafo_1": _SUBURBAN,
-    "kb_extrem_vorstadtnetz_trafo_2": _SUBURBAN,
     # transmission test cases (MATPOWER and others, from pandapower's data files)
     **{
         case: _NO_OPTIONS
