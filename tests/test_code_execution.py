@@ -533,3 +533,13 @@ def test_check_options_never_raises_anything_but_option_errors() -> None:
     for options in [None, [], "x", {"n": deep}, {1: 1}, {"n": {"a": deep}}, {"m": 1}]:
         with pytest.raises(OptionError):
             check_options(options, allowed, "f")
+
+
+def test_simbench_gets_only_its_own_codes() -> None:
+    from gridplan.grid.feeders import _simbench_net, _simbench_raw
+
+    with pytest.raises(ValueError, match="not a SimBench code"):
+        _simbench_raw("../1-LV-rural1--0-sw")
+    for code in ["", "1-LV-rural1--0-sw.json", ["1-LV-rural1--0-sw"]]:
+        with pytest.raises(ConfigError, match=r"field 'network\.code'"):
+            _simbench_net(code, Path("f.toml"))  # type: ignore[arg-type]

@@ -492,7 +492,7 @@ def _simbench_net(code: str, path: Path | None) -> pp.pandapowerNet:
         Unknown code (with a close match, field ``network.code``), or SimBench fails.
     """
     codes = network_sources.simbench_codes()
-    if code not in codes:
+    if not isinstance(code, str) or code not in codes:
         close = difflib.get_close_matches(str(code), sorted(codes), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(
