@@ -31,7 +31,7 @@ with warnings.catch_warnings():
     import pandapower as pp
     import pandapower.networks as pn
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from pandapower.auxiliary import pandapowerNet
 from pandapower.toolbox import nets_equal
@@ -1047,11 +1047,14 @@ def check_differential(text: str) -> None:
     try:
         tree = json.loads(text)
     except (ValueError, RecursionError):
+        event("not JSON for Python (the loader refuses it)")
         return  # not JSON for Python: load_pandapower_json refuses it as invalid JSON
     try:
         validate_pandapower_json(tree, file="fuzz.json")
     except ConfigError:
+        event("refused by the walker")
         return
+    event("accepted by the walker, decoded by pandapower")
     unsafe = decode_recording(text).unsafe()
     assert not unsafe, f"walker accepted a document pandapower acts on: {unsafe}"
 
@@ -1198,11 +1201,27 @@ def _frames(cells: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 _DIFF_TEXTS = st.recursive(_DIFF_LEAVES, _diff_extend, max_leaves=10)
-_DIFF_CELLS = st.one_of(_tagged(_DIFF_LEAVES), _tagged(_DIFF_TEXTS), _DIFF_TEXTS)
+# Near misses the walker should accept: allowed tags spelled exactly, with an escaped
+# underscore or after a valid surrogate pair (an astral character: not a tag anywhere).
+_BENIGN_TAGS = st.builds(
+    lambda i, tag, obj: _object_text(
+        [
+            (_TAG_KEY_TEXTS["_module"][i], json.dumps(tag[0])),
+            (_TAG_KEY_TEXTS["_class"][i], json.dumps(tag[1])),
+            (_TAG_KEY_TEXTS["_object"][i], obj),
+        ]
+    ),
+    st.sampled_from([0, 1, 7]),
+    st.sampled_from(sorted(ALLOWED_TYPES)),
+    st.sampled_from(["1", "1.5", '"1"', "[]", "[1, 2]", "{}", '"[]"', '"{}"', "null"]),
+)
+_DIFF_CELLS = st.one_of(
+    _tagged(_DIFF_LEAVES), _tagged(_DIFF_TEXTS), _DIFF_TEXTS, _BENIGN_TAGS, _DIFF_LEAVES
+)
 #: What the fuzzer puts into a net: mostly a table with crafted cells (the route pandas
 #: parses), else a tagged entry or any JSON.
 _DIFF_PIECES = st.one_of(
-    _frames(_DIFF_CELLS), _frames(_DIFF_CELLS), _tagged(_DIFF_TEXTS), _DIFF_TEXTS
+    _frames(_DIFF_CELLS), _frames(_DIFF_CELLS), _tagged(_DIFF_TEXTS), _DIFF_TEXTS, _BENIGN_TAGS
 )
 
 
