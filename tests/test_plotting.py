@@ -60,15 +60,19 @@ def written(result, tmp_path_factory):
     """Figures written with every power-flow entry point disabled."""
     import pandapower
 
-    from gridplan.powerflow import solver as powerflow
+    import gridplan.powerflow
+    from gridplan.powerflow import model, solve, solver
 
     def forbidden(*args, **kwargs):
         raise AssertionError("plotting must not run a power flow")
 
     folder = tmp_path_factory.mktemp("figures")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(powerflow, "solve_timeseries", forbidden)
-        patch.setattr(powerflow, "compile_network", forbidden)
+        for module in (gridplan.powerflow, solver, solve):
+            patch.setattr(module, "solve_timeseries", forbidden)
+            patch.setattr(module, "iter_timeseries", forbidden)
+        for module in (gridplan.powerflow, solver, model):
+            patch.setattr(module, "compile_network", forbidden)
         patch.setattr(pandapower, "runpp", forbidden)
         files = plotting.write_figures(result, folder)
     return folder, files

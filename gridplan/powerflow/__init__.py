@@ -1,7 +1,13 @@
 """powerflow: compile a pandapower net once, solve a whole time series at once, screen steps.
 
-May import :mod:`gridplan.grid` and :mod:`gridplan.core`. pandapower's internal model is
-read in :mod:`gridplan.powerflow.solver` only.
+May import :mod:`gridplan.grid` and :mod:`gridplan.core`. Modules, in the order of the
+flow: :mod:`~gridplan.powerflow.model` (compile a net: the one module that reads
+pandapower's internal model), :mod:`~gridplan.powerflow.zll` and
+:mod:`~gridplan.powerflow.blocks` (the forms of ``Z_LL``), :mod:`~gridplan.powerflow.inputs`,
+:mod:`~gridplan.powerflow.iteration`, :mod:`~gridplan.powerflow.results`,
+:mod:`~gridplan.powerflow.solve` (chunks and threads), :mod:`~gridplan.powerflow.kernels`
+(numba), :mod:`~gridplan.powerflow.screening`; :mod:`~gridplan.powerflow.solver` is the
+public façade.
 """
 
 from gridplan.powerflow.solver import (
