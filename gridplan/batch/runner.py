@@ -1401,8 +1401,7 @@ def run(
     output_dir
         Parent of the batch's folder; default the config's ``output_dir``.
     max_units
-        Most units the batch may hold (:func:`plan_batch`); default the config's
-        ``execution.max_units``.
+        Most units the batch may hold; default ``execution.max_units``.
     progress
         Show a progress bar (ETA, done and failed counts).
 

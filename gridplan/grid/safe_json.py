@@ -18,6 +18,15 @@ reach ``pandas.read_json`` or a constructor, against an explicit allow-list of p
 decoder, so an accepted file means exactly what it means in pandapower. Pickle files are never
 read. :func:`check_net` then checks that the decoded net is a usable feeder.
 
+pandapower parses the file and nested nets with Python's ``json`` but the tables of DataFrames
+and Series with ``pandas.read_json``, whose parser differs: it drops a lone high surrogate, so
+a key ``"\\ud800_module"`` (no tag for Python) becomes ``"_module"`` for pandas. The walker
+checks what each parser reads, by construction: it refuses lone surrogates in any key or
+string, refuses keys that read as a tag once invisible characters are dropped and Unicode
+forms and case are folded (``"_MODULE"``, ``"\\uff3fmodule"``, ``"_mod\\x00ule"``), and walks
+each table as pandas parses it as well (``<pandas>`` in paths) whenever that differs from
+Python's reading. ``tests/test_safe_json.py`` fuzzes the walker against pandapower's decoder.
+
 The allow-list was derived from pandapower 3.5 ``io_utils`` (``to_serializable`` and
 ``FromSerializableRegistry``) and from files written by ``pandapower.to_json`` for
 ``pandapower.networks`` examples, ``mv_oberrhein``, CIGRE MV, MATPOWER case9 and the SimBench
@@ -718,9 +727,12 @@ def validate_pandapower_json(tree: Any, *, file: str | Path | None = None) -> No
         When the top level is not a pandapower net entry, or any entry anywhere in the tree
         (also inside JSON texts nested in ``_object`` strings) names a type that is not in
         :data:`ALLOWED_TYPES`, carries keys pandapower would pass on as keyword arguments
-        beyond the known ones, or a dtype/orient/CRS/GeoJSON type outside the known set. The
-        message names the JSON path of the offending entry (``<json>`` marks a step into a
-        nested JSON text).
+        beyond the known ones, or a dtype/orient/CRS/GeoJSON type outside the known set; any
+        key or string holds a lone surrogate, or a key reads as a type tag without being one;
+        a table text pandas cannot parse. Any JSON value of any type or depth gives a
+        ConfigError, never another exception. The message names the JSON path of the
+        offending entry (``<json>`` marks a step into a nested JSON text, ``<pandas>`` the same
+        text as pandas parses it).
     """
     if not isinstance(tree, dict):
         raise ConfigError(
