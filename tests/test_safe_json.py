@@ -974,19 +974,21 @@ class Decoded:
 
 
 class _RecordingFactory:
-    """Stands in for ``geojson.factory``: records the names looked up, hands out only
-    GeoJSON types (anything else is an AttributeError, which geojson tolerates)."""
+    """Stands in for ``geojson.factory``: records every name looked up on it (dunder names
+    included) and hands out only GeoJSON types (anything else is an AttributeError, which
+    geojson tolerates)."""
 
     def __init__(self, real: Any, names: list[str]) -> None:
-        self._real, self._names = real, names
+        object.__setattr__(self, "_state", (real, names))
 
-    def __getattr__(self, name: str) -> Any:
-        self._names.append(name)
+    def __getattribute__(self, name: str) -> Any:
         from gridplan.grid.safe_json import _GEOJSON_TYPES
 
+        real, names = object.__getattribute__(self, "_state")
+        names.append(name)
         if name not in _GEOJSON_TYPES:
             raise AttributeError(name)
-        return getattr(self._real, name)
+        return getattr(real, name)
 
 
 def decode_recording(text: str) -> Decoded:
@@ -1235,8 +1237,8 @@ def diff_document(piece: str) -> str:
 _ISSUE_16_CELL = '{"\\ud800_module": "this", "\\ud800_class": "s", "\\ud800_object": "x"}'
 
 
-def _frame_text(cell: str) -> str:
-    table = '{"columns": ["name", "geo"], "index": [0], "data": [[' + cell + ", null]]}"
+def _frame_text(cell: str, geo: str = "null") -> str:
+    table = '{"columns": ["name", "geo"], "index": [0], "data": [[' + f"{cell}, {geo}]]}}"
     return _object_text(
         [
             ('"_module"', '"pandas.core.frame"'),
@@ -1262,6 +1264,10 @@ def _frame_text(cell: str) -> str:
     piece=_frame_text('{"_module": "numpy", "_class": "array", "_object": [], "dtype\\ud800": 1}')
 )
 @example(piece=_frame_text('{"type": "x", "_module": "o\\ud800s", "_class": "s", "_object": 1}'))
+@example(
+    piece=_frame_text("1", '{"\\ud800_module": "os", "\\ud800_class": "Series", "_object": 1}')
+)
+@example(piece=_frame_text("1", '{"\\ud800type": "__init__", "coordinates": []}'))
 def test_walker_agrees_with_pandapower_decoder(piece: str) -> None:
     check_differential(diff_document(piece))
 
