@@ -92,8 +92,8 @@ class _Recorder:
         self.by_load = np.zeros((n_out, setup.n_loads), dtype)
         self.asset_load = None
         if grid is not None:
+            self.nesting = grid.nesting  # built first: its temporaries before the outputs
             self.asset_load = np.empty((n_out, grid.n_asset), dtype)
-            self.nesting = grid.nesting
             self.base_kw = grid.context.asset_base_kw
             self.base_rows: list[int] = grid.rows.tolist()  # cheaper to index per step
         self.series = None
