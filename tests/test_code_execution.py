@@ -357,6 +357,33 @@ def test_tag_keys_pandas_or_a_folding_parser_would_see_are_refused(
     assert sentinel.untouched()
 
 
+def test_repeated_key_route_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sentinel: Sentinel
+) -> None:
+    """pandapower's hook decodes the value of a key that a later copy overwrites (found by
+    the differential fuzzer): Python's json keeps only the last value, so a walk of the
+    parsed tree never sees the first."""
+    net_json = tmp_path / "net.json"
+    text = pp.to_json(pn.simple_four_bus_system())
+    hidden = f'{{"_module": "{sentinel.name}", "_class": "s", "_object": "x"}}'
+    text = text.replace('"_object": {', f'"_object": {{"extra": {hidden}, "extra": 1, ', 1)
+    net_json.write_text(text, encoding="utf-8")
+    feeder = feeder_with_network('source = "json"\npath = "net.json"')
+    run = run_study(tmp_path, feeder, capsys)
+    assert run.code == 2 and run.err.count("\n") == 0, run.err
+    assert run.err.startswith(f"error: {net_json}: "), run.err
+    assert "repeats the key 'extra'" in run.err
+    assert sentinel.untouched()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pp.from_json(str(net_json))
+        except Exception:
+            pass
+    if not sentinel.flag.exists():
+        pytest.skip(f"pandapower {pp.__version__} no longer decodes overwritten values")
+
+
 def test_plain_pandapower_imports_the_sentinel(tmp_path: Path, sentinel: Sentinel) -> None:
     """Shows route 2 is real: pandapower's own loader imports the module (skipped once a
     pandapower release closes it)."""

@@ -887,6 +887,60 @@ def test_a_table_pandas_cannot_parse_is_refused(tmp_path: Path) -> None:
     assert_refused(path, "$._object.line._object", "pandas cannot parse")
 
 
+def _net_text_with(piece: str) -> str:
+    """A tiny net's JSON text with ``piece`` (JSON text) added as entry ``crafted``."""
+    text = pp.to_json(tiny_net())
+    head, _, tail = text.rpartition("}")
+    head, _, _ = head.rpartition("}")
+    return head + ', "crafted": ' + piece + "}" + tail + "}"
+
+
+@pytest.mark.parametrize(
+    ("piece", "fragment"),
+    [
+        ('{"a": {"_module": "MODULE", "_class": "s", "_object": "x"}, "a": 1}', "'a'"),
+        (
+            '{"_module": "builtins", "_class": "tuple", "_object": [], "_module": "MODULE"}',
+            "_module",
+        ),
+        (
+            json.dumps(frame_entry(["name"], [[1]])).replace(
+                '"orient": "split"', '"orient": "split", "orient": "split"'
+            ),
+            "'orient'",
+        ),
+    ],
+    ids=["overwritten-entry", "overwritten-tag", "repeated-extra-key"],
+)
+def test_repeated_keys_are_refused(
+    sentinels: dict[str, Any], tmp_path: Path, piece: str, fragment: str
+) -> None:
+    """pandapower's hook acts on every copy of a repeated key while parsing, although only
+    the last value is kept: the first copy would import the module."""
+    path = tmp_path / "repeated.json"
+    path.write_text(_net_text_with(piece.replace("MODULE", sentinels["importer"])))
+    assert_refused(path, "repeats the key", fragment)
+    assert not sentinels["flag"].exists()
+
+
+def test_repeated_keys_inside_table_and_geojson_texts_are_refused(tmp_path: Path) -> None:
+    entry = frame_entry(["name"], [[1]])
+    entry["_object"] = entry["_object"].replace('"index"', '"data": [], "index"')
+    path = write_tree(tmp_path / "table.json", net_tree(line=entry))
+    assert_refused(path, "$._object.line._object", "repeats the key 'data'")
+    geo = '{"type": "Point", "coordinates": [0, 0], "x": {"type": "__init__"}, "x": 1}'
+    path = write_tree(tmp_path / "geo.json", net_tree(line=frame_entry(["geo"], [[geo]])))
+    assert_refused(path, "$._object.line._object<json>.data[0][0]", "repeats the key 'x'")
+
+
+def test_plain_pandapower_acts_on_overwritten_values(sentinels: dict[str, Any]) -> None:
+    """Shows the repeated-key route is real: the hook decodes the value a later copy hides."""
+    text = _net_text_with(
+        '{"a": {"_module": "' + sentinels["importer"] + '", "_class": "s", "_object": "x"}, "a": 1}'
+    )
+    assert (sentinels["importer"], "s") in decode_recording(text).tags
+
+
 # ---------------------------------------------------------------------------------------------
 # wrong types and deep nesting: always a ConfigError, never TypeError/KeyError/RecursionError
 
@@ -1046,17 +1100,14 @@ def decode_recording(text: str) -> Decoded:
 
 def check_differential(text: str) -> None:
     """The oracle: a document the walker accepts makes pandapower act on allowed tags only."""
+    from gridplan.grid.safe_json import _parse_document
+
     try:
-        tree = json.loads(text)
-    except (ValueError, RecursionError):
-        event("not JSON for Python (the loader refuses it)")
-        return  # not JSON for Python: load_pandapower_json refuses it as invalid JSON
-    try:
-        validate_pandapower_json(tree, file="fuzz.json")
-    except ConfigError:
-        event("refused by the walker")
+        validate_pandapower_json(_parse_document(text, "fuzz.json"), file="fuzz.json")
+    except ConfigError:  # invalid JSON, a repeated key, or refused by the walker
+        event("refused by the loader")
         return
-    event("accepted by the walker, decoded by pandapower")
+    event("accepted by the loader, decoded by pandapower")
     unsafe = decode_recording(text).unsafe()
     assert not unsafe, f"walker accepted a document pandapower acts on: {unsafe}"
 
@@ -1268,6 +1319,13 @@ def _frame_text(cell: str, geo: str = "null") -> str:
     piece=_frame_text("1", '{"\\ud800_module": "os", "\\ud800_class": "Series", "_object": 1}')
 )
 @example(piece=_frame_text("1", '{"\\ud800type": "__init__", "coordinates": []}'))
+# pandapower's hook acts on the value of a key a later copy overwrites (found exploring)
+@example(
+    piece='{"orient": {}, "orient": {"_module": "o\\ud800s", "_class": "tuple", "_object": ""}, '
+    '"orient": {}}'
+)
+@example(piece='{"a": {"_module": "this", "_class": "s", "_object": "x"}, "a": 1}')
+@example(piece=_frame_text("1", '"{\\"a\\": {\\"type\\": \\"__init__\\"}, \\"a\\": 1}"'))
 def test_walker_agrees_with_pandapower_decoder(piece: str) -> None:
     check_differential(diff_document(piece))
 

@@ -25,7 +25,10 @@ checks what each parser reads, by construction: it refuses lone surrogates in an
 string, refuses keys that read as a tag once invisible characters are dropped and Unicode
 forms and case are folded (``"_MODULE"``, ``"\\uff3fmodule"``, ``"_mod\\x00ule"``), and walks
 each table as pandas parses it as well (``<pandas>`` in paths) whenever that differs from
-Python's reading. ``tests/test_safe_json.py`` fuzzes the walker against pandapower's decoder.
+Python's reading. And since pandapower's object hook acts on every object as it is parsed,
+also on the value of a key that a later copy of the key overwrites, every JSON text is parsed
+refusing repeated keys. ``tests/test_safe_json.py`` fuzzes the walker against pandapower's
+decoder.
 
 The allow-list was derived from pandapower 3.5 ``io_utils`` (``to_serializable`` and
 ``FromSerializableRegistry``) and from files written by ``pandapower.to_json`` for
@@ -289,6 +292,49 @@ class _Refused(Exception):
         self.message = message
 
 
+class _DuplicateKey(ValueError):
+    """Internal: a JSON object repeats a key (raised while parsing, see :func:`_loads`)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {_short(key)}")
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of :func:`_loads`: a dict, or :class:`_DuplicateKey`."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` refusing objects that repeat a key.
+
+    pandapower's decoder (and ``geojson.loads``) run their object hook on every object while
+    parsing, so the value of a repeated key is decoded -- its type tag acted on -- even
+    though only the last value of the key is kept in the result. A parsed tree cannot show
+    what was dropped, so every JSON text gridplan checks is parsed with this.
+
+    Raises
+    ------
+    _DuplicateKey
+        An object repeats a key (a ``ValueError``, like every other parse error).
+    """
+    return json.loads(text, object_pairs_hook=_unique_pairs)
+
+
+def _duplicate_message(key: str) -> str:
+    return (
+        f"a JSON object repeats the key {_short(key)}; pandapower's decoder acts on the value "
+        "of every copy although only the last is kept, so repeated keys are refused"
+    )
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Unicode categories dropped before comparing a key with the type tags: control, format,
 # surrogate and separator characters (invisible, or dropped by some JSON parsers).
@@ -523,7 +569,9 @@ def _check_geojson(cell: Any, path: _Path) -> None:
     """Refuse GeoJSON ``type`` values outside the GeoJSON object types."""
     if isinstance(cell, str):
         try:
-            cell = json.loads(cell)
+            cell = _loads(cell)
+        except _DuplicateKey as exc:
+            raise _Refused(path, _duplicate_message(exc.key)) from None
         except (ValueError, RecursionError):
             return  # pandapower cannot decode it either; it fails with a decode error
         path = (path, _PARSED)
@@ -546,7 +594,9 @@ def _check_geojson(cell: Any, path: _Path) -> None:
 def _parse_embedded(text: str, node: dict[str, Any], spec: _Spec, path: _Path) -> Any:
     """Parse the JSON text of an ``_object`` that pandapower parses again."""
     try:
-        return json.loads(text)
+        return _loads(text)
+    except _DuplicateKey as exc:
+        raise _Refused(path, _duplicate_message(exc.key)) from None
     except RecursionError:
         raise _Refused(path, f"the JSON text of {_entry(node)} is nested too deeply") from None
     except ValueError as exc:
@@ -683,7 +733,9 @@ def _walk(root: Any) -> None:
         if isinstance(node, str):
             _check_text(node, path)
             try:
-                stack.append((json.loads(node), (path, _PARSED)))
+                stack.append((_loads(node), (path, _PARSED)))
+            except _DuplicateKey as exc:
+                raise _Refused(path, _duplicate_message(exc.key)) from None
             except (ValueError, RecursionError):
                 pass  # a plain string: neither json.loads nor pandapower's hook decodes it
         elif isinstance(node, dict):
@@ -717,7 +769,9 @@ def validate_pandapower_json(tree: Any, *, file: str | Path | None = None) -> No
     Parameters
     ----------
     tree
-        The document as returned by ``json.loads`` *without* object hook.
+        The document as returned by ``json.loads`` *without* object hook. Objects that
+        repeat a key must be refused while parsing (a parsed tree keeps only the last value,
+        while pandapower's hook acts on every one): :func:`load_pandapower_json` does so.
     file
         The file the document came from (named in error messages).
 
@@ -817,6 +871,28 @@ def _read_text(path: Path, max_bytes: int) -> str:
         ) from None
 
 
+def _parse_document(text: str, file: str | Path | None) -> Any:
+    """Parse a document's text for :func:`validate_pandapower_json` (repeated keys refused).
+
+    Raises
+    ------
+    ConfigError
+        Invalid JSON (with line and column), a repeated key in an object, or nesting too deep.
+    """
+    try:
+        return _loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=file
+        ) from None
+    except _DuplicateKey as exc:
+        raise ConfigError(_duplicate_message(exc.key), file=file) from None
+    except RecursionError:
+        raise ConfigError("JSON is nested too deeply to be a pandapower net", file=file) from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's 4300-digit limit
+        raise ConfigError(f"invalid JSON: {_clip(str(exc), 120)}", file=file) from None
+
+
 def load_pandapower_json(
     path: str | Path, *, check: bool = True, max_bytes: int = MAX_FILE_BYTES
 ) -> pandapowerNet:
@@ -844,24 +920,14 @@ def load_pandapower_json(
     ------
     ConfigError
         The file is missing, a pickle, compressed, too large, empty, not UTF-8, not valid JSON
-        (the message gives line and column), not a pandapower net, holds an entry outside the
+        (the message gives line and column), repeats a key in an object, not a pandapower
+        net, holds an entry outside the
         allow-list (the message names the JSON path and the entry), cannot be decoded by
         pandapower, or (with ``check``) fails :func:`check_net`.
     """
     path = Path(path)
     text = _read_text(path, max_bytes)
-    try:
-        tree = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path
-        ) from None
-    except RecursionError:
-        raise ConfigError("JSON is nested too deeply to be a pandapower net", file=path) from None
-    except ValueError as exc:  # e.g. an integer literal beyond Python's 4300-digit limit
-        raise ConfigError(f"invalid JSON: {_clip(str(exc), 120)}", file=path) from None
-    validate_pandapower_json(tree, file=path)
-    del tree
+    validate_pandapower_json(_parse_document(text, path), file=path)
 
     from pandapower.auxiliary import pandapowerNet
     from pandapower.file_io import from_json_string
@@ -915,7 +981,7 @@ def save_pandapower_json(net: pandapowerNet, path: str | Path) -> Path:
         raise ConfigError("gridplan writes JSON, never pickle; use a .json file name", file=path)
     text = to_json(net)
     try:
-        validate_pandapower_json(json.loads(text), file=path)
+        validate_pandapower_json(_parse_document(text, path), file=path)
     except ConfigError as exc:
         raise ConfigError(
             f"not saved: the net holds data gridplan would refuse to load back ({exc.reason})",
