@@ -111,6 +111,8 @@ def format_validation_error(
     if kind == "missing":
         return ConfigError("missing required field", file=file, field=field)
     msg = err.get("msg", "invalid value")
+    if kind.startswith("network_"):  # gridplan's own checks name the value themselves
+        return ConfigError(msg, file=file, field=field)
     value = err.get("input")
     shown = repr(value)
     if len(shown) > 60:
