@@ -1,0 +1,176 @@
+"""OpenDSS import (issue 17): safety scan, conversion rules, validation against OpenDSS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("opendssdirect")
+
+from gridplan.core.errors import ConfigError
+from gridplan.grid import opendss
+
+FEEDERS = Path(__file__).resolve().parents[1] / "feeders"
+CKT5 = FEEDERS / "epri-ckt5" / "Master_ckt5.dss"
+CKT7 = FEEDERS / "epri-ckt7" / "Master_ckt7.dss"
+
+SMALL = """\
+Clear
+Set DefaultBaseFrequency=60
+New Circuit.small basekv=12.47 pu=1.0 r1=0.01 x1=0.1
+New Line.l1 bus1=sourcebus bus2=b2 phases=3 r1=0.1 x1=0.2 r0=0.3 x0=0.6 length=1 units=km
+~ normamps=200
+New Line.l2 bus1=b2.1 bus2=b3.1 phases=1 r1=0.3 x1=0.3 length=0.5 units=km normamps=100
+New Transformer.t1 phases=1 windings=2 buses=(b3.1, s1.1) kvs=(7.2, 0.24) kvas=(25, 25) xhl=2
+New Loadshape.residential npts=3 interval=1 mult=(0.5 1.0 0.7)
+New Load.ld1 bus1=s1.1 phases=1 kv=0.24 kw=10 kvar=3 yearly=residential
+New Capacitor.c1 bus1=b2 kv=12.47 kvar=300
+Set voltagebases=[12.47, 0.4157]
+Calcvoltagebases
+"""
+
+
+def _feeder(tmp_path: Path, extra: str = "", name: str = "Master.dss") -> Path:
+    folder = tmp_path / "feeder"
+    folder.mkdir(exist_ok=True)
+    master = folder / name
+    master.write_text(SMALL + extra)
+    return master
+
+
+def _tree(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*")}
+
+
+# --------------------------------------------------------------------------- safety
+PLANTED = [
+    "Export voltages",
+    "Save circuit dir=out",
+    "Show voltages",
+    "Plot circuit",
+    "System rm -rf x",
+    "DOScmd del x",
+    "Set DataPath=/tmp",
+    "Set DefaultEditor=notepad",
+    "Set casename=x demand=true",
+    "Var @x=1",
+    "Solve",
+    "Redirect ../outside.dss",
+    "Compile /etc/hosts",
+    "BusCoords ../../coords.csv",
+    "New Loadshape.x npts=2 interval=1 mult=(file=../shape.csv)",
+    "New Foo.bar x=1",
+]
+
+
+@pytest.mark.parametrize("command", PLANTED)
+def test_refused_commands_name_file_line_and_command(tmp_path: Path, command: str) -> None:
+    (tmp_path / "outside.dss").write_text("New Load.x bus1=b2 kw=1\n")
+    (tmp_path / "shape.csv").write_text("1\n1\n")
+    master = _feeder(tmp_path, command + "\n")
+    before, cwd_before = _tree(tmp_path), _tree(Path.cwd())
+    with pytest.raises(ConfigError) as info:
+        opendss.convert(master)
+    message = str(info.value)
+    assert "\n" not in message
+    line = SMALL.count("\n") + 1
+    assert f"{master}:{line}" in message
+    assert command.split()[0] in message
+    assert _tree(tmp_path) == before
+    assert _tree(Path.cwd()) == cwd_before
+
+
+def test_refused_command_in_a_redirected_file(tmp_path: Path) -> None:
+    master = _feeder(tmp_path, "Redirect more.dss\n")
+    (master.parent / "more.dss").write_text("! comment\nExport voltages\n")
+    with pytest.raises(ConfigError, match=r"more\.dss:2: refused command 'Export voltages'"):
+        opendss.convert(master)
+
+
+def test_clean_circuit_writes_nothing_outside_its_temporary_folder(tmp_path: Path) -> None:
+    master = _feeder(tmp_path, "New EnergyMeter.m element=Line.l1 terminal=1\n")
+    before, cwd_before = _tree(tmp_path), _tree(Path.cwd())
+    conv = opendss.convert(master)
+    assert len(conv.net.load) == 1
+    assert _tree(tmp_path) == before
+    assert _tree(Path.cwd()) == cwd_before
+
+
+def test_missing_master_and_missing_redirect(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="master file not found"):
+        opendss.convert(tmp_path / "nope.dss")
+    master = _feeder(tmp_path, "Redirect absent.dss\n")
+    with pytest.raises(ConfigError, match="file not found"):
+        opendss.convert(master)
+
+
+def test_engine_compile_error_is_one_line_with_the_engine_message(tmp_path: Path) -> None:
+    master = _feeder(tmp_path, "New Line.bad bus1=b2 bus2=b9 nosuchproperty=3\n")
+    with pytest.raises(ConfigError) as info:
+        opendss.convert(master)
+    message = str(info.value)
+    assert "OpenDSS compile error" in message and str(master) in message
+    assert "\n" not in message
+
+
+def test_scan_lists_every_file_of_the_bundled_circuits() -> None:
+    files5 = {p.name for p in opendss.scan_script(CKT5)}
+    assert {"Master_ckt5.dss", "Lines_ckt5.dss", "Buscoords_ckt5.dss"} <= files5
+    files7 = {p.name for p in opendss.scan_script(CKT7)}
+    assert {"AllocationFactors.dss", "BusCoords_ckt7.dss"} <= files7
+
+
+# --------------------------------------------------------------------------- conversion
+def test_small_circuit_conversion_rules(tmp_path: Path) -> None:
+    conv = opendss.convert(_feeder(tmp_path))
+    net = conv.net
+    line = net.line.set_index("name")
+    # single-phase lateral: Z x 3, rating x 1/3 (equivalence rule)
+    assert line.at["l2", "r_ohm_per_km"] == pytest.approx(3 * 0.3)
+    assert line.at["l2", "max_i_ka"] == pytest.approx(0.1 / 3)
+    assert line.at["l1", "r_ohm_per_km"] == pytest.approx(0.1)
+    trafo = net.trafo.set_index("name")
+    assert trafo.at["t1", "sn_mva"] == pytest.approx(0.025)
+    assert trafo.at["t1", "vn_hv_kv"] == pytest.approx(7.2 * 3**0.5)
+    assert conv.service_trafos == ["t1"]
+    assert net.shunt.q_mvar.iloc[0] == pytest.approx(-0.3)
+    assert conv.loads.load_class.tolist() == ["residential"]
+    assert conv.bus_xy.empty
+
+
+@pytest.mark.parametrize(
+    ("master", "n_loads", "n_service", "report"),
+    [(CKT5, 1379, 591, "CapControl: 4"), (CKT7, 906, 158, "CapControl: 2")],
+)
+def test_epri_conversion_counts_and_report(
+    master: Path, n_loads: int, n_service: int, report: str
+) -> None:
+    conv = opendss.convert(master)
+    assert len(conv.net.load) == n_loads
+    assert len(conv.service_trafos) == n_service
+    assert any(line.startswith(report) for line in conv.report)
+    assert conv.head_line is not None
+    assert len(conv.bus_xy) > 0
+
+
+# --------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("master", [CKT5, CKT7], ids=["ckt5", "ckt7"])
+def test_epri_circuits_match_opendss(master: Path) -> None:
+    for comparison in opendss.validate(master):
+        assert comparison.head_p_error <= 0.01, comparison.lines()
+        assert comparison.head_q_error <= 0.01, comparison.lines()
+        assert comparison.loading_share_ok >= 0.95, comparison.lines()
+        assert comparison.primary_vm.diff_pu.abs().max() <= 0.02, comparison.lines()
+        assert comparison.passed
+
+
+def test_engine_flags_disabled_after_compile(tmp_path: Path) -> None:
+    opendss.convert(_feeder(tmp_path))
+    import opendssdirect as dss
+
+    assert not dss.Basic.AllowForms()
+    assert not dss.Basic.AllowEditor()
+    assert not dss.Basic.AllowChangeDir()
+    assert os.path.realpath(dss.Basic.DataPath()) != os.path.realpath(tmp_path / "feeder")
