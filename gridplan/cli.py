@@ -40,11 +40,42 @@ def _main(
 
 
 @app.command("feeders")
-def feeders_cmd() -> None:
+def feeders_cmd(
+    check: Annotated[
+        str | None,
+        typer.Option(
+            "--check",
+            help="Compare an OpenDSS feeder's converted net with OpenDSS's own snapshot.",
+        ),
+    ] = None,
+) -> None:
     """List the bundled feeders: buses, monitored assets, peak base load, headroom at peak."""
     from gridplan.grid.feeders import bundled_feeders, load_feeder
     from gridplan.study.overview import feeder_overview
 
+    if check is not None:
+        from gridplan.core.errors import ConfigError
+        from gridplan.grid import opendss
+        from gridplan.grid.feeders import read_feeder_spec, resolve_feeder_path
+
+        spec_path = resolve_feeder_path(check)
+        network = read_feeder_spec(spec_path).network
+        if network.source != "opendss":
+            raise ConfigError(
+                f"--check compares OpenDSS feeders only; '{check}' has network source "
+                f"'{network.source}'",
+                file=spec_path,
+                field="network.source",
+            )
+        master = spec_path.parent / (network.master or "")
+        typer.echo(f"{check}: converted net vs OpenDSS snapshot ({master.name}), same loads")
+        comparisons = opendss.validate(master)
+        for comparison in comparisons:
+            for line in comparison.lines():
+                typer.echo(line)
+        if not all(c.passed for c in comparisons):
+            raise typer.Exit(code=1)
+        return
     rows = [feeder_overview(load_feeder(name)) for name in bundled_feeders()]
     header = (
         f"{'feeder':<16}{'buses':>6}{'loads':>6}{'assets':>7}{'households':>11}"

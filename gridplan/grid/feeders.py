@@ -60,12 +60,30 @@ class NetworkSpec(StrictModel):
     (:data:`gridplan.grid.builders.BUILDER_OPTIONS`); SimBench and JSON sources take none.
     """
 
-    source: Literal["simbench", "pandapower", "json", "builder"]
+    source: Literal["simbench", "pandapower", "json", "builder", "opendss"]
     code: str | None = None  # simbench code
     function: str | None = None  # pandapower.networks function
     path: str | None = None  # json file, relative to the spec
     builder: str | None = None  # gridplan builder name
+    master: str | None = None  # OpenDSS master .dss file, relative to the spec
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("master")
+    @classmethod
+    def _relative_dss(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("source") != "opendss":
+            raise ValueError("field 'master' needs network source 'opendss'")
+        if (
+            not value.lower().endswith(".dss")
+            or Path(value).is_absolute()
+            or ".." in Path(value).parts
+        ):
+            raise ValueError(
+                f"expected a .dss file inside the spec's folder (relative path), got '{value}'"
+            )
+        return value
 
     @field_validator("function")
     @classmethod
@@ -106,7 +124,13 @@ class NetworkSpec(StrictModel):
 
     @model_validator(mode="after")
     def _needs_reference(self) -> NetworkSpec:
-        need = {"simbench": "code", "pandapower": "function", "json": "path", "builder": "builder"}
+        need = {
+            "simbench": "code",
+            "pandapower": "function",
+            "json": "path",
+            "builder": "builder",
+            "opendss": "master",
+        }
         key = need[self.source]
         if not getattr(self, key):
             raise ValueError(f"network source '{self.source}' needs field '{key}'")
@@ -121,7 +145,7 @@ class NetworkSpec(StrictModel):
 class ProfileSpec(StrictModel):
     """Where the base-load and PV profiles come from."""
 
-    source: Literal["simbench", "builder", "csv", "parquet"] = "simbench"
+    source: Literal["simbench", "builder", "csv", "parquet", "opendss"] = "simbench"
     path: str | None = None  # load profiles [kW], one column per load (name or index)
     time_column: str = "time"
     pv_path: str | None = None  # sgen profiles [kW], one column per sgen
@@ -420,8 +444,14 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
     """Build a :class:`Feeder` from a validated spec (``path`` resolves relative files)."""
     base_dir = path.parent if path is not None else Path.cwd()
     built: builders.BuiltFeeder | None = None
+    dss_conv = None
     net_spec = spec.network
-    if net_spec.source == "simbench":
+    if net_spec.source == "opendss":
+        from gridplan.grid import opendss
+
+        dss_conv = opendss.convert(base_dir / (net_spec.master or ""))
+        net = dss_conv.net
+    elif net_spec.source == "simbench":
         net = _simbench_net(net_spec.code or "", path)
     elif net_spec.source == "pandapower":
         net = _pandapower_net(net_spec.function or "", net_spec.options, path)
@@ -444,7 +474,7 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
 
     assets = _assets(spec, net, path)
     upgrades = _upgrades(spec, net, assets, path)
-    time_index, load_p, load_q, sgen_p = _profiles(spec, net, built, base_dir, path)
+    time_index, load_p, load_q, sgen_p = _profiles(spec, net, built, base_dir, path, dss_conv)
     households = _households(spec, net, built, load_p, time_index, path)
     bus_geo, line_geo = _geodata(net)
     return Feeder(
@@ -552,10 +582,20 @@ def _profiles(
     built: builders.BuiltFeeder | None,
     base_dir: Path,
     path: Path | None,
+    dss_conv: Any = None,
 ) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
     prof = spec.profiles
     n_sgen = len(net.sgen)
     tan_phi = float(np.tan(np.arccos(prof.power_factor)))
+    if prof.source == "opendss":
+        if dss_conv is None or dss_conv.time_index is None:
+            raise ConfigError(
+                "profile source 'opendss' needs network source 'opendss'",
+                file=path,
+                field="profiles.source",
+            )
+        sgen_p = np.tile(net.sgen.p_mw.to_numpy() * 1e3, (len(dss_conv.time_index), 1))
+        return dss_conv.time_index, dss_conv.load_p_kw, dss_conv.load_q_kvar, sgen_p
     if prof.source == "builder":
         if built is None:
             raise ConfigError(

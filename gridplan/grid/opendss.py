@@ -56,10 +56,12 @@ OpenDSS engine, BSD-3-Clause). A circuit is read in three stages:
    - **Capacitors** become shunts with ``q_mvar`` = -(kvar of the closed steps) at their
      rated kV (line-to-line; x sqrt(3) for a one-phase unit); ``CapControl`` is reported
      and the present step state is kept.
-   - **Loads**: ``kW``/``kvar`` at their bus (constant power); their class is
-     ``commercial`` when the yearly loadshape name starts with ``commercial`` or the load's
-     ``Class`` is > 1 (or from a spec mapping), else ``residential``; the customer count is
-     ``NumCust``.
+   - **Loads**: ``kW``/``kvar`` at their bus (constant power); their class is taken from
+     a mapping of loadshape names when given, else ``primary`` for a load on a bus of
+     1 kV or more (feeder equivalents, primary-metered customers), ``commercial`` when the
+     yearly loadshape name starts with ``commercial`` or the load's ``Class`` is > 1, else
+     ``residential``; the customer count is ``NumCust``. The class is also written to
+     ``net.load.profile``.
    - **PV systems and generators** become ``sgen`` at their rated kW / kvar.
    - **Anything else** (controls, storage, meters, monitors, three-winding transformers,
      shunt reactors, ...) is listed in :attr:`Conversion.report`; nothing is dropped
@@ -345,6 +347,9 @@ class Conversion:
     head_line
         Name of the feeder-head line (the first ``EnergyMeter``'s element when it is a
         line, else ``None``).
+    time_index, load_p_kw, load_q_kvar
+        The loads' yearly loadshapes as kW and kvar per load, shape (time, load),
+        ``net.load`` order (see :func:`yearly_profiles`).
     """
 
     net: pp.pandapowerNet
@@ -354,6 +359,9 @@ class Conversion:
     service_trafos: list[str] = field(default_factory=list)
     substation_trafos: list[str] = field(default_factory=list)
     head_line: str | None = None
+    time_index: pd.DatetimeIndex | None = None
+    load_p_kw: np.ndarray | None = None
+    load_q_kvar: np.ndarray | None = None
 
 
 def _each(collection: Any) -> Any:
@@ -543,9 +551,11 @@ def _capacitors(dss: Any, net: pp.pandapowerNet, buses: dict[str, int]) -> None:
         )  # fmt: skip
 
 
-def _load_class(yearly: str, dss_class: int, mapping: dict[str, str]) -> str:
+def _load_class(yearly: str, dss_class: int, mapping: dict[str, str], vn_kv: float) -> str:
     if yearly in mapping:
         return mapping[yearly]
+    if vn_kv >= 1.0:
+        return "primary"
     if yearly.lower().startswith("commercial") or dss_class > 1:
         return "commercial"
     return "residential"
@@ -557,11 +567,13 @@ def _loads(
     rows = []
     for name in _each(dss.Loads):
         yearly = str(dss.Loads.Yearly())
+        bus = buses[_bus_of(dss.CktElement.BusNames()[0])]
+        vn_kv = float(net.bus.vn_kv.at[bus])
         rows.append(
             {
                 "name": name,
-                "bus": buses[_bus_of(dss.CktElement.BusNames()[0])],
-                "load_class": _load_class(yearly, int(dss.Loads.Class()), mapping),
+                "bus": bus,
+                "load_class": _load_class(yearly, int(dss.Loads.Class()), mapping, vn_kv),
                 "yearly": yearly,
                 "customers": int(dss.Loads.NumCust()),
                 "p_kw": float(dss.Loads.kW()),
@@ -641,8 +653,64 @@ def convert_compiled(dss: Any, class_map: dict[str, str] | None = None) -> Conve
     _generation(dss, net, buses)
     _report_rest(dss, conv, n_open)
     conv.head_line = _head_line(dss)
+    net.load["profile"] = conv.loads.load_class.to_numpy()
     _drop_isolated(net)
+    conv.time_index, conv.load_p_kw, conv.load_q_kvar = yearly_profiles(dss, conv)
     return conv
+
+
+#: Year the loadshapes are placed on: the EPRI models name none; 2021 is a non-leap year
+#: whose 8,760 hours match an 8,760-point shape.
+PROFILE_YEAR = 2021
+
+
+def _shape(dss: Any, name: str, n_steps: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    dss.LoadShape.Name(name)
+    p = np.asarray(dss.LoadShape.PMult(), dtype=float)
+    q = np.asarray(dss.LoadShape.QMult(), dtype=float)
+    if len(q) != len(p):
+        q = p  # no Q multipliers: Q follows P (as OpenDSS does)
+    reps = -(-n_steps // len(p))  # shorter shapes repeat, as in OpenDSS
+    return np.tile(p, reps)[:n_steps], np.tile(q, reps)[:n_steps], bool(dss.LoadShape.UseActual())
+
+
+def yearly_profiles(dss: Any, conv: Conversion) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """The loads' yearly loadshapes as kW/kvar per load at the shapes' own resolution.
+
+    A load's power at step t is its nominal kW (kvar) x the P (Q) multiplier of its
+    ``yearly`` loadshape (the actual kW when the shape has ``UseActual``); a shape shorter
+    than the longest one is repeated; a load without a yearly shape keeps its nominal
+    power (reported). The time axis starts on 1 January :data:`PROFILE_YEAR`.
+
+    Returns
+    -------
+    tuple
+        ``(time_index, load_p_kw, load_q_kvar)``, arrays of shape (time, load) [kW],
+        [kvar].
+    """
+    names = {str(n).lower() for n in dss.LoadShape.AllNames()}
+    used = sorted({y.lower() for y in conv.loads.yearly if y.lower() in names})
+    steps, step_h = 8760, 1.0
+    for name in used:
+        dss.LoadShape.Name(name)
+        steps = max(steps, int(dss.LoadShape.Npts()))
+        step_h = float(dss.LoadShape.HrInterval()) or step_h
+    shapes = {name: _shape(dss, name, steps) for name in used}
+    p_kw = np.tile(conv.loads.p_kw.to_numpy(dtype=float), (steps, 1))
+    q_kvar = np.tile(conv.loads.q_kvar.to_numpy(dtype=float), (steps, 1))
+    missing = 0
+    for col, yearly in enumerate(conv.loads.yearly.str.lower()):
+        if yearly not in shapes:
+            missing += 1
+            continue
+        p, q, actual = shapes[yearly]
+        p_kw[:, col] = p if actual else p * p_kw[0, col]
+        q_kvar[:, col] = q if actual else q * q_kvar[0, col]
+    if missing:
+        conv.report.append(f"Load: {missing} without a yearly loadshape keep their nominal kW")
+    start = pd.Timestamp(PROFILE_YEAR, 1, 1)
+    time_index = pd.date_range(start, periods=steps, freq=pd.Timedelta(hours=step_h))
+    return time_index, p_kw, q_kvar
 
 
 def _drop_isolated(net: pp.pandapowerNet) -> None:
