@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridplan.core.errors import ConfigError, GridplanError
-from gridplan.ev.dispatch import DispatchContext, Strategy, dispatch, load_power_kw
+from gridplan.ev.dispatch import (
+    DEFAULT_DISPATCH_OPTIONS,
+    DispatchContext,
+    DispatchOptions,
+    Strategy,
+    dispatch,
+    load_power_kw,
+)
 from gridplan.ev.events import (
     ELRP,
+    ELRP_WINDOW_END_H,
+    ELRP_WINDOW_START_H,
     PGE_EV2A,
     EventCalendar,
     RateWindow,
@@ -784,3 +794,27 @@ def test_overlapping_assets_fall_back_to_the_full_product():
         if strategy == "v2g_peak_shave":
             assert (r.asset_load_kw.max(0) <= un.asset_load_kw.max(0) + 1e-9).all()
             assert r.export_kwh.sum() > 0
+
+
+def test_dispatch_options_hold_each_default_once():
+    """DispatchOptions is the home of dispatch's defaults; the ELRP window is written once."""
+    defaults = DispatchOptions()
+    assert defaults == DEFAULT_DISPATCH_OPTIONS
+    parameters = inspect.signature(dispatch).parameters
+    for f in dataclasses.fields(DispatchOptions):
+        assert parameters[f.name].default == getattr(defaults, f.name), f.name
+    window = (defaults.window_start_h, defaults.window_end_h)
+    assert window == (ELRP_WINDOW_START_H, ELRP_WINDOW_END_H) == (ELRP.start_h, ELRP.end_h)
+    assert window == (16.0, 21.0)
+    every_day = inspect.signature(EventCalendar.every_day).parameters
+    assert (every_day["start_h"].default, every_day["end_h"].default) == window
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.window_start_h = 17.0  # type: ignore[misc]
+    for bad, field in [
+        ({"window_start_h": 22.0}, "window_start_h/window_end_h"),
+        ({"event_months": (0,)}, "event_months"),
+        ({"objective": "cheap"}, "objective"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            DispatchOptions(**bad)
+        assert info.value.field == field

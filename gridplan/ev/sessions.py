@@ -242,16 +242,8 @@ class Sessions:
         self._drawn_kwh_per_kw = evs.drawn_kwh_per_kw
 
     # ----------------------------------------------------------------------- the step
-    # step bounds and flags as lists, built on first use: cheaper to index per step than
-    # numpy scalars (the fast paths never need them)
-    @cached_property
-    def _arrival_bounds(self) -> list[int]:
-        return self.table.arrival_bounds.tolist()
-
-    @cached_property
-    def _departure_bounds(self) -> list[int]:
-        return self.table.departure_bounds.tolist()
-
+    # flags as lists, built on first use: cheaper to index per step than numpy scalars
+    # (the fast paths never need them)
     @cached_property
     def arrivals_at(self) -> list[bool]:
         """Whether sessions arrive at each step (:meth:`arrive` has work), (step,)."""
@@ -265,10 +257,10 @@ class Sessions:
     def arrive(self, t: int) -> np.ndarray | None:
         """Plug in the sessions arriving at step ``t`` (their trip leaves the battery, not
         below 0); returns them (``None``: no arrival)."""
-        lo, hi = self._arrival_bounds[t], self._arrival_bounds[t + 1]
+        table = self.table
+        lo, hi = table.arrival_bounds[t], table.arrival_bounds[t + 1]
         if hi <= lo:
             return None
-        table = self.table
         idx = table.by_arrival[lo:hi]
         e = table.ev[idx]
         soc = self.soc_kwh
@@ -302,10 +294,10 @@ class Sessions:
 
     def depart(self, t: int) -> None:
         """Unplug the sessions leaving after step ``t``; record their shortfall."""
-        lo, hi = self._departure_bounds[t + 1], self._departure_bounds[t + 2]
+        table = self.table
+        lo, hi = table.departure_bounds[t + 1], table.departure_bounds[t + 2]
         if hi <= lo:
             return
-        table = self.table
         idx = table.by_departure[lo:hi]
         e = table.ev[idx]
         inside = table.ends_inside[idx]

@@ -94,8 +94,7 @@ class _Recorder:
         if grid is not None:
             self.nesting = grid.nesting  # built first: its temporaries before the outputs
             self.asset_load = np.empty((n_out, grid.n_asset), dtype)
-            self.base_kw = grid.context.asset_base_kw
-            self.base_rows: list[int] = grid.rows.tolist()  # cheaper to index per step
+            self.base_kw, self.base_rows = grid.context.asset_base_kw, grid.rows
         self.series = None
         if setup.keep_ev_series:
             self.series = (
