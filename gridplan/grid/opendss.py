@@ -26,7 +26,8 @@ OpenDSS engine, BSD-3-Clause). A circuit is read in three stages:
      :attr:`Conversion.bus_xy` (unprojected schematic coordinates: no CRS is known, so they
      are not put into ``net.bus.geo``, which gridplan reads as EPSG:4326).
    - **Source**: the ``Vsource`` becomes an ``ext_grid`` at its ``pu`` on an extra bus,
-     with its positive-sequence impedance ``R1 + jX1`` [ohm] as a series ``impedance``.
+     with its positive-sequence impedance ``R1 + jX1`` [ohm] as a 1 km line named
+     ``Vsource.<name>`` (gridplan's solver models no pandapower ``impedance`` elements).
    - **Lines** of n phases (n = 1, 2, 3): positive-sequence series impedance
      Z_ps = Z_s - Z_m for n = 3 (mean diagonal minus mean off-diagonal of the phase
      impedance matrix), Z_ps = Z_s for n = 1, 2 (mutual coupling of a two-phase lateral is
@@ -39,8 +40,9 @@ OpenDSS engine, BSD-3-Clause). A circuit is read in three stages:
      are counted in the report; buses left without a path to the source are put out of
      service. Series impedances below :data:`MIN_IMPEDANCE_PU` (busbar links) are raised
      to it.
-   - **Series reactors** (``Reactor`` with two buses) become ``impedance`` elements;
-     shunt reactors are listed as not converted.
+   - **Series reactors** (``Reactor`` with two buses) become 1 km lines of their R + jX
+     named ``Reactor.<name>``, rated at their ``normamps``; shunt reactors are listed as
+     not converted.
    - **Transformers** (two windings): ``sn_mva`` = rated kVA (all phases),
      ``vk_percent`` = \|%R + jXhl\|, ``vkr_percent`` = %R (both windings), ``pfe_kw`` =
      %noloadloss x kVA, ``i0_percent`` = \|%noloadloss + j %imag\| (so the magnetising
@@ -392,6 +394,26 @@ def _bus_of(spec: str) -> str:
     return spec.split(".", 1)[0].lower()
 
 
+def _series_link(
+    net: pp.pandapowerNet,
+    from_bus: int,
+    to_bus: int,
+    r_ohm: float,
+    x_ohm: float,
+    amps: float,
+    name: str,
+) -> None:
+    """A series impedance [ohm] as a 1 km line (gridplan's solver models lines, not
+    pandapower ``impedance`` elements), at least :data:`MIN_IMPEDANCE_PU`."""
+    z_min = MIN_IMPEDANCE_PU * float(net.bus.vn_kv.at[from_bus]) ** 2
+    stretch = max(1.0, z_min / max(math.hypot(r_ohm, x_ohm), 1e-12))
+    pp.create_line_from_parameters(
+        net, from_bus, to_bus, length_km=1.0, r_ohm_per_km=max(r_ohm * stretch, 0.0),
+        x_ohm_per_km=max(x_ohm * stretch, z_min), c_nf_per_km=0.0, max_i_ka=amps / 1000.0,
+        name=name,
+    )  # fmt: skip
+
+
 def _source(dss: Any, net: pp.pandapowerNet, buses: dict[str, int]) -> None:
     dss.Vsources.First()
     name = dss.Vsources.Name()
@@ -405,12 +427,7 @@ def _source(dss: Any, net: pp.pandapowerNet, buses: dict[str, int]) -> None:
     net.bus.at[bus, "vn_kv"] = vn_kv
     grid_bus = pp.create_bus(net, vn_kv=vn_kv, name=f"{name}_grid")
     pp.create_ext_grid(net, grid_bus, vm_pu=float(dss.Vsources.PU()), name=name)
-    z_base = vn_kv**2 / 1.0  # 1 MVA base [ohm]
-    pp.create_impedance(
-        net, grid_bus, bus, rft_pu=ohms[0] / z_base,
-        xft_pu=max(ohms[1] / z_base, MIN_IMPEDANCE_PU),
-        sn_mva=1.0, name=f"Vsource.{name}",
-    )  # fmt: skip
+    _series_link(net, grid_bus, bus, ohms[0], ohms[1], 1e5, f"Vsource.{name}")
 
 
 _LENGTH_KM = {0: 1.0, 1: 1.609344, 2: 0.3048e-3 * 1000, 3: 1.0, 4: 1e-3, 5: 0.3048e-3,
@@ -522,12 +539,10 @@ def _reactors(dss: Any, net: pp.pandapowerNet, buses: dict[str, int], conv: Conv
         if not bus2 or _bus_of(bus2) == _bus_of(bus1):
             shunt.append(name)
             continue
-        b1, b2 = buses[_bus_of(bus1)], buses[_bus_of(bus2)]
-        z_base = float(net.bus.vn_kv.at[b1]) ** 2  # 1 MVA base [ohm]
-        pp.create_impedance(
-            net, b1, b2, rft_pu=float(dss.Reactors.R()) / z_base,
-            xft_pu=max(float(dss.Reactors.X()) / z_base, MIN_IMPEDANCE_PU), sn_mva=1.0,
-            name=f"Reactor.{name}",
+        _series_link(
+            net, buses[_bus_of(bus1)], buses[_bus_of(bus2)], float(dss.Reactors.R()),
+            float(dss.Reactors.X()), float(dss.CktElement.NormalAmps()) or 1e5,
+            f"Reactor.{name}",
         )  # fmt: skip
     if shunt:
         conv.report.append(f"Reactor: {len(shunt)} shunt reactors not converted ({shunt[0]})")
@@ -865,9 +880,9 @@ def _compare(case: str, conv: Conversion, ref: dict[str, Any]) -> Comparison:
     net.shunt["q_mvar"] = -kvar.reindex(net.shunt.name).to_numpy() / 1000.0
     pp.runpp(net, calculate_voltage_angles=True)
     # OpenDSS's total power is measured at the source bus, behind the Vsource impedance.
-    source = net.impedance.name.str.startswith("Vsource.")
-    head_p = -float(net.res_impedance.p_to_mw[source].sum()) * 1000.0
-    head_q = -float(net.res_impedance.q_to_mvar[source].sum()) * 1000.0
+    source = net.line.name.str.startswith("Vsource.")
+    head_p = -float(net.res_line.p_to_mw[source].sum()) * 1000.0
+    head_q = -float(net.res_line.q_to_mvar[source].sum()) * 1000.0
     trafo = net.trafo.assign(
         pp_pct=100.0 * np.hypot(net.res_trafo.p_hv_mw, net.res_trafo.q_hv_mvar) / net.trafo.sn_mva
     ).set_index("name")
