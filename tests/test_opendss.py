@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,53 @@ def test_engine_flags_disabled_after_compile(tmp_path: Path) -> None:
     assert not dss.Basic.AllowEditor()
     assert not dss.Basic.AllowChangeDir()
     assert os.path.realpath(dss.Basic.DataPath()) != os.path.realpath(tmp_path / "feeder")
+
+
+# --------------------------------------------------------------------------- feeder specs, CLI
+def _spec(network: dict[str, object]) -> dict[str, object]:
+    return {"name": "x", "network": network, "assets": [{"kind": "trafo"}]}
+
+
+@pytest.mark.parametrize(
+    ("network", "needle"),
+    [
+        ({"source": "opendss"}, "needs field 'master'"),
+        ({"source": "opendss", "master": "/abs/Master.dss"}, "inside the spec's folder"),
+        ({"source": "opendss", "master": "../up/Master.dss"}, "inside the spec's folder"),
+        ({"source": "opendss", "master": "Master.txt"}, ".dss file"),
+        ({"source": "simbench", "code": "1-LV-rural1--0-sw", "master": "M.dss"}, "'opendss'"),
+        ({"source": "opendss", "master": "M.dss", "options": {"a": 1}}, "takes no options"),
+    ],
+)
+def test_network_spec_master_is_checked(network: dict[str, object], needle: str) -> None:
+    from pydantic import ValidationError
+
+    from gridplan.grid.feeders import FeederSpec
+
+    with pytest.raises(ValidationError, match=re.escape(needle)):
+        FeederSpec.model_validate(_spec(network))
+
+
+def test_bundled_epri_ckt7_feeder_loads() -> None:
+    from gridplan.grid.feeders import load_feeder
+
+    feeder = load_feeder("epri-ckt7")
+    assert feeder.load_p_kw.shape == (8760, 906)
+    assert feeder.step_h == 1.0
+    assert (feeder.assets.kind == "trafo").sum() == 161
+    assert feeder.assets.loc[feeder.assets.kind == "line", "name"].tolist() == ["333"]
+    assert len(feeder.upgrades) > 0
+    assert feeder.households.sum() > 0
+    # the feeder-equivalent loads on the 12.47 kV substation bus serve no household
+    primary = feeder.net.load.profile.to_numpy() == "primary"
+    assert primary.sum() >= 18 and feeder.households[primary].sum() == 0
+
+
+def test_cli_check_prints_the_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    from gridplan.cli import main
+
+    assert main(["feeders", "--check", "epri-ckt7"]) == 0
+    out = capsys.readouterr().out
+    assert "feeder-head P" in out and "[light] PASS" in out and "[nominal] PASS" in out
+    assert main(["feeders", "--check", "lv-rural"]) == 2
+    assert "OpenDSS feeders only" in capsys.readouterr().err
