@@ -77,7 +77,7 @@ def test_refused_commands_name_file_line_and_command(tmp_path: Path, command: st
     message = str(info.value)
     assert "\n" not in message
     line = SMALL.count("\n") + 1
-    assert f"{master}:{line}" in message
+    assert f"{master}: line {line}:" in message
     assert command.split()[0] in message
     assert _tree(tmp_path) == before
     assert _tree(Path.cwd()) == cwd_before
@@ -86,7 +86,7 @@ def test_refused_commands_name_file_line_and_command(tmp_path: Path, command: st
 def test_refused_command_in_a_redirected_file(tmp_path: Path) -> None:
     master = _feeder(tmp_path, "Redirect more.dss\n")
     (master.parent / "more.dss").write_text("! comment\nExport voltages\n")
-    with pytest.raises(ConfigError, match=r"more\.dss:2: refused command 'Export voltages'"):
+    with pytest.raises(ConfigError, match=r"more\.dss: line 2: refused command 'Export voltages'"):
         opendss.convert(master)
 
 

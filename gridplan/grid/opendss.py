@@ -150,19 +150,24 @@ def _unquote(token: str) -> str:
     return token
 
 
-def _inside(root: Path, base: Path, name: str, where: str, command: str) -> Path:
+def _inside(root: Path, base: Path, name: str, where: tuple[Path, int], command: str) -> Path:
     """Resolve ``name`` relative to ``base``; refuse it unless inside ``root``."""
     target = (base / _unquote(name)).resolve()
     if not target.is_relative_to(root):
-        raise ConfigError(f"{where}: refused '{command}': path leaves the feeder folder")
+        raise _fail(where, f"refused '{command}': path leaves the feeder folder")
     return target
 
 
-def _refuse(where: str, shown: str, why: str) -> ConfigError:
-    return ConfigError(f"{where}: refused command '{shown}' ({why})")
+def _fail(where: tuple[Path, int], message: str) -> ConfigError:
+    """A one-line error naming the file and line of a script."""
+    return ConfigError(f"line {where[1]}: {message}", file=where[0])
 
 
-def _check_verb(verb: str, rest: str, where: str, shown: str) -> None:
+def _refuse(where: tuple[Path, int], shown: str, why: str) -> ConfigError:
+    return _fail(where, f"refused command '{shown}' ({why})")
+
+
+def _check_verb(verb: str, rest: str, where: tuple[Path, int], shown: str) -> None:
     """Refuse a command that is not a circuit definition (or a ``Set`` of a bad option)."""
     if "=" in verb and "." in verb.split("=", 1)[0]:  # Class.name.property=value
         if verb.split(".", 1)[0] not in SAFE_CLASSES:
@@ -182,7 +187,7 @@ def _check_verb(verb: str, rest: str, where: str, shown: str) -> None:
 
 def _check_line(text: str, root: Path, file: Path, lineno: int) -> list[tuple[str, Path]]:
     """Check one command line; return ``(kind, path)`` of the files it reads."""
-    where = f"{file}:{lineno}"
+    where = (file, lineno)
     shown = text if len(text) <= 60 else text[:57] + "..."
     words = text.split(None, 1)
     verb = words[0].lower()
@@ -191,16 +196,16 @@ def _check_line(text: str, root: Path, file: Path, lineno: int) -> list[tuple[st
     for match in _FILE_REF.finditer(text):
         target = _inside(root, file.parent, match.group(2), where, shown)
         if not target.is_file():
-            raise ConfigError(f"{where}: '{shown}': file not found")
+            raise _fail(where, f"'{shown}': file not found")
         found.append(("data", target))
     _check_verb(verb, rest, where, shown)
     if verb not in ("redirect", "compile", "buscoords"):
         return found
     if not rest.strip():
-        raise ConfigError(f"{where}: '{shown}' names no file")
+        raise _fail(where, f"'{shown}' names no file")
     target = _inside(root, file.parent, rest.strip(), where, shown)
     if not target.is_file():
-        raise ConfigError(f"{where}: '{shown}': file not found")
+        raise _fail(where, f"'{shown}': file not found")
     return [*found, (verb, target)]
 
 
