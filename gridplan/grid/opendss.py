@@ -903,19 +903,30 @@ def _compare(case: str, conv: Conversion, ref: dict[str, Any]) -> Comparison:
     return Comparison(case, (ref["head"].real, head_p), (ref["head"].imag, head_q), loading, vm)
 
 
-#: Validation cases: name -> OpenDSS ``LoadMult`` (the loads as defined, and a light load).
-VALIDATION_CASES = {"nominal": 1.0, "light": 0.3}
+def _set_loads(dss: Any, conv: Conversion, step: int | None) -> None:
+    """Set every OpenDSS load to its nominal power (``None``) or its profile at ``step``."""
+    if step is None or conv.load_p_kw is None or conv.load_q_kvar is None:
+        p_kw, q_kvar = conv.loads.p_kw.to_numpy(), conv.loads.q_kvar.to_numpy()
+    else:
+        p_kw, q_kvar = conv.load_p_kw[step], conv.load_q_kvar[step]
+    for col, name in enumerate(conv.loads.name):
+        dss.Loads.Name(name)
+        dss.Loads.kW(float(p_kw[col]))
+        dss.Loads.kvar(float(q_kvar[col]))
 
 
 def validate(master: str | Path, class_map: dict[str, str] | None = None) -> list[Comparison]:
     """Compare OpenDSS's own snapshot with pandapower on the converted net.
 
-    For each case of :data:`VALIDATION_CASES`, OpenDSS solves its snapshot at that
-    ``LoadMult``; each load's power as OpenDSS solved it (its voltage-dependent model
-    included) is set on the converted net, which ``pandapower.runpp`` solves. Compared:
-    feeder-head P and Q, the loading of every service transformer (apparent power at the
-    primary terminal over the kVA rating) and the voltage of every primary bus (mean of
-    its node voltages in OpenDSS).
+    Three cases: the loads as the model defines them (``nominal``), and every load at its
+    yearly-profile value in the hour of the highest (``peak hour``) and of the lowest
+    (``light hour``) total load. In each, OpenDSS solves its snapshot (its controls,
+    e.g. ``CapControl``, act); each load's power as OpenDSS solved it (its
+    voltage-dependent model included) and each capacitor's state are set on the converted
+    net, which ``pandapower.runpp`` solves. Compared: feeder-head P and Q at the source
+    bus, the loading of every service transformer (apparent power at the primary terminal
+    over the kVA rating) and the voltage of every primary bus (mean of its node voltages
+    in OpenDSS).
 
     Parameters
     ----------
@@ -933,8 +944,14 @@ def validate(master: str | Path, class_map: dict[str, str] | None = None) -> lis
     with _ENGINE_LOCK, tempfile.TemporaryDirectory(prefix="gridplan-dss-") as work:
         dss = compile_circuit(master, work)
         conv = convert_compiled(dss, class_map)
-        for case, mult in VALIDATION_CASES.items():
-            dss.Solution.LoadMult(mult)
+        total = np.asarray(conv.load_p_kw).sum(axis=1)
+        cases: dict[str, int | None] = {
+            "nominal": None,
+            f"peak hour {int(total.argmax())}": int(total.argmax()),
+            f"light hour {int(total.argmin())}": int(total.argmin()),
+        }
+        for case, step in cases.items():
+            _set_loads(dss, conv, step)
             dss.Solution.Solve()
             out.append(_compare(case, conv, _dss_results(dss, conv)))
     return out
