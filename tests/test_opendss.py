@@ -226,3 +226,49 @@ def test_cli_check_prints_the_comparison(capsys: pytest.CaptureFixture[str]) -> 
     assert out.count("] PASS") == 3 and "[peak hour 8584] PASS" in out
     assert main(["feeders", "--check", "lv-rural"]) == 2
     assert "OpenDSS feeders only" in capsys.readouterr().err
+
+
+def _small_spec(tmp_path: Path, profiles: str) -> Path:
+    _feeder(tmp_path)
+    spec = tmp_path / "small.toml"
+    spec.write_text(
+        'name = "small"\n[network]\nsource = "opendss"\nmaster = "feeder/Master.dss"\n'
+        f"[profiles]\n{profiles}\n"
+        '[households]\nrule = "annual_energy"\nresidential_profiles = ["residential"]\n'
+        '[[assets]]\nkind = "trafo"\n',
+        encoding="utf-8",
+    )
+    return spec
+
+
+def test_opendss_feeder_spec_profiles_and_class_map(tmp_path: Path) -> None:
+    from gridplan.grid.feeders import load_feeder
+
+    feeder = load_feeder(_small_spec(tmp_path, 'source = "opendss"'))
+    assert feeder.load_p_kw.shape == (8760, 1)
+    # the 3-point shape (0.5, 1.0, 0.7) x 10 kW, repeated over the year as OpenDSS does
+    assert feeder.load_p_kw[:4, 0].tolist() == pytest.approx([5.0, 10.0, 7.0, 5.0])
+    assert feeder.households[0] > 0
+    mapped = load_feeder(
+        _small_spec(
+            tmp_path, 'source = "opendss"\nloadshape_classes = { Residential = "commercial" }'
+        )
+    )
+    assert mapped.net.load.profile.tolist() == ["commercial"]
+    assert mapped.households[0] == 0
+
+
+def test_profile_source_opendss_needs_an_opendss_network() -> None:
+    from gridplan.grid.feeders import FeederSpec, build_feeder
+
+    spec = FeederSpec.model_validate(
+        {
+            "name": "x",
+            "network": {"source": "builder", "builder": "us_residential"},
+            "profiles": {"source": "opendss"},
+            "households": {"rule": "builder"},
+            "assets": [{"kind": "trafo"}],
+        }
+    )
+    with pytest.raises(ConfigError, match="profile source 'opendss' needs network source"):
+        build_feeder(spec)

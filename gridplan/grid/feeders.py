@@ -150,6 +150,10 @@ class ProfileSpec(StrictModel):
     time_column: str = "time"
     pv_path: str | None = None  # sgen profiles [kW], one column per sgen
     power_factor: float = Field(default=0.95, gt=0, le=1)
+    #: OpenDSS networks: loadshape name -> load class (overrides gridplan.grid.opendss's rule)
+    loadshape_classes: dict[str, Literal["residential", "commercial", "primary"]] = Field(
+        default_factory=dict, max_length=10_000
+    )
 
     @model_validator(mode="after")
     def _needs_path(self) -> ProfileSpec:
@@ -449,7 +453,8 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
     if net_spec.source == "opendss":
         from gridplan.grid import opendss
 
-        dss_conv = opendss.convert(base_dir / (net_spec.master or ""))
+        classes = spec.profiles.loadshape_classes
+        dss_conv = opendss.convert(base_dir / (net_spec.master or ""), dict(classes))
         net = dss_conv.net
     elif net_spec.source == "simbench":
         net = _simbench_net(net_spec.code or "", path)

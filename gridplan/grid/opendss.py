@@ -572,8 +572,8 @@ def _capacitors(dss: Any, net: pp.pandapowerNet, buses: dict[str, int]) -> None:
 
 
 def _load_class(yearly: str, dss_class: int, mapping: dict[str, str], vn_kv: float) -> str:
-    if yearly in mapping:
-        return mapping[yearly]
+    if yearly.lower() in mapping:
+        return mapping[yearly.lower()]
     if vn_kv >= 1.0:
         return "primary"
     if yearly.lower().startswith("commercial") or dss_class > 1:
@@ -669,7 +669,8 @@ def convert_compiled(dss: Any, class_map: dict[str, str] | None = None) -> Conve
     _transformers(dss, net, buses, conv)
     _reactors(dss, net, buses, conv)
     _capacitors(dss, net, buses)
-    conv.loads = _loads(dss, net, buses, class_map or {})
+    mapping = {str(k).lower(): v for k, v in (class_map or {}).items()}
+    conv.loads = _loads(dss, net, buses, mapping)
     _generation(dss, net, buses)
     _report_rest(dss, conv, n_open)
     conv.head_line = _head_line(dss)
