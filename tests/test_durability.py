@@ -255,3 +255,29 @@ def test_killed_worker_process_is_one_line(tmp_path):
     assert code == 2, err
     assert "worker process of the study died" in err and err.count("\n") == 1
     assert not (tmp_path / "out" / "short").exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 kB tmpfs: too small for a study's folder (figures and report take more)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not permitted'})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, full_disk, capsys):
+    study = _study(tmp_path)
+    assert main(["study", str(study), "-o", str(full_disk)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert _visible(full_disk) == []  # no half-written folder, no temporary one

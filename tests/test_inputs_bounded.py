@@ -129,3 +129,14 @@ def test_zone_multiplier_is_bounded(tmp_path, capsys, multiplier):
     code, _, err = _run(capsys, study, tmp_path / "out")
     assert code == 2
     assert "multiplier" in err and "[0, 20]" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "horizon", ["start = 2026\nend = 2100\ndraws = 10000", "end = 2040\ndraws = 9000"]
+)
+def test_study_size_is_bounded(tmp_path, capsys, horizon):
+    tiny_feeder(tmp_path, YEAR.astype(str))
+    study = tiny_study(tmp_path, extra=f"\n[horizon]\n{horizon}\n")
+    code, _, err = _run(capsys, study, tmp_path / "out")
+    assert code == 2
+    assert "(year, draw) units, over 50,000" in err and err.count("\n") == 1

@@ -111,7 +111,7 @@ def format_validation_error(
     if kind == "missing":
         return ConfigError("missing required field", file=file, field=field)
     msg = err.get("msg", "invalid value")
-    if kind.startswith("network_"):  # gridplan's own checks name the value themselves
+    if kind.startswith("network_") or not loc:  # the message names the values itself
         return ConfigError(msg, file=file, field=field)
     value = err.get("input")
     shown = repr(value)
