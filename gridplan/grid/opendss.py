@@ -498,7 +498,7 @@ def _query(dss: Any, element: str, prop: str) -> float:
 
 
 def _transformers(dss: Any, net: pp.pandapowerNet, buses: dict[str, int], conv: Conversion) -> None:
-    skipped, rows = [], []
+    skipped, rows, n_off_tap = [], [], 0
     for name in _each(dss.Transformers):
         if int(dss.Transformers.NumWindings()) != 2:
             skipped.append(name)
@@ -506,10 +506,12 @@ def _transformers(dss: Any, net: pp.pandapowerNet, buses: dict[str, int], conv: 
         phases = int(dss.CktElement.NumPhases())
         bus_names = dss.CktElement.BusNames()
         kv = [_winding_kv(dss, phases, w) for w in (1, 2)]
-        r_pct = 0.0
+        r_pct, off_tap = 0.0, False
         for w in (1, 2):
             dss.Transformers.Wdg(w)
             r_pct += float(dss.Transformers.R())
+            off_tap |= abs(float(dss.Transformers.Tap()) - 1.0) > 1e-9
+        n_off_tap += int(off_tap)
         kva = float(dss.Transformers.kVA())
         x_pct = float(dss.Transformers.Xhl())
         noload_pct = _query(dss, f"Transformer.{name}", "%noloadloss")
@@ -530,6 +532,10 @@ def _transformers(dss: Any, net: pp.pandapowerNet, buses: dict[str, int], conv: 
             vkr_percent=cols[5], vk_percent=cols[6], pfe_kw=cols[7], i0_percent=cols[8],
             name=list(cols[9]), shift_degree=0.0,
         )  # fmt: skip
+    conv.report.append(
+        f"Transformer: taps fixed at their present position ({n_off_tap} of {len(rows)} "
+        "off nominal)"
+    )
     if skipped:
         conv.report.append(
             f"Transformer: {len(skipped)} with three or more windings not converted "
@@ -790,8 +796,10 @@ class Comparison:
         Per service transformer: ``name``, ``dss_pct``, ``pp_pct`` [% of kVA rating],
         ``diff_pct`` [%-pt].
     primary_vm
-        Per primary bus (>= 1 kV): ``name``, ``dss_pu`` (mean over its nodes), ``pp_pu``,
-        ``diff_pu``; sorted by largest absolute difference.
+        Per primary bus (>= 1 kV): ``name``, ``dss_pu`` (mean over its nodes),
+        ``dss_spread_pu`` (max - min of its node voltages: the unbalance the balanced net
+        cannot show), ``dss_nodes`` (phases present), ``pp_pu``, ``diff_pu``; sorted by
+        largest absolute difference.
     """
 
     case: str
@@ -841,7 +849,18 @@ class Comparison:
             f"worst {worst_t['name']}: {worst_t.dss_pct:.1f} % vs {worst_t.pp_pct:.1f} %",
             f"[{self.case}] primary voltages: largest difference {worst_v.diff_pu:+.4f} pu at "
             f"bus {worst_v['name']} (OpenDSS {worst_v.dss_pu:.4f}, pandapower "
-            f"{worst_v.pp_pu:.4f}; limit 0.02 pu)",
+            f"{worst_v.pp_pu:.4f}; limit 0.02 pu); largest: "
+            + ", ".join(
+                f"{r['name']} {r.diff_pu:+.4f} ({r.dss_nodes} phase(s), spread "
+                f"{r.dss_spread_pu:.3f})"
+                for _, r in self.primary_vm.head(3).iterrows()
+            ),
+            f"[{self.case}] unbalance: OpenDSS phase-voltage spread (max - min of a bus's "
+            f"nodes) at primary buses: median {self.primary_vm.dss_spread_pu.median():.4f} pu, "
+            f"max {self.primary_vm.dss_spread_pu.max():.4f} pu; the balanced net has one "
+            "voltage per bus (the mean of the phases is compared; a one-phase lateral's "
+            "voltage follows its own phase's drop on the trunk, which the balanced net "
+            "averages)",
             f"[{self.case}] {'PASS' if self.passed else 'FAIL'}",
         ]
 
@@ -867,7 +886,7 @@ def _dss_results(dss: Any, conv: Conversion) -> dict[str, Any]:
         dss.Circuit.SetActiveBus(name)
         if float(dss.Bus.kVBase()) * _SQRT3 >= 1.0:
             mags = np.asarray(dss.Bus.puVmagAngle(), dtype=float)[0::2]
-            vm[name.lower()] = float(mags.mean())
+            vm[name.lower()] = (float(mags.mean()), float(mags.max() - mags.min()), len(mags))
     capacitors = {name: _capacitor_kvar(dss) for name in _each(dss.Capacitors)}
     return {
         "head": complex(-total[0], -total[1]),
@@ -896,7 +915,10 @@ def _compare(case: str, conv: Conversion, ref: dict[str, Any]) -> Comparison:
     loading["pp_pct"] = trafo.pp_pct.reindex(loading.name).to_numpy()
     loading["diff_pct"] = loading.pp_pct - loading.dss_pct
     bus_vm = pd.Series(net.res_bus.vm_pu.to_numpy(), index=net.bus.name.str.lower())
-    vm = pd.DataFrame({"name": list(ref["vm"]), "dss_pu": list(ref["vm"].values())})
+    vm = pd.DataFrame(
+        [(name, *values) for name, values in ref["vm"].items()],
+        columns=["name", "dss_pu", "dss_spread_pu", "dss_nodes"],
+    )
     vm["pp_pu"] = bus_vm.reindex(vm.name).to_numpy()
     vm = vm.dropna()
     vm["diff_pu"] = vm.pp_pu - vm.dss_pu
