@@ -70,6 +70,8 @@ def feeders_cmd(
         master = spec_path.parent / (network.master or "")
         typer.echo(f"{check}: converted net vs OpenDSS snapshot ({master.name}), same loads")
         comparisons = opendss.validate(master)
+        for note in comparisons[0].report:
+            typer.echo(f"conversion: {note}")
         for comparison in comparisons:
             for line in comparison.lines():
                 typer.echo(line)

@@ -67,10 +67,14 @@ PLANTED = [
 
 
 @pytest.mark.parametrize("command", PLANTED)
-def test_refused_commands_name_file_line_and_command(tmp_path: Path, command: str) -> None:
+def test_refused_commands_name_file_line_and_command(
+    tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "outside.dss").write_text("New Load.x bus1=b2 kw=1\n")
     (tmp_path / "shape.csv").write_text("1\n1\n")
     master = _feeder(tmp_path, command + "\n")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # an empty working folder: nothing may appear in it
     before, cwd_before = _tree(tmp_path), _tree(Path.cwd())
     with pytest.raises(ConfigError) as info:
         opendss.convert(master)
@@ -90,8 +94,12 @@ def test_refused_command_in_a_redirected_file(tmp_path: Path) -> None:
         opendss.convert(master)
 
 
-def test_clean_circuit_writes_nothing_outside_its_temporary_folder(tmp_path: Path) -> None:
+def test_clean_circuit_writes_nothing_outside_its_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     master = _feeder(tmp_path, "New EnergyMeter.m element=Line.l1 terminal=1\n")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     before, cwd_before = _tree(tmp_path), _tree(Path.cwd())
     conv = opendss.convert(master)
     assert len(conv.net.load) == 1
@@ -272,3 +280,17 @@ def test_profile_source_opendss_needs_an_opendss_network() -> None:
     )
     with pytest.raises(ConfigError, match="profile source 'opendss' needs network source"):
         build_feeder(spec)
+
+
+@pytest.mark.slow
+def test_peak_week_study_on_epri_ckt7_from_the_cli(tmp_path: Path) -> None:
+    from gridplan.cli import main
+
+    study = tmp_path / "ckt7.toml"
+    study.write_text(
+        'name = "ckt7-peak-week"\nfeeder = "epri-ckt7"\nseed = 1\n'
+        '[horizon]\nstart = 2026\nend = 2030\ndraws = 5\n[period]\nkind = "peak_week"\n',
+        encoding="utf-8",
+    )
+    assert main(["study", str(study), "--output-dir", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "ckt7-peak-week").is_dir()

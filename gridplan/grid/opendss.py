@@ -77,6 +77,7 @@ terminal) and primary voltages.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import shutil
@@ -91,6 +92,8 @@ import pandapower as pp
 import pandas as pd
 
 from gridplan.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: Commands that only define the circuit (lower case). ``Set``, ``Redirect``, ``Compile``
 #: and ``BusCoords`` are checked further (options, paths).
@@ -770,7 +773,10 @@ def convert(master: str | Path, class_map: dict[str, str] | None = None) -> Conv
     """
     with _ENGINE_LOCK, tempfile.TemporaryDirectory(prefix="gridplan-dss-") as work:
         dss = compile_circuit(master, work)
-        return convert_compiled(dss, class_map)
+        conv = convert_compiled(dss, class_map)
+    for line in conv.report:
+        log.info("%s: %s", Path(master).name, line)
+    return conv
 
 
 # --------------------------------------------------------------------------- validation
@@ -795,6 +801,8 @@ class Comparison:
     trafo_loading
         Per service transformer: ``name``, ``dss_pct``, ``pp_pct`` [% of kVA rating],
         ``diff_pct`` [%-pt].
+    report
+        The conversion report (:attr:`Conversion.report`).
     primary_vm
         Per primary bus (>= 1 kV): ``name``, ``dss_pu`` (mean over its nodes),
         ``dss_spread_pu`` (max - min of its node voltages: the unbalance the balanced net
@@ -807,6 +815,7 @@ class Comparison:
     head_q_kvar: tuple[float, float]
     trafo_loading: pd.DataFrame
     primary_vm: pd.DataFrame
+    report: list[str] = field(default_factory=list)
 
     @property
     def head_p_error(self) -> float:
@@ -977,4 +986,5 @@ def validate(master: str | Path, class_map: dict[str, str] | None = None) -> lis
             _set_loads(dss, conv, step)
             dss.Solution.Solve()
             out.append(_compare(case, conv, _dss_results(dss, conv)))
+            out[-1].report = list(conv.report)
     return out
