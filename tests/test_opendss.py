@@ -294,3 +294,18 @@ def test_peak_week_study_on_epri_ckt7_from_the_cli(tmp_path: Path) -> None:
     )
     assert main(["study", str(study), "--output-dir", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "ckt7-peak-week").is_dir()
+
+
+def test_nested_redirect_reads_the_file_the_scan_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master = _feeder(tmp_path, "Redirect sub/a.dss\n")
+    (master.parent / "sub").mkdir()
+    (master.parent / "sub" / "a.dss").write_text("Redirect b.dss\n")
+    (master.parent / "sub" / "b.dss").write_text("New Load.fromsub bus1=b2 kw=7\n")
+    (master.parent / "b.dss").write_text("New Load.fromroot bus1=b2 kw=9\n")
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "b.dss").write_text("New Load.fromcwd bus1=b2 kw=11\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert [p.name for p in opendss.scan_script(master)] == ["Master.dss", "a.dss", "b.dss"]
+    assert opendss.convert(master).net.load.name.tolist() == ["ld1", "fromsub"]
