@@ -124,3 +124,33 @@ def test_bad_files_name_file_and_field(tmp_path) -> None:
     with pytest.raises(ConfigError, match="row 8") as info:
         ls.read_doe_loadshape(bad)
     assert info.value.field == "Date/Time"
+
+
+def test_ca_residential_feeder_peaks_on_summer_evenings() -> None:
+    """ca-residential: its 50 highest base-load hours fall mostly in June-October, 16-21 h."""
+    from gridplan.grid.feeders import load_feeder
+
+    feeder = load_feeder("ca-residential")
+    assert feeder.time_index.equals(ls.typical_year_index(15))
+    assert feeder.load_p_kw.shape == (35040, len(feeder.net.load))
+    assert feeder.sgen_p_kw.shape == (35040, len(feeder.net.sgen)) and len(feeder.net.sgen) > 0
+    base = pd.Series(feeder.load_p_kw.sum(axis=1), index=feeder.time_index)
+    hourly = base.resample("1h").mean()
+    top = hourly.nlargest(50).index
+    summer = (top.month >= 6) & (top.month <= 10)
+    evening = (top.hour >= 16) & (top.hour < 21)
+    assert summer.mean() >= 0.9
+    assert (summer & evening).mean() > 0.5
+    # net of PV, the peak moves later into the evening
+    net = pd.Series(feeder.net_load_kw, index=feeder.time_index).resample("1h").mean()
+    assert net.idxmax().month in range(6, 11) and 16 <= net.idxmax().hour < 21
+    # PV is zero at night
+    night = (feeder.time_index.hour >= 21) | (feeder.time_index.hour < 3)
+    assert np.all(feeder.sgen_p_kw[night] == 0.0)
+
+
+def test_ca_residential_builder_bad_option() -> None:
+    from gridplan.grid.builders import build_ca_residential
+
+    with pytest.raises(ConfigError, match="pv_dc_kw"):
+        build_ca_residential(pv_dc_kw=-1.0)

@@ -8,7 +8,7 @@ the first asset that EV charging overloads; this feeder lets that show.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pandapower as pp
 import pandas as pd
 
 from gridplan.core.errors import ConfigError
+from gridplan.grid import loadshapes, pv
 from gridplan.grid.network_sources import Option, OptionError, check_options, count, number
 
 #: Annual consumption of a California home [kWh/yr]. EIA, "Electric Sales, Revenue, and
@@ -398,6 +399,98 @@ def _add_rooftop_pv(
     return sgen_p
 
 
+def build_ca_residential(
+    *,
+    n_laterals: int = 4,
+    transformers_per_lateral: int = 6,
+    trunk_segment_km: float = 0.8,
+    lateral_span_km: float = 0.15,
+    home_annual_kwh: float = CA_HOME_ANNUAL_KWH,
+    power_factor: float = 0.95,
+    pv_share: float = pv.PV_ADOPTION["residential"].share,
+    pv_dc_kw: float = pv.PV_ADOPTION["residential"].dc_kw,
+    source_vm_pu: float = 1.03,
+    seed: int = 2016,
+) -> BuiltFeeder:
+    """Build the US residential feeder on California load shapes and pvlib rooftop PV.
+
+    Topology and its draws are those of :func:`build_us_residential` with the same
+    arguments (same ``seed``: same transformers and homes). Profiles differ:
+
+    - home loads are :func:`gridplan.grid.loadshapes.customer_profiles` of the DOE/OpenEI
+      TMY3 Long Beach residential shapes (CC BY 4.0), 15-minute, each home rescaled to
+      ``home_annual_kwh``, with the diversity method calibrated to Kersting's diversity
+      factors; summer-evening peaking (air conditioning);
+    - a share ``pv_share`` of homes has a ``pv_dc_kw`` rooftop array modelled with pvlib on
+      the Long Beach TMY3 weather (:func:`gridplan.grid.pv.pv_profiles_kw`); defaults from
+      :data:`gridplan.grid.pv.PV_ADOPTION` (California, sourced there);
+    - the time index is the nominal typical year
+      (:data:`gridplan.grid.loadshapes.TYPICAL_YEAR_LABEL`), 35,040 quarter hours, local
+      standard time. The feeder's ambient temperature series is
+      :func:`gridplan.grid.pv.ambient_temperature_c`.
+
+    Parameters
+    ----------
+    n_laterals, transformers_per_lateral, trunk_segment_km, lateral_span_km,
+    home_annual_kwh, power_factor, source_vm_pu, seed
+        As :func:`build_us_residential`.
+    pv_share
+        Share of homes with rooftop PV [0, 1] [-].
+    pv_dc_kw
+        Array size of each PV home [0, 1000] [kW-DC]; the sgen rating is its inverter AC
+        rating (``pv_dc_kw / 1.2``, PVWatts DC/AC ratio).
+
+    Returns
+    -------
+    BuiltFeeder
+
+    Raises
+    ------
+    ConfigError
+        An argument of the wrong type or outside its range (:data:`BUILDER_OPTIONS`).
+    """
+    options = dict(locals())
+    try:
+        check_options(options, BUILDER_OPTIONS["ca_residential"], "builder 'ca_residential'")
+    except OptionError as exc:
+        raise ConfigError(exc.reason) from None
+    rng = np.random.default_rng(seed)
+    net = pp.create_empty_network(name="California residential 12.47 kV", f_hz=60.0)
+    homes = _add_trunk_and_laterals(
+        net,
+        rng,
+        n_laterals=n_laterals,
+        transformers_per_lateral=transformers_per_lateral,
+        trunk_segment_km=trunk_segment_km,
+        lateral_span_km=lateral_span_km,
+        source_vm_pu=source_vm_pu,
+    )
+    load_p = loadshapes.customer_profiles(np.full(len(homes), home_annual_kwh), rng)
+    load_q = load_p * np.tan(np.arccos(power_factor))
+    for i, home in enumerate(homes):
+        pp.create_load(
+            net,
+            home.bus,
+            p_mw=load_p[:, i].max() / 1000,
+            q_mvar=load_q[:, i].max() / 1000,
+            name=home.name,
+        )
+    pv_homes = np.flatnonzero(rng.random(len(homes)) < pv_share)
+    ac_kw = pv_dc_kw / pv.PVSystem().dc_ac_ratio
+    for index in pv_homes.tolist():
+        home = homes[index]
+        pp.create_sgen(net, home.bus, p_mw=ac_kw / 1000, name=f"PV {home.name}", type="PV")
+    sgen_p = pv.pv_profiles_kw(np.full(len(pv_homes), pv_dc_kw))
+    return BuiltFeeder(
+        net=net,
+        time_index=loadshapes.typical_year_index(15),
+        load_p_kw=load_p,
+        load_q_kvar=load_q,
+        sgen_p_kw=sgen_p,
+        households=np.ones(len(homes), dtype=int),
+    )
+
+
 #: The options a feeder spec may give each builder (``network.options``), with their ranges.
 BUILDER_OPTIONS: dict[str, Mapping[str, Option]] = {
     "us_residential": {
@@ -411,7 +504,19 @@ BUILDER_OPTIONS: dict[str, Mapping[str, Option]] = {
         "pv_kw": number(0, 1000, "kW"),
         "source_vm_pu": number(0.5, 1.5, "pu"),
         "seed": count(0),
-    }
+    },
+    "ca_residential": {
+        "n_laterals": count(1, 100),
+        "transformers_per_lateral": count(1, 100),
+        "trunk_segment_km": number(0, 50, "km", low_open=True),
+        "lateral_span_km": number(0, 10, "km", low_open=True),
+        "home_annual_kwh": number(0, 1e6, "kWh/yr", low_open=True),
+        "power_factor": number(0, 1, low_open=True),
+        "pv_share": number(0, 1),
+        "pv_dc_kw": number(0, 1000, "kW-DC"),
+        "source_vm_pu": number(0.5, 1.5, "pu"),
+        "seed": count(0),
+    },
 }
 
 
@@ -423,4 +528,7 @@ def _check_options(options: dict[str, object]) -> None:
         raise ConfigError(exc.reason) from None
 
 
-BUILDERS = {"us_residential": build_us_residential}
+BUILDERS: dict[str, Callable[..., BuiltFeeder]] = {
+    "us_residential": build_us_residential,
+    "ca_residential": build_ca_residential,
+}
