@@ -154,3 +154,16 @@ def test_ca_residential_builder_bad_option() -> None:
 
     with pytest.raises(ConfigError, match="pv_dc_kw"):
         build_ca_residential(pv_dc_kw=-1.0)
+
+
+def test_shapes_at_15_minutes() -> None:
+    quarter = ls.residential_shapes(step_minutes=15)
+    assert quarter.index.equals(ls.typical_year_index(15))
+    np.testing.assert_allclose(quarter.sum() / 4, ls.residential_shapes().sum(), rtol=1e-12)
+    commercial = ls.commercial_shapes(step_minutes=15)
+    assert commercial.shape == (35040, 8)
+    cooling = ls.residential_shapes(ls.COOLING_COLUMN)
+    assert (
+        cooling["BASE"].loc[f"{ls.TYPICAL_YEAR}-01"].sum()
+        < cooling["BASE"].loc[f"{ls.TYPICAL_YEAR}-09"].sum()
+    )

@@ -189,37 +189,50 @@ def _cached(kind: str, key: str, column: str) -> npt.NDArray[np.float64]:
     return _SHAPE_CACHE[cache_key].copy()
 
 
-def residential_shapes(column: str = TOTAL_COLUMN) -> pd.DataFrame:
-    """The DOE Long Beach residential BASE, HIGH and LOW hourly profiles.
+def residential_shapes(column: str = TOTAL_COLUMN, step_minutes: int = 60) -> pd.DataFrame:
+    """The DOE Long Beach residential BASE, HIGH and LOW profiles.
 
     Parameters
     ----------
     column
         :data:`TOTAL_COLUMN` (whole home) or :data:`COOLING_COLUMN` [kW].
+    step_minutes
+        60 (the data as published) or 15/30 (interpolated with :func:`to_step`) [min].
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``BASE``, ``HIGH``, ``LOW`` [kW] on :func:`typical_year_index` (hourly).
+        Columns ``BASE``, ``HIGH``, ``LOW`` [kW] on :func:`typical_year_index`.
     """
+    hourly = np.column_stack([_cached("residential", v, column) for v in RESIDENTIAL_VARIANTS])
     return pd.DataFrame(
-        {v: _cached("residential", v, column) for v in RESIDENTIAL_VARIANTS},
-        index=typical_year_index(60),
+        to_step(hourly, step_minutes),
+        columns=list(RESIDENTIAL_VARIANTS),
+        index=typical_year_index(step_minutes),
     )
 
 
-def commercial_shapes() -> pd.DataFrame:
-    """Whole-building hourly load of the eight DOE commercial reference buildings.
+def commercial_shapes(step_minutes: int = 60) -> pd.DataFrame:
+    """Whole-building load of the eight DOE commercial reference buildings.
+
+    Parameters
+    ----------
+    step_minutes
+        60 (the data as published) or 15/30 (interpolated with :func:`to_step`) [min].
 
     Returns
     -------
     pandas.DataFrame
         One column per key of :data:`COMMERCIAL_BUILDINGS` [kW], on
-        :func:`typical_year_index` (hourly).
+        :func:`typical_year_index`.
     """
+    hourly = np.column_stack(
+        [_cached("commercial", v, TOTAL_COLUMN) for v in COMMERCIAL_BUILDINGS.values()]
+    )
     return pd.DataFrame(
-        {k: _cached("commercial", v, TOTAL_COLUMN) for k, v in COMMERCIAL_BUILDINGS.items()},
-        index=typical_year_index(60),
+        to_step(hourly, step_minutes),
+        columns=list(COMMERCIAL_BUILDINGS),
+        index=typical_year_index(step_minutes),
     )
 
 
@@ -313,7 +326,11 @@ def customer_profiles(
     diversified demand / sum of individual maximum demands, 15-minute demands) of groups of
     1, 5, 10 and 50 customers is within 10 % of ``1 / KERSTING_DIVERSITY[n]``, i.e.
     1.00, 0.455, 0.377 and 0.317 (Kersting, *Distribution System Modeling and Analysis*,
-    Table 2.2; see :data:`KERSTING_DIVERSITY`). ``tests/test_loadshapes.py`` checks it.
+    Table 2.2; see :data:`KERSTING_DIVERSITY`). ``tests/test_loadshapes.py`` checks it on
+    the mean of 40 random groups drawn from 200 customers of 6,250 kWh/yr (seed 2026):
+    1.000, 0.494, 0.400 and 0.307 (+0 %, +8.7 %, +6.1 %, -3.2 %). Single groups scatter
+    widely (a group of 5 from about 0.40 to 0.70), and the method's factor falls a little
+    faster from 5 to 50 customers than the table's.
 
     Parameters
     ----------
