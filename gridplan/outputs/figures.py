@@ -214,7 +214,7 @@ def _case_style(case: str, cases: Sequence[str]) -> dict[str, Any]:
 def _period_text(result: StudyResult) -> str:
     index = result.time_index
     kind = result.config.period.kind.replace("_", " ")
-    return f"{kind} {index[0]:%d %b}–{index[-1]:%d %b} (profile calendar)"
+    return f"{kind} {index[0]:%d %b}–{index[-1]:%d %b} (profile dates)"
 
 
 def _title(result: StudyResult, what: str, asset: pd.Series | None = None) -> str:
@@ -372,7 +372,7 @@ def plot_loading_heatmap(
         locator = mdates.AutoDateLocator(minticks=3, maxticks=12)
         ax.yaxis.set_major_locator(locator)
         ax.yaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    axes[0].set_ylabel(f"day ({n_days} simulated, profile calendar)")
+    axes[0].set_ylabel(f"day ({n_days} simulated, profile dates)")
     assert image is not None
     bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.02)
     bar.set_label("loading [% of rating]")
@@ -455,7 +455,7 @@ def plot_peak_day(result: StudyResult, asset_id: str | None = None) -> Figure:
     )
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel("power [kW] / apparent power [kVA]")
-    ax.set_xlabel(f"{day:%a %d %b} (profile calendar)")
+    ax.set_xlabel(f"{day:%a %d %b} (profile dates)")
     ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 3)))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     ax.set_xlim(t[0], t[-1])

@@ -37,7 +37,7 @@ __all__ = [
 
 ASSUMPTIONS = [
     "Every planning year is simulated over the same study period of the feeder's "
-    "profile year (2016 calendar), with base load scaled to that year and a new fleet.",
+    "profile year ({profile_year}), with base load scaled to that year and a new fleet.",
     "An asset needs an upgrade in a year when it is over its planning limit for more "
     "than the allowed hours of the simulated period.",
     "Deferral years are capped at the horizon: a capped value means 'at least'.",
@@ -351,6 +351,14 @@ class StudySummary:
 
 
 # --------------------------------------------------------------------------- building it
+def _profile_year(feeder: Feeder) -> str:
+    """The profiles' year as data, not history: SimBench's 2016 calendar, or a typical
+    (weather) year whose dates are nominal."""
+    year = int(feeder.time_index[0].year)
+    typical = "typical" in feeder.description.lower() or "tmy" in feeder.description.lower()
+    return f"a typical year, dates nominal ({year})" if typical else f"{year} calendar"
+
+
 def critical_asset_id(assets: pd.DataFrame) -> str:
     """The asset whose charging-case peak (detail year) is highest relative to its limit."""
     ratio = assets.peak_loading_pct_charging / assets.limit_pct
@@ -521,5 +529,5 @@ def build_summary(
             "escalation_rate": config.valuation.escalation_rate,
         },
         notes=notes(config, h),
-        assumptions=list(ASSUMPTIONS),
+        assumptions=[a.format(profile_year=_profile_year(feeder)) for a in ASSUMPTIONS],
     )
