@@ -10,7 +10,10 @@ from gridplan.core.errors import ConfigError
 from gridplan.grid.feeders import bundled_feeders, load_feeder, peak_step, peak_week
 from gridplan.powerflow.solver import solve_timeseries
 
-BUNDLED = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"]
+BUNDLED = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential", "ca-residential"]
+#: Steps of each feeder's profile year: SimBench's 2016 (a leap year) or the nominal typical
+#: year 2017 of the TMY-based feeders, at 15 min.
+STEPS = {"ca-residential": 35040}
 
 
 def test_bundled_feeders_listed():
@@ -22,7 +25,7 @@ def test_feeder_loads_and_converges_at_peak(name):
     feeder = load_feeder(name)
     net = feeder.net
     n_t = len(feeder.time_index)
-    assert n_t == 35136  # one year (2016) of 15-minute steps
+    assert n_t == STEPS.get(name, 35136)  # one profile year of 15-minute steps
     assert feeder.step_h == pytest.approx(0.25)
     # a fixed step all year (SimBench's local-time labels skip and repeat an hour)
     assert np.unique(np.diff(feeder.time_index.asi8)).size == 1
