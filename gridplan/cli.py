@@ -7,7 +7,11 @@ line naming the file and field and exits with status 2; ``--debug`` shows the tr
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -235,28 +239,54 @@ def main(argv: list[str] | None = None) -> int:
     line naming the file and field, or what the command expected); 130 when interrupted.
     """
     debug = _state["debug"] or "--debug" in (argv if argv is not None else sys.argv)
-    try:
-        # standalone_mode=False: click returns the code of a typer.Exit instead of raising
-        # SystemExit, and returns the command's own return value (None) otherwise.
-        code = app(args=argv, standalone_mode=False)
-    except GridplanError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        return 2
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return 130
-    except SystemExit as exc:  # sys.exit() or SystemExit raised by a command
-        return _exit_status(exc.code)
-    except Exception as exc:
-        status = _click_status(exc)
-        if status is None or debug:
-            raise
-        return status
+    with _sigint_watch() as interrupted:
+        try:
+            # standalone_mode=False: click returns the code of a typer.Exit instead of
+            # raising SystemExit, and returns the command's own return value otherwise.
+            code = app(args=argv, standalone_mode=False)
+        except GridplanError as exc:
+            if debug:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            return 2
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            return 130
+        except SystemExit as exc:  # sys.exit() or SystemExit raised by a command
+            return _exit_status(exc.code)
+        except Exception as exc:
+            if interrupted and not debug:
+                # a library turned the KeyboardInterrupt into its own error (pandas' CSV
+                # reader raises ParserError when Ctrl-C interrupts a read)
+                typer.echo("interrupted", err=True)
+                return 130
+            status = _click_status(exc)
+            if status is None or debug:
+                raise
+            return status
     if code == 130:  # typer turns Ctrl-C into Exit(130), which click returns
         typer.echo("interrupted", err=True)
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+@contextmanager
+def _sigint_watch() -> Iterator[list[bool]]:
+    """Record Ctrl-C (SIGINT) while the command runs, then raise KeyboardInterrupt as
+    Python does; yields a list that is non-empty once Ctrl-C was pressed."""
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _click_status(exc: Exception) -> int | None:
