@@ -140,3 +140,16 @@ def test_study_size_is_bounded(tmp_path, capsys, horizon):
     code, _, err = _run(capsys, study, tmp_path / "out")
     assert code == 2
     assert "(year, draw) units, over 50,000" in err and err.count("\n") == 1
+
+
+def test_csv_profiles_without_a_pv_file_have_no_pv(tmp_path):
+    """A feeder whose loads come from a CSV and that names no PV file has no generation
+    (it used to get the sgens' nameplate output at every step, night included)."""
+    from gridplan.grid.feeders import load_feeder
+
+    tiny_feeder(tmp_path, YEAR.astype(str))
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(spec.read_text().replace('pv_path = "pv.csv"\n', ""))
+    feeder = load_feeder(spec)
+    assert feeder.sgen_p_kw.shape == (len(YEAR), 2)
+    assert (feeder.sgen_p_kw == 0).all()

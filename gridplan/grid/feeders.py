@@ -644,10 +644,8 @@ def _profiles(
                 file=pv_file,
                 field=prof.time_column,
             )
-    else:
-        sgen_p = np.tile(
-            net.sgen.p_mw.to_numpy() * net.sgen.scaling.to_numpy() * 1e3, (len(time_index), 1)
-        )
+    else:  # no PV file: no generation (never a constant nameplate output, night included)
+        sgen_p = np.zeros((len(time_index), len(net.sgen)))
     return time_index, load_p, load_q, sgen_p
 
 
