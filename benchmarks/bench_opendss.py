@@ -11,7 +11,11 @@ For each of ``epri-ckt5`` and ``epri-ckt7``, in a fresh process (clean peak RSS)
   monitored transformers against ``pandapower.runpp`` on the same loads;
 * peak resident memory of the process [MB].
 
-Run ``python benchmarks/bench_opendss.py``; the result goes to
+and, with ``--study``, the issue's study on each feeder from the CLI (``gridplan study``:
+peak week, planning years 2026-2040, 5 draws, the quick-start assumptions) in a fresh
+process: wall time [s] and peak resident memory [MB].
+
+Run ``python benchmarks/bench_opendss.py [--study]``; the result goes to
 ``benchmarks/results/opendss.md``. ``--quick`` solves one week instead of a year.
 """
 
@@ -92,20 +96,86 @@ def run_one(name: str, steps: int | None) -> dict[str, Any]:
         "peak_dvm_pu": float(np.max(np.abs(vm_ref[ok] - vm_ours[ok]))),
         "peak_dloading_pct": float(np.max(np.abs(loading_ref - peak.trafo_loading_pct[0]))),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "load": os.getloadavg()[0],
     }
+
+
+STUDY = """name = "{name}-peak-week"
+feeder = "{name}"
+year = 2030
+base_year = 2026
+seed = 2030
+[horizon]
+start = 2026
+end = 2040
+draws = 5
+confidence = 0.9
+[period]
+kind = "peak_week"
+[fleet]
+v2g_capable_share = 0.5
+v2g_enrolled_share = 0.5
+[fleet.adoption]
+kind = "logistic"
+midpoint_year = 2033
+ceiling = 1.2
+steepness = 0.35
+[dispatch]
+charging = "unmanaged"
+v2g = "v2g_peak_shave"
+"""
+
+
+def run_study(name: str, folder: Path) -> dict[str, Any]:
+    """``gridplan study`` on a peak week of ``name`` in a fresh process: wall time, RSS."""
+    config = folder / f"{name}.toml"
+    config.write_text(STUDY.format(name=name), encoding="utf-8")
+    code = (
+        "import resource, sys, time\n"
+        "from gridplan.cli import main\n"
+        "t = time.perf_counter()\n"
+        f"rc = main(['study', {str(config)!r}, '-o', {str(folder / 'out')!r}, '--overwrite'])\n"
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print('BENCH', rc, time.perf_counter() - t, rss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH"))
+    _, rc, wall, rss = line.split()
+    load = os.getloadavg()[0]
+    return {"feeder": name, "rc": int(rc), "wall_s": float(wall), "rss_mb": float(rss),
+            "load": load}  # fmt: skip
+
+
+def _study_markdown(rows: list[dict[str, Any]]) -> str:
+    body = "\n".join(
+        f"| {r['feeder']} | {r['rc']} | {r['wall_s']:.1f} | {r['rss_mb']:.0f} | {r['load']:.1f} |"
+        for r in rows
+    )
+    return (
+        "\n## Peak-week study from the CLI\n\n`gridplan study`: peak week (168 h), planning "
+        "years 2026-2040, 5 draws, quick-start assumptions, 1 worker; one fresh process "
+        "per feeder. The 1-min load average when it finished is shown: the machine is "
+        "shared, figures under load are slower.\n\n"
+        "| feeder | exit code | wall [s] | peak RSS [MB] | load average |\n|---|---|---|---|---|\n"
+        + body
+        + "\n"
+    )
 
 
 def _markdown(rows: list[dict[str, Any]], quick: bool) -> str:
     head = (
         "| feeder | buses | loads | monitored | steps | load feeder [s] | compile [s] | "
         "solve [s] | converged | max trafo loading [%] | peak-step max abs dvm vs runpp [pu] | "
-        "peak-step max abs dloading [%-pt] | peak RSS [MB] |\n|" + "---|" * 13
+        "peak-step max abs dloading [%-pt] | peak RSS [MB] | load average |\n|" + "---|" * 14
     )
     body = [
         f"| {r['feeder']} | {r['buses']} | {r['loads']} | {r['monitored']} | {r['steps']} | "
         f"{r['load_s']:.2f} | {r['compile_s']:.2f} | {r['solve_s']:.1f} | "
         f"{100 * r['converged']:.1f} % | {r['max_trafo_loading_pct']:.1f} | "
-        f"{r['peak_dvm_pu']:.1e} | {r['peak_dloading_pct']:.1e} | {r['peak_rss_mb']:.0f} |"
+        f"{r['peak_dvm_pu']:.1e} | {r['peak_dloading_pct']:.1e} | {r['peak_rss_mb']:.0f} | "
+        f"{r['load']:.1f} |"
         for r in rows
     ]
     note = " (--quick: one week)" if quick else ""
@@ -115,7 +185,8 @@ def _markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         "load (OpenDSS scan, compile, conversion, yearly loadshapes), compile for the "
         "solver, then every step through `solve_timeseries` at 1 thread reporting every "
         "monitored asset. Accuracy: the feeder's peak step against `pandapower.runpp` on "
-        "the same loads.\n\n"
+        "the same loads. The 1-min load average when each finished is shown: the machine "
+        "is shared, and figures under load are slower.\n\n"
         f"{head}\n" + "\n".join(body) + "\n\n## Machine\n\n" + machine_markdown() + "\n"
     )
 
@@ -125,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one week instead of a year")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--study", action="store_true", help="also time a peak-week study")
     args = parser.parse_args()
     steps = 168 if args.quick else None
     if args.one:
@@ -136,7 +208,15 @@ def main() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(rows[-1])
-    RESULTS.write_text(_markdown(rows, args.quick), encoding="utf-8")
+    text = _markdown(rows, args.quick)
+    if args.study:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="gridplan-bench-") as tmp:
+            studies = [run_study(name, Path(tmp)) for name in FEEDERS]
+        print(studies)
+        text = text.replace("\n## Machine", _study_markdown(studies) + "\n## Machine")
+    RESULTS.write_text(text, encoding="utf-8")
     print(f"written: {RESULTS}")
 
 
