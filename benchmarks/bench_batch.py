@@ -34,14 +34,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from gridplan.batch import runner as batch
+from gridplan.batch import cluster, plan, runner, task
 from gridplan.grid.feeders import bundled_feeders
 
 TARGET = 1.8
 _VOLATILE = ["duration_s", "worker", "attempts"]
 _NOTES = [
-    "How the 2-worker run spends the two cores (`gridplan.batch.runner._Dispatcher`,",
-    "`gridplan.batch.runner.LOCAL_CLUSTER_CONFIG`): each feeder is loaded once, on one worker;",
+    "How the 2-worker run spends the two cores (`gridplan.batch.cluster._Dispatcher`,",
+    "`gridplan.batch.cluster.LOCAL_CLUSTER_CONFIG`): each feeder is loaded once, on one worker;",
     "a worker runs the units of the feeders it holds, longest expected first (mv-semiurban's",
     "units take 1-2 s, the others' 0.2-0.3 s), and only when it has none left takes units",
     "of a feeder held by the other worker, which Dask then sends it (pickled, 0.1-0.5 s)",
@@ -58,9 +58,9 @@ _NOTES = [
 ]
 
 
-def make_plan(draws: int) -> batch.BatchPlan:
+def make_plan(draws: int) -> plan.BatchPlan:
     """The benchmark batch over every bundled feeder."""
-    return batch.plan_batch(
+    return plan.plan_batch(
         {
             "name": "bench",
             "feeders": sorted(bundled_feeders()),
@@ -107,23 +107,23 @@ class CpuMeter:
         return max(busy - own, 0.0) / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
 
 
-def run_dask(plan: batch.BatchPlan, workers: int, out: Path) -> tuple[float, float, pd.DataFrame]:
+def run_dask(plan: plan.BatchPlan, workers: int, out: Path) -> tuple[float, float, pd.DataFrame]:
     """(cluster start-up [s], batch wall time [s], results) on ``workers`` processes.
 
-    The cluster is the one ``gridplan batch --workers N`` starts (:func:`batch.local_client`:
+    The cluster is the one ``gridplan batch --workers N`` starts (:func:`cluster.local_client`:
     single-threaded worker processes that import gridplan while starting).
     """
     t0 = time.perf_counter()
-    with batch.local_client(workers) as client:
+    with cluster.local_client(workers) as client:
         startup = time.perf_counter() - t0
-        result = batch.run(plan, client=client, overwrite=True, output_dir=out, progress=False)
+        result = runner.run(plan, client=client, overwrite=True, output_dir=out, progress=False)
     assert result.failed == 0, result.manifest.error.dropna().tolist()
     return startup, result.wall_s, result.results
 
 
-def run_serial(plan: batch.BatchPlan, out: Path) -> tuple[float, pd.DataFrame]:
+def run_serial(plan: plan.BatchPlan, out: Path) -> tuple[float, pd.DataFrame]:
     """(batch wall time [s], results) in this process (a fresh interpreter: cold caches)."""
-    result = batch.run(plan, workers=1, overwrite=True, output_dir=out, progress=False)
+    result = runner.run(plan, workers=1, overwrite=True, output_dir=out, progress=False)
     assert result.failed == 0
     return result.wall_s, result.results
 
@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Batch throughput (`benchmarks/bench_batch.py`)",
         "",
         f"Machine: {machine()}.",
-        f"gridplan {batch.package_versions()['gridplan']}, dask "
-        f"{batch.package_versions().get('distributed', '?')}, {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"gridplan {task.package_versions()['gridplan']}, dask "
+        f"{task.package_versions().get('distributed', '?')}, {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
         f"Batch: {len(plan.feeders)} bundled feeders ({', '.join(f.name for f in plan.feeders)})"
         f" × {len(plan.scenarios)} scenario points (EVs/household 0.4, 0.8 × V2G enrollment "

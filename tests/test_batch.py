@@ -15,8 +15,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gridplan.batch import runner as batch
-from gridplan.batch.runner import plan_batch, ranking_frame, run, summary_metrics, unit_stem
+from gridplan.batch import cluster as batch_cluster
+from gridplan.batch import lock as batch_lock
+from gridplan.batch import plan as batch_plan
+from gridplan.batch import plan_batch, ranking_frame, run, summary_metrics
+from gridplan.batch import records as batch_records
+from gridplan.batch import results as batch_results
+from gridplan.batch import runner as batch_runner
+from gridplan.batch import task as batch_task
+from gridplan.batch.plan import unit_stem
 from gridplan.cli import main
 from gridplan.core.errors import ConfigError
 from gridplan.study import StudySummary
@@ -86,13 +93,13 @@ def test_plan_units_seeds_and_configs(batch_file):
     assert unit.config.fleet.evs_per_household == 1.0
     assert unit.config.feeder == "us-residential"
     assert unit.config.year == 2032 and unit.config.period.kind == "range"
-    assert unit.config.seed == unit.seed == batch.unit_seed(11, "us-residential", 0)
+    assert unit.config.seed == unit.seed == batch_plan.unit_seed(11, "us-residential", 0)
     assert unit.params == {"fleet.evs_per_household": 1.0}
 
 
 def test_seeds_do_not_depend_on_order_or_draw_count(batch_file):
     plan = plan_batch(batch_file)
-    data = batch.load_batch_config(batch_file).model_dump()
+    data = batch_plan.load_batch_config(batch_file).model_dump()
     data.update(feeders=["us-residential", "lv-semiurban", "lv-rural"], draws=3)
     other = plan_batch(data, base_dir=batch_file.parent)
     seeds = {u.unit_id.split("__")[0] + str((u.scenario, u.draw)): u.seed for u in other.units}
@@ -198,7 +205,7 @@ def test_rerun_needs_resume_and_resume_runs_nothing(serial, batch_file):
     assert again.computed == 0 and again.skipped == 6 and again.ok == 6
     assert {p: p.stat().st_mtime_ns for p in before} == before
     pd.testing.assert_frame_equal(again.results, serial.results)
-    results, ranking = batch.consolidate(serial.output_path)
+    results, ranking = batch_records.consolidate(serial.output_path)
     assert len(results) == 6 and len(ranking) == 3
 
 
@@ -250,7 +257,7 @@ def test_feeder_is_loaded_once_and_sent_to_the_other_worker(tmp_path, serial):
             },
         }
     )
-    with batch.local_client(2) as client:
+    with batch_cluster.local_client(2) as client:
         client.run(_count_feeder_builds)
         result = run(plan, client=client, output_dir=tmp_path, progress=False)
         builds = client.run(_feeder_builds)
@@ -282,9 +289,9 @@ def test_killed_worker_has_its_unit_retried(tmp_path):
         import os
         from pathlib import Path
 
-        import gridplan.batch.runner as batch_runner
+        import gridplan.batch.task as batch_task
 
-        original = batch_runner.run_study
+        original = batch_task.run_study
 
         def run(config, **kwargs):
             if config.name == unit_id and not Path(marker).exists():
@@ -292,7 +299,7 @@ def test_killed_worker_has_its_unit_retried(tmp_path):
                 os._exit(1)  # the worker process dies mid-task
             return original(config, **kwargs)
 
-        batch_runner.run_study = run
+        batch_task.run_study = run
 
     # A cluster reached by its scheduler's address, as with `gridplan batch --scheduler`.
     with (
@@ -335,8 +342,8 @@ def test_unreachable_scheduler_fails_fast(batch_file, tmp_path, capsys):
 def test_without_dask_default_runs_here_and_more_workers_is_an_error(tmp_path, monkeypatch):
     from gridplan.core.errors import GridplanError
 
-    monkeypatch.setattr(batch, "_dask_installed", lambda: False)
-    monkeypatch.setattr(batch, "_cpu_count", lambda: 4)
+    monkeypatch.setattr(batch_runner, "_dask_installed", lambda: False)
+    monkeypatch.setattr(batch_runner, "_cpu_count", lambda: 4)
     path = write(tmp_path / "one.toml", f'name = "one"\nfeeders = ["lv-rural"]\n{STUDY}')
     result = run(path, output_dir=tmp_path, progress=False)
     assert result.executor == "this process" and result.ok == 1
@@ -344,7 +351,7 @@ def test_without_dask_default_runs_here_and_more_workers_is_an_error(tmp_path, m
     def missing():
         raise GridplanError("needs Dask: pip install 'gridplan[dask]'")
 
-    monkeypatch.setattr(batch, "_distributed", missing)
+    monkeypatch.setattr(batch_cluster, "_distributed", missing)
     with pytest.raises(GridplanError, match=r"gridplan\[dask\]"):
         run(path, workers=2, output_dir=tmp_path, overwrite=True, progress=False)
     assert (tmp_path / "one" / "units" / uid("lv-rural", "s0_d0") / "unit.json").is_file()  # kept
@@ -420,7 +427,7 @@ def test_killed_batch_resumes_without_recomputing(tmp_path):
     assert 2 <= len(finished) < 8, "kill the batch mid-way"
     manifest = pd.read_parquet(out / "r" / "manifest.parquet")  # readable after the kill
     assert len(manifest) == 8
-    interrupted, _ = batch.consolidate(out / "r")
+    interrupted, _ = batch_records.consolidate(out / "r")
     assert set(interrupted.unit_id) == set(finished)
 
     assert main(["batch", str(path), "-w", "1", "-o", str(out), "--resume", "--no-progress"]) == 0
@@ -449,11 +456,11 @@ def dead_pid() -> int:
 def test_second_run_on_a_locked_folder_fails_with_one_line(tmp_path, capsys):
     path = write(tmp_path / "one.toml", ONE)
     folder = tmp_path / "out" / "one"
-    with batch.output_lock(folder, "one") as lock:  # a live run: this very process
-        assert lock == folder / batch.LOCK_FILE
+    with batch_lock.output_lock(folder, "one") as lock:  # a live run: this very process
+        assert lock == folder / batch_lock.LOCK_FILE
         holder = json.loads(lock.read_text())
         assert holder["pid"] == os.getpid() and holder["host"] and holder["started_at"]
-        with pytest.raises(batch.BatchLockedError) as info:
+        with pytest.raises(batch_lock.BatchLockedError) as info:
             run(path, workers=1, output_dir=tmp_path / "out", progress=False)
         message = str(info.value)
         assert str(folder) in message and str(lock) in message and f"pid {os.getpid()}" in message
@@ -469,12 +476,12 @@ def test_second_run_on_a_locked_folder_fails_with_one_line(tmp_path, capsys):
 def test_lock_of_another_host_is_not_taken_over(tmp_path):
     folder = tmp_path / "x"
     folder.mkdir()
-    lock = folder / batch.LOCK_FILE
+    lock = folder / batch_lock.LOCK_FILE
     lock.write_text(json.dumps({"pid": dead_pid(), "host": "elsewhere.example", "token": "t"}))
     with pytest.raises(
-        batch.BatchLockedError, match=r"on elsewhere\.example.*delete the lock file"
+        batch_lock.BatchLockedError, match=r"on elsewhere\.example.*delete the lock file"
     ):
-        with batch.output_lock(folder):
+        with batch_lock.output_lock(folder):
             pass
     assert json.loads(lock.read_text())["host"] == "elsewhere.example"
 
@@ -483,11 +490,11 @@ def test_stale_lock_is_taken_over_with_a_warning(tmp_path, caplog):
     path = write(tmp_path / "one.toml", ONE)
     folder = tmp_path / "out" / "one"
     folder.mkdir(parents=True)
-    lock = folder / batch.LOCK_FILE
+    lock = folder / batch_lock.LOCK_FILE
     pid = dead_pid()
     stale = {"pid": pid, "host": __import__("socket").gethostname(), "token": "old"}
     lock.write_text(json.dumps(stale))
-    with caplog.at_level("WARNING", logger="gridplan.batch.runner"):
+    with caplog.at_level("WARNING", logger="gridplan.batch"):
         result = run(path, workers=1, output_dir=tmp_path / "out", progress=False)
     assert result.ok == 1
     assert any("stale lock" in r.message and f"pid {pid}" in r.message for r in caplog.records)
@@ -496,20 +503,20 @@ def test_stale_lock_is_taken_over_with_a_warning(tmp_path, caplog):
     lock.write_text("")
     old = time.time() - 60
     os.utime(lock, (old, old))
-    with batch.output_lock(folder):
+    with batch_lock.output_lock(folder):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
     assert not lock.exists()
 
 
 def test_lock_is_released_on_errors_and_interrupts(tmp_path, monkeypatch):
     path = write(tmp_path / "one.toml", ONE)
-    lock = tmp_path / "out" / "one" / batch.LOCK_FILE
+    lock = tmp_path / "out" / "one" / batch_lock.LOCK_FILE
 
     def interrupt(self, unit, outcome):
         assert lock.is_file()  # held while the units run
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(batch._Recorder, "record", interrupt)
+    monkeypatch.setattr(batch_records._Recorder, "record", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(path, workers=1, output_dir=tmp_path / "out", progress=False)
     assert not lock.exists()
@@ -529,7 +536,7 @@ def test_concurrent_batch_is_refused_and_a_killed_ones_lock_taken_over(tmp_path,
         'start = "2016-12-20"\nend = "2016-12-23"\n',
     )
     out = tmp_path / "out"
-    lock = out / "r" / batch.LOCK_FILE
+    lock = out / "r" / batch_lock.LOCK_FILE
     proc = _start_batch(path, out)
     try:
         deadline = time.monotonic() + 120
@@ -548,7 +555,7 @@ def test_concurrent_batch_is_refused_and_a_killed_ones_lock_taken_over(tmp_path,
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert lock.is_file()  # a killed run leaves its lock behind
-    with caplog.at_level("WARNING", logger="gridplan.batch.runner"):
+    with caplog.at_level("WARNING", logger="gridplan.batch"):
         assert (
             main(["batch", str(path), "-w", "1", "-o", str(out), "--resume", "--no-progress"]) == 0
         )
@@ -633,7 +640,7 @@ def test_summary_metrics_read_the_typed_summary(serial):
     summary = StudySummary.from_dict(data)
     assert summary.to_dict() == {k: v for k, v in data.items() if k != "files"}
     metrics = summary_metrics(summary)
-    assert set(batch.SUMMARY_COLUMNS) <= set(metrics)
+    assert set(batch_results.SUMMARY_COLUMNS) <= set(metrics)
     econ = data["economics"]["v2g"]
 
     def same(value, expected):  # JSON null is NaN in the results table
@@ -694,14 +701,14 @@ def test_csv_ready_writes_what_pandas_writes(serial):
         index=pd.Index(list("ABCDEFGH"), name="asset"),
     )
     unit = serial.plan.units[0]
-    assets = batch.run_unit(None, batch.UnitTask(unit.unit_id, unit.config))["assets"]
+    assets = batch_task.run_unit(None, batch_task.UnitTask(unit.unit_id, unit.config))["assets"]
     for frame in (table, assets):
         expected = frame.copy()
         for column in expected.columns:
             if pd.api.types.is_datetime64_any_dtype(expected[column]):
                 expected[column] = expected[column].astype(str)
-        assert batch.csv_ready(frame).to_csv(index=False) == expected.reset_index().to_csv(
+        assert batch_records.csv_ready(frame).to_csv(index=False) == expected.reset_index().to_csv(
             index=False, float_format="%.6g"
         )
     written = serial.output_path / "units" / unit.unit_id / "assets.csv"
-    assert written.read_text() == batch.csv_ready(assets).to_csv(index=False)
+    assert written.read_text() == batch_records.csv_ready(assets).to_csv(index=False)

@@ -15,7 +15,7 @@ import pandas as pd
 from tinyfeeder import YEAR, tiny_feeder
 
 from gridplan.batch import plan_batch
-from gridplan.batch.runner import unit_stem
+from gridplan.batch.plan import unit_stem
 from gridplan.cli import main
 
 BATCH = """

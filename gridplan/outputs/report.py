@@ -1386,7 +1386,7 @@ def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
     Parameters
     ----------
     table
-        The consolidated results table, one row per unit (:func:`gridplan.batch.runner.run`'s
+        The consolidated results table, one row per unit (:func:`gridplan.batch.run`'s
         ``results`` or ``results.csv``); see :func:`batch_document` for the columns read.
     out_dir
         The batch's output folder (its name is taken as the batch name).
