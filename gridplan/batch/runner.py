@@ -99,6 +99,7 @@ from gridplan.batch.records import (
 from gridplan.batch.task import UnitTask, _one_line, package_versions, run_unit
 from gridplan.core.errors import ConfigError
 from gridplan.core.io import write_json
+from gridplan.outputs.report import write_batch_report
 
 log = logging.getLogger(__name__)
 
@@ -338,8 +339,6 @@ def _finish(
     _write_table(out / "results", results)
     _write_table(out / "ranking", ranking)
     try:  # the screening report across feeders; a report problem must not fail the batch
-        from gridplan.outputs.report import write_batch_report
-
         write_batch_report(results, out)
     except Exception:
         log.exception("batch screening report failed; the results tables are complete")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gridplan.core.io import write_with
+from gridplan.outputs.figures import asset_points, map_geometry
 
 if TYPE_CHECKING:
     from gridplan.study.result import StudyResult
@@ -53,8 +54,6 @@ def asset_layer(result: StudyResult) -> Any:
     """
     import geopandas as gpd
     import shapely
-
-    from gridplan.outputs.figures import asset_points, map_geometry
 
     feeder = result.feeder
     table = result.assets.copy()

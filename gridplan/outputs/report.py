@@ -31,6 +31,14 @@ import pandas as pd
 
 from gridplan import __version__
 from gridplan.core.io import write_text
+from gridplan.outputs.figures import (
+    BATCH_CAPTIONS,
+    CAPTIONS,
+    headline_label,
+    parameter_label,
+    range_text,
+    write_batch_figures,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -986,8 +994,6 @@ def _firmness_section(doc: Document, result: StudyResult) -> None:
 
 
 def _sensitivity_section(doc: Document, result: StudyResult) -> None:
-    from gridplan.outputs.figures import headline_label, parameter_label, range_text
-
     table = result.sensitivity
     if table is None or table.empty:
         return
@@ -1087,8 +1093,6 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
     figures
         Figure file names (in the report folder) to include.
     """
-    from gridplan.outputs.figures import CAPTIONS
-
     cfg = result.config
     doc = Document(f"V2G deferral study '{cfg.name}': feeder {result.feeder.name}, {cfg.year}")
     doc.p(_intro_text(result))
@@ -1345,8 +1349,6 @@ def batch_document(
     ``error`` are used when present. Columns with a dot (``fleet.evs_per_household``) are
     taken as scenario fields.
     """
-    from gridplan.outputs.figures import BATCH_CAPTIONS
-
     if "feeder" not in table.columns:
         raise ValueError("the batch table has no 'feeder' column")
     t = table.reset_index(drop=True)
@@ -1397,8 +1399,6 @@ def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
         The files written: the screening figure (PNG, SVG) when a unit finished, then
         ``report.md`` and ``report.html``.
     """
-    from gridplan.outputs.figures import write_batch_figures
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = write_batch_figures(table, out)
