@@ -1,7 +1,9 @@
 """Moved to :mod:`gridplan.ev.dispatch` (this path stays importable; see CHANGELOG.md)."""
 
 from gridplan.ev.dispatch import (
+    DEFAULT_DISPATCH_OPTIONS,
     DispatchContext,
+    DispatchOptions,
     DispatchResult,
     Strategy,
     dispatch,
@@ -9,7 +11,9 @@ from gridplan.ev.dispatch import (
 )
 
 __all__ = [
+    "DEFAULT_DISPATCH_OPTIONS",
     "DispatchContext",
+    "DispatchOptions",
     "DispatchResult",
     "Strategy",
     "dispatch",
