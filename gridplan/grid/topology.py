@@ -39,17 +39,21 @@ def downstream_buses(feeder: Feeder) -> dict[str, np.ndarray]:
             a, b = int(table.hv_bus.at[asset.element]), int(table.lv_bus.at[asset.element])
         else:
             a, b = int(table.from_bus.at[asset.element]), int(table.to_bus.at[asset.element])
-        cut = graph.copy()
-        if cut.has_edge(a, b):
-            keys = [k for k in cut[a][b] if k == (asset.kind, asset.element)]
-            for key in keys:
-                cut.remove_edge(a, b, key=key)
+        # cut the asset's edge(s) in place (a copy of the graph per asset is quadratic),
+        # find what loses its path to a source, then put the edge(s) back as they were
+        removed = []
+        if graph.has_edge(a, b):
+            for key in [k for k in graph[a][b] if k == (asset.kind, asset.element)]:
+                removed.append((key, dict(graph[a][b][key])))
+                graph.remove_edge(a, b, key=key)
         down: set[int] = set()
         for end in (a, b):
-            if end in cut:
-                component = nx.node_connected_component(cut, end)
+            if end in graph:
+                component = nx.node_connected_component(graph, end)
                 if not component & sources:
                     down |= component
+        for key, data in removed:
+            graph.add_edge(a, b, key=key, **data)
         result[str(asset_id)] = np.array(sorted(down), dtype=int)
     return result
 

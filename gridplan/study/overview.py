@@ -25,10 +25,15 @@ def feeder_overview(feeder: Feeder) -> dict[str, Any]:
         (highest net base load), ``critical_asset``, ``critical_loading_pct`` [%],
         ``headroom_kva`` [kVA] (limit minus peak, negative when over).
     """
-    flow = solve_timeseries(
-        feeder.net, feeder.load_p_kw, load_q_kvar=feeder.load_q_kvar, sgen_p_kw=feeder.sgen_p_kw
-    )
     assets = MonitoredAssets.from_table(feeder.assets)
+    flow = solve_timeseries(  # branch results of the monitored assets only
+        feeder.net,
+        feeder.load_p_kw,
+        load_q_kvar=feeder.load_q_kvar,
+        sgen_p_kw=feeder.sgen_p_kw,
+        lines=[int(e) for k, e in zip(assets.kind, assets.element, strict=True) if k == "line"],
+        trafos=[int(e) for k, e in zip(assets.kind, assets.element, strict=True) if k == "trafo"],
+    )
     loading = asset_loading_pct(flow, assets)
     metrics = asset_metrics(loading, assets, feeder.time_index, feeder.step_h)
     headroom = (feeder.assets.limit_pct - metrics.peak_loading_pct) / 100 * feeder.assets.rating_kva
