@@ -97,7 +97,10 @@ def test_two_concurrent_runs_never_mix(tmp_path):
     assert _visible(out) == ["short"]
 
 
-@pytest.mark.parametrize("delay_s", [1.0, 4.0, 7.0])
+@pytest.mark.parametrize(
+    "delay_s",
+    [pytest.param(1.0, marks=pytest.mark.slow), 4.0, pytest.param(7.0, marks=pytest.mark.slow)],
+)
 def test_kill_9_leaves_the_old_folder_or_the_new_one(tmp_path, delay_s):
     """SIGKILL at a point of the run (loading, simulating, writing): the folder is the
     earlier run's or the new run's, whole; a rerun is never blocked by the leftovers."""
