@@ -309,3 +309,72 @@ def test_nested_redirect_reads_the_file_the_scan_checked(
     monkeypatch.chdir(tmp_path / "cwd")
     assert [p.name for p in opendss.scan_script(master)] == ["Master.dss", "a.dss", "b.dss"]
     assert opendss.convert(master).net.load.name.tolist() == ["ld1", "fromsub"]
+
+
+PV_AND_COORDS = """\
+New Loadshape.solar npts=4 interval=1 mult=(0 0.5 1.0 0.2)
+New PVSystem.pv1 bus1=s1.1 phases=1 kv=0.24 Pmpp=8 irradiance=0.9 kVA=6 yearly=solar
+New PVSystem.pv2 bus1=s1.1 phases=1 kv=0.24 Pmpp=4 irradiance=1 kVA=4
+New Generator.g1 bus1=b2 kv=12.47 kw=50 yearly=residential
+Load.ld1.NumCust=3
+"""
+
+
+def test_generation_follows_its_yearly_shape_and_never_a_constant_nameplate(
+    tmp_path: Path,
+) -> None:
+    conv = opendss.convert(_feeder(tmp_path, PV_AND_COORDS))
+    names = list(conv.net.sgen.name)
+    assert names == ["Generator.g1", "PVSystem.pv1", "PVSystem.pv2"]
+    assert conv.sgen_p_kw is not None
+    assert conv.sgen_p_kw.shape == (8760, 3)
+    # generator: 50 kW x (0.5, 1.0, 0.7) repeated
+    assert conv.sgen_p_kw[:4, 0].tolist() == pytest.approx([25.0, 50.0, 35.0, 25.0])
+    # PV: Pmpp x irradiance x shape, capped at its kVA: 8 x 0.9 x (0, 0.5, 1, 0.2) -> 6 cap
+    assert conv.sgen_p_kw[:4, 1].tolist() == pytest.approx([0.0, 3.6, 6.0, 1.44])
+    # PV without a yearly shape: nothing, and the report says so
+    assert not conv.sgen_p_kw[:, 2].any()
+    assert any("without a yearly loadshape produce nothing" in r for r in conv.report)
+    assert conv.loads.customers.tolist() == [3]
+
+
+def test_feeder_carries_model_coordinates_customers_and_conversion_notes(tmp_path: Path) -> None:
+    from gridplan.grid.feeders import load_feeder
+
+    folder = tmp_path / "feeder"
+    spec = _small_spec(tmp_path, 'source = "opendss"')
+    _feeder(tmp_path, PV_AND_COORDS + "BusCoords coords.csv\n")  # after: _small_spec writes it
+    (folder / "coords.csv").write_text("sourcebus, 0, 0\nb2, 100, 0\nb3, 100, 50\n")
+    text = spec.read_text().replace('rule = "annual_energy"', 'rule = "customers"')
+    spec.write_text(text)
+    feeder = load_feeder(spec)
+    assert feeder.households.tolist() == [3]  # NumCust of the residential load
+    assert feeder.sgen_p_kw[:4, 1].tolist() == pytest.approx([0.0, 3.6, 6.0, 1.44])
+    assert feeder.bus_geo is None  # no CRS is known: never labelled EPSG:4326
+    assert feeder.bus_xy is not None
+    xy = feeder.bus_xy.set_axis(feeder.net.bus.name.loc[feeder.bus_xy.index].str.lower())
+    assert xy.loc["b3"].tolist() == [100.0, 50.0]
+    assert any("PVSystem: 1 without a yearly loadshape" in note for note in feeder.notes)
+
+    from gridplan.outputs.figures import model_layout
+
+    layout = model_layout(feeder.net, feeder.bus_xy)
+    assert layout is not None
+    by_name = layout.set_axis(feeder.net.bus.name.loc[layout.index].str.lower())
+    assert by_name.loc["s1"].tolist() == [100.0, 50.0]  # the secondary sits at its pole (b3)
+
+
+def test_customers_rule_needs_a_customer_count() -> None:
+    from gridplan.grid.feeders import FeederSpec, build_feeder
+
+    spec = FeederSpec.model_validate(
+        {
+            "name": "x",
+            "network": {"source": "builder", "builder": "us_residential"},
+            "profiles": {"source": "builder"},
+            "households": {"rule": "customers"},
+            "assets": [{"kind": "trafo"}],
+        }
+    )
+    with pytest.raises(ConfigError, match="households.rule.*customer count|customer count"):
+        build_feeder(spec)

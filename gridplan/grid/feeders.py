@@ -163,9 +163,15 @@ class ProfileSpec(StrictModel):
 
 
 class HouseholdSpec(StrictModel):
-    """How many households each load serves."""
+    """How many households each load serves.
 
-    rule: Literal["annual_energy", "given", "builder"] = "annual_energy"
+    Rules: ``annual_energy`` (a load with a residential profile serves its annual kWh /
+    ``household_annual_kwh`` homes, at least one), ``given`` (a count per load name),
+    ``builder`` (the builder's count) and ``customers`` (the customer count the network model
+    gives, e.g. an OpenDSS load's ``NumCust``, for loads with a residential profile).
+    """
+
+    rule: Literal["annual_energy", "given", "builder", "customers"] = "annual_energy"
     household_annual_kwh: Pos = DE_HOUSEHOLD_ANNUAL_KWH
     residential_profiles: list[str] = Field(default_factory=lambda: ["H0", "L1", "L2", "lv_"])
     values: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
@@ -327,7 +333,15 @@ class Feeder:
         Annual growth of base load [fraction/yr].
     bus_geo, line_geo
         GeoDataFrames of buses (points) and lines (linestrings) in EPSG:4326, or ``None``
-        when the network has no coordinates.
+        when the network has no geographic coordinates.
+    bus_xy
+        Schematic bus coordinates of the source model (columns ``x``, ``y``, indexed by
+        ``net.bus`` index; unprojected, no CRS: e.g. an OpenDSS circuit's ``BusCoords``), or
+        ``None``. Maps draw them as a schematic; GIS layers never label them with a CRS.
+    notes
+        What a planner must know about how the network was built (e.g. an OpenDSS
+        conversion report: elements not converted, fixed taps); a study copies them into
+        ``summary.notes``.
     """
 
     name: str
@@ -345,6 +359,8 @@ class Feeder:
     bus_geo: Any = None
     line_geo: Any = None
     spec: FeederSpec | None = field(default=None, repr=False)
+    bus_xy: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def step_h(self) -> float:
@@ -498,7 +514,17 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
         bus_geo=bus_geo,
         line_geo=line_geo,
         spec=spec,
+        bus_xy=_schematic_xy(dss_conv, net, bus_geo),
+        notes=tuple(f"OpenDSS conversion: {line}" for line in dss_conv.report) if dss_conv else (),
     )
+
+
+def _schematic_xy(dss_conv: Any, net: pp.pandapowerNet, bus_geo: Any) -> pd.DataFrame | None:
+    """The model's schematic bus coordinates (no CRS), when it has no geographic ones."""
+    if dss_conv is None or bus_geo is not None or dss_conv.bus_xy.empty:
+        return None
+    xy = dss_conv.bus_xy.loc[dss_conv.bus_xy.index.isin(net.bus.index), ["x", "y"]]
+    return xy.astype(float) if len(xy) else None
 
 
 @lru_cache(maxsize=8)
@@ -599,8 +625,7 @@ def _profiles(
                 file=path,
                 field="profiles.source",
             )
-        sgen_p = np.tile(net.sgen.p_mw.to_numpy() * 1e3, (len(dss_conv.time_index), 1))
-        return dss_conv.time_index, dss_conv.load_p_kw, dss_conv.load_q_kvar, sgen_p
+        return dss_conv.time_index, dss_conv.load_p_kw, dss_conv.load_q_kvar, dss_conv.sgen_p_kw
     if prof.source == "builder":
         if built is None:
             raise ConfigError(
@@ -792,10 +817,6 @@ def _households(
                 field="households.values",
             )
         return np.array([rule.values[n] for n in names], dtype=int)
-    # annual_energy: loads with a residential profile serve annual kWh / household kWh homes
-    step_h = (time_index[1] - time_index[0]) / pd.Timedelta(hours=1)
-    years = len(time_index) * step_h / 8760.0
-    annual_kwh = load_p_kw.sum(axis=0) * step_h / years
     profile = (
         net.load["profile"].astype(str).to_numpy()
         if "profile" in net.load
@@ -804,6 +825,20 @@ def _households(
     residential = np.array(
         [any(p.startswith(pref) for pref in rule.residential_profiles) for p in profile]
     )
+    if rule.rule == "customers":
+        if "customers" not in net.load:
+            raise ConfigError(
+                "rule 'customers' needs a network whose loads carry a customer count (an "
+                "OpenDSS model's NumCust)",
+                file=path,
+                field="households.rule",
+            )
+        counts = net.load["customers"].fillna(0).to_numpy(dtype=float)
+        return np.where(residential, np.maximum(counts, 0), 0).astype(int)
+    # annual_energy: loads with a residential profile serve annual kWh / household kWh homes
+    step_h = (time_index[1] - time_index[0]) / pd.Timedelta(hours=1)
+    years = len(time_index) * step_h / 8760.0
+    annual_kwh = load_p_kw.sum(axis=0) * step_h / years
     counts = np.where(
         residential, np.maximum(1, np.round(annual_kwh / rule.household_annual_kwh)), 0
     )

@@ -23,8 +23,10 @@ OpenDSS engine, BSD-3-Clause). A circuit is read in three stages:
 
    - **Buses**: one pandapower bus per OpenDSS bus, ``vn_kv`` = the bus's line-to-neutral
      base kV (from ``Calcvoltagebases``) x sqrt(3). Bus coordinates are kept, as given, in
-     :attr:`Conversion.bus_xy` (unprojected schematic coordinates: no CRS is known, so they
-     are not put into ``net.bus.geo``, which gridplan reads as EPSG:4326).
+     :attr:`Conversion.bus_xy` and the feeder's ``bus_xy`` (unprojected schematic
+     coordinates: no CRS is known, so they are not put into ``net.bus.geo``, which gridplan
+     reads as EPSG:4326); maps draw them as a schematic, a bus without coordinates at the
+     nearest bus that has them.
    - **Source**: the ``Vsource`` becomes an ``ext_grid`` at its ``pu`` on an extra bus,
      with its positive-sequence impedance ``R1 + jX1`` [ohm] as a 1 km line named
      ``Vsource.<name>`` (gridplan's solver models no pandapower ``impedance`` elements).
@@ -62,9 +64,12 @@ OpenDSS engine, BSD-3-Clause). A circuit is read in three stages:
      a mapping of loadshape names when given, else ``primary`` for a load on a bus of
      1 kV or more (feeder equivalents, primary-metered customers), ``commercial`` when the
      yearly loadshape name starts with ``commercial`` or the load's ``Class`` is > 1, else
-     ``residential``; the customer count is ``NumCust``. The class is also written to
+     ``residential``; the customer count is ``NumCust`` (``net.load.customers``; the
+     household rule ``customers`` uses it). The class is also written to
      ``net.load.profile``.
-   - **PV systems and generators** become ``sgen`` at their rated kW / kvar.
+   - **PV systems and generators** become ``sgen`` at their rated kW / kvar; their profiles
+     follow their yearly loadshapes (:func:`generation_profiles`), and one without a yearly
+     shape produces nothing (reported).
    - **Anything else** (controls, storage, meters, monitors, three-winding transformers,
      shunt reactors, ...) is listed in :attr:`Conversion.report`; nothing is dropped
      silently.
@@ -360,6 +365,9 @@ class Conversion:
     time_index, load_p_kw, load_q_kvar
         The loads' yearly loadshapes as kW and kvar per load, shape (time, load),
         ``net.load`` order (see :func:`yearly_profiles`).
+    sgen_p_kw
+        Generation per sgen [kW], shape (time, sgen), ``net.sgen`` order (see
+        :func:`generation_profiles`).
     """
 
     net: pp.pandapowerNet
@@ -372,6 +380,7 @@ class Conversion:
     time_index: pd.DatetimeIndex | None = None
     load_p_kw: np.ndarray | None = None
     load_q_kvar: np.ndarray | None = None
+    sgen_p_kw: np.ndarray | None = None
 
 
 def _each(collection: Any) -> Any:
@@ -684,8 +693,10 @@ def convert_compiled(dss: Any, class_map: dict[str, str] | None = None) -> Conve
     _report_rest(dss, conv, n_open)
     conv.head_line = _head_line(dss)
     net.load["profile"] = conv.loads.load_class.to_numpy()
+    net.load["customers"] = conv.loads.customers.to_numpy()
     _drop_isolated(net)
     conv.time_index, conv.load_p_kw, conv.load_q_kvar = yearly_profiles(dss, conv)
+    conv.sgen_p_kw = generation_profiles(dss, conv)
     return conv
 
 
@@ -741,6 +752,43 @@ def yearly_profiles(dss: Any, conv: Conversion) -> tuple[pd.DatetimeIndex, np.nd
     start = pd.Timestamp(PROFILE_YEAR, 1, 1)
     time_index = pd.date_range(start, periods=steps, freq=pd.Timedelta(hours=step_h))
     return time_index, p_kw, q_kvar
+
+
+def generation_profiles(dss: Any, conv: Conversion) -> np.ndarray:
+    """Generation per sgen [kW], shape (time, sgen), on :func:`yearly_profiles`' time axis.
+
+    A generator's output is its kW x its ``yearly`` loadshape's multiplier; a PV system's is
+    its ``Pmpp`` x ``Irradiance`` x its ``yearly`` multiplier (the irradiance shape of a
+    yearly OpenDSS run, in kW/m² of 1 kW/m² standard irradiance), capped at its kVA. An
+    element without a yearly shape gets no output (never a constant nameplate output, night
+    included), and the report says so: give its profile in the spec instead.
+    """
+    assert conv.time_index is not None
+    n_steps = len(conv.time_index)
+    out = np.zeros((n_steps, len(conv.net.sgen)))
+    shapes = {str(n).lower() for n in dss.LoadShape.AllNames()}
+    column = {str(name): k for k, name in enumerate(conv.net.sgen.name)}
+    without = 0
+    for kind, collection in (("Generator", dss.Generators), ("PVSystem", dss.PVsystems)):
+        for name in _each(collection):
+            col = column.get(f"{kind}.{name}")
+            shape_of = collection.Yearly if kind == "Generator" else collection.yearly
+            yearly = str(shape_of()).lower() if col is not None else ""
+            if col is None or not yearly or yearly not in shapes:
+                without += col is not None
+                continue
+            mult, _, actual = _shape(dss, yearly, n_steps)
+            if kind == "Generator":
+                out[:, col] = mult if actual else mult * float(collection.kW())
+            else:
+                scale = float(collection.Pmpp()) * float(collection.Irradiance())
+                out[:, col] = np.minimum(mult * scale, float(collection.kVARated()))
+    if without:
+        conv.report.append(
+            f"Generator/PVSystem: {without} without a yearly loadshape produce nothing in the "
+            "profiles (give a PV profile in the spec)"
+        )
+    return out
 
 
 def _drop_isolated(net: pp.pandapowerNet) -> None:

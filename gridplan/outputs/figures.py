@@ -22,8 +22,9 @@ workers and notebooks) and saved with the Agg renderer.
                               voltage and EVs per bus, constrained assets marked
 ============================  ===============================================================
 
-A feeder without coordinates is drawn on a schematic layout computed from its topology
-(:func:`schematic_layout`) and the map says so in its title.
+A feeder without geographic coordinates is drawn on the schematic coordinates of its model
+(:func:`model_layout`, e.g. OpenDSS ``BusCoords``; no CRS) or, without those, on a schematic
+layout computed from its topology (:func:`schematic_layout`); the map says which in its title.
 """
 
 from __future__ import annotations
@@ -701,6 +702,41 @@ def plot_sensitivity_tornado(result: StudyResult) -> Figure | None:
 
 
 # --------------------------------------------------------------------------- feeder map
+def model_layout(net: Any, bus_xy: pd.DataFrame) -> pd.DataFrame | None:
+    """The model's own schematic coordinates for every bus (e.g. OpenDSS ``BusCoords``).
+
+    A bus without coordinates is drawn at the nearest bus (fewest branches away, lines,
+    transformers and switches of any state) that has them, so a service transformer's
+    secondary and its customers sit at its pole. ``None`` when no bus has coordinates.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Columns ``x``, ``y`` (the model's units, no CRS), indexed by bus.
+    """
+    import networkx as nx
+    import pandapower.topology as top
+
+    known = bus_xy.loc[bus_xy.index.isin(net.bus.index), ["x", "y"]].astype(float)
+    if known.empty:
+        return None
+    graph = nx.Graph(top.create_nxgraph(net, respect_switches=False, include_out_of_service=True))
+    graph.add_nodes_from(net.bus.index)
+    source = {int(b): int(b) for b in known.index}
+    frontier = list(source)
+    while frontier:  # multi-source breadth-first search from every bus with coordinates
+        nxt = []
+        for node in frontier:
+            for nb in graph.neighbors(node):
+                if nb not in source:
+                    source[nb] = source[node]
+                    nxt.append(nb)
+        frontier = nxt
+    buses = [b for b in net.bus.index if int(b) in source]
+    origin = [source[int(b)] for b in buses]
+    return pd.DataFrame(known.loc[origin].to_numpy(), index=pd.Index(buses), columns=["x", "y"])
+
+
 def schematic_layout(net: Any) -> pd.DataFrame:
     """A schematic layout of a network from its topology (no coordinates needed).
 
@@ -786,7 +822,8 @@ def map_geometry(feeder: Feeder) -> tuple[Any, Any, Any, bool]:
     crs = None
     schematic = feeder.bus_geo is None
     if schematic:
-        xy = schematic_layout(net)
+        xy = model_layout(net, feeder.bus_xy) if feeder.bus_xy is not None else None
+        xy = schematic_layout(net) if xy is None else xy
         points = pd.Series(
             list(shapely.points(xy.x.to_numpy(), xy.y.to_numpy())), index=xy.index, dtype=object
         )
@@ -1264,8 +1301,8 @@ def plot_feeder_map(
     - Assets over their planning limit in that case marked with a red ring; the critical
       asset is labelled.
 
-    A feeder without coordinates is drawn on :func:`schematic_layout`, titled
-    "schematic layout (no coordinates)".
+    A feeder without geographic coordinates is drawn on its model's schematic coordinates
+    (:func:`model_layout`) or on :func:`schematic_layout`, and the title says which.
 
     Returns
     -------
@@ -1284,7 +1321,13 @@ def plot_feeder_map(
         _draw_map_panel(ax, m, case, case_label(result, case))
     fig.legend(handles=_map_legend_handles(m), loc="outside lower center", ncols=4, fontsize=8)
     _map_colorbars(fig, axes, m, result.config.criteria.vm_min_pu)
-    layout = "schematic layout (no coordinates)" if m.schematic else "geographic, EPSG:4326"
+    layout = (
+        "geographic, EPSG:4326"
+        if not m.schematic
+        else "the model's schematic coordinates (no CRS)"
+        if result.feeder.bus_xy is not None
+        else "schematic layout (no coordinates)"
+    )
     fig.suptitle(
         f"{result.feeder.name} {result.config.year} · feeder map, {layout} · "
         f"{int(m.ev_count.sum())} EVs (median draw)"

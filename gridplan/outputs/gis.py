@@ -13,7 +13,10 @@ Geometry: a line is its route from the feeder's geodata (or the straight segment
 its buses); a transformer is a point midway between its HV and LV buses. The layer mixes
 line strings and points (GeoPackage geometry type ``GEOMETRY``), in EPSG:4326. A feeder
 without coordinates gets empty geometries and ``geometry_source = "none: feeder has no
-coordinates"`` -- a schematic layout has no place on a map, so none is invented.
+coordinates"`` -- a schematic layout has no place on a map, so none is invented. A feeder
+whose model gives schematic coordinates (an OpenDSS circuit's ``BusCoords``, no CRS) gets
+them in the GeoPackage with no CRS (layer metadata ``crs`` says so) and empty geometries in
+the GeoJSON, whose coordinates every reader takes as WGS 84 degrees (RFC 7946).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def asset_layer(result: StudyResult) -> Any:
             frame[f"over_limit_{case}"] = (frame[peak] > frame.limit_pct).to_numpy(dtype=bool)
     frame["critical"] = frame.asset_id == result.summary.critical_asset.asset_id
 
-    if feeder.bus_geo is None:
+    if feeder.bus_geo is None and feeder.bus_xy is None:
         geometry: list[Any] = [None] * len(frame)
         sources = ["none: feeder has no coordinates"] * len(frame)
         crs = None
@@ -92,9 +95,11 @@ def asset_layer(result: StudyResult) -> Any:
                 source = "point midway between transformer HV and LV buses"
             if shape is None or shapely.is_empty(shape):
                 shape, source = None, "none: buses without coordinates"
+            elif feeder.bus_geo is None:
+                source = f"schematic model coordinates, no CRS: {source}"
             geometry.append(shape)
             sources.append(source)
-        crs = feeder.bus_geo.crs
+        crs = None if feeder.bus_geo is None else feeder.bus_geo.crs
     frame["geometry_source"] = sources
     return gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
 
@@ -133,8 +138,13 @@ def export_assets(result: StudyResult, out_dir: str | Path) -> list[str]:
     def gpkg(tmp: Path) -> None:
         _to_file(layer, tmp, driver="GPKG", layer=LAYER, layer_metadata=metadata)
 
+    if layer.crs is None:
+        metadata["crs"] = "none: schematic coordinates of the feeder model"
+
     def geojson(tmp: Path) -> None:
-        _to_file(layer, tmp, driver="GeoJSON")
+        # GeoJSON means WGS 84 (RFC 7946): schematic coordinates would be read as degrees
+        _to_file(layer if layer.crs is not None else layer.set_geometry([None] * len(layer)),
+                 tmp, driver="GeoJSON")  # fmt: skip
 
     write_with(out / FILES[0], gpkg)
     write_with(out / FILES[1], geojson)

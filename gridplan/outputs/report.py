@@ -821,6 +821,8 @@ def _feeder_section(doc: Document, feeder: Feeder) -> None:
                 "Coordinates",
                 "yes (EPSG:4326)"
                 if feeder.bus_geo is not None
+                else "schematic coordinates of the model (no CRS): maps are schematic"
+                if feeder.bus_xy is not None
                 else "none: maps use a schematic layout",
             ],
         ],

@@ -528,6 +528,6 @@ def build_summary(
             "discount_rate": config.valuation.discount_rate,
             "escalation_rate": config.valuation.escalation_rate,
         },
-        notes=notes(config, h),
+        notes=[*notes(config, h), *feeder.notes],
         assumptions=[a.format(profile_year=_profile_year(feeder)) for a in ASSUMPTIONS],
     )
