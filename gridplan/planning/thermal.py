@@ -1,0 +1,777 @@
+"""Transformer thermal model (IEEE C57.91-2011 Clause 7) and the planning criteria on it.
+
+The top-oil rise over ambient and the winding hottest-spot rise over top oil each follow a
+first-order exponential response to the load (IEEE C57.91-2011, Clause 7):
+
+- ultimate top-oil rise ``Δθ_TO,U = Δθ_TO,R · ((K² R + 1) / (R + 1))^n``;
+- ultimate hot-spot rise over top oil ``Δθ_H,U = Δθ_H,R · K^(2m)``;
+- over a step of length ``Δt`` with the load held, ``Δθ = Δθ_U + (Δθ_i − Δθ_U) ·
+  exp(−Δt / τ)`` (τ = τ_TO for the oil, τ_w for the winding);
+- top oil ``θ_TO = θ_A + Δθ_TO`` and hot spot ``θ_H = θ_A + Δθ_TO + Δθ_H`` [°C].
+
+This is the difference-equation form of Clause 7: the step response is exact for a load
+and ambient held constant over each step, so the result does not depend on the step
+length for such inputs. Simplification (stated): the oil time constant is the rated one at
+every load (Clause 7 corrects τ_TO for the initial and ultimate rises when ``n != 1``; IEC
+60076-7's exponential method makes the same simplification).
+
+Insulation aging (IEEE C57.91-2011 Clause 5, 65 °C rise, thermally upgraded paper, 110 °C
+reference hot spot): the aging acceleration factor ``F_AA = exp(15000/383 −
+15000/(θ_H + 273))``, the equivalent aging factor ``F_EQA = Σ F_AA Δt / Σ Δt``, and the
+loss of life ``F_EQA · t`` [h of normal life at 110 °C]; the normal insulation life is
+180 000 h (C57.91-2011 Table 2, the distribution-transformer functional-life criterion).
+
+Initial condition: steady state at the first step's load and ambient, then a warm-up: the
+first ``warmup_h`` hours (one day by default) are run once from that state and their end
+state starts the period ("run the first day twice"). ``warmup_h=0`` starts from the
+steady state itself.
+
+Parameters per kind of transformer (pole-mount, pad-mount) live in
+``gridplan/data/thermal_parameters.csv`` with a source per figure
+(:func:`load_thermal_parameters`). The planning criteria (:class:`ThermalCriterion`) judge
+each asset by today's loading rule (:func:`gridplan.planning.needs.need_flags`), by its
+peak hot-spot temperature, or by its loss of life per year (:func:`evaluate_criterion`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from gridplan.core.errors import ConfigError
+from gridplan.planning.needs import need_flags
+
+__all__ = [
+    "AGING_REFERENCE_HOT_SPOT_C",
+    "CRITERION_KINDS",
+    "CRITERION_UNITS",
+    "HOURS_PER_YEAR",
+    "NORMAL_INSULATION_LIFE_H",
+    "THERMAL_PARAMETER_NAMES",
+    "CriterionResult",
+    "ThermalCriterion",
+    "ThermalParameters",
+    "ThermalResult",
+    "aging_acceleration_factor",
+    "default_criteria",
+    "evaluate_criteria",
+    "evaluate_criterion",
+    "load_thermal_parameters",
+    "thermal_response",
+    "ultimate_rises",
+]
+
+#: Reference hottest-spot temperature of 65 °C rise insulation [°C] (IEEE C57.91-2011
+#: Clause 5: F_AA = 1 at 110 °C, 30 °C ambient + 80 °C rated hot-spot rise).
+AGING_REFERENCE_HOT_SPOT_C = 110.0
+#: Aging constant B of the Arrhenius expression [K] (IEEE C57.91-2011 Eq. 2).
+AGING_B_K = 15000.0
+#: Normal insulation life at the reference hot spot [h] (IEEE C57.91-2011 Table 2:
+#: distribution-transformer functional life test criterion, 180 000 h = 20.55 years).
+NORMAL_INSULATION_LIFE_H = 180_000.0
+#: Hours in a (non-leap) year [h]; loss of life per year is scaled to it.
+HOURS_PER_YEAR = 8760.0
+
+#: Parameter names of a row group in the parameter table, in dataclass order.
+THERMAL_PARAMETER_NAMES: tuple[str, ...] = (
+    "top_oil_rise_c",
+    "hot_spot_rise_c",
+    "loss_ratio",
+    "oil_exponent",
+    "winding_exponent",
+    "oil_time_constant_h",
+    "winding_time_constant_h",
+    "hot_spot_limit_c",
+)
+_TABLE_COLUMNS: tuple[str, ...] = ("kind", "parameter", "value", "unit", "source", "status")
+_STATUSES: tuple[str, ...] = ("standard", "published", "assumption")
+_DEFAULT_TABLE = "thermal_parameters.csv"
+
+
+# --------------------------------------------------------------------------- parameters
+@dataclass(frozen=True)
+class ThermalParameters:
+    """Clause 7 thermal parameters of one kind of liquid-filled transformer.
+
+    Attributes
+    ----------
+    kind
+        Name of the kind (``"pole_mount"``, ``"pad_mount"``, or a utility's own).
+    top_oil_rise_c
+        Rated top-oil rise over ambient at rated load, Δθ_TO,R [°C].
+    hot_spot_rise_c
+        Rated winding hottest-spot rise over top oil at rated load, Δθ_H,R [°C].
+    loss_ratio
+        Ratio of load loss at rated load to no-load loss, R [-].
+    oil_exponent
+        Oil exponent n [-] (ONAN 0.8, C57.91-2011 Clause 7).
+    winding_exponent
+        Winding exponent m [-] (ONAN 0.8).
+    oil_time_constant_h
+        Oil time constant at rated load, τ_TO,R [h].
+    winding_time_constant_h
+        Winding time constant, τ_w [h].
+    hot_spot_limit_c
+        Hottest-spot temperature limit for planning [°C] (the default limit of the
+        hot-spot criterion).
+    sources
+        Source of each figure, ``{parameter: source}`` (empty when given in Python).
+    """
+
+    kind: str
+    top_oil_rise_c: float
+    hot_spot_rise_c: float
+    loss_ratio: float
+    oil_exponent: float
+    winding_exponent: float
+    oil_time_constant_h: float
+    winding_time_constant_h: float
+    hot_spot_limit_c: float
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        for name in THERMAL_PARAMETER_NAMES:
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    f"thermal parameters {self.kind!r}: {name} must be a finite number > 0, "
+                    f"got {value!r}",
+                    field=name,
+                )
+
+    @property
+    def rated_hot_spot_c(self) -> float:
+        """Hot spot at rated load over a 30 °C ambient [°C] (110 °C for 65 °C rise units)."""
+        return 30.0 + self.top_oil_rise_c + self.hot_spot_rise_c
+
+
+def _default_table_path() -> Path:
+    return Path(str(resources.files("gridplan").joinpath("data", _DEFAULT_TABLE)))
+
+
+def load_thermal_parameters(path: str | Path | None = None) -> dict[str, ThermalParameters]:
+    """Read a thermal parameter table: one :class:`ThermalParameters` per kind.
+
+    The table is long: one row per (``kind``, ``parameter``) with ``value``, ``unit``,
+    ``source`` and ``status`` (``standard``, ``published`` or ``assumption``). Every kind
+    must give every parameter of :data:`THERMAL_PARAMETER_NAMES` once, with a source.
+
+    Parameters
+    ----------
+    path
+        The table; default the bundled ``gridplan/data/thermal_parameters.csv`` (read once
+        per process).
+
+    Raises
+    ------
+    ConfigError
+        A missing column, parameter or source, an unknown parameter or status, or a value
+        that is not a number > 0; the message names the file, the row and the column.
+    """
+    if path is None:
+        return dict(_bundled_parameters())
+    return _read_parameters(Path(path))
+
+
+@functools.cache
+def _bundled_parameters() -> tuple[tuple[str, ThermalParameters], ...]:
+    return tuple(_read_parameters(_default_table_path()).items())
+
+
+def _read_parameters(path: Path) -> dict[str, ThermalParameters]:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the thermal parameter table: {exc}", file=path) from exc
+    missing = [c for c in _TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ConfigError(f"missing columns {missing}; expected {list(_TABLE_COLUMNS)}", file=path)
+    values: dict[str, dict[str, float]] = {}
+    sources: dict[str, dict[str, str]] = {}
+    for pos, row in enumerate(table.itertuples(index=False), start=2):  # line 1: header
+        kind, name = str(row.kind).strip(), str(row.parameter).strip()
+        _check_row(path, pos, kind, name, row, values)
+        values.setdefault(kind, {})[name] = float(row.value)
+        sources.setdefault(kind, {})[name] = str(row.source).strip()
+    out = {}
+    for kind, given in values.items():
+        absent = [n for n in THERMAL_PARAMETER_NAMES if n not in given]
+        if absent:
+            raise ConfigError(f"kind {kind!r} lacks parameters {absent}", file=path, field="kind")
+        out[kind] = ThermalParameters(kind=kind, **given, sources=sources[kind])
+    if not out:
+        raise ConfigError("the thermal parameter table has no rows", file=path)
+    return out
+
+
+def _check_row(
+    path: Path, pos: int, kind: str, name: str, row: Any, seen: Mapping[str, Mapping]
+) -> None:
+    """Raise a ConfigError naming the row and column of the first problem of a row."""
+    value = pd.to_numeric(pd.Series([row.value]), errors="coerce").iloc[0]
+    checks = (
+        ("kind", bool(kind), "a kind name"),
+        ("parameter", name in THERMAL_PARAMETER_NAMES, f"one of {list(THERMAL_PARAMETER_NAMES)}"),
+        ("parameter", name not in seen.get(kind, {}), "each parameter once per kind"),
+        ("value", bool(np.isfinite(value) and value > 0), "a finite number > 0"),
+        ("source", bool(str(row.source).strip()), "the source of the figure"),
+        ("status", str(row.status).strip() in _STATUSES, f"one of {list(_STATUSES)}"),
+    )
+    for column, ok, expected in checks:
+        if not ok:
+            raise ConfigError(
+                f"expected {expected}, got {getattr(row, column)!r}",
+                file=path,
+                field=f"row {pos}/{column}",
+            )
+
+
+# --------------------------------------------------------------------------- the model
+@dataclass(frozen=True, eq=False)
+class ThermalResult:
+    """Temperatures and insulation aging of transformers over a simulated period.
+
+    Arrays are ``(time, asset)`` (or ``(time, ...)`` for other trailing shapes) and
+    ``(asset,)`` for the summaries.
+
+    Attributes
+    ----------
+    top_oil_c
+        Top-oil temperature θ_TO at the end of each step [°C].
+    hot_spot_c
+        Winding hottest-spot temperature θ_H at the end of each step [°C].
+    aging_factor
+        Aging acceleration factor F_AA of each step [-] (1 at 110 °C): its mean over the
+        step, from the closed-form response inside the step.
+    equivalent_aging
+        Equivalent aging factor F_EQA over the period [-] (weighted by ``year_weight_h``).
+    loss_of_life_h
+        Equivalent aging over the simulated period, ``Σ F_AA Δt`` [h at 110 °C].
+    loss_of_life_h_per_year
+        Equivalent aging over a year that the period stands for [h/yr] (normal aging is
+        8760 h/yr, F_EQA = 1).
+    peak_hot_spot_c, peak_top_oil_c
+        Highest hot-spot temperature of the period (inside steps too) and highest
+        end-of-step top-oil temperature [°C].
+    step_h
+        Step length [h].
+    """
+
+    top_oil_c: np.ndarray
+    hot_spot_c: np.ndarray
+    aging_factor: np.ndarray
+    equivalent_aging: np.ndarray
+    loss_of_life_h: np.ndarray
+    loss_of_life_h_per_year: np.ndarray
+    peak_hot_spot_c: np.ndarray
+    peak_top_oil_c: np.ndarray
+    step_h: float
+
+    @property
+    def loss_of_life_pct_per_year(self) -> np.ndarray:
+        """Loss of life per year [% of the 180 000 h normal insulation life]."""
+        return self.loss_of_life_h_per_year / NORMAL_INSULATION_LIFE_H * 100.0
+
+
+def _param_arrays(
+    params: ThermalParameters | Sequence[ThermalParameters], trailing: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """Each parameter as an array broadcastable to ``trailing`` (one value per asset)."""
+    if isinstance(params, ThermalParameters):
+        return {n: np.asarray(getattr(params, n), dtype=float) for n in THERMAL_PARAMETER_NAMES}
+    n_asset = trailing[-1] if trailing else 1
+    if len(params) != n_asset:
+        raise ConfigError(
+            f"expected one ThermalParameters per asset ({n_asset}), got {len(params)}",
+            field="params",
+        )
+    return {
+        n: np.array([getattr(p, n) for p in params], dtype=float) for n in THERMAL_PARAMETER_NAMES
+    }
+
+
+def ultimate_rises(
+    load_pu: np.ndarray, params: ThermalParameters | Sequence[ThermalParameters]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steady-state rises for a held load (IEEE C57.91-2011 Clause 7).
+
+    Parameters
+    ----------
+    load_pu
+        Load [per unit of nameplate], shape (time, asset) or anything broadcastable with
+        the parameters (one per asset along the last axis).
+    params
+        One :class:`ThermalParameters` for all assets, or one per asset.
+
+    Returns
+    -------
+    (top_oil_rise_c, hot_spot_rise_c)
+        Ultimate top-oil rise over ambient Δθ_TO,U and hot-spot rise over top oil Δθ_H,U
+        [°C], each the shape of ``load_pu``.
+    """
+    k = np.abs(np.asarray(load_pu, dtype=float))
+    p = _param_arrays(params, k.shape[1:] if k.ndim > 1 else k.shape)
+    r = p["loss_ratio"]
+    top = p["top_oil_rise_c"] * ((k**2 * r + 1.0) / (r + 1.0)) ** p["oil_exponent"]
+    hot = p["hot_spot_rise_c"] * k ** (2.0 * p["winding_exponent"])
+    return top, hot
+
+
+def _first_order(ultimate: np.ndarray, decay: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """``x_t = u_t + (x_{t−1} − u_t)·a`` along axis 0, ``x_{−1} = initial``; ``a`` per column.
+
+    A first-order IIR filter (``scipy.signal.lfilter``), one call per distinct decay.
+    """
+    out = np.empty_like(ultimate)
+    if not out.size:
+        return out
+    flat_u = ultimate.reshape(len(ultimate), -1)
+    flat_out = out.reshape(len(ultimate), -1)
+    a_col = np.broadcast_to(decay, ultimate.shape[1:]).reshape(-1)
+    x0 = np.broadcast_to(initial, ultimate.shape[1:]).reshape(-1)
+    for a in np.unique(a_col):
+        cols = np.flatnonzero(a_col == a)
+        zi = (a * x0[cols])[None, :]
+        flat_out[:, cols] = lfilter([1.0 - a], [1.0, -a], flat_u[:, cols], axis=0, zi=zi)[0]
+    return out
+
+
+def _fill_load(load_pu: np.ndarray) -> np.ndarray:
+    """Forward-fill NaN loads along time (a leading NaN counts as no load)."""
+    bad = np.isnan(load_pu)
+    if not bad.any():
+        return load_pu
+    idx = np.where(~bad, np.arange(len(load_pu)).reshape((-1,) + (1,) * (load_pu.ndim - 1)), 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    filled = np.take_along_axis(load_pu, idx, axis=0)
+    return np.nan_to_num(filled, nan=0.0)
+
+
+def thermal_response(
+    load_pu: np.ndarray,
+    ambient_c: np.ndarray | float,
+    step_h: float,
+    params: ThermalParameters | Sequence[ThermalParameters],
+    *,
+    warmup_h: float = 24.0,
+    year_weight_h: np.ndarray | None = None,
+    aging_substep_h: float = 5.0 / 60.0,
+) -> ThermalResult:
+    """Top-oil and hot-spot temperatures and insulation aging over a period.
+
+    Parameters
+    ----------
+    load_pu
+        Load of each transformer per step [per unit of nameplate], shape (time, asset);
+        held over the step. NaN steps (power flow not converged) take the previous
+        step's load.
+    ambient_c
+        Ambient temperature per step [°C], shape (time,) (one ambient for all assets),
+        (time, asset), or a scalar.
+    step_h
+        Step length [h].
+    params
+        One :class:`ThermalParameters` for all assets, or one per asset (last axis).
+    warmup_h
+        Warm-up [h]: the first ``warmup_h`` hours are run once from the steady state at
+        the first step's load and ambient, and their end state starts the period. Default
+        one day ("run the first day twice"); 0 starts from the steady state.
+    year_weight_h
+        Hours of a year each step stands for [h], shape (time,). Default: the period
+        stands for a whole year evenly (``step_h · 8760 / period_h`` each). Give it when
+        the simulated days are representative periods of unequal weight.
+    aging_substep_h
+        Longest sub-step for the aging integral and the peak hot spot [h] (default
+        5 min, about the winding time constant): inside each step the temperatures follow
+        the closed-form response, and F_AA is averaged over sub-step midpoints. The
+        temperatures returned are those at the end of each step.
+
+    Returns
+    -------
+    ThermalResult
+        Temperatures per step and aging summaries per asset.
+    """
+    for name, value in (("step_h", step_h), ("aging_substep_h", aging_substep_h)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a finite number > 0 [h], got {value!r}", field=name)
+    load = _fill_load(np.asarray(load_pu, dtype=float))
+    if load.ndim == 1:
+        load = load[:, None]
+    n_time = len(load)
+    ambient = np.asarray(ambient_c, dtype=float)
+    if ambient.ndim == 1:
+        ambient = ambient.reshape((-1,) + (1,) * (load.ndim - 1))
+    ambient = np.broadcast_to(ambient, load.shape)
+    p = _param_arrays(params, load.shape[1:])
+    top_u, hot_u = ultimate_rises(load, params)
+    a_oil = np.exp(-step_h / p["oil_time_constant_h"])
+    a_wdg = np.exp(-step_h / p["winding_time_constant_h"])
+    top0 = top_u[0] if n_time else np.zeros(load.shape[1:])
+    hot0 = hot_u[0] if n_time else np.zeros(load.shape[1:])
+    n_warm = min(round(max(warmup_h, 0.0) / step_h), n_time)
+    if n_warm:
+        top0 = _first_order(top_u[:n_warm], a_oil, top0)[-1]
+        hot0 = _first_order(hot_u[:n_warm], a_wdg, hot0)[-1]
+    top_rise = _first_order(top_u, a_oil, top0)
+    hot_rise = _first_order(hot_u, a_wdg, hot0)
+    top_oil = ambient + top_rise
+    hot_spot = top_oil + hot_rise
+    within = _WithinStep(
+        top_u=top_u,
+        hot_u=hot_u,
+        top_prev=np.concatenate([top0[None], top_rise[:-1]]) if n_time else top_rise,
+        hot_prev=np.concatenate([hot0[None], hot_rise[:-1]]) if n_time else hot_rise,
+        tau_oil_h=p["oil_time_constant_h"],
+        tau_wdg_h=p["winding_time_constant_h"],
+    )
+    faa, peak = within.aging_and_peak(ambient, step_h, aging_substep_h)
+    return _summarise(top_oil, hot_spot, faa, np.maximum(peak, hot_spot), step_h, year_weight_h)
+
+
+@dataclass(frozen=True, eq=False)
+class _WithinStep:
+    """The closed-form response inside each step: ``Δθ(s) = U + (Δθ_prev − U)·exp(−s/τ)``
+    for ``0 < s <= Δt``, arrays (time, asset)."""
+
+    top_u: np.ndarray
+    hot_u: np.ndarray
+    top_prev: np.ndarray
+    hot_prev: np.ndarray
+    tau_oil_h: np.ndarray
+    tau_wdg_h: np.ndarray
+
+    def aging_and_peak(
+        self, ambient: np.ndarray, step_h: float, substep_h: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean F_AA over each step (midpoint rule on ``ceil(Δt / substep_h)`` sub-steps)
+        and the highest hot spot at those midpoints [°C]."""
+        n_sub = max(1, math.ceil(step_h / substep_h - 1e-9))
+        ultimate = ambient + self.top_u + self.hot_u
+        d_top = self.top_prev - self.top_u
+        d_hot = self.hot_prev - self.hot_u
+        faa = np.zeros(ultimate.shape)
+        peak = np.full(ultimate.shape, -np.inf)
+        theta = np.empty(ultimate.shape)
+        work = np.empty(ultimate.shape)
+        for j in range(n_sub):
+            s_h = (j + 0.5) * step_h / n_sub
+            np.multiply(d_top, np.exp(-s_h / self.tau_oil_h), out=theta)
+            np.multiply(d_hot, np.exp(-s_h / self.tau_wdg_h), out=work)
+            theta += work
+            theta += ultimate  # hot spot s_h into every step [°C]
+            np.maximum(peak, theta, out=peak)
+            _aging_factor_into(theta, work)
+            faa += work
+        faa /= n_sub
+        return faa, peak
+
+
+def _aging_factor_into(hot_spot_c: np.ndarray, out: np.ndarray) -> None:
+    """:func:`aging_acceleration_factor` written into ``out`` (no temporaries)."""
+    np.add(hot_spot_c, 273.0, out=out)
+    np.divide(-AGING_B_K, out, out=out)
+    out += AGING_B_K / (AGING_REFERENCE_HOT_SPOT_C + 273.0)
+    np.exp(out, out=out)
+
+
+def aging_acceleration_factor(hot_spot_c: np.ndarray | float) -> np.ndarray:
+    """Aging acceleration factor F_AA of 65 °C rise insulation [-].
+
+    ``F_AA = exp(15000/383 − 15000/(θ_H + 273))`` (IEEE C57.91-2011 Eq. 2): 1 at the
+    110 °C reference hot spot, about 2 at 116 °C, 17 at 140 °C.
+
+    Parameters
+    ----------
+    hot_spot_c
+        Winding hottest-spot temperature θ_H [°C].
+    """
+    theta = np.asarray(hot_spot_c, dtype=float)
+    return np.exp(AGING_B_K / (AGING_REFERENCE_HOT_SPOT_C + 273.0) - AGING_B_K / (theta + 273.0))
+
+
+def _summarise(
+    top_oil: np.ndarray,
+    hot_spot: np.ndarray,
+    faa: np.ndarray,
+    peak_hot_spot: np.ndarray,
+    step_h: float,
+    year_weight_h: np.ndarray | None,
+) -> ThermalResult:
+    """The result with its aging summaries (F_EQA, loss of life per period and year)."""
+    n_time = len(hot_spot)
+    if year_weight_h is None:
+        weight = np.full(n_time, HOURS_PER_YEAR / n_time) if n_time else np.zeros(0)
+    else:
+        weight = np.asarray(year_weight_h, dtype=float)
+        if weight.shape != (n_time,) or not np.all(np.isfinite(weight) & (weight >= 0)):
+            raise ConfigError(
+                f"year_weight_h must be {n_time} finite hours >= 0, one per step",
+                field="year_weight_h",
+            )
+    trailing = hot_spot.shape[1:]
+    if not n_time or weight.sum() <= 0:
+        zero = np.zeros(trailing)
+        nan = np.full(trailing, np.nan)
+        return ThermalResult(top_oil, hot_spot, faa, nan, zero, zero, nan, nan, step_h)
+    w = weight.reshape((-1,) + (1,) * len(trailing))
+    per_year = (faa * w).sum(axis=0)
+    return ThermalResult(
+        top_oil_c=top_oil,
+        hot_spot_c=hot_spot,
+        aging_factor=faa,
+        equivalent_aging=per_year / weight.sum(),
+        loss_of_life_h=faa.sum(axis=0) * step_h,
+        loss_of_life_h_per_year=per_year,
+        peak_hot_spot_c=peak_hot_spot.max(axis=0),
+        peak_top_oil_c=top_oil.max(axis=0),
+        step_h=step_h,
+    )
+
+
+# --------------------------------------------------------------------------- criteria
+#: The planning criteria: today's loading rule, a hot-spot limit, a loss-of-life limit.
+CRITERION_KINDS: tuple[str, ...] = ("loading", "hot_spot", "loss_of_life")
+#: Unit of each criterion's limit and deciding quantity.
+CRITERION_UNITS: Mapping[str, str] = {
+    "loading": "% of nameplate (limit); h over it (deciding quantity)",
+    "hot_spot": "degC",
+    "loss_of_life": "h/yr",
+}
+
+
+@dataclass(frozen=True)
+class ThermalCriterion:
+    """A planning criterion for one kind of asset, with the source of its limit.
+
+    Attributes
+    ----------
+    kind
+        ``"loading"`` (% of nameplate with allowed hours: today's rule,
+        :func:`gridplan.planning.needs.need_flags`), ``"hot_spot"`` (peak hottest-spot
+        temperature [°C] above ``limit``) or ``"loss_of_life"`` (equivalent aging per year
+        [h/yr] above ``limit``; 8760 h/yr is normal aging, F_EQA = 1).
+    limit
+        The limit in the criterion's unit (:data:`CRITERION_UNITS`). For ``"loading"``,
+        ``None`` means each asset's own planning limit (``limit_pct`` of the feeder's
+        asset table), passed to :func:`evaluate_criterion`.
+    allowed_hours
+        Hours over the limit allowed per simulated period [h] (``"loading"`` only).
+    source
+        Where the limit comes from (a standard, a utility's practice, a study's choice).
+    """
+
+    kind: str
+    limit: float | None = None
+    allowed_hours: float = 0.0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in CRITERION_KINDS:
+            raise ConfigError(
+                f"unknown criterion {self.kind!r}; valid: {list(CRITERION_KINDS)}", field="kind"
+            )
+        if self.limit is None and self.kind != "loading":
+            raise ConfigError(f"criterion {self.kind!r} needs a limit", field="limit")
+        if self.limit is not None and not (math.isfinite(self.limit) and self.limit > 0):
+            raise ConfigError(
+                f"limit must be a finite number > 0, got {self.limit!r}", field="limit"
+            )
+        if not (math.isfinite(self.allowed_hours) and self.allowed_hours >= 0):
+            raise ConfigError(
+                f"allowed_hours must be a finite number >= 0 [h], got {self.allowed_hours!r}",
+                field="allowed_hours",
+            )
+
+    @property
+    def unit(self) -> str:
+        """Unit of the limit and of the deciding quantity."""
+        return CRITERION_UNITS[self.kind]
+
+
+@dataclass(frozen=True, eq=False)
+class CriterionResult:
+    """Need flags and the quantity that decided them, per asset.
+
+    Attributes
+    ----------
+    need
+        Whether each asset violates its criterion, shape (asset,).
+    value
+        The deciding quantity per asset: hours over the loading limit [h], peak hot spot
+        [°C], or loss of life [h/yr], shape (asset,); NaN where the criterion had no
+        thermal result to judge.
+    limit
+        The limit each asset was judged against (its criterion's unit), shape (asset,).
+    criterion
+        Name of each asset's criterion (:data:`CRITERION_KINDS`), shape (asset,).
+    """
+
+    need: np.ndarray
+    value: np.ndarray
+    limit: np.ndarray
+    criterion: np.ndarray
+
+
+def evaluate_criterion(
+    criterion: ThermalCriterion,
+    *,
+    loading_pct: np.ndarray | None = None,
+    thermal: ThermalResult | None = None,
+    step_h: float | None = None,
+    asset_limit_pct: np.ndarray | None = None,
+    unsolved_over: bool = False,
+) -> CriterionResult:
+    """Judge every asset (columns) by one criterion.
+
+    Parameters
+    ----------
+    criterion
+        The criterion.
+    loading_pct
+        Asset loading [% of nameplate], (time, asset); needed by ``"loading"``.
+    thermal
+        The assets' thermal result (:func:`thermal_response`); needed by ``"hot_spot"``
+        and ``"loss_of_life"``.
+    step_h
+        Step length [h]; needed by ``"loading"``.
+    asset_limit_pct
+        Each asset's own planning limit [%], (asset,); used by ``"loading"`` when the
+        criterion's ``limit`` is ``None``.
+    unsolved_over
+        ``"loading"`` only: count non-converged (NaN) steps as over the limit
+        (:func:`~gridplan.planning.needs.need_flags`).
+
+    Returns
+    -------
+    CriterionResult
+    """
+    if criterion.kind == "loading":
+        return _loading_need(criterion, loading_pct, step_h, asset_limit_pct, unsolved_over)
+    if thermal is None:
+        raise ConfigError(f"criterion {criterion.kind!r} needs a thermal result", field="thermal")
+    value = thermal.peak_hot_spot_c if criterion.kind == "hot_spot" else (
+        thermal.loss_of_life_h_per_year
+    )  # fmt: skip
+    value = np.asarray(value, dtype=float)
+    limit = np.full(value.shape, float(criterion.limit or 0.0))
+    need = np.nan_to_num(value, nan=-np.inf) > limit
+    return CriterionResult(need, value, limit, np.full(value.shape, criterion.kind, dtype=object))
+
+
+def _loading_need(
+    criterion: ThermalCriterion,
+    loading_pct: np.ndarray | None,
+    step_h: float | None,
+    asset_limit_pct: np.ndarray | None,
+    unsolved_over: bool,
+) -> CriterionResult:
+    if loading_pct is None or step_h is None:
+        raise ConfigError("criterion 'loading' needs loading_pct and step_h", field="loading_pct")
+    loading = np.asarray(loading_pct, dtype=float)
+    n_asset = loading.shape[1]
+    if criterion.limit is not None:
+        limit = np.full(n_asset, float(criterion.limit))
+    elif asset_limit_pct is not None:
+        limit = np.broadcast_to(np.asarray(asset_limit_pct, dtype=float), (n_asset,)).copy()
+    else:
+        raise ConfigError(
+            "criterion 'loading' without a limit needs each asset's limit (asset_limit_pct)",
+            field="limit",
+        )
+    allowed = np.full(n_asset, criterion.allowed_hours)
+    need = need_flags(loading, limit, allowed, step_h, unsolved_over=unsolved_over)
+    over = np.nan_to_num(loading, nan=0.0) > limit
+    if unsolved_over:
+        over |= np.isnan(loading)
+    hours = over.sum(axis=0) * step_h
+    return CriterionResult(need, hours, limit, np.full(n_asset, "loading", dtype=object))
+
+
+def evaluate_criteria(
+    criteria: Sequence[ThermalCriterion],
+    *,
+    loading_pct: np.ndarray | None = None,
+    thermal: ThermalResult | None = None,
+    step_h: float | None = None,
+    asset_limit_pct: np.ndarray | None = None,
+    unsolved_over: bool = False,
+) -> CriterionResult:
+    """Judge each asset by its own criterion (one per asset, e.g. by asset kind).
+
+    Same arguments as :func:`evaluate_criterion`, with ``criteria`` one per asset (column).
+    Assets sharing a criterion are judged together; a thermal criterion needs ``thermal``
+    to cover every column (give lines the ``"loading"`` criterion).
+
+    Returns
+    -------
+    CriterionResult
+        Flags, deciding quantity, limit and criterion name per asset.
+    """
+    n_asset = len(criteria)
+    need = np.zeros(n_asset, dtype=bool)
+    value = np.full(n_asset, np.nan)
+    limit = np.full(n_asset, np.nan)
+    name = np.empty(n_asset, dtype=object)
+    groups: dict[ThermalCriterion, list[int]] = {}
+    for a, c in enumerate(criteria):
+        groups.setdefault(c, []).append(a)
+    for c, cols in groups.items():
+        res = evaluate_criterion(
+            c,
+            loading_pct=None if loading_pct is None else np.asarray(loading_pct)[:, cols],
+            thermal=None if thermal is None else _columns(thermal, cols),
+            step_h=step_h,
+            asset_limit_pct=None if asset_limit_pct is None else np.asarray(asset_limit_pct)[cols],
+            unsolved_over=unsolved_over,
+        )
+        need[cols], value[cols], limit[cols], name[cols] = (
+            res.need,
+            res.value,
+            res.limit,
+            res.criterion,
+        )
+    return CriterionResult(need, value, limit, name)
+
+
+def _columns(thermal: ThermalResult, cols: list[int]) -> ThermalResult:
+    """The thermal result of some assets (last axis)."""
+    t = thermal
+    return ThermalResult(
+        top_oil_c=t.top_oil_c[..., cols],
+        hot_spot_c=t.hot_spot_c[..., cols],
+        aging_factor=t.aging_factor[..., cols],
+        equivalent_aging=t.equivalent_aging[..., cols],
+        loss_of_life_h=t.loss_of_life_h[..., cols],
+        loss_of_life_h_per_year=t.loss_of_life_h_per_year[..., cols],
+        peak_hot_spot_c=t.peak_hot_spot_c[..., cols],
+        peak_top_oil_c=t.peak_top_oil_c[..., cols],
+        step_h=t.step_h,
+    )
+
+
+def default_criteria(
+    params: Mapping[str, ThermalParameters] | None = None,
+) -> dict[str, ThermalCriterion]:
+    """The sourced default criterion of each transformer kind: its planning hot-spot limit.
+
+    ``{kind: ThermalCriterion("hot_spot", params.hot_spot_limit_c, source=...)}`` from the
+    parameter table (default the bundled one).
+    """
+    table = load_thermal_parameters() if params is None else params
+    return {
+        kind: ThermalCriterion(
+            "hot_spot",
+            p.hot_spot_limit_c,
+            source=p.sources.get("hot_spot_limit_c", ""),
+        )
+        for kind, p in table.items()
+    }
