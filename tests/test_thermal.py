@@ -27,6 +27,7 @@ from gridplan.planning.thermal import (
     evaluate_criteria,
     evaluate_criterion,
     load_thermal_parameters,
+    thermal_needs,
     thermal_response,
     ultimate_rises,
 )
@@ -350,3 +351,40 @@ def test_criterion_config_is_checked_and_defaults_are_sourced():
         assert c.limit == PARAMS[kind].hot_spot_limit_c
         assert "C57.91" in c.source
         assert c.unit == "degC"
+
+
+def test_thermal_needs_models_the_transformers_and_judges_every_asset_by_its_kind():
+    rng = np.random.default_rng(21)
+    loading = rng.uniform(30, 150, size=(48, 5))
+    loading[7, 1] = np.nan
+    ambient = 25 + 8 * np.sin(np.arange(48) / 24 * 2 * np.pi)
+    kinds = ["pole_mount", "line", "pad_mount", "pole_mount", "line"]
+    criteria = {
+        "pole_mount": ThermalCriterion("hot_spot", 125.0, source="test"),
+        "pad_mount": ThermalCriterion("loss_of_life", 8760.0),
+        "line": ThermalCriterion("loading", None, allowed_hours=1.0),
+    }
+    limits = np.array([100.0, 90.0, 100.0, 100.0, 110.0])
+    out = thermal_needs(loading, ambient, 1.0, kinds, criteria, asset_limit_pct=limits)
+    assert out.thermal_columns.tolist() == [0, 2, 3]
+    assert out.criteria.criterion.tolist() == [
+        "hot_spot", "loading", "loss_of_life", "hot_spot", "loading",
+    ]  # fmt: skip
+    for pos, a in enumerate(out.thermal_columns):
+        alone = thermal_response(loading[:, [a]] / 100, ambient, 1.0, PARAMS[kinds[a]])
+        assert np.allclose(out.thermal.hot_spot_c[:, pos], alone.hot_spot_c[:, 0])
+        one = evaluate_criterion(criteria[kinds[a]], thermal=alone)
+        assert out.criteria.need[a] == one.need[0]
+        assert out.criteria.value[a] == pytest.approx(one.value[0])
+    lines = [1, 4]
+    expected = need_flags(loading[:, lines], limits[lines], np.ones(2), 1.0)
+    assert np.array_equal(out.criteria.need[lines], expected)
+    assert np.array_equal(out.criteria.limit[lines], limits[lines])
+    with pytest.raises(ConfigError, match=r"no criterion for asset kind 'line'"):
+        thermal_needs(loading, ambient, 1.0, kinds, {k: criteria[k] for k in PARAMS})
+    with pytest.raises(ConfigError, match=r"needs thermal parameters"):
+        thermal_needs(loading, ambient, 1.0, kinds, {**criteria, "line": criteria["pole_mount"]})
+    only_lines = thermal_needs(
+        loading[:, lines], ambient, 1.0, ["line", "line"], criteria, asset_limit_pct=limits[lines]
+    )
+    assert only_lines.thermal is None and only_lines.thermal_columns.size == 0

@@ -59,6 +59,7 @@ __all__ = [
     "THERMAL_PARAMETER_NAMES",
     "CriterionResult",
     "ThermalCriterion",
+    "ThermalNeeds",
     "ThermalParameters",
     "ThermalResult",
     "aging_acceleration_factor",
@@ -66,6 +67,7 @@ __all__ = [
     "evaluate_criteria",
     "evaluate_criterion",
     "load_thermal_parameters",
+    "thermal_needs",
     "thermal_response",
     "ultimate_rises",
 ]
@@ -701,15 +703,22 @@ def evaluate_criteria(
     *,
     loading_pct: np.ndarray | None = None,
     thermal: ThermalResult | None = None,
+    thermal_columns: Sequence[int] | np.ndarray | None = None,
     step_h: float | None = None,
     asset_limit_pct: np.ndarray | None = None,
     unsolved_over: bool = False,
 ) -> CriterionResult:
     """Judge each asset by its own criterion (one per asset, e.g. by asset kind).
 
-    Same arguments as :func:`evaluate_criterion`, with ``criteria`` one per asset (column).
-    Assets sharing a criterion are judged together; a thermal criterion needs ``thermal``
-    to cover every column (give lines the ``"loading"`` criterion).
+    Same arguments as :func:`evaluate_criterion`, with ``criteria`` one per asset (column
+    of ``loading_pct``). Assets sharing a criterion are judged together.
+
+    Parameters
+    ----------
+    thermal_columns
+        The asset (column) of each column of ``thermal``; default: ``thermal`` covers every
+        asset in order. Every asset with a thermal criterion must be among them (give lines
+        the ``"loading"`` criterion).
 
     Returns
     -------
@@ -717,29 +726,142 @@ def evaluate_criteria(
         Flags, deciding quantity, limit and criterion name per asset.
     """
     n_asset = len(criteria)
-    need = np.zeros(n_asset, dtype=bool)
-    value = np.full(n_asset, np.nan)
-    limit = np.full(n_asset, np.nan)
-    name = np.empty(n_asset, dtype=object)
+    if thermal_columns is None:
+        thermal_columns = range(n_asset) if thermal is not None else ()
+    position = {int(a): k for k, a in enumerate(thermal_columns)}
+    out = CriterionResult(
+        need=np.zeros(n_asset, dtype=bool),
+        value=np.full(n_asset, np.nan),
+        limit=np.full(n_asset, np.nan),
+        criterion=np.empty(n_asset, dtype=object),
+    )
     groups: dict[ThermalCriterion, list[int]] = {}
     for a, c in enumerate(criteria):
         groups.setdefault(c, []).append(a)
     for c, cols in groups.items():
+        sub = None
+        if c.kind != "loading" and thermal is not None:
+            missing = [a for a in cols if a not in position]
+            if missing:
+                raise ConfigError(
+                    f"criterion {c.kind!r} on assets {missing} without a thermal result",
+                    field="thermal_columns",
+                )
+            sub = _columns(thermal, [position[a] for a in cols])
         res = evaluate_criterion(
             c,
             loading_pct=None if loading_pct is None else np.asarray(loading_pct)[:, cols],
-            thermal=None if thermal is None else _columns(thermal, cols),
+            thermal=sub,
             step_h=step_h,
             asset_limit_pct=None if asset_limit_pct is None else np.asarray(asset_limit_pct)[cols],
             unsolved_over=unsolved_over,
         )
-        need[cols], value[cols], limit[cols], name[cols] = (
-            res.need,
-            res.value,
-            res.limit,
-            res.criterion,
+        out.need[cols], out.value[cols] = res.need, res.value
+        out.limit[cols], out.criterion[cols] = res.limit, res.criterion
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class ThermalNeeds:
+    """Need flags of every asset and the thermal result of those with a thermal model.
+
+    Attributes
+    ----------
+    criteria
+        Flags, deciding quantity, limit and criterion name per asset (all assets).
+    thermal
+        Thermal result of the assets in ``thermal_columns`` (``None`` when there are none).
+    thermal_columns
+        Asset position of each column of ``thermal``, shape (n,).
+    """
+
+    criteria: CriterionResult
+    thermal: ThermalResult | None
+    thermal_columns: np.ndarray
+
+
+def thermal_needs(
+    loading_pct: np.ndarray,
+    ambient_c: np.ndarray | float,
+    step_h: float,
+    asset_kind: Sequence[str],
+    criteria: Mapping[str, ThermalCriterion],
+    *,
+    params: Mapping[str, ThermalParameters] | None = None,
+    asset_limit_pct: np.ndarray | None = None,
+    unsolved_over: bool = False,
+    warmup_h: float = 24.0,
+    year_weight_h: np.ndarray | None = None,
+) -> ThermalNeeds:
+    """Thermal model of the transformers and the need of every asset by its kind's criterion.
+
+    The one call a study makes per simulated period: every asset whose kind has thermal
+    parameters is modelled (:func:`thermal_response`, whatever its criterion, so its hot
+    spot and aging can be reported), and each asset is judged by the criterion of its kind.
+
+    Parameters
+    ----------
+    loading_pct
+        Asset loading [% of nameplate], (time, asset), NaN where not converged.
+    ambient_c
+        Ambient temperature [°C], (time,) or (time, asset), or a scalar.
+    step_h
+        Step length [h].
+    asset_kind
+        Kind of each asset: a kind of the parameter table (``"pole_mount"``,
+        ``"pad_mount"``) for a transformer with a thermal model, or any other name (e.g.
+        ``"line"``) for an asset judged by loading only.
+    criteria
+        The criterion of each kind named in ``asset_kind``.
+    params
+        Thermal parameters by kind; default the bundled table.
+    asset_limit_pct, unsolved_over
+        As in :func:`evaluate_criterion` (the ``"loading"`` criterion).
+    warmup_h, year_weight_h
+        As in :func:`thermal_response`.
+
+    Raises
+    ------
+    ConfigError
+        A kind without a criterion, or a thermal criterion on a kind without parameters.
+    """
+    table = load_thermal_parameters() if params is None else params
+    kinds = [str(k) for k in asset_kind]
+    for k in dict.fromkeys(kinds):
+        if k not in criteria:
+            raise ConfigError(
+                f"no criterion for asset kind {k!r}; criteria given for {sorted(criteria)}",
+                field="criteria",
+            )
+        if criteria[k].kind != "loading" and k not in table:
+            raise ConfigError(
+                f"criterion {criteria[k].kind!r} for asset kind {k!r} needs thermal "
+                f"parameters; kinds with parameters: {sorted(table)}",
+                field="criteria",
+            )
+    loading = np.asarray(loading_pct, dtype=float)
+    cols = np.array([a for a, k in enumerate(kinds) if k in table], dtype=int)
+    thermal = None
+    if cols.size:
+        ambient = np.asarray(ambient_c, dtype=float)
+        thermal = thermal_response(
+            loading[:, cols] / 100.0,
+            ambient[:, cols] if ambient.ndim == 2 else ambient,
+            step_h,
+            [table[kinds[a]] for a in cols],
+            warmup_h=warmup_h,
+            year_weight_h=year_weight_h,
         )
-    return CriterionResult(need, value, limit, name)
+    result = evaluate_criteria(
+        [criteria[k] for k in kinds],
+        loading_pct=loading,
+        thermal=thermal,
+        thermal_columns=cols,
+        step_h=step_h,
+        asset_limit_pct=asset_limit_pct,
+        unsolved_over=unsolved_over,
+    )
+    return ThermalNeeds(result, thermal, cols)
 
 
 def _columns(thermal: ThermalResult, cols: list[int]) -> ThermalResult:
