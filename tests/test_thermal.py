@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridplan.core.errors import ConfigError
 from gridplan.planning.needs import need_flags
@@ -388,3 +390,30 @@ def test_thermal_needs_models_the_transformers_and_judges_every_asset_by_its_kin
         loading[:, lines], ambient, 1.0, ["line", "line"], criteria, asset_limit_pct=limits[lines]
     )
     assert only_lines.thermal is None and only_lines.thermal_columns.size == 0
+
+
+def test_bad_ambient_is_a_config_error():
+    with pytest.raises(ConfigError, match="ambient_c"):
+        thermal_response(np.ones((5, 2)), np.ones(4), 1.0, POLE)
+    with pytest.raises(ConfigError, match="finite"):
+        thermal_response(np.ones((3, 1)), np.array([20.0, np.nan, 20.0]), 1.0, POLE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    base=st.lists(st.floats(0.0, 1.8), min_size=4, max_size=30),
+    extra=st.floats(0.0, 0.5),
+    ambient=st.floats(-20.0, 45.0),
+    step_h=st.sampled_from([0.25, 0.5, 1.0]),
+)
+def test_more_load_never_runs_cooler(base, extra, ambient, step_h):
+    load = np.array(base)[:, None]
+    low = thermal_response(load, ambient, step_h, POLE)
+    high = thermal_response(load + extra, ambient, step_h, POLE)
+    assert np.all(high.top_oil_c >= low.top_oil_c - 1e-9)
+    assert np.all(high.hot_spot_c >= low.hot_spot_c - 1e-9)
+    assert np.all(high.loss_of_life_h >= low.loss_of_life_h * (1 - 1e-12))
+    # temperatures stay between the ambient and the steady state at the period's peak load
+    top_max, hot_max = ultimate_rises(np.array([[load.max()]]), POLE)
+    assert np.all(low.top_oil_c >= ambient - 1e-9)
+    assert np.all(low.hot_spot_c <= ambient + top_max[0, 0] + hot_max[0, 0] + 1e-9)

@@ -358,6 +358,24 @@ def _fill_load(load_pu: np.ndarray) -> np.ndarray:
     return np.nan_to_num(filled, nan=0.0)
 
 
+def _ambient_like(ambient_c: np.ndarray | float, shape: tuple[int, ...]) -> np.ndarray:
+    """The ambient [°C] broadcast to the load's shape; (time,) applies to every asset."""
+    ambient = np.asarray(ambient_c, dtype=float)
+    if ambient.ndim == 1:
+        ambient = ambient.reshape((-1,) + (1,) * (len(shape) - 1))
+    try:
+        out = np.broadcast_to(ambient, shape)
+    except ValueError:
+        raise ConfigError(
+            f"ambient_c of shape {np.shape(ambient_c)} does not fit the load {shape}: "
+            "expected (time,), (time, asset) or a scalar [°C]",
+            field="ambient_c",
+        ) from None
+    if not np.all(np.isfinite(out)):
+        raise ConfigError("ambient_c must be finite temperatures [°C]", field="ambient_c")
+    return out
+
+
 def thermal_response(
     load_pu: np.ndarray,
     ambient_c: np.ndarray | float,
@@ -409,10 +427,7 @@ def thermal_response(
     if load.ndim == 1:
         load = load[:, None]
     n_time = len(load)
-    ambient = np.asarray(ambient_c, dtype=float)
-    if ambient.ndim == 1:
-        ambient = ambient.reshape((-1,) + (1,) * (load.ndim - 1))
-    ambient = np.broadcast_to(ambient, load.shape)
+    ambient = _ambient_like(ambient_c, load.shape)
     p = _param_arrays(params, load.shape[1:])
     top_u, hot_u = ultimate_rises(load, params)
     a_oil = np.exp(-step_h / p["oil_time_constant_h"])
