@@ -407,3 +407,23 @@ def test_bad_workers_is_a_clear_error(tmp_path):
     path.write_text(HORIZON, encoding="utf-8")
     with pytest.raises(ConfigError, match="workers"):
         run(path, workers=-1)
+
+
+def test_screening_is_used_where_it_pays_and_the_summary_says_why():
+    from gridplan.core.config import validate
+    from gridplan.study.config import StudyConfig
+    from gridplan.study.simulate import SCREENING_MAX_NODES, SCREENING_MIN_STEPS, use_screening
+
+    def config(screening: bool) -> StudyConfig:
+        return validate(
+            StudyConfig,
+            {"name": "s", "feeder": "lv-semiurban", "horizon": {"screening": screening}},
+        )
+
+    assert use_screening(config(True), 40, 35_136) == (True, "on")
+    on, why = use_screening(config(True), SCREENING_MAX_NODES + 1, 35_136)
+    assert not on and "non-slack nodes" in why
+    on, why = use_screening(config(True), 40, SCREENING_MIN_STEPS - 1)
+    assert not on and "steps" in why
+    on, why = use_screening(config(False), 40, 35_136)
+    assert not on and "horizon.screening = false" in why

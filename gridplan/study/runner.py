@@ -102,7 +102,8 @@ def run(
         summary,
         economics={str(case): CaseEconomics.from_row(row) for case, row in economics.iterrows()},
         screening={
-            "enabled": config.horizon.screening,
+            "enabled": ctx.screening,
+            "reason": ctx.screening_reason,
             **{k: int(v) for k, v in sorted(ctx.screen_stats.items())},
         },
         sensitivity=None if sensitivity is None else sensitivity.to_dict(orient="records"),

@@ -18,7 +18,7 @@ from gridplan.study.config import StudyConfig, case_strategies, period_slice
 from gridplan.study.horizon import HorizonResult, evaluate_units
 from gridplan.study.units import UnitContext
 
-__all__ = ["build_context", "calendar_file", "simulate_horizon"]
+__all__ = ["build_context", "calendar_file", "simulate_horizon", "use_screening"]
 
 
 def calendar_file(config: StudyConfig, feeder: Feeder) -> EventCalendar | None:
@@ -40,6 +40,31 @@ def calendar_file(config: StudyConfig, feeder: Feeder) -> EventCalendar | None:
     )
 
 
+#: Screening builds dense rows of ``Z`` (non-slack nodes squared) and bounds every step with
+#: them: above this many non-slack nodes solving every step is cheaper (EPRI ckt7, 1,255
+#: nodes, peak week: 24.5 s CPU solving every step, 32.8 s screened) [-].
+SCREENING_MAX_NODES = 1000
+#: Screening pays for its basis over long periods only (a peak week of mv-semiurban, 672
+#: steps: 37.6 s CPU solving every step, 39.4 s screened; a year of lv-semiurban, 35,136
+#: steps: 6.2 s and 5.2 s, benchmarks/results/study.md) [steps].
+SCREENING_MIN_STEPS = 1000
+
+
+def use_screening(config: StudyConfig, n_nonslack: int, n_steps: int) -> tuple[bool, str]:
+    """Whether the study screens its EV cases, and why (results are the same either way;
+    only the time differs, see :mod:`gridplan.powerflow.screening`)."""
+    if not config.horizon.screening:
+        return False, "off in the study file (horizon.screening = false)"
+    if n_nonslack > SCREENING_MAX_NODES:
+        return False, (
+            f"off: {n_nonslack} non-slack nodes > {SCREENING_MAX_NODES}, solving every step "
+            "is cheaper"
+        )
+    if n_steps < SCREENING_MIN_STEPS:
+        return False, f"off: {n_steps} steps < {SCREENING_MIN_STEPS}, solving every step is cheaper"
+    return True, "on"
+
+
 def build_context(config: StudyConfig, feeder: Feeder, file: Path | None = None) -> UnitContext:
     """The context every unit of the study shares: period, compiled network, cases, zones,
     rate and event calendar. Errors name ``file`` (the study file)."""
@@ -47,18 +72,22 @@ def build_context(config: StudyConfig, feeder: Feeder, file: Path | None = None)
     zones = read_zones(config.fleet.zones) if config.fleet.zones else None
     if zones is not None:
         zone_multipliers(feeder, zones, file=config.fleet.zones)  # fail before computing
+    compiled = compile_network(feeder.net)
+    time_index = feeder.time_index[steps]
+    screening, reason = use_screening(config, int(compiled.nonslack.size), len(time_index))
     return UnitContext(
         config,
         feeder,
         steps,
-        feeder.time_index[steps],
-        compile_network(feeder.net),
+        time_index,
+        compiled,
         case_strategies(config),
         downstream_buses(feeder),
         zones,
         rate=load_rate(config.dispatch.rate),
         calendar=calendar_file(config, feeder),
-        screening=config.horizon.screening,
+        screening=screening,
+        screening_reason=reason,
     )
 
 

@@ -194,6 +194,8 @@ class UnitContext:
     rate: TouRate | None = None
     calendar: EventCalendar | None = None
     screening: bool = True
+    #: why screening is on or off (see gridplan.study.simulate.use_screening)
+    screening_reason: str = "on"
     base_cache: dict[int, _Solved] = field(default_factory=dict)
     asset_base_cache: dict[int, np.ndarray] = field(default_factory=dict)
     #: steps per stage of the screening, summed over units (see gridplan.powerflow.screening)
