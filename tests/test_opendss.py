@@ -378,3 +378,22 @@ def test_customers_rule_needs_a_customer_count() -> None:
     )
     with pytest.raises(ConfigError, match="households.rule.*customer count|customer count"):
         build_feeder(spec)
+
+
+def test_downstream_table_equals_a_set_test_per_asset() -> None:
+    import numpy as np
+
+    from gridplan.grid.feeders import load_feeder
+    from gridplan.grid.topology import downstream_buses, downstream_of
+
+    feeder = load_feeder("epri-ckt7")
+    down = downstream_buses(feeder)
+    ids = list(feeder.assets.index)
+    rng = np.random.default_rng(7)
+    buses = rng.choice(feeder.net.bus.index.to_numpy(), size=500)
+    table = downstream_of(down, ids, buses)
+    expected = np.column_stack([np.isin(buses, down[str(a)]) for a in ids])
+    assert table.shape == (500, len(ids))
+    assert (table == expected).all()
+    assert table.any()
+    assert downstream_of(down, ids, np.array([], dtype=int)).shape == (0, len(ids))

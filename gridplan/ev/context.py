@@ -14,7 +14,7 @@ import pandas as pd
 from gridplan.core.errors import ConfigError
 from gridplan.ev.fleet import Fleet
 from gridplan.ev.nesting import AssetNesting
-from gridplan.grid.topology import downstream_buses
+from gridplan.grid.topology import downstream_buses, downstream_of
 
 if TYPE_CHECKING:
     from gridplan.grid.feeders import Feeder
@@ -164,7 +164,7 @@ class DispatchContext:
                     field="asset_base_kw",
                 )
         else:
-            load_in = np.column_stack([np.isin(load_bus, down[a]) for a in ids]).astype(float)
+            load_in = downstream_of(down, ids, load_bus).astype(float)
             base = base_load @ load_in
         if asset_base_kw is None and sgen_p_kw is not None and len(feeder.net.sgen):
             sgen_bus = feeder.net.sgen.bus.to_numpy()
@@ -174,13 +174,11 @@ class DispatchContext:
                     f"sgen_p_kw must have shape ({len(time_index)}, {sgen_bus.size})",
                     field="sgen_p_kw",
                 )
-            sgen_in = np.column_stack([np.isin(sgen_bus, down[a]) for a in ids]).astype(float)
+            sgen_in = downstream_of(down, ids, sgen_bus).astype(float)
             base = base - sgen @ sgen_in
         limit = assets.rating_kva.to_numpy(float) * assets.limit_pct.to_numpy(float) / 100.0
         ev_bus = np.asarray(fleet.bus)
-        ev_assets = np.column_stack([np.isin(ev_bus, down[a]) for a in ids]).reshape(
-            ev_bus.size, len(ids)
-        )
+        ev_assets = downstream_of(down, ids, ev_bus)
         # export group: smallest monitored transformer upstream, else the bus
         is_trafo = (assets.kind == "trafo").to_numpy()
         size = np.array([down[a].size for a in ids])

@@ -8,7 +8,7 @@ import numpy as np
 
 from gridplan.grid.feeders import Feeder
 
-__all__ = ["downstream_buses", "service_bus_positions"]
+__all__ = ["downstream_buses", "downstream_of", "service_bus_positions"]
 
 
 @lru_cache(maxsize=16)
@@ -63,3 +63,31 @@ def service_bus_positions(feeder: Feeder) -> np.ndarray:
     net = feeder.net
     buses = np.unique(net.load.bus[net.load.in_service].to_numpy())
     return np.flatnonzero(np.isin(net.bus.index.to_numpy(), buses))
+
+
+def downstream_of(
+    downstream: dict[str, np.ndarray], asset_ids: list[str] | np.ndarray, buses: np.ndarray
+) -> np.ndarray:
+    """Which of ``buses`` each asset feeds: ``out[i, k]`` is True when ``buses[i]`` is
+    downstream of ``asset_ids[k]`` (one table lookup instead of a set test per asset).
+
+    Parameters
+    ----------
+    downstream
+        :func:`downstream_buses`' result.
+    asset_ids
+        The assets, in the column order wanted.
+    buses
+        Bus indices (e.g. the bus of each load, sgen or EV), shape (n,).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n, asset)
+    """
+    buses = np.asarray(buses, dtype=np.int64).reshape(-1)
+    ids = [str(a) for a in asset_ids]
+    size = 1 + max([int(buses.max(initial=-1))] + [int(downstream[a].max(initial=-1)) for a in ids])
+    table = np.zeros((size, len(ids)), dtype=bool)
+    for k, asset in enumerate(ids):
+        table[downstream[asset], k] = True
+    return table[buses] if buses.size else np.zeros((0, len(ids)), dtype=bool)

@@ -21,7 +21,7 @@ from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, disp
 from gridplan.ev.events import ELRP, EventCalendar, TouRate, draw_event_calendar
 from gridplan.ev.fleet import Fleet, Zones, sample_fleet
 from gridplan.grid.feeders import Feeder
-from gridplan.grid.topology import service_bus_positions
+from gridplan.grid.topology import downstream_of, service_bus_positions
 from gridplan.planning.needs import (
     MonitoredAssets,
     asset_loading_pct,
@@ -527,14 +527,12 @@ class _Unit:
         downstream, shape (asset, 4)."""
         fleet = self.fleet
         usable = np.where(fleet.v2g_enrolled, fleet.target_kwh - fleet.reserve_kwh, 0.0)
-        per_asset = []
-        for asset_id in self.ctx.assets.asset_id:
-            below = np.isin(fleet.bus, self.ctx.downstream[str(asset_id)])
-            enrolled = below & fleet.v2g_enrolled
-            per_asset.append(
-                (below.sum(), enrolled.sum(), fleet.export_kw[enrolled].sum(), usable[below].sum())
-            )
-        return np.array(per_asset, dtype=float).reshape(len(self.ctx.assets), 4)
+        below = downstream_of(self.ctx.downstream, self.ctx.assets.asset_id, fleet.bus).T
+        enrolled = np.asarray(fleet.v2g_enrolled, dtype=float)
+        per_ev = np.column_stack(
+            [np.ones(fleet.n_ev), enrolled, fleet.export_kw * enrolled, usable]
+        ).reshape(fleet.n_ev, 4)
+        return below.astype(float) @ per_ev  # (asset, 4)
 
 
 def evaluate_unit(ctx: UnitContext, year: int, draw: int, *, keep_detail: bool) -> UnitResult:
