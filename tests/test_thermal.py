@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridplan.core.errors import ConfigError
+from gridplan.planning import thermal
 from gridplan.planning.needs import need_flags
 from gridplan.planning.thermal import (
     HOURS_PER_YEAR,
@@ -374,7 +375,7 @@ def test_thermal_needs_models_the_transformers_and_judges_every_asset_by_its_kin
     ]  # fmt: skip
     for pos, a in enumerate(out.thermal_columns):
         alone = thermal_response(loading[:, [a]] / 100, ambient, 1.0, PARAMS[kinds[a]])
-        assert np.allclose(out.thermal.hot_spot_c[:, pos], alone.hot_spot_c[:, 0])
+        assert out.thermal.peak_hot_spot_c[pos] == pytest.approx(alone.peak_hot_spot_c[0])
         one = evaluate_criterion(criteria[kinds[a]], thermal=alone)
         assert out.criteria.need[a] == one.need[0]
         assert out.criteria.value[a] == pytest.approx(one.value[0])
@@ -417,3 +418,25 @@ def test_more_load_never_runs_cooler(base, extra, ambient, step_h):
     top_max, hot_max = ultimate_rises(np.array([[load.max()]]), POLE)
     assert np.all(low.top_oil_c >= ambient - 1e-9)
     assert np.all(low.hot_spot_c <= ambient + top_max[0, 0] + hot_max[0, 0] + 1e-9)
+
+
+def test_summaries_only_and_column_chunks_give_the_same_numbers(monkeypatch):
+    rng = np.random.default_rng(13)
+    load = rng.uniform(0.1, 1.5, size=(60, 3, 4))  # (time, draw, asset)
+    ambient = rng.uniform(0, 40, size=60)
+    kinds = [POLE, PAD, _params(oil_time_constant_h=4.5), PAD]
+    whole = thermal_response(load, ambient, 0.5, kinds)
+    assert whole.hot_spot_c.shape == (60, 3, 4) and whole.peak_hot_spot_c.shape == (3, 4)
+    lean = thermal_response(load, ambient, 0.5, kinds, keep_series=False)
+    assert lean.top_oil_c is None and lean.hot_spot_c is None and lean.aging_factor is None
+    monkeypatch.setattr(thermal, "_CHUNK_ELEMENTS", 100)  # one column at a time
+    chunked = thermal_response(load, ambient, 0.5, kinds)
+    for res in (lean, chunked):
+        for name in ("equivalent_aging", "loss_of_life_h", "loss_of_life_h_per_year"):
+            assert np.allclose(getattr(res, name), getattr(whole, name))
+        assert np.allclose(res.peak_hot_spot_c, whole.peak_hot_spot_c)
+        assert np.allclose(res.peak_top_oil_c, whole.peak_top_oil_c)
+    assert np.allclose(chunked.hot_spot_c, whole.hot_spot_c)
+    for d in range(3):
+        one = thermal_response(load[:, d, :], ambient, 0.5, kinds)
+        assert np.allclose(one.hot_spot_c, whole.hot_spot_c[:, d, :])

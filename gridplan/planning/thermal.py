@@ -243,7 +243,8 @@ class ThermalResult:
     """Temperatures and insulation aging of transformers over a simulated period.
 
     Arrays are ``(time, asset)`` (or ``(time, ...)`` for other trailing shapes) and
-    ``(asset,)`` for the summaries.
+    ``(asset,)`` for the summaries. The three series are ``None`` when the model ran with
+    ``keep_series=False`` (summaries only, memory bounded by a few columns at a time).
 
     Attributes
     ----------
@@ -268,9 +269,9 @@ class ThermalResult:
         Step length [h].
     """
 
-    top_oil_c: np.ndarray
-    hot_spot_c: np.ndarray
-    aging_factor: np.ndarray
+    top_oil_c: np.ndarray | None
+    hot_spot_c: np.ndarray | None
+    aging_factor: np.ndarray | None
     equivalent_aging: np.ndarray
     loss_of_life_h: np.ndarray
     loss_of_life_h_per_year: np.ndarray
@@ -320,11 +321,16 @@ def ultimate_rises(
         Ultimate top-oil rise over ambient Δθ_TO,U and hot-spot rise over top oil Δθ_H,U
         [°C], each the shape of ``load_pu``.
     """
-    k = np.abs(np.asarray(load_pu, dtype=float))
-    p = _param_arrays(params, k.shape[1:] if k.ndim > 1 else k.shape)
+    k = np.asarray(load_pu, dtype=float)
+    return _ultimate(k, _param_arrays(params, k.shape[1:] if k.ndim > 1 else k.shape))
+
+
+def _ultimate(load_pu: np.ndarray, p: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ultimate_rises` on parameter arrays."""
+    k2 = np.square(load_pu)  # |K|²: a reverse flow heats like a forward one
     r = p["loss_ratio"]
-    top = p["top_oil_rise_c"] * ((k**2 * r + 1.0) / (r + 1.0)) ** p["oil_exponent"]
-    hot = p["hot_spot_rise_c"] * k ** (2.0 * p["winding_exponent"])
+    top = p["top_oil_rise_c"] * ((k2 * r + 1.0) / (r + 1.0)) ** p["oil_exponent"]
+    hot = p["hot_spot_rise_c"] * k2 ** p["winding_exponent"]
     return top, hot
 
 
@@ -385,6 +391,7 @@ def thermal_response(
     warmup_h: float = 24.0,
     year_weight_h: np.ndarray | None = None,
     aging_substep_h: float = 5.0 / 60.0,
+    keep_series: bool = True,
 ) -> ThermalResult:
     """Top-oil and hot-spot temperatures and insulation aging over a period.
 
@@ -414,6 +421,10 @@ def thermal_response(
         5 min, about the winding time constant): inside each step the temperatures follow
         the closed-form response, and F_AA is averaged over sub-step midpoints. The
         temperatures returned are those at the end of each step.
+    keep_series
+        Keep the temperature and F_AA series (time, asset); ``False`` keeps the
+        summaries only (what the planning criteria need), with memory bounded by a chunk
+        of columns.
 
     Returns
     -------
@@ -426,70 +437,188 @@ def thermal_response(
     load = _fill_load(np.asarray(load_pu, dtype=float))
     if load.ndim == 1:
         load = load[:, None]
-    n_time = len(load)
-    ambient = _ambient_like(ambient_c, load.shape)
-    p = _param_arrays(params, load.shape[1:])
-    top_u, hot_u = ultimate_rises(load, params)
-    a_oil = np.exp(-step_h / p["oil_time_constant_h"])
-    a_wdg = np.exp(-step_h / p["winding_time_constant_h"])
-    top0 = top_u[0] if n_time else np.zeros(load.shape[1:])
-    hot0 = hot_u[0] if n_time else np.zeros(load.shape[1:])
-    n_warm = min(round(max(warmup_h, 0.0) / step_h), n_time)
-    if n_warm:
-        top0 = _first_order(top_u[:n_warm], a_oil, top0)[-1]
-        hot0 = _first_order(hot_u[:n_warm], a_wdg, hot0)[-1]
-    top_rise = _first_order(top_u, a_oil, top0)
-    hot_rise = _first_order(hot_u, a_wdg, hot0)
-    top_oil = ambient + top_rise
-    hot_spot = top_oil + hot_rise
-    within = _WithinStep(
-        top_u=top_u,
-        hot_u=hot_u,
-        top_prev=np.concatenate([top0[None], top_rise[:-1]]) if n_time else top_rise,
-        hot_prev=np.concatenate([hot0[None], hot_rise[:-1]]) if n_time else hot_rise,
-        tau_oil_h=p["oil_time_constant_h"],
-        tau_wdg_h=p["winding_time_constant_h"],
-    )
-    faa, peak = within.aging_and_peak(ambient, step_h, aging_substep_h)
-    return _summarise(top_oil, hot_spot, faa, np.maximum(peak, hot_spot), step_h, year_weight_h)
+    shape = load.shape
+    n_time = shape[0]
+    n_col = math.prod(shape[1:])
+    load2 = load.reshape(n_time, n_col)
+    ambient2 = _ambient_like(ambient_c, shape).reshape(n_time, n_col)
+    p = {
+        n: np.broadcast_to(v, shape[1:]).reshape(-1)
+        for n, v in _param_arrays(params, shape[1:]).items()
+    }
+    weight = _year_weights(year_weight_h, n_time)
+    steps = _Steps(step_h, min(round(max(warmup_h, 0.0) / step_h), n_time), aging_substep_h)
+    out = _Columns.empty(n_time, n_col, keep_series)
+    width = max(1, _CHUNK_ELEMENTS // max(n_time, 1))
+    for first in range(0, n_col if n_time else 0, width):
+        cols = slice(first, first + width)
+        _simulate_columns(
+            load2[:, cols],
+            ambient2[:, cols],
+            {n: v[cols] for n, v in p.items()},
+            steps,
+            weight,
+            out.part(cols),
+        )
+    return out.result(shape, step_h, float(weight.sum()))
+
+
+def _year_weights(year_weight_h: np.ndarray | None, n_time: int) -> np.ndarray:
+    """Hours of a year each step stands for, checked; default the year spread evenly."""
+    if year_weight_h is None:
+        return np.full(n_time, HOURS_PER_YEAR / n_time) if n_time else np.zeros(0)
+    weight = np.asarray(year_weight_h, dtype=float)
+    if weight.shape != (n_time,) or not np.all(np.isfinite(weight) & (weight >= 0)):
+        raise ConfigError(
+            f"year_weight_h must be {n_time} finite hours >= 0, one per step",
+            field="year_weight_h",
+        )
+    return weight
+
+
+#: Columns simulated together: about 2 MiB per (time, column) work array.
+_CHUNK_ELEMENTS = 2**18
+
+
+@dataclass(frozen=True)
+class _Steps:
+    step_h: float
+    n_warm: int
+    substep_h: float
 
 
 @dataclass(frozen=True, eq=False)
-class _WithinStep:
-    """The closed-form response inside each step: ``Δθ(s) = U + (Δθ_prev − U)·exp(−s/τ)``
-    for ``0 < s <= Δt``, arrays (time, asset)."""
+class _Columns:
+    """What the simulation of each chunk of columns writes: the series (time, column),
+    or ``None`` when not kept, and the summaries per column."""
 
-    top_u: np.ndarray
-    hot_u: np.ndarray
-    top_prev: np.ndarray
-    hot_prev: np.ndarray
-    tau_oil_h: np.ndarray
-    tau_wdg_h: np.ndarray
+    top_oil_c: np.ndarray | None
+    hot_spot_c: np.ndarray | None
+    aging_factor: np.ndarray | None
+    faa_sum: np.ndarray  # Σ F_AA over steps [-]
+    faa_weighted: np.ndarray  # Σ F_AA · year weight [h]
+    peak_hot_spot_c: np.ndarray
+    peak_top_oil_c: np.ndarray
 
-    def aging_and_peak(
-        self, ambient: np.ndarray, step_h: float, substep_h: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean F_AA over each step (midpoint rule on ``ceil(Δt / substep_h)`` sub-steps)
-        and the highest hot spot at those midpoints [°C]."""
-        n_sub = max(1, math.ceil(step_h / substep_h - 1e-9))
-        ultimate = ambient + self.top_u + self.hot_u
-        d_top = self.top_prev - self.top_u
-        d_hot = self.hot_prev - self.hot_u
-        faa = np.zeros(ultimate.shape)
-        peak = np.full(ultimate.shape, -np.inf)
-        theta = np.empty(ultimate.shape)
-        work = np.empty(ultimate.shape)
-        for j in range(n_sub):
-            s_h = (j + 0.5) * step_h / n_sub
-            np.multiply(d_top, np.exp(-s_h / self.tau_oil_h), out=theta)
-            np.multiply(d_hot, np.exp(-s_h / self.tau_wdg_h), out=work)
-            theta += work
-            theta += ultimate  # hot spot s_h into every step [°C]
-            np.maximum(peak, theta, out=peak)
-            _aging_factor_into(theta, work)
-            faa += work
-        faa /= n_sub
-        return faa, peak
+    @classmethod
+    def empty(cls, n_time: int, n_col: int, keep_series: bool) -> _Columns:
+        def series() -> np.ndarray | None:
+            return np.empty((n_time, n_col)) if keep_series else None
+
+        def nan() -> np.ndarray:
+            return np.full(n_col, np.nan)
+
+        return cls(series(), series(), series(), np.zeros(n_col), np.zeros(n_col), nan(), nan())
+
+    def part(self, cols: slice) -> _Columns:
+        """The same arrays for some columns (views: writing to them fills ``self``)."""
+
+        def sub(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[..., cols]
+
+        return _Columns(
+            sub(self.top_oil_c),
+            sub(self.hot_spot_c),
+            sub(self.aging_factor),
+            self.faa_sum[cols],
+            self.faa_weighted[cols],
+            self.peak_hot_spot_c[cols],
+            self.peak_top_oil_c[cols],
+        )
+
+    def result(self, shape: tuple[int, ...], step_h: float, weight_sum: float) -> ThermalResult:
+        """The :class:`ThermalResult`, arrays back in the input's shape."""
+        trailing = shape[1:]
+
+        def series(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a.reshape(shape)
+
+        per_year = self.faa_weighted.reshape(trailing)
+        equivalent = per_year / weight_sum if weight_sum > 0 else np.full(trailing, np.nan)
+        return ThermalResult(
+            top_oil_c=series(self.top_oil_c),
+            hot_spot_c=series(self.hot_spot_c),
+            aging_factor=series(self.aging_factor),
+            equivalent_aging=equivalent,
+            loss_of_life_h=self.faa_sum.reshape(trailing) * step_h,
+            loss_of_life_h_per_year=per_year,
+            peak_hot_spot_c=self.peak_hot_spot_c.reshape(trailing),
+            peak_top_oil_c=self.peak_top_oil_c.reshape(trailing),
+            step_h=step_h,
+        )
+
+
+def _simulate_columns(
+    load: np.ndarray,
+    ambient: np.ndarray,
+    p: Mapping[str, np.ndarray],
+    steps: _Steps,
+    weight: np.ndarray,
+    out: _Columns,
+) -> None:
+    """Temperatures, F_AA and their summaries of some columns, into ``out``."""
+    top_u, hot_u = _ultimate(load, p)
+    tau_oil, tau_wdg = p["oil_time_constant_h"], p["winding_time_constant_h"]
+    a_oil, a_wdg = np.exp(-steps.step_h / tau_oil), np.exp(-steps.step_h / tau_wdg)
+    top0, hot0 = top_u[0], hot_u[0]
+    if steps.n_warm:
+        top0 = _first_order(top_u[: steps.n_warm], a_oil, top0)[-1]
+        hot0 = _first_order(hot_u[: steps.n_warm], a_wdg, hot0)[-1]
+    top_rise = _first_order(top_u, a_oil, top0)
+    hot_rise = _first_order(hot_u, a_wdg, hot0)
+    top_oil = np.add(ambient, top_rise, out=out.top_oil_c)
+    hot_spot = np.add(top_oil, hot_rise, out=out.hot_spot_c)
+    out.peak_top_oil_c[:] = top_oil.max(axis=0)
+    end_peak = hot_spot.max(axis=0)
+    del top_oil, hot_spot
+    # inside step t the rise starts from the end of step t − 1: d = start − ultimate
+    d_top, d_hot = top_rise, hot_rise  # reused in place
+    d_top[1:] = top_rise[:-1] - top_u[1:]
+    d_top[0] = top0 - top_u[0]
+    d_hot[1:] = hot_rise[:-1] - hot_u[1:]
+    d_hot[0] = hot0 - hot_u[0]
+    ultimate = top_u
+    ultimate += hot_u
+    ultimate += ambient
+    del hot_u
+    faa = out.aging_factor if out.aging_factor is not None else np.empty(load.shape)
+    peak = _aging_within_steps(ultimate, d_top, d_hot, (tau_oil, tau_wdg), steps, faa)
+    out.peak_hot_spot_c[:] = np.maximum(peak, end_peak)
+    out.faa_sum[:] = faa.sum(axis=0)
+    out.faa_weighted[:] = weight @ faa
+
+
+def _aging_within_steps(
+    ultimate: np.ndarray,
+    d_top: np.ndarray,
+    d_hot: np.ndarray,
+    taus: tuple[np.ndarray, np.ndarray],
+    steps: _Steps,
+    faa: np.ndarray,
+) -> np.ndarray:
+    """Mean F_AA over each step into ``faa``; the highest hot spot at the sub-step
+    midpoints per column [°C].
+
+    Inside a step the hot spot is ``θ(s) = ultimate + d_top·exp(−s/τ_TO) +
+    d_hot·exp(−s/τ_w)`` (the closed-form Clause 7 response, load held); F_AA is averaged
+    over the midpoints of ``ceil(Δt / substep)`` sub-steps.
+    """
+    n_sub = max(1, math.ceil(steps.step_h / steps.substep_h - 1e-9))
+    faa[:] = 0.0
+    peak = np.full(ultimate.shape[1], -np.inf)
+    theta = np.empty(ultimate.shape)
+    work = np.empty(ultimate.shape)
+    for j in range(n_sub):
+        s_h = (j + 0.5) * steps.step_h / n_sub
+        np.multiply(d_top, np.exp(-s_h / taus[0]), out=theta)
+        np.multiply(d_hot, np.exp(-s_h / taus[1]), out=work)
+        theta += work
+        theta += ultimate  # hot spot s_h into every step [°C]
+        np.maximum(peak, theta.max(axis=0), out=peak)
+        _aging_factor_into(theta, work)
+        faa += work
+    faa /= n_sub
+    return peak
 
 
 def _aging_factor_into(hot_spot_c: np.ndarray, out: np.ndarray) -> None:
@@ -513,45 +642,6 @@ def aging_acceleration_factor(hot_spot_c: np.ndarray | float) -> np.ndarray:
     """
     theta = np.asarray(hot_spot_c, dtype=float)
     return np.exp(AGING_B_K / (AGING_REFERENCE_HOT_SPOT_C + 273.0) - AGING_B_K / (theta + 273.0))
-
-
-def _summarise(
-    top_oil: np.ndarray,
-    hot_spot: np.ndarray,
-    faa: np.ndarray,
-    peak_hot_spot: np.ndarray,
-    step_h: float,
-    year_weight_h: np.ndarray | None,
-) -> ThermalResult:
-    """The result with its aging summaries (F_EQA, loss of life per period and year)."""
-    n_time = len(hot_spot)
-    if year_weight_h is None:
-        weight = np.full(n_time, HOURS_PER_YEAR / n_time) if n_time else np.zeros(0)
-    else:
-        weight = np.asarray(year_weight_h, dtype=float)
-        if weight.shape != (n_time,) or not np.all(np.isfinite(weight) & (weight >= 0)):
-            raise ConfigError(
-                f"year_weight_h must be {n_time} finite hours >= 0, one per step",
-                field="year_weight_h",
-            )
-    trailing = hot_spot.shape[1:]
-    if not n_time or weight.sum() <= 0:
-        zero = np.zeros(trailing)
-        nan = np.full(trailing, np.nan)
-        return ThermalResult(top_oil, hot_spot, faa, nan, zero, zero, nan, nan, step_h)
-    w = weight.reshape((-1,) + (1,) * len(trailing))
-    per_year = (faa * w).sum(axis=0)
-    return ThermalResult(
-        top_oil_c=top_oil,
-        hot_spot_c=hot_spot,
-        aging_factor=faa,
-        equivalent_aging=per_year / weight.sum(),
-        loss_of_life_h=faa.sum(axis=0) * step_h,
-        loss_of_life_h_per_year=per_year,
-        peak_hot_spot_c=peak_hot_spot.max(axis=0),
-        peak_top_oil_c=top_oil.max(axis=0),
-        step_h=step_h,
-    )
 
 
 # --------------------------------------------------------------------------- criteria
@@ -807,6 +897,7 @@ def thermal_needs(
     unsolved_over: bool = False,
     warmup_h: float = 24.0,
     year_weight_h: np.ndarray | None = None,
+    keep_series: bool = False,
 ) -> ThermalNeeds:
     """Thermal model of the transformers and the need of every asset by its kind's criterion.
 
@@ -834,6 +925,9 @@ def thermal_needs(
         As in :func:`evaluate_criterion` (the ``"loading"`` criterion).
     warmup_h, year_weight_h
         As in :func:`thermal_response`.
+    keep_series
+        Keep the temperature series in ``thermal`` (default: summaries only, which is all
+        the criteria need, in bounded memory).
 
     Raises
     ------
@@ -866,6 +960,7 @@ def thermal_needs(
             [table[kinds[a]] for a in cols],
             warmup_h=warmup_h,
             year_weight_h=year_weight_h,
+            keep_series=keep_series,
         )
     result = evaluate_criteria(
         [criteria[k] for k in kinds],
@@ -882,10 +977,14 @@ def thermal_needs(
 def _columns(thermal: ThermalResult, cols: list[int]) -> ThermalResult:
     """The thermal result of some assets (last axis)."""
     t = thermal
+
+    def sub(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[..., cols]
+
     return ThermalResult(
-        top_oil_c=t.top_oil_c[..., cols],
-        hot_spot_c=t.hot_spot_c[..., cols],
-        aging_factor=t.aging_factor[..., cols],
+        top_oil_c=sub(t.top_oil_c),
+        hot_spot_c=sub(t.hot_spot_c),
+        aging_factor=sub(t.aging_factor),
         equivalent_aging=t.equivalent_aging[..., cols],
         loss_of_life_h=t.loss_of_life_h[..., cols],
         loss_of_life_h_per_year=t.loss_of_life_h_per_year[..., cols],
