@@ -143,7 +143,8 @@ class ThermalParameters:
     def __post_init__(self) -> None:
         for name in THERMAL_PARAMETER_NAMES:
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            number = isinstance(value, int | float | np.integer | np.floating)
+            if not (number and not isinstance(value, bool) and math.isfinite(value) and value > 0):
                 raise ConfigError(
                     f"thermal parameters {self.kind!r}: {name} must be a finite number > 0, "
                     f"got {value!r}",
