@@ -23,13 +23,15 @@ Everything is vectorized over EVs and days; every draw goes through one
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -631,6 +633,19 @@ class Fleet:
         """Count of EVs at each load, shape (load,)."""
         return np.bincount(self.load_pos, minlength=n_loads)
 
+    def take(self, keep: np.ndarray) -> Fleet:
+        """The fleet of the EVs where ``keep`` (bool, shape (ev,)) is True, in order."""
+        keep = np.asarray(keep, dtype=bool)
+        per_ev: dict[str, Any] = {}
+        per_day: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray) and value.ndim == 1 and value.size == keep.size:
+                per_ev[f.name] = value[keep]
+            elif isinstance(value, np.ndarray) and value.ndim == 2:
+                per_day[f.name] = value[:, keep]
+        return dataclasses.replace(self, **per_ev, **per_day)
+
 
 def _draw_choice(
     gen: np.random.Generator, names: list[str], shares: np.ndarray, n: int
@@ -648,6 +663,7 @@ def sample_fleet(
     rng: RNGLike = None,
     *,
     zones: Zones | None = None,
+    horizon: Sequence[int] | None = None,
 ) -> Fleet:
     """Draw an EV fleet for ``feeder`` in planning ``year``.
 
@@ -664,6 +680,13 @@ def sample_fleet(
     zones
         Adoption zones already read (:func:`read_zones`); default: read ``scenario.zones``
         if given.
+    horizon
+        The planning years of one *trajectory* (a future followed through the horizon),
+        ``year`` among them. With the same ``rng`` seed, the fleets of these years are
+        nested: an EV of year t is in every later year whose adoption is at least year t's,
+        at the same home with the same vehicle, charger, V2G capability and enrollment and
+        the same daily schedule (adopters stay adopters, a replaced vehicle is the same
+        model, enrollment persists). ``None``: a fleet of ``year`` alone.
 
     Returns
     -------
@@ -672,22 +695,84 @@ def sample_fleet(
     Notes
     -----
     Draw order (fixed, so a seed means the same fleet everywhere): counts per load,
-    V2G capability, vehicle model, enrollment, charger, then per (day, EV) arrival,
-    departure and miles.
+    (with ``horizon``: one uniform number per EV), V2G capability, vehicle model,
+    enrollment, charger, then per (day, EV) arrival, departure and miles.
+
+    With ``horizon``, the EVs of the trajectory's highest adoption rate ``r_max`` are drawn
+    (Poisson counts per load), each with a uniform number ``u``; year t keeps the EVs with
+    ``u · r_max < r_t``. Thinning a Poisson count keeps it Poisson, so each year's fleet has
+    the same distribution as one drawn for that year alone.
     """
     gen = as_generator(rng)
-    rate = scenario.adoption_spec().evs_per_household(year)
+    adoption = scenario.adoption_spec()
+    rate = adoption.evs_per_household(year)
+    years = [int(year)] if horizon is None else [int(y) for y in horizon]
+    if int(year) not in years:
+        raise ValueError(f"year {year} is not in the trajectory's horizon {years}")
+    top_rate, top_year = max((adoption.evs_per_household(y), y) for y in years)
     households = np.asarray(feeder.households, dtype=float)
-    multiplier = _adoption_multipliers(feeder, scenario, zones, rate, year)
-    counts = gen.poisson(rate * multiplier * households)
+    multiplier = _adoption_multipliers(feeder, scenario, zones, top_rate, top_year)
+    counts = gen.poisson(top_rate * multiplier * households)
     load_pos = np.repeat(np.arange(households.size), counts)
     n_ev = load_pos.size
+    keep = None if horizon is None else gen.random(n_ev) * top_rate < rate
     bus = feeder.load_bus[load_pos] if n_ev else np.zeros(0, dtype=int)
 
     vehicles, chargers = scenario.catalogs()
     vehicle, capable = _draw_vehicles(gen, scenario, vehicles, n_ev)
     enrolled = capable & (gen.random(n_ev) < scenario.v2g_enrolled_share)
 
+    charger, battery, efficiency, charger_kw, export = _ev_equipment(
+        gen, scenario, vehicles, chargers, vehicle, enrolled
+    )
+
+    days, arrival, departure, miles = _draw_sessions(gen, scenario, feeder.time_index, n_ev)
+    trip = miles * efficiency
+    usable = (scenario.target_soc - scenario.reserve_soc) * battery
+    trip_capped = np.minimum(trip, usable)
+    rechargeable = (departure - arrival) * charger_kw * scenario.charge_efficiency
+    fleet = Fleet(
+        year=int(year),
+        evs_per_household=rate,
+        load_pos=load_pos,
+        bus=np.asarray(bus),
+        vehicle=vehicle,
+        charger=charger,
+        battery_kwh=battery,
+        charger_kw=charger_kw,
+        export_kw=export,
+        v2g_capable=capable,
+        v2g_enrolled=enrolled,
+        reserve_kwh=scenario.reserve_soc * battery,
+        target_kwh=scenario.target_soc * battery,
+        charge_efficiency=scenario.charge_efficiency,
+        discharge_efficiency=scenario.discharge_efficiency,
+        transformer_export_limit_kw=(
+            np.inf
+            if scenario.transformer_export_limit_kw is None
+            else scenario.transformer_export_limit_kw
+        ),
+        days=days,
+        arrival_h=arrival,
+        departure_h=departure,
+        trip_kwh=trip_capped,
+        trip_shortfall_kwh=trip - trip_capped,
+        dwell_shortfall_kwh=np.maximum(trip_capped - rechargeable, 0.0),
+    )
+    return fleet if keep is None else fleet.take(keep)
+
+
+def _ev_equipment(
+    gen: np.random.Generator,
+    scenario: FleetScenario,
+    vehicles: pd.DataFrame,
+    chargers: pd.DataFrame,
+    vehicle: np.ndarray,
+    enrolled: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Charger (bidirectional for enrolled EVs), battery [kWh], efficiency [kWh/mi],
+    charging limit [kW] and export limit [kW, 0 unless enrolled] of each EV."""
+    n_ev = int(vehicle.size)
     ch_names = list(scenario.charger_mix)
     ch_shares = np.array([scenario.charger_mix[c] for c in ch_names])
     charger = np.array(ch_names, dtype=object)[_draw_choice(gen, ch_names, ch_shares, n_ev)]
@@ -716,40 +801,7 @@ def sample_fleet(
         np.minimum(spec.v2g_export_kw.to_numpy(float), ch_spec.export_kw.to_numpy(float)),
     )
     export = np.where(enrolled, export, 0.0)
-
-    days, arrival, departure, miles = _draw_sessions(gen, scenario, feeder.time_index, n_ev)
-    trip = miles * efficiency
-    usable = (scenario.target_soc - scenario.reserve_soc) * battery
-    trip_capped = np.minimum(trip, usable)
-    rechargeable = (departure - arrival) * charger_kw * scenario.charge_efficiency
-    return Fleet(
-        year=int(year),
-        evs_per_household=rate,
-        load_pos=load_pos,
-        bus=np.asarray(bus),
-        vehicle=vehicle,
-        charger=charger,
-        battery_kwh=battery,
-        charger_kw=charger_kw,
-        export_kw=export,
-        v2g_capable=capable,
-        v2g_enrolled=enrolled,
-        reserve_kwh=scenario.reserve_soc * battery,
-        target_kwh=scenario.target_soc * battery,
-        charge_efficiency=scenario.charge_efficiency,
-        discharge_efficiency=scenario.discharge_efficiency,
-        transformer_export_limit_kw=(
-            np.inf
-            if scenario.transformer_export_limit_kw is None
-            else scenario.transformer_export_limit_kw
-        ),
-        days=days,
-        arrival_h=arrival,
-        departure_h=departure,
-        trip_kwh=trip_capped,
-        trip_shortfall_kwh=trip - trip_capped,
-        dwell_shortfall_kwh=np.maximum(trip_capped - rechargeable, 0.0),
-    )
+    return charger, battery, efficiency, charger_kw, export
 
 
 def _adoption_multipliers(

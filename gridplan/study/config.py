@@ -164,6 +164,14 @@ class HorizonSpec(StrictModel):
     every figure of the study (peak loading, hours and energy over the limit, need and its
     size, extreme voltages, hours outside the band) is the same as solving every step.
     The detail draw's time series are always solved in full.
+
+    ``draws_as`` (default ``"trajectories"``): draw d is one future followed through the
+    horizon, seeded once: adopters stay adopters (year t+1's fleet contains year t's, same
+    homes, vehicles and schedules), enrollment persists, and growth compounds on the same
+    base (:func:`gridplan.ev.fleet.sample_fleet` with ``horizon``). The year of need is the
+    first year of need along each trajectory and its P50/P90 are taken over trajectories.
+    ``"independent"`` draws every (year, draw) fleet on its own (gridplan before 0.3): a
+    draw then has no path through the horizon and the first year of need is biased early.
     """
 
     start: int | None = Field(default=None, ge=2000, le=2100)
@@ -171,6 +179,7 @@ class HorizonSpec(StrictModel):
     draws: int = Field(default=1, ge=1, le=10_000)
     confidence: float = Field(default=0.9, gt=0, lt=1)
     screening: bool = True
+    draws_as: Literal["trajectories", "independent"] = "trajectories"
 
     @model_validator(mode="after")
     def _order(self) -> HorizonSpec:
@@ -314,6 +323,11 @@ class StudyConfig(StrictModel):
         start = self.horizon.start if self.horizon.start is not None else self.year
         end = self.horizon.end if self.horizon.end is not None else max(start, self.year)
         return list(range(start, end + 1))
+
+    def trajectory_years(self) -> list[int]:
+        """The years a trajectory's fleet is followed through: the horizon and the detail
+        year."""
+        return sorted({*self.years(), int(self.year)})
 
 
 def load_study_config(path: str | Path) -> StudyConfig:

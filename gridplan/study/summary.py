@@ -80,14 +80,16 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class HorizonInfo:
-    """The planning horizon: years [year], draws, deferral confidence [-] and the base-load
-    factor of each year relative to the profiles [-]."""
+    """The planning horizon: years [year], draws, deferral confidence [-], the base-load
+    factor of each year relative to the profiles [-], and what a draw is (``trajectories``:
+    one future followed through the horizon; ``independent``: a fleet per year)."""
 
     start: int
     end: int
     draws: int
     confidence: float
     load_factor: dict[str, float | None]
+    draws_as: str = "trajectories"
 
 
 @dataclass(frozen=True)
@@ -491,6 +493,7 @@ def build_summary(
             draws=int(h.need.shape[1]),
             confidence=config.horizon.confidence,
             load_factor={str(int(y)): num(f) for y, f in zip(h.years, h.load_factor, strict=True)},
+            draws_as=config.horizon.draws_as,
         ),
         cases={case: (h.strategies[case] or "no EVs") for case in h.cases},
         period=PeriodInfo(

@@ -302,7 +302,17 @@ class _Unit:
         self.inputs = _year_inputs(ctx, year)
         config = ctx.config
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, year, draw]))
-        self.fleet = sample_fleet(ctx.feeder, config.fleet, year, rng, zones=ctx.zones)
+        if config.horizon.draws_as == "trajectories":  # one fleet path per draw, nested
+            self.fleet = sample_fleet(
+                ctx.feeder,
+                config.fleet,
+                year,
+                np.random.default_rng(np.random.SeedSequence([config.seed, draw])),
+                zones=ctx.zones,
+                horizon=config.trajectory_years(),
+            )
+        else:
+            self.fleet = sample_fleet(ctx.feeder, config.fleet, year, rng, zones=ctx.zones)
         self.events = event_calendar(ctx, rng)
         self.dispatch_context: DispatchContext | None = None
         self.dispatched: dict[str, DispatchResult] = {}
