@@ -714,7 +714,14 @@ def _intro_text(result: StudyResult) -> str:
     cases = "; ".join(f"{c} = {s.cases[c]}" for c in h.cases)
     return (
         f"Planning year {cfg.year}, horizon {s.horizon.start}–{s.horizon.end}, "
-        f"{s.horizon.draws} Monte Carlo draw(s) per year, seed {cfg.seed}. Generated "
+        f"{s.horizon.draws} Monte Carlo draw(s), "
+        + (
+            "each one future followed through the horizon (adopters stay adopters, "
+            "enrollment persists; years of need are first years along each future), "
+            if s.horizon.draws_as == "trajectories"
+            else "each year drawn independently, "
+        )
+        + f"seed {cfg.seed}. Generated "
         f"{date.today().isoformat()} by gridplan {s.gridplan_version}. Cases: {cases}."
     )
 
