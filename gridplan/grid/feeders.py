@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError
 from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError
 from gridplan.core.io import require_file
-from gridplan.grid import builders, network_sources
+from gridplan.grid import builders, california, network_sources
 from gridplan.grid.catalog import load_upgrade_catalog
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class NetworkSpec(StrictModel):
 class ProfileSpec(StrictModel):
     """Where the base-load and PV profiles come from."""
 
-    source: Literal["simbench", "builder", "csv", "parquet", "opendss"] = "simbench"
+    source: Literal["simbench", "builder", "csv", "parquet", "opendss", "doe_tmy3"] = "simbench"
     path: str | None = None  # load profiles [kW], one column per load (name or index)
     time_column: str = "time"
     pv_path: str | None = None  # sgen profiles [kW], one column per sgen
@@ -154,6 +154,8 @@ class ProfileSpec(StrictModel):
     loadshape_classes: dict[str, Literal["residential", "commercial", "primary"]] = Field(
         default_factory=dict, max_length=10_000
     )
+    #: source "doe_tmy3": California load shapes per class and rooftop PV, on any network
+    doe_tmy3: california.DoeTmy3Spec = Field(default_factory=california.DoeTmy3Spec)
 
     @model_validator(mode="after")
     def _needs_path(self) -> ProfileSpec:
@@ -493,9 +495,12 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
 
         check_net(net, file=path)
 
+    doe = None
+    if spec.profiles.source == "doe_tmy3":  # adds its rooftop PV to the net
+        doe = california.feeder_profiles(spec.profiles, net, dss_conv, built, path)
     assets = _assets(spec, net, path)
     upgrades = _upgrades(spec, net, assets, path)
-    time_index, load_p, load_q, sgen_p = _profiles(spec, net, built, base_dir, path, dss_conv)
+    time_index, load_p, load_q, sgen_p = _profiles(spec, net, built, base_dir, path, dss_conv, doe)
     households = _households(spec, net, built, load_p, time_index, path)
     bus_geo, line_geo = _geodata(net)
     return Feeder(
@@ -614,8 +619,11 @@ def _profiles(
     base_dir: Path,
     path: Path | None,
     dss_conv: Any = None,
+    doe: california.DoeProfiles | None = None,
 ) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
     prof = spec.profiles
+    if doe is not None:  # source "doe_tmy3" (gridplan.grid.california)
+        return doe.time_index, doe.load_p_kw, doe.load_q_kvar, doe.sgen_p_kw
     n_sgen = len(net.sgen)
     tan_phi = float(np.tan(np.arccos(prof.power_factor)))
     if prof.source == "opendss":
