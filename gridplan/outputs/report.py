@@ -39,6 +39,7 @@ from gridplan.outputs.figures import (
     range_text,
     write_batch_figures,
 )
+from gridplan.study.criteria import criteria_description
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -480,12 +481,14 @@ def _criteria_rows(result: StudyResult) -> list[list[str]]:
     crit = result.config.criteria
     val = result.config.valuation
     mcos = "National Grid / Niagara Mohawk 2025 marginal cost of service study (NY PSC)"
+    thermal = crit.trafo_criterion != "loading"
     return [
         [
-            "Loading criterion",
-            f"over the asset's planning limit for more than {crit.allowed_hours_trafo:g} h "
-            f"(transformers) / {crit.allowed_hours_line:g} h (lines) of the period",
-            _source(crit, "allowed_hours_trafo", "default: no hour over the limit"),
+            "Need criterion (what decides a need)",
+            criteria_description(crit),
+            _source(crit, "trafo_criterion", "default: no hour over the nameplate limit")
+            if not thermal
+            else "IEEE C57.91-2011 Clause 7; parameters: gridplan/data/thermal_parameters.csv",
         ],
         [
             "Voltage band (service points)",

@@ -197,6 +197,18 @@ class CriteriaSpec(StrictModel):
     rating, from the feeder spec) for more than the allowed hours in the simulated period.
     Voltage: service points (load buses) must stay within ``vm_min_pu``-``vm_max_pu``;
     default ANSI C84.1 Range A service voltage, 0.95-1.05 pu.
+
+    Transformers (``trafo_criterion``): ``"loading"`` (% of nameplate with
+    ``allowed_hours_trafo``, the default), or a thermal criterion of the IEEE C57.91 Clause 7
+    model (:mod:`gridplan.planning.thermal`, liquid-filled ``trafo_thermal_kind``
+    parameters from its sourced table): ``"hot_spot"`` (peak winding hottest-spot
+    temperature over ``hot_spot_limit_c``, default the table's planning limit) or
+    ``"loss_of_life"`` (equivalent aging over ``loss_of_life_limit_h_per_yr``, default
+    8,760 h/yr: normal aging, F_EQA = 1). Ambient temperature: ``ambient = "constant"``
+    at ``ambient_c`` (default 30 °C, the C57.91 rating ambient) or ``"long_beach_tmy3"``
+    (the bundled NREL TMY3 dry-bulb series, matched by month, day and hour). A thermal
+    criterion needs every step's loading: screening is then off. Lines keep the loading
+    rule.
     """
 
     allowed_hours_trafo: float = Field(default=0.0, ge=0, le=8784)
@@ -204,6 +216,12 @@ class CriteriaSpec(StrictModel):
     vm_min_pu: float = Field(default=0.95, gt=0.5, lt=1.0)
     vm_max_pu: float = Field(default=1.05, gt=1.0, lt=1.5)
     allowed_hours_voltage: float = Field(default=0.0, ge=0, le=8784)
+    trafo_criterion: Literal["loading", "hot_spot", "loss_of_life"] = "loading"
+    trafo_thermal_kind: Literal["pole_mount", "pad_mount"] = "pole_mount"
+    hot_spot_limit_c: float | None = Field(default=None, gt=50, le=250)
+    loss_of_life_limit_h_per_yr: float = Field(default=8760.0, gt=0, le=1e7)
+    ambient: Literal["constant", "long_beach_tmy3"] = "constant"
+    ambient_c: float = Field(default=30.0, ge=-50, le=60)
 
 
 class LoadGrowthSpec(StrictModel):

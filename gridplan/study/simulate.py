@@ -55,6 +55,11 @@ def use_screening(config: StudyConfig, n_nonslack: int, n_steps: int) -> tuple[b
     only the time differs, see :mod:`gridplan.powerflow.screening`)."""
     if not config.horizon.screening:
         return False, "off in the study file (horizon.screening = false)"
+    if config.criteria.trafo_criterion != "loading":
+        return False, (
+            f"off: the transformers' {config.criteria.trafo_criterion} criterion needs every "
+            "step's loading (certified steps carry bounds only)"
+        )
     if n_nonslack > SCREENING_MAX_NODES:
         return False, (
             f"off: {n_nonslack} non-slack nodes > {SCREENING_MAX_NODES}, solving every step "

@@ -29,11 +29,11 @@ from gridplan.planning.needs import (
     characterize_need,
     deferral_requirement,
     excess_kva,
-    need_flags,
 )
 from gridplan.powerflow import CompiledNetwork, compile_network, solve_timeseries
 from gridplan.powerflow.screening import ScreenBasis, build_basis, screen
 from gridplan.study.config import StudyConfig
+from gridplan.study.criteria import AssetCriteria, ambient_series_c
 
 __all__ = ["CaseOutcome", "UnitContext", "UnitDetail", "UnitResult", "evaluate_unit"]
 
@@ -210,6 +210,15 @@ class UnitContext:
     def service(self) -> np.ndarray:
         """Positions of the service-point buses (buses with loads)."""
         return service_bus_positions(self.feeder)
+
+    @cached_property
+    def criteria(self) -> AssetCriteria:
+        """The planning criterion of each asset (loading rule or transformer thermal model)."""
+        return AssetCriteria(
+            self.config.criteria,
+            self.assets,
+            ambient_series_c(self.config.criteria, self.time_index),
+        )
 
     @cached_property
     def allowed_hours(self) -> np.ndarray:
@@ -485,11 +494,11 @@ class _Unit:
     ) -> CaseOutcome:
         ctx, crit = self.ctx, self.ctx.config.criteria
         step_h = ctx.feeder.step_h
-        limit, allowed = ctx.assets.limit_pct, ctx.allowed_hours
-        need = need_flags(loading, limit, allowed, step_h)
+        allowed = ctx.allowed_hours
+        need = ctx.criteria.need(loading, allowed, step_h, unsolved_over=False)
         need_unsolved = np.zeros_like(need)
         if ev_case and not converged.all():  # divergence under added load: a need
-            with_unsolved = need_flags(loading, limit, allowed, step_h, unsolved_over=True)
+            with_unsolved = ctx.criteria.need(loading, allowed, step_h, unsolved_over=True)
             need_unsolved = with_unsolved & ~need
             need = with_unsolved
         metrics = asset_metrics(loading, ctx.assets, ctx.time_index, step_h)
