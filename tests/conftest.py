@@ -19,9 +19,11 @@ settings.load_profile(os.environ.get("GRIDPLAN_HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(scope="session")
 def us_feeder():
+    """The US residential feeder on California shapes (``ca-residential``; ``us-residential``
+    is its deprecated second name, same network and profiles)."""
     from gridplan.grid.feeders import load_feeder
 
-    return load_feeder("us-residential")
+    return load_feeder("ca-residential")
 
 
 @pytest.fixture(scope="session")

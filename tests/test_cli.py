@@ -14,8 +14,8 @@ from gridplan.cli import main
 def test_study_command(tmp_path, capsys):
     study = tmp_path / "s.toml"
     study.write_text(
-        'name = "cli"\nfeeder = "us-residential"\n[period]\nkind = "range"\n'
-        'start = "2016-07-01"\nend = "2016-07-02"\n',
+        'name = "cli"\nfeeder = "ca-residential"\n[period]\nkind = "range"\n'
+        'start = "2017-07-01"\nend = "2017-07-02"\n',
         encoding="utf-8",
     )
     assert main(["study", str(study), "--output-dir", str(tmp_path / "out")]) == 0
@@ -91,8 +91,8 @@ def test_feeders_command(capsys):
 def test_existing_results_need_overwrite(tmp_path, capsys):
     study = tmp_path / "s.toml"
     study.write_text(
-        'name = "again"\nfeeder = "us-residential"\n[period]\nkind = "range"\n'
-        'start = "2016-07-01"\nend = "2016-07-02"\n',
+        'name = "again"\nfeeder = "ca-residential"\n[period]\nkind = "range"\n'
+        'start = "2017-07-01"\nend = "2017-07-02"\n',
         encoding="utf-8",
     )
     out = tmp_path / "out"

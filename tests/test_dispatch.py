@@ -391,9 +391,9 @@ def test_v2g_event_legacy_window(us_feeder, fleet, week):
 
 
 def test_v2g_event_calendar_and_export_limit(fleet, context):
-    index = pd.date_range("2016-08-01", periods=7 * 96, freq="15min")
+    index = pd.date_range("2017-08-01", periods=7 * 96, freq="15min")
     calendar = EventCalendar(
-        date=np.array(["2016-08-02", "2016-08-04"], dtype="datetime64[D]"),
+        date=np.array(["2017-08-02", "2017-08-04"], dtype="datetime64[D]"),
         start_h=np.array([17.0, 18.5]),
         end_h=np.array([19.0, 20.0]),
     )

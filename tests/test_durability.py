@@ -19,15 +19,15 @@ from gridplan.cli import main
 
 SHORT = """
 name = "{name}"
-feeder = "us-residential"
+feeder = "ca-residential"
 year = 2030
 base_year = 2026
 seed = 4
 
 [period]
 kind = "range"
-start = "2016-12-22"
-end = "2016-12-23"
+start = "2017-09-04"
+end = "2017-09-05"
 
 [fleet]
 evs_per_household = 0.6
@@ -37,15 +37,15 @@ evs_per_household = 0.6
 #: head ("Trunk 1", line_0) is otherwise within its limit in that case.
 DIVERGING = """
 name = "diverge"
-feeder = "us-residential"
+feeder = "ca-residential"
 year = 2030
 base_year = 2026
 seed = 1
 
 [period]
 kind = "range"
-start = "2016-12-22"
-end = "2016-12-23"
+start = "2017-09-04"
+end = "2017-09-05"
 
 [fleet]
 evs_per_household = 1.5

@@ -12,8 +12,9 @@ from gridplan.powerflow.solver import solve_timeseries
 
 BUNDLED = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential", "ca-residential"]
 #: Steps of each feeder's profile year: SimBench's 2016 (a leap year) or the nominal typical
-#: year 2017 of the TMY-based feeders, at 15 min.
-STEPS = {"ca-residential": 35040}
+#: year 2017 of the TMY-based feeders (us-residential is ca-residential's deprecated second
+#: name), at 15 min.
+STEPS = {"ca-residential": 35040, "us-residential": 35040}
 
 
 def test_bundled_feeders_listed():
@@ -68,17 +69,25 @@ def test_peak_week_covers_peak(us_feeder):
 
 
 def test_us_feeder_has_service_transformers(us_feeder):
+    from gridplan.grid.builders import SERVICE_XFMR_SIZES_KVA
+
     trafos = us_feeder.net.trafo
-    assert set(trafos.sn_mva * 1000) <= {25.0, 50.0, 75.0}
+    assert set(trafos.sn_mva * 1000) <= set(SERVICE_XFMR_SIZES_KVA)
     assert (trafos.vn_hv_kv == 12.47).all()
     homes = us_feeder.net.load.groupby("bus").size()
     assert homes.min() >= 2 and homes.max() <= 30
     # every transformer has upgrade options larger than itself
     trafo_assets = us_feeder.assets[us_feeder.assets.kind == "trafo"]
     assert set(trafo_assets.index) <= set(us_feeder.upgrades.asset_id)
-    # home profiles are scaled to the stated annual energy
-    annual = us_feeder.load_p_kw.sum(axis=0) * us_feeder.step_h * 8760 / 8784
-    np.testing.assert_allclose(annual, 6250 * 8760 / 8784, rtol=1e-9)
+    # home profiles are scaled to the stated annual energy (a typical year of 8,760 h)
+    annual = us_feeder.load_p_kw.sum(axis=0) * us_feeder.step_h
+    np.testing.assert_allclose(annual, 6250, rtol=1e-9)
+    # sized for the homes' peak: no transformer is over its rating without EVs and PV
+    load_bus = us_feeder.net.load.bus.to_numpy()
+    for _, row in trafos.iterrows():
+        homes = load_bus == row.lv_bus
+        p, q = us_feeder.load_p_kw[:, homes].sum(1), us_feeder.load_q_kvar[:, homes].sum(1)
+        assert np.hypot(p, q).max() <= row.sn_mva * 1000
 
 
 def test_feeder_arrays_are_read_only_and_nets_independent(us_feeder):

@@ -48,7 +48,7 @@ def test_windows_and_energy(us_feeder):
     assert fleet.trip_shortfall_kwh.sum() > 0
     total = fleet.trip_kwh + fleet.trip_shortfall_kwh
     assert total.mean() == pytest.approx(60 * 0.3, rel=0.05)
-    assert fleet.days.size == 366
+    assert fleet.days.size == 365  # the feeder's typical (TMY3) year
     assert fleet.bus.tolist() == us_feeder.load_bus[fleet.load_pos].tolist()
 
 

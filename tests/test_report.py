@@ -19,11 +19,11 @@ from gridplan.study import StudyConfig, run
 
 STUDY = {
     "name": "rep",
-    "feeder": "us-residential",
+    "feeder": "ca-residential",
     "year": 2030,
     "base_year": 2026,
     "seed": 11,
-    "period": {"kind": "range", "start": "2016-12-20", "end": "2016-12-22"},
+    "period": {"kind": "range", "start": "2017-09-03", "end": "2017-09-04"},
     "horizon": {"start": 2028, "end": 2032, "draws": 2, "confidence": 0.5},
     "fleet": {"evs_per_household": 0.5, "v2g_capable_share": 0.6, "v2g_enrolled_share": 0.5},
     "valuation": {"discount_rate": 0.07},

@@ -14,15 +14,15 @@ from gridplan.study import load_study_config, run
 
 STUDY = """
 name = "short"
-feeder = "us-residential"
+feeder = "ca-residential"
 year = 2032
 base_year = 2026
 seed = 5
 
 [period]
 kind = "range"
-start = "2016-12-22"
-end = "2016-12-24"
+start = "2017-09-04"
+end = "2017-09-06"
 
 [fleet]
 evs_per_household = 0.8
@@ -169,13 +169,13 @@ def test_same_seed_same_result(result, tmp_path):
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
-        (('feeder = "us-residential"', 'feeder = "no-such-feeder"'), "feeder"),
+        (('feeder = "ca-residential"', 'feeder = "no-such-feeder"'), "feeder"),
         (('name = "short"', ""), "name"),
         (("seed = 5", "sede = 5"), "did you mean 'seed'"),
         (("year = 2032", 'year = "soon"'), "year"),
         (("evs_per_household = 0.8", "evs_per_household = -1"), "fleet.evs_per_household"),
         (('kind = "range"', 'kind = "month"'), "period.kind"),
-        (('end = "2016-12-24"', 'end = "2016-12-20"'), "period"),
+        (('end = "2017-09-06"', 'end = "2017-09-03"'), "period"),
         (("[fleet]", "[fleet\n"), "malformed TOML"),
     ],
 )

@@ -18,15 +18,15 @@ from gridplan.study import run
 
 STUDY = """
 name = "short"
-feeder = "us-residential"
+feeder = "ca-residential"
 year = 2030
 base_year = 2026
 seed = 3
 
 [period]
 kind = "range"
-start = "2016-12-22"
-end = "2016-12-23"
+start = "2017-09-04"
+end = "2017-09-05"
 
 [fleet]
 evs_per_household = 0.6

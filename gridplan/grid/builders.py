@@ -18,7 +18,14 @@ import pandas as pd
 
 from gridplan.core.errors import ConfigError
 from gridplan.grid import loadshapes, pv
-from gridplan.grid.network_sources import Option, OptionError, check_options, count, number
+from gridplan.grid.network_sources import (
+    Option,
+    OptionError,
+    check_options,
+    count,
+    flag,
+    number,
+)
 
 #: Annual consumption of a California home [kWh/yr]. EIA, "Electric Sales, Revenue, and
 #: Price" 2022, Table 5a: California residential average monthly consumption about
@@ -411,6 +418,7 @@ def build_ca_residential(
     pv_dc_kw: float = pv.PV_ADOPTION["residential"].dc_kw,
     source_vm_pu: float = 1.03,
     seed: int = 2016,
+    size_to_peak: bool = True,
 ) -> BuiltFeeder:
     """Build the US residential feeder on California load shapes and pvlib rooftop PV.
 
@@ -427,7 +435,12 @@ def build_ca_residential(
     - the time index is the nominal typical year
       (:data:`gridplan.grid.loadshapes.TYPICAL_YEAR_LABEL`), 35,040 quarter hours, local
       standard time. The feeder's ambient temperature series is
-      :func:`gridplan.grid.pv.ambient_temperature_c`.
+      :func:`gridplan.grid.pv.ambient_temperature_c`;
+    - with ``size_to_peak``, a service transformer whose drawn size is below its homes'
+      peak apparent power (the profile year, no PV) gets the smallest size of
+      :data:`SERVICE_XFMR_SIZES_KVA` that carries it (:func:`_size_service_transformers`):
+      the homes-per-kVA rule came from winter-peaking SimBench loads, and a utility sizes a
+      transformer for its customers' peak (here the summer air-conditioning evening).
 
     Parameters
     ----------
@@ -439,6 +452,9 @@ def build_ca_residential(
     pv_dc_kw
         Array size of each PV home [0, 1000] [kW-DC]; the sgen rating is its inverter AC
         rating (``pv_dc_kw / 1.2``, PVWatts DC/AC ratio).
+    size_to_peak
+        Upsize service transformers that the profile year's peak would overload (default
+        ``True``; ``False`` keeps the drawn sizes).
 
     Returns
     -------
@@ -475,6 +491,8 @@ def build_ca_residential(
             q_mvar=load_q[:, i].max() / 1000,
             name=home.name,
         )
+    if size_to_peak:
+        _size_service_transformers(net, load_p, load_q)
     pv_homes = np.flatnonzero(rng.random(len(homes)) < pv_share)
     ac_kw = pv_dc_kw / pv.PVSystem().dc_ac_ratio
     for index in pv_homes.tolist():
@@ -489,6 +507,35 @@ def build_ca_residential(
         sgen_p_kw=sgen_p,
         households=np.ones(len(homes), dtype=int),
     )
+
+
+#: Standard single-phase pole-mount transformer sizes [kVA] (ANSI/IEEE C57.12.20 ratings
+#: of overhead distribution transformers, 25-167 kVA).
+SERVICE_XFMR_SIZES_KVA = (25.0, 37.5, 50.0, 75.0, 100.0, 167.0)
+
+
+def _size_service_transformers(
+    net: pp.pandapowerNet, load_p_kw: np.ndarray, load_q_kvar: np.ndarray
+) -> None:
+    """Upsize each service transformer below its homes' peak apparent power.
+
+    A transformer whose homes' coincident peak (``hypot(sum P, sum Q)`` over the profile
+    year [kVA]) exceeds its rating gets the smallest :data:`SERVICE_XFMR_SIZES_KVA` size at
+    or above that peak (the largest size if none is); its no-load loss and name follow the
+    new size. Transformers within their rating are left as drawn.
+    """
+    load_bus = net.load.bus.to_numpy()
+    for idx, row in net.trafo.iterrows():
+        homes = load_bus == row.lv_bus
+        peak_kva = float(np.hypot(load_p_kw[:, homes].sum(1), load_q_kvar[:, homes].sum(1)).max())
+        kva = float(row.sn_mva) * 1000.0
+        if peak_kva <= kva:
+            continue
+        bigger = [s for s in SERVICE_XFMR_SIZES_KVA if s >= peak_kva]
+        new_kva = bigger[0] if bigger else SERVICE_XFMR_SIZES_KVA[-1]
+        net.trafo.at[idx, "sn_mva"] = new_kva / 1000.0
+        net.trafo.at[idx, "pfe_kw"] = SERVICE_XFMR["pfe_kw_per_kva"] * new_kva
+        net.trafo.at[idx, "name"] = str(row["name"]).replace(f"{kva:.0f} kVA", f"{new_kva:g} kVA")
 
 
 #: The options a feeder spec may give each builder (``network.options``), with their ranges.
@@ -516,6 +563,7 @@ BUILDER_OPTIONS: dict[str, Mapping[str, Option]] = {
         "pv_dc_kw": number(0, 1000, "kW-DC"),
         "source_vm_pu": number(0.5, 1.5, "pu"),
         "seed": count(0),
+        "size_to_peak": flag(),
     },
 }
 

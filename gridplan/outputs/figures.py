@@ -255,6 +255,21 @@ def _downstream_ev_power(result: StudyResult, asset_id: str, case: str) -> tuple
     return per_load[:, np.isin(result.feeder.load_bus, buses)], False
 
 
+def _downstream_pv_kw(result: StudyResult, asset_id: str, times: pd.DatetimeIndex) -> np.ndarray:
+    """Output of the PV (``sgen``) downstream of an asset at ``times`` [kW], (time,).
+
+    Zero where the feeder has no generation downstream of the asset.
+    """
+    feeder = result.feeder
+    if feeder.sgen_p_kw.shape[1] == 0:
+        return np.zeros(len(times))
+    buses = downstream_buses(feeder)[asset_id]
+    mine = np.isin(feeder.net.sgen.bus.to_numpy(), buses)
+    rows = feeder.time_index.get_indexer(times)
+    out = np.asarray(feeder.sgen_p_kw)[:, mine].sum(axis=1)[np.clip(rows, 0, None)]
+    return np.where(rows >= 0, out, 0.0)
+
+
 # --------------------------------------------------------------------------- figures
 def plot_loading_duration(result: StudyResult, asset_id: str | None = None) -> Figure:
     """Loading duration curve of an asset (default: the critical asset) per case.
@@ -383,9 +398,11 @@ def plot_loading_heatmap(
 
 
 def plot_peak_day(result: StudyResult, asset_id: str | None = None) -> Figure:
-    """The peak day of an asset stacked: base load, EV charging, V2G export, net.
+    """The peak day of an asset stacked: base load, EV charging, V2G export, net, and PV.
 
     The peak day is the day of the asset's highest loading without V2G (``charging``).
+    Rooftop PV downstream of the asset (the feeder's ``sgen`` profiles) is drawn as a line
+    when there is any: it is already netted in the base load.
     Base load is the ``base`` case loading; EV charging and V2G export are the power of
     the EVs downstream of the asset in the ``v2g`` case (charging above zero, export
     below); the net lines are the asset's loading with and without V2G from the power
@@ -416,14 +433,15 @@ def plot_peak_day(result: StudyResult, asset_id: str | None = None) -> Figure:
         ev = np.zeros((int(sel.sum()), 0))
     charging = np.clip(ev, 0.0, None).sum(axis=1)
     export = np.clip(ev, None, 0.0).sum(axis=1)
+    solar = _downstream_pv_kw(result, asset_id, t)
     net = np.nan_to_num(result.loading_pct[with_v2g][sel, col]) * to_kva
     net_without = np.nan_to_num(result.loading_pct[without][sel, col]) * to_kva
     limit = float(row.limit_pct) * to_kva
 
     # Repeat the last value one step later so that the last step is drawn in full.
     t = t.append(pd.DatetimeIndex([t[-1] + pd.Timedelta(hours=result.feeder.step_h)]))
-    base, charging, export, net, net_without = (
-        np.append(a, a[-1]) for a in (base, charging, export, net, net_without)
+    base, charging, export, net, net_without, solar = (
+        np.append(a, a[-1]) for a in (base, charging, export, net, net_without, solar)
     )
     fig = Figure(figsize=(9, 4.8), dpi=DPI, layout="constrained")
     ax = fig.subplots()
@@ -447,6 +465,15 @@ def plot_peak_day(result: StudyResult, asset_id: str | None = None) -> Figure:
     ax.step(
         t, net, where="post", color="k", lw=1.6, label=f"net, {case_label(result, with_v2g)} [kVA]"
     )
+    if solar.any():
+        ax.step(
+            t,
+            solar,
+            where="post",
+            color="goldenrod",
+            lw=1.4,
+            label="rooftop PV downstream [kW] (netted in base load)",
+        )
     ax.axhline(
         limit,
         color="tab:purple",
