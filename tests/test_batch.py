@@ -28,7 +28,6 @@ from gridplan.cli import main
 from gridplan.core.errors import ConfigError
 from gridplan.study import StudySummary
 
-
 #: A US feeder on the SimBench 2016 calendar (the bundled us-residential before issue 18),
 #: so that one date range fits every feeder of a batch; bundled us-residential now runs on
 #: a typical (TMY3) year.
@@ -135,7 +134,8 @@ def test_named_scenarios_and_study_template(tmp_path):
     assert len(plan.scenarios) == 4 and len(plan.units) == 8
     assert plan.scenarios[0].name == "low, v2g_enrolled_share=0.1"
     config = plan.units[-1].config
-    assert config.feeder == str(Path(US_SPEC).resolve()) and config.seed != 99 and config.year == 2031
+    assert config.feeder == str(Path(US_SPEC).resolve())
+    assert config.seed != 99 and config.year == 2031
     assert config.fleet.charger_kw == 11 and config.fleet.evs_per_household == 0.9
     assert plan.param_columns == ["fleet.evs_per_household", "fleet.v2g_enrolled_share"]
 
