@@ -113,3 +113,22 @@ def test_ca_epri_ckt7_peaks_on_summer_evenings() -> None:
     np.testing.assert_allclose(
         feeder.load_p_kw.sum(axis=0), original.load_p_kw.sum(axis=0), rtol=1e-9
     )
+
+
+def test_profile_year_is_data_not_description() -> None:
+    """Weather-year honesty: the spec's profile source says typical / calendar / nominal."""
+    from gridplan.grid.feeders import read_feeder_spec, resolve_feeder_path
+    from gridplan.grid.profile_year import profile_year
+
+    def year(name: str, first: str):
+        spec = read_feeder_spec(resolve_feeder_path(name))
+        return profile_year(spec, pd.DatetimeIndex([pd.Timestamp(first)]))
+
+    for name in ("ca-residential", "us-residential", "ca-epri-ckt7"):
+        typical = year(name, "2017-01-01")
+        assert typical.kind == "typical" and "typical" in typical.label
+        assert "Long Beach" in (typical.climate or "") and typical.diversity
+        assert any("CC BY 4.0" in s for s in typical.sources)
+    assert year("lv-rural", "2016-01-01").label == "2016 calendar"
+    assert year("epri-ckt7", "2021-01-01").kind == "nominal"
+    assert profile_year(None, pd.DatetimeIndex([pd.Timestamp("2020-01-01")])).kind == "calendar"

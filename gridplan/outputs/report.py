@@ -31,6 +31,7 @@ import pandas as pd
 
 from gridplan import __version__
 from gridplan.core.io import write_text
+from gridplan.grid.profile_year import profile_year
 from gridplan.outputs.figures import (
     BATCH_CAPTIONS,
     CAPTIONS,
@@ -812,6 +813,11 @@ def _feeder_section(doc: Document, feeder: Feeder) -> None:
         }
         source = f"{ns.source}: {ref.get(ns.source)}"
     kinds = ", ".join(f"{n} {k}" for k, n in feeder.assets.kind.value_counts().items())
+    year = profile_year(feeder.spec, feeder.time_index)
+    profile_rows = [["Profile year", year.label]]
+    profile_rows += [["Climate", year.climate]] if year.climate else []
+    profile_rows += [["Profile data", "; ".join(year.sources)]] if year.sources else []
+    profile_rows += [["Customer diversity", year.diversity]] if year.diversity else []
     doc.h(2, "Feeder")
     doc.p(feeder.description or feeder.name)
     doc.table(
@@ -827,6 +833,7 @@ def _feeder_section(doc: Document, feeder: Feeder) -> None:
             ["Households", f"{int(np.sum(feeder.households)):,}"],
             ["Monitored assets", f"{len(feeder.assets)} ({kinds})"],
             ["Profile step", f"{feeder.step_h:g} h"],
+            *profile_rows,
             [
                 "Coordinates",
                 "yes (EPSG:4326)"
