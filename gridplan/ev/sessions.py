@@ -35,7 +35,8 @@ class EvParameters:
     export_kw
         Export limit [kW], 0 for EVs not enrolled.
     enrolled
-        Enrolled in V2G with an export limit above 0.
+        Enrolled in V2G: managed by the V2G strategies (charging deferred, export up to
+        ``export_kw``; with an export limit of 0 the management alone, i.e. V1G).
     full_step_kwh
         Battery energy one full-power step adds [kWh] (``charger_kw × η_c × step_h``).
     kw_per_stored_kwh
@@ -78,7 +79,7 @@ class EvParameters:
             reserve_kwh=np.asarray(fleet.reserve_kwh, dtype=float),
             battery_kwh=np.asarray(fleet.battery_kwh, dtype=float),
             export_kw=export_kw,
-            enrolled=enrolled & (export_kw > 0),
+            enrolled=enrolled,  # managed even without export capability (V1G)
             full_step_kwh=charger_kw * eta_c * step_h,
             kw_per_stored_kwh=1.0 / (eta_c * step_h),
             stored_kwh_per_kw=eta_c * step_h,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -81,6 +83,13 @@ class DispatchSpec(StrictModel):
 
     The first charging strategy is the "without V2G" case of the deferral; every V2G
     strategy is compared with it.
+
+    ``v1g_case`` (default on): a case ``v1g`` runs the first V2G strategy with every EV's
+    export set to zero -- the same enrolled EVs, managed the same way, without export. It
+    splits each V2G deferral into what managed charging (V1G) achieves (charging -> v1g)
+    and the increment that export adds (v1g -> v2g), per asset and trajectory.
+    ``baseline = "v1g"`` values V2G *beyond* V1G: the deferral value of a V2G case is
+    counted from the V1G case's year of need instead of the unmanaged one's.
     """
 
     charging: str | list[str] = "unmanaged"
@@ -101,6 +110,8 @@ class DispatchSpec(StrictModel):
     # voltage drop that a kW plan does not see (loads at power factor 0.95 draw 5 % more
     # kVA than kW). Assumption; the power flow then checks the result.
     target_fraction: float = Field(default=0.95, gt=0.5, le=1.0)
+    v1g_case: bool = True
+    baseline: Literal["unmanaged", "v1g"] = "unmanaged"
 
     @field_validator("charging", "v2g")
     @classmethod
@@ -128,6 +139,8 @@ class DispatchSpec(StrictModel):
     def _window(self) -> DispatchSpec:
         if self.window_end_h <= self.window_start_h:
             raise ValueError("window_end_h must be after window_start_h")
+        if self.baseline == "v1g" and not self.v1g_case:
+            raise ValueError("baseline 'v1g' needs the V1G case (v1g_case = true)")
         return self
 
     def strategies(self) -> list[Strategy]:
@@ -347,6 +360,69 @@ class StudyConfig(StrictModel):
         year."""
         return sorted({*self.years(), int(self.year)})
 
+    def with_overrides(
+        self, overrides: Mapping[str, Any], *, file: str | Path | None = None
+    ) -> StudyConfig:
+        """A copy with fields replaced by dotted path, validated as a whole like a study file.
+
+        Unlike pydantic's ``model_copy(update=...)``, which skips validation, every value
+        is checked, and so are the checks across fields (a ``year`` inside the horizon...).
+        The batch's scenario grid builds each scenario point with this method.
+
+        Parameters
+        ----------
+        overrides
+            Dotted field path -> new value, applied in order, e.g.
+            ``{"fleet.v2g_enrolled_share": 0.3, "horizon.draws": 20}``. A dict value
+            replaces the whole table. File names (``fleet.zones``, ``dispatch.rate``...) are
+            taken as given: relative to the working directory, not to a study file.
+        file
+            The file the overrides came from, named in errors; ``None`` for values given
+            in Python.
+
+        Returns
+        -------
+        StudyConfig
+            A new config; ``self`` is unchanged (configs are immutable). Fields not named
+            keep their values and whether a study file set them or left the default (the
+            report says which assumptions a study set).
+
+        Raises
+        ------
+        ConfigError
+            One line naming the field: an unknown field (with a "did you mean"), a wrong
+            type, a value out of range, or a check across fields that the result fails.
+
+        Examples
+        --------
+        >>> config = load_study_config("studies/quickstart.toml")  # doctest: +SKIP
+        >>> config.with_overrides({"fleet.v2g_enrolled_share": 0.3})  # doctest: +SKIP
+        """
+        data = self.model_dump(mode="python", exclude_unset=True)
+        for key, value in overrides.items():
+            if not isinstance(key, str) or not all(key.split(".")):
+                raise ConfigError(
+                    f"override key {key!r} is not a dotted field name "
+                    "(expected e.g. 'fleet.v2g_enrolled_share')",
+                    file=file,
+                )
+            _set_dotted(data, key, value)
+        return validate(StudyConfig, data, file=file)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``key`` ``"a.b.c"``, making tables on the way (a
+    table in the way of a non-table value is replaced; validation then names the field)."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
 
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study TOML; the feeder name is checked too (not yet built)."""
@@ -444,6 +520,8 @@ def case_strategies(config: StudyConfig) -> dict[str, str | None]:
     cases: dict[str, str | None] = {"base": None}
     charging, v2g = config.dispatch.charging_list(), config.dispatch.v2g_list()
     cases["charging"] = charging[0]
+    if config.dispatch.v1g_case:
+        cases["v1g"] = v2g[0]  # the V2G strategy without export (see DispatchSpec)
     cases["v2g"] = v2g[0]
     for name in charging[1:]:
         cases[f"charging:{name}"] = name

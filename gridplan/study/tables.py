@@ -27,11 +27,13 @@ from gridplan.study.horizon import HorizonResult
 
 __all__ = [
     "asset_table",
+    "deferral_cases",
     "economics_table",
     "headline_value",
     "horizon_peak_kva",
     "need_characterization",
     "needs_table",
+    "reference_case",
 ]
 
 
@@ -69,14 +71,20 @@ def asset_table(
     need_year = table["year_of_need_charging_p50"].to_numpy()
     table["need_year"] = need_year
     need_characterization(table, h, need_year)
-    # V2G cases: deferral, firmness.
-    v2g_cases = [c for c in h.cases if c.startswith("v2g")]
+    # Managed-charging (v1g) and V2G cases: deferral from their reference case, firmness.
+    v2g_cases = deferral_cases(h.cases)
     for case in v2g_cases:
-        stats = deferral_statistics(yon["charging"], yon[case], end, conf)
+        ref = reference_case(config, h.cases, case)
+        stats = deferral_statistics(yon[ref], yon[case], end, conf)
         table[f"deferral_years_{case}_p50"] = stats.median_years
         table[f"deferral_years_{case}"] = stats.at_confidence_years
         table[f"deferral_capped_{case}"] = stats.capped_at_confidence
         table[f"firmness_{case}_end"] = firmness(h.need[:, :, h.case(case), :])[-1]
+        if case != "v1g" and "v1g" in h.cases:  # the split: V1G's part, export's increment
+            for part, (a, b) in {"v1g": ("charging", "v1g"), "export": ("v1g", case)}.items():
+                split = deferral_statistics(yon[a], yon[b], end, conf)
+                table[f"deferral_years_{case}_{part}_part_p50"] = split.median_years
+                table[f"deferral_years_{case}_{part}_part"] = split.at_confidence_years
     upgrades = choose_upgrades(feeder.upgrades, feeder.assets.limit_pct, horizon_peak_kva(table, h))
     table = table.join(upgrades)
     escalate = (1.0 + val.escalation_rate) ** (
@@ -84,7 +92,8 @@ def asset_table(
     )
     table["cost_usd_dollar_year"] = table.cost_usd * escalate * cost_factor
     for case in v2g_cases:
-        t1 = table.year_of_need_charging_p50.to_numpy() - val.dollar_year
+        ref = reference_case(config, h.cases, case)
+        t1 = table[f"year_of_need_{ref}_p50"].to_numpy() - val.dollar_year
         n = table[f"deferral_years_{case}"].to_numpy()
         ok = table.cost_usd_dollar_year.notna().to_numpy() & ~np.isnan(t1) & ~np.isnan(n)
         value = np.full(len(table), np.nan)
@@ -106,6 +115,19 @@ def asset_table(
     table["deferral_years"] = table.deferral_years_v2g
     table["deferral_value_usd"] = table.deferral_value_usd_v2g
     return table
+
+
+def deferral_cases(cases: list[str]) -> list[str]:
+    """The cases that defer a need: the managed-charging case ``v1g`` and the V2G cases."""
+    return [c for c in cases if c == "v1g" or c.startswith("v2g")]
+
+
+def reference_case(config: StudyConfig, cases: list[str], case: str) -> str:
+    """The case whose year of need a case's deferral counts from: ``charging`` for ``v1g``;
+    for a V2G case the study's baseline (``charging``, or ``v1g`` for "V2G beyond V1G")."""
+    if case != "v1g" and config.dispatch.baseline == "v1g" and "v1g" in cases:
+        return "v1g"
+    return "charging"
 
 
 def _unsolved_at(h: HorizonResult, case: str, need_year: np.ndarray) -> np.ndarray:

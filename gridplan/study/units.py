@@ -356,8 +356,11 @@ class _Unit:
         ctx, spec = self.ctx, self.ctx.config.dispatch
         context = self._context() if Strategy(strategy).needs_context else self.dispatch_context
         n_steps = len(self.inputs.load_p_kw)
+        fleet = self.fleet
+        if case == "v1g":  # the V2G strategy's charging management without export
+            fleet = dataclasses.replace(fleet, export_kw=np.zeros_like(fleet.export_kw))
         result = dispatch(
-            self.fleet,
+            fleet,
             ctx.time_index,
             strategy,
             window_start_h=spec.window_start_h,
