@@ -615,9 +615,10 @@ def _z_of(cn: CompiledNetwork) -> np.ndarray:
 
 @pytest.mark.parametrize("code", ["1-LV-semiurb4--0-sw", "1-MV-semiurb--0-sw"])
 def test_block_form_of_z_equals_the_inverse(code: str) -> None:
-    """Blocks plus low-rank coupling reproduce Y_LL⁻¹; auto picks it on these feeders."""
+    """Blocks plus low-rank coupling reproduce Y_LL⁻¹ (auto picked them on these feeders
+    before the sweep form; without numba it still does)."""
     net, series = _simbench(code)
-    block = compile_network(net)
+    block = compile_network(net, method="block")
     assert block.method == "block"
     assert block.blocks is not None and block.blocks.n_sep >= 1
     assert max(b - a for a, b, _ in block.blocks.blocks) < block.nonslack.size / 3

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gridplan.core.errors import ConfigError
+from gridplan.powerflow import kernels
 from gridplan.powerflow.arraytypes import ComplexArray, FloatArray, IntArray
 from gridplan.powerflow.model import CompiledNetwork
 
@@ -117,6 +118,8 @@ class LoadPlan:
     width: int  # buffer columns, including the final zero column
     layers: tuple[IntArray, ...]  # full-width gathers
     sparse_layers: tuple[tuple[IntArray, IntArray], ...]  # (float columns, buffer columns)
+    # per given input: (float columns, input columns) of its elements (the numba scatter)
+    scatter: tuple[tuple[IntArray, IntArray], ...] = ()
 
 
 def load_plan(cn: CompiledNetwork, inputs: list[Input]) -> LoadPlan:
@@ -127,6 +130,7 @@ def load_plan(cn: CompiledNetwork, inputs: list[Input]) -> LoadPlan:
     targets: list[IntArray] = []
     sources: list[IntArray] = []
     given: list[tuple[int, int, float]] = []
+    scatter: list[tuple[IntArray, IntArray]] = []
     offset = 0
     for k, (inp, c, sign, part) in enumerate(
         zip(
@@ -147,6 +151,7 @@ def load_plan(cn: CompiledNetwork, inputs: list[Input]) -> LoadPlan:
         factor = sign * (-1.0 if part == 0 else 1.0) * 1e-3 / cn.base_mva
         targets.append(2 * coo.row[keep].astype(np.int64) + part)
         sources.append(offset + coo.col[keep].astype(np.int64))
+        scatter.append((targets[-1], coo.col[keep].astype(np.int64)))
         given.append((k, offset, factor))
         offset += int(c.shape[1])
     const = np.empty(2 * n_l)
@@ -178,6 +183,7 @@ def load_plan(cn: CompiledNetwork, inputs: list[Input]) -> LoadPlan:
         width=offset + 1,
         layers=tuple(layers),
         sparse_layers=tuple(sparse_layers),
+        scatter=tuple(scatter),
     )
 
 
@@ -188,6 +194,12 @@ def chunk_load(
     m = stop - start
     sc = np.empty((m, n_l), dtype=np.complex128)
     sc_f = sc.view(np.float64)
+    if kernels.enabled():
+        # one pass per input, adding each element into its node's row (no gather buffer)
+        sc_f[:] = plan.const
+        for (k, _, factor), (cols, src) in zip(plan.given, plan.scatter, strict=True):
+            kernels.scatter_add(inputs[k].rows(start, stop), src, cols, factor, sc_f)
+        return sc
     if not plan.layers:
         sc_f[:] = plan.const
         for k, _, _ in plan.given:  # inputs whose elements all sit at slack nodes

@@ -157,6 +157,17 @@ def iterate(
         converged[:] = True
         iterations[:] = 0
         return converged, iterations
+    f = cn.sweep
+    if f is not None and kernels.enabled():
+        zip_pq = None
+        if cn.zip_p is not None and cn.zip_q is not None:
+            zip_pq = (cn.zip_p[:, :n], cn.zip_q[:, :n])
+        factor = (f.l_ptr, f.l_idx, f.l_val, f.u_ptr, f.u_idx, f.u_val, f.inv_diag, f.rhs)
+        with np.errstate(all="ignore"):
+            kernels.sweep_iterate(
+                sc, cn.w, factor, zip_pq, max_iter, tol_pu, v_out, cur_out, converged, iterations
+            )
+        return converged, iterations
 
     buf = _Buffers.allocate(cn, m, n)
     held = 1  # which of buf.v holds v (after the first iteration)

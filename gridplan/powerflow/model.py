@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from gridplan.core.errors import ConfigError, GridplanError
 from gridplan.powerflow.arraytypes import BoolArray, ComplexArray, FloatArray, IntArray
 from gridplan.powerflow.blocks import BlockZ
+from gridplan.powerflow.sweep import SweepFactor
 from gridplan.powerflow.zll import METHODS, Method, ZForm, z_form
 
 __all__ = ["CompiledNetwork", "UnsupportedElementError", "compile_network"]
@@ -108,7 +109,7 @@ class CompiledNetwork:
     n_nodes : int
         Number of in-service internal nodes (pandapower ``ppci`` buses) [-].
     method : str
-        How ``Z_LL`` is applied: ``"dense"``, ``"sparse"`` or ``"block"``.
+        How ``Z_LL`` is applied: ``"dense"``, ``"sparse"``, ``"block"`` or ``"sweep"``.
     """
 
     bus_index: IntArray
@@ -128,6 +129,7 @@ class CompiledNetwork:
     lu: Any  # SuperLU of Y_LL (methods "sparse" and "block")
     zt_w: ComplexArray | None  # [Z_LL^T; W^T]: [I | 1] @ zt_w = W + Z_LL I, rows as steps
     blocks: BlockZ | None
+    sweep: SweepFactor | None  # LU factors row by row (method "sweep")
     inv_conj_w: ComplexArray  # 1 / conj(W): the first iteration's current is S* · this
     # power injections (load convention, MW / Mvar, per node)
     s_fixed_mva: ComplexArray
@@ -590,6 +592,7 @@ def _assemble(
         lu=form.lu,
         zt_w=form.zt_w,
         blocks=form.blocks,
+        sweep=form.sweep,
         inv_conj_w=form.inv_conj_w,
         s_fixed_mva=nodes.s_fixed_mva[perm],
         zip_p=zip_p,

@@ -9,7 +9,6 @@ and loadings of the selected branches (the fused ``branch_max`` kernel of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -267,20 +266,7 @@ def write_results(
     n_l = cn.nonslack.size
 
     # buses
-    solved = cn.bus_node >= 0
-    v_bus = np.take(v, cn.bus_node[solved], axis=1)
-    # arctan2 runs twice as fast on contiguous real / imaginary parts as on the views
-    re = np.ascontiguousarray(v_bus.real)
-    im = np.ascontiguousarray(v_bus.imag)
-    if solved.all():
-        np.abs(v_bus, out=out.vm_pu)
-        np.arctan2(im, re, out=out.va_degree)
-        np.multiply(out.va_degree, 180.0 / math.pi, out=out.va_degree)
-    else:
-        out.vm_pu[:] = np.nan
-        out.va_degree[:] = np.nan
-        out.vm_pu[:, solved] = np.abs(v_bus)
-        out.va_degree[:, solved] = np.arctan2(im, re) * (180.0 / math.pi)
+    kernels.bus_voltages(v, cn.bus_node, out.vm_pu, out.va_degree)
 
     # losses: Re Σ V·conj(I) over all nodes minus the bus shunts (see gridplan.powerflow.model)
     v_l = v[:, :n_l]

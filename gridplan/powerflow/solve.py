@@ -72,20 +72,39 @@ class Plan:
     tol_pu: float
 
 
-def solve_chunk(plan: Plan, steps: slice, out: FlowResult | None) -> FlowResult:
-    """Solve the steps ``steps``; results go into ``out`` (full-length) when given."""
+#: Largest working set of one pass over a chunk [bytes]: a chunk whose (steps × nodes)
+#: complex arrays would be larger is solved in sub-chunks of this size, so that the
+#: injections, voltages and currents of a pass stay in the CPU caches and are not
+#: allocated (page-faulted) afresh for every chunk. At 2 MiB a 9,105-node grid is solved
+#: 14 steps at a time; SimBench grids up to ~250 nodes keep the whole 512-step chunk.
+PASS_BYTES = 2 << 20
+
+
+def _solve_rows(plan: Plan, start: int, stop: int, rows: FlowResult) -> None:
+    """Solve input rows ``start:stop`` into the result rows ``rows`` (same length)."""
     cn = plan.cn
     n_l = int(cn.nonslack.size)
-    m = steps.stop - steps.start
-    sc = chunk_load(plan.loads, plan.inputs, n_l, steps.start, steps.stop)
+    m = stop - start
+    sc = chunk_load(plan.loads, plan.inputs, n_l, start, stop)
     v = np.empty((m, cn.n_nodes), dtype=np.complex128)
     v[:, :n_l] = np.nan
     v[:, n_l:] = cn.v_slack
     cur = np.empty((m, n_l), dtype=np.complex128)
     conv, iters = iterate(cn, sc, plan.max_iter, plan.tol_pu, v, cur)
-    rows = empty_result(cn, m, plan.sel) if out is None else step_rows(out, steps)
     with np.errstate(all="ignore"):  # unconverged steps compute garbage, then are NaN
-        return write_results(cn, plan.sel, v, cur, conv, iters, rows)
+        write_results(cn, plan.sel, v, cur, conv, iters, rows)
+
+
+def solve_chunk(plan: Plan, steps: slice, out: FlowResult | None) -> FlowResult:
+    """Solve the steps ``steps``; results go into ``out`` (full-length) when given."""
+    m = steps.stop - steps.start
+    rows = empty_result(plan.cn, m, plan.sel) if out is None else step_rows(out, steps)
+    per_pass = max(1, PASS_BYTES // (16 * max(plan.cn.n_nodes, 1)))
+    for a in range(0, m, per_pass):
+        b = min(a + per_pass, m)
+        sub = rows if (a, b) == (0, m) else step_rows(rows, slice(a, b))
+        _solve_rows(plan, steps.start + a, steps.start + b, sub)
+    return rows
 
 
 def prepare(

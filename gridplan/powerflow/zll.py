@@ -27,8 +27,10 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from gridplan.core.errors import GridplanError
+from gridplan.powerflow import kernels
 from gridplan.powerflow.arraytypes import ComplexArray, IntArray
 from gridplan.powerflow.blocks import BlockStructure, BlockZ, block_structure, build_block
+from gridplan.powerflow.sweep import SweepFactor, elimination_order, sweep_factor
 
 __all__ = [
     "BLOCK_MAX_NODES",
@@ -41,8 +43,8 @@ __all__ = [
     "z_form",
 ]
 
-Method = Literal["auto", "dense", "sparse", "block"]
-METHODS: tuple[str, ...] = ("auto", "dense", "sparse", "block")
+Method = Literal["auto", "dense", "sparse", "block", "sweep"]
+METHODS: tuple[str, ...] = ("auto", "dense", "sparse", "block", "sweep")
 
 #: Non-slack node count up to which ``method="auto"`` considers applying ``Z_LL`` as one
 #: dense matrix (one BLAS product per iteration). Measured with
@@ -88,6 +90,8 @@ class ZForm:
         Sparse LU of ``Y_LL`` (methods ``"sparse"`` and ``"block"``).
     blocks : BlockZ or None
         The block form (method ``"block"``).
+    sweep : SweepFactor or None
+        The LU factors row by row, nodes in elimination order (method ``"sweep"``).
     """
 
     method: str
@@ -98,6 +102,7 @@ class ZForm:
     zt_w: ComplexArray | None
     lu: Any
     blocks: BlockZ | None
+    sweep: SweepFactor | None = None
 
 
 def factorize(y_ll: sp.csc_matrix, rhs: ComplexArray) -> tuple[Any, ComplexArray]:
@@ -136,14 +141,31 @@ def _cheapest(lu: Any, n_l: int, structure: BlockStructure | None) -> str:
     return min(costs, key=costs.__getitem__)
 
 
+@dataclass(frozen=True, eq=False)
+class _Built:
+    """What :func:`_build` makes of ``Y_LL`` (see :class:`ZForm`)."""
+
+    method: str
+    w: ComplexArray
+    zt_w: ComplexArray | None = None
+    lu: Any = None
+    blocks: BlockZ | None = None
+    sweep: SweepFactor | None = None
+
+
 def _build(
     y_ll: sp.csc_matrix,
     rhs: ComplexArray,
     method: str,
     structure: BlockStructure | None,
-) -> tuple[str, ComplexArray, ComplexArray | None, Any, BlockZ | None]:
-    """``(method, w, zt_w, lu, blocks)`` of ``Y_LL`` (nodes in their final order)."""
+) -> _Built:
+    """The chosen form of ``Y_LL`` (nodes in their final order)."""
     n_l = int(y_ll.shape[0])
+    if method == "sweep":
+        made = sweep_factor(y_ll, rhs)
+        if made is not None:
+            return _Built(method, made[2], lu=made[1], sweep=made[0])
+        method = "sparse"  # a zero pivot in elimination order: SuperLU with pivoting
     lu: Any = None
     if method != "dense":
         lu, w = factorize(y_ll, rhs)
@@ -153,12 +175,12 @@ def _build(
         z = np.linalg.inv(y_ll.toarray())
         w = z @ rhs
         zt_w = np.ascontiguousarray(np.vstack([z.T, w[None, :]]))
-        return method, w, zt_w, None, None
+        return _Built(method, w, zt_w=zt_w)
     blocks: BlockZ | None = None
     if method == "block":
         assert structure is not None
         blocks = build_block(y_ll, structure, np.asarray(w, dtype=np.complex128))
-    return method, w, None, lu, blocks
+    return _Built(method, w, lu=lu, blocks=blocks)
 
 
 def z_form(
@@ -179,10 +201,11 @@ def z_form(
     v_slack
         Fixed complex voltages of the slack nodes [pu].
     method
-        ``"auto"``, ``"dense"``, ``"sparse"`` or ``"block"`` (see
+        ``"auto"``, ``"dense"``, ``"sparse"``, ``"block"`` or ``"sweep"`` (see
         :func:`gridplan.powerflow.model.compile_network`). With ``"block"``, or ``"auto"``
         up to :data:`BLOCK_MAX_NODES` non-slack nodes, the nodes are reordered into blocks
-        and separators (``ZForm.nonslack``), whichever form is then chosen.
+        and separators (``ZForm.nonslack``), whichever form is then chosen; with
+        ``"sweep"`` into elimination order.
 
     Raises
     ------
@@ -191,40 +214,42 @@ def z_form(
         finite.
     """
     n_l = int(nonslack.size)
+    if method == "auto" and kernels.AVAILABLE:
+        method = "sweep"  # the fastest form at every size measured (with numba)
     structure: BlockStructure | None = None
     if n_l and (method == "block" or (method == "auto" and n_l <= BLOCK_MAX_NODES)):
         structure = block_structure(ybus[nonslack][:, nonslack])
         nonslack = nonslack[structure.order]  # blocks, then separator nodes
-    zt_w: ComplexArray | None = None
-    lu: Any = None
-    blocks: BlockZ | None = None
+    built = _Built(method, np.zeros(0, dtype=np.complex128))
     if n_l:
-        y_ll = ybus[nonslack][:, nonslack].tocsc()
-        rhs = np.asarray(-(ybus[nonslack][:, slack] @ v_slack), dtype=np.complex128)
         try:
-            method, w, zt_w, lu, blocks = _build(y_ll, rhs, method, structure)
+            if method == "sweep":
+                nonslack = nonslack[elimination_order(ybus[nonslack][:, nonslack].tocsc())]
+            y_ll = ybus[nonslack][:, nonslack].tocsc()
+            rhs = np.asarray(-(ybus[nonslack][:, slack] @ v_slack), dtype=np.complex128)
+            built = _build(y_ll, rhs, method, structure)
         except (np.linalg.LinAlgError, RuntimeError) as exc:
             raise GridplanError(
                 "the admittance matrix of the non-slack buses is singular (an island "
                 "without ext_grid, e.g. with runpp option check_connectivity=False): "
                 f"{exc}"
             ) from exc
-        if not np.isfinite(w).all():
+        if not np.isfinite(built.w).all():
             raise GridplanError("the no-load voltages are not finite (singular network)")
-    else:
-        w = np.zeros(0, dtype=np.complex128)
-        if method == "auto":
-            method = "dense"
-    w = np.asarray(w, dtype=np.complex128)
+    elif method in ("auto", "sweep"):
+        built = _Built("dense", built.w)
+    w = np.asarray(built.w, dtype=np.complex128)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_conj_w = np.asarray(1.0 / np.conj(w), dtype=np.complex128)
+    zt_w = built.zt_w
     return ZForm(
-        method=method,
+        method=built.method,
         nonslack=nonslack,
         w=w,
         inv_conj_w=inv_conj_w,
         zt=None if zt_w is None else zt_w[:n_l],
         zt_w=zt_w,
-        lu=lu,
-        blocks=blocks,
+        lu=built.lu,
+        blocks=built.blocks,
+        sweep=built.sweep,
     )
