@@ -20,6 +20,7 @@ from gridplan import __version__
 from gridplan.ev.dispatch import DispatchResult
 from gridplan.ev.fleet import Fleet
 from gridplan.grid.feeders import Feeder
+from gridplan.grid.profile_year import profile_year
 from gridplan.study.config import StudyConfig
 from gridplan.study.horizon import HorizonResult
 
@@ -354,11 +355,24 @@ class StudySummary:
 
 # --------------------------------------------------------------------------- building it
 def _profile_year(feeder: Feeder) -> str:
-    """The profiles' year as data, not history: SimBench's 2016 calendar, or a typical
-    (weather) year whose dates are nominal."""
-    year = int(feeder.time_index[0].year)
-    typical = "typical" in feeder.description.lower() or "tmy" in feeder.description.lower()
-    return f"a typical year, dates nominal ({year})" if typical else f"{year} calendar"
+    """The profiles' year as data, not history: a calendar year (SimBench's 2016), or a
+    typical (weather) or nominal year whose dates are not history, as the feeder's spec
+    states it (:func:`gridplan.grid.profile_year.profile_year`)."""
+    return profile_year(feeder.spec, feeder.time_index).label
+
+
+def _assumptions(feeder: Feeder) -> list[str]:
+    """The study's standing assumptions, with the profiles' climate, data sources and
+    diversity method where the feeder's spec states them."""
+    year = profile_year(feeder.spec, feeder.time_index)
+    out = [a.format(profile_year=year.label) for a in ASSUMPTIONS]
+    if year.climate:
+        out.append(f"Climate of the load and PV profiles: {year.climate}.")
+    if year.sources:
+        out.append("Profile data: " + "; ".join(year.sources) + ".")
+    if year.diversity:
+        out.append(f"Customer diversity: {year.diversity}.")
+    return out
 
 
 def critical_asset_id(assets: pd.DataFrame) -> str:
@@ -532,5 +546,5 @@ def build_summary(
             "escalation_rate": config.valuation.escalation_rate,
         },
         notes=[*notes(config, h), *feeder.notes],
-        assumptions=[a.format(profile_year=_profile_year(feeder)) for a in ASSUMPTIONS],
+        assumptions=_assumptions(feeder),
     )
