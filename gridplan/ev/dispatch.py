@@ -67,6 +67,16 @@ ones):
     variables (default 200,000; about 2-3 variables per EV and step), checked before any
     solve, else a :class:`~gridplan.core.errors.ConfigError` says how large it is.
 
+Availability (``availability=``, :func:`gridplan.ev.availability.draw_availability`): per
+(day, EV) an export factor and an export-energy cap (opt-outs, lost communications,
+overrides, derates). Every exporting strategy honours them: a session's export limit is
+the EV's times its day's factor, and its export (grid side) stops once the cap is spent;
+an EV whose limit is 0 (opted out, cut off, cap spent) takes no part in the V2G rule and
+charges as an EV not enrolled under that strategy (``unmanaged`` for ``v2g_peak_shave``
+and ``v2g_event``; scheduled charging without export for ``v2g_optimal``, whose programs
+see each cap in advance). ``None`` (default): every enrolled EV at its full limit, the
+results of before. Strategies that do not export ignore it.
+
 Constraints enforced by every strategy (tested): power only while plugged in; charging
 within the EV's charging limit (charger and vehicle, ``Fleet.charger_kw``); discharge within
 the export limit (``Fleet.export_kw``, 0 for EVs not enrolled) and, per service transformer,
@@ -113,6 +123,7 @@ import pandas as pd
 from numpy.typing import DTypeLike
 
 from gridplan.core.errors import ConfigError
+from gridplan.ev.availability import Availability
 from gridplan.ev.context import DispatchContext, GridView
 from gridplan.ev.events import PGE_EV2A, EventCalendar, TouRate
 from gridplan.ev.fastpath import run_fast
@@ -159,6 +170,7 @@ def dispatch(
     keep_ev_series: bool = _DEFAULT.keep_ev_series,
     dtype: DTypeLike = _DEFAULT.dtype,
     n_loads: int | None = None,
+    availability: Availability | None = None,
     _fast_path: bool = True,
 ) -> DispatchResult:
     """Simulate EV charging (and V2G export) over ``time_index``.
@@ -203,6 +215,8 @@ def dispatch(
     n_loads
         Columns of :attr:`DispatchResult.power_by_load_kw`; default ``context.n_loads``,
         else one past the highest ``fleet.load_pos``.
+    availability
+        Export factor and cap per (day, EV) (``draw_availability``); ``None``: none.
     _fast_path
         With ``keep_ev_series=False``, ``unmanaged`` and ``v2g_peak_shave`` skip the step
         loop (same results up to round-off, see :mod:`gridplan.ev.fastpath`); ``False``
@@ -216,8 +230,9 @@ def dispatch(
     ------
     ConfigError
         Unknown strategy, a grid-aware strategy without a context, bad windows, months or
-        objective, an export limit below zero, inconsistent fleet values, a context that
-        does not match the fleet or period, or a linear program above ``max_lp_variables``.
+        objective, an export limit below zero, inconsistent fleet values, a context or
+        availability that does not match the fleet or period, or a linear program above
+        ``max_lp_variables``.
     """
     strategy = Strategy.parse(strategy)
     _check_time_index(time_index)
@@ -236,7 +251,7 @@ def dispatch(
     export_limit_kw = _export_limit(fleet, options.transformer_export_limit_kw)
     _check_context(strategy, context, fleet, time_index)
     sim, n_warm, step_h = _simulated_steps(time_index, fleet, options.warmup_h)
-    sessions = Sessions(fleet, sim[0], len(sim), step_h)
+    sessions = Sessions(fleet, sim[0], len(sim), step_h, _limits(strategy, availability, fleet))
     export_cap = _export_cap(fleet, context, export_limit_kw)
     grid = GridView(context, sim, n_warm) if context is not None else None
     setup = RunSetup(
@@ -248,9 +263,7 @@ def dispatch(
         n_loads=_n_loads(n_loads, context, fleet),
         load_pos=np.asarray(fleet.load_pos, dtype=np.int64),
     )
-    policy = _policy(
-        strategy, sessions, grid, export_cap, sim, n_warm, options, rate, events, fleet
-    )
+    policy = _policy(strategy, sessions, grid, export_cap, sim, n_warm, options, rate, events)
     if _fast_path and not options.keep_ev_series:
         if strategy is Strategy.UNMANAGED or isinstance(policy, PeakShavePolicy):
             shave = policy if isinstance(policy, PeakShavePolicy) else None
@@ -270,7 +283,6 @@ def _policy(
     options: DispatchOptions,
     rate: TouRate | None,
     events: EventCalendar | None,
-    fleet: Fleet,
 ) -> Policy:
     """The policy of ``strategy`` with its inputs (over the simulated steps ``sim``)."""
     if strategy is Strategy.UNMANAGED:
@@ -289,9 +301,20 @@ def _policy(
         return SmartPolicy(sessions, grid)
     if strategy is Strategy.V2G_PEAK_SHAVE:
         return PeakShavePolicy(sessions, grid, export_cap, n_warm)
+    days = sessions.fleet_days
     return OptimalPolicy.solve(
-        sessions, grid, export_cap, fleet.days, options.objective, options.max_lp_variables
+        sessions, grid, export_cap, days, options.objective, options.max_lp_variables
     )
+
+
+def _limits(
+    strategy: Strategy, availability: Availability | None, fleet: Fleet
+) -> Availability | None:
+    """The availability the sessions apply: checked against ``fleet``; ``None`` for
+    strategies that do not export."""
+    if availability is not None:
+        availability.check(fleet)
+    return availability if strategy.exports else None
 
 
 def _export_cap(fleet: Fleet, context: DispatchContext | None, limit_kw: float) -> ExportCap:

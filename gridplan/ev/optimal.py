@@ -3,6 +3,13 @@
 The programs (HiGHS through :func:`scipy.optimize.linprog`) are solved before the step
 loop, bottom-up over the assets and in day order (power already planned is part of the
 load); the :class:`OptimalPolicy` then follows the plan, within the EVs' limits.
+
+With an availability (:class:`~gridplan.ev.availability.Availability`), a session's
+discharge is bounded by the EV's export limit times the session's factor (a session
+with factor 0 does not discharge: its charging is still scheduled, as for an EV not
+enrolled), and a session with an override cap gets one more row: its discharge energy
+(grid side) within the cap. The program knows the cap in advance (it places the capped
+export at the asset's worst steps): an optimistic reading of an override.
 """
 
 from __future__ import annotations
@@ -85,7 +92,7 @@ class OptimalPolicy(Policy):
         power = np.where(self.unplanned, full_kw, self.plan_kw[t])
         up_kw = np.minimum(evs.charger_kw, (evs.battery_kwh - soc) * evs.kw_per_stored_kwh)
         down_kw = np.minimum(
-            evs.export_kw,
+            sessions.export_limit_kw(),
             np.maximum(soc - evs.reserve_kwh, 0.0) * evs.discharge_efficiency / evs.step_h,
         )
         power = np.clip(power, -down_kw, np.maximum(up_kw, 0.0)) * sessions.plugged_factor
@@ -231,6 +238,15 @@ class _AssetDayProgram:
         self.w0 = int(self.arrival.min())
         self.width = int(table.departure_step[s].max()) - self.w0
         self.can_discharge = evs.enrolled[ev] & (soc0_kwh >= evs.reserve_kwh[ev] - 1e-9)
+        #: Discharge limit [kW] and export-energy cap [kWh] (inf: none) of each session.
+        self.export_kw = evs.export_kw[ev]
+        self.cap_kwh = np.full(s.size, np.inf)
+        if sessions.limited:
+            assert sessions.session_export_factor is not None
+            assert sessions.session_export_cap_kwh is not None
+            self.export_kw = self.export_kw * sessions.session_export_factor[s]
+            self.cap_kwh = sessions.session_export_cap_kwh[s]
+            self.can_discharge &= self.export_kw > 0
         # variable layout: per session its charging, discharging and state-of-charge runs
         self.n_charge = length
         self.n_discharge = np.where(self.can_discharge, length, 0)
@@ -279,7 +295,7 @@ class _AssetDayProgram:
             self.le.add(t_rel, ic, np.ones(k.size))
             if self.can_discharge[j]:
                 idis = self.off_discharge[j] + k
-                ub[idis] = evs.export_kw[e]
+                ub[idis] = self.export_kw[j]
                 self.eq.add(rows, idis, np.full(k.size, step_h / eta_d))
                 self.le.add(t_rel, idis, -np.ones(k.size))
                 self.export_cols.setdefault(int(group[e]), []).append((t_rel, idis))
@@ -313,6 +329,16 @@ class _AssetDayProgram:
             n_le += width
         return b_extra
 
+    def _add_cap_rows(self, n_le: int) -> np.ndarray:
+        """Rows from ``n_le`` on: each capped session's discharge energy (grid side)
+        within its cap; returns their right-hand sides [kWh]."""
+        capped = np.flatnonzero(self.can_discharge & np.isfinite(self.cap_kwh))
+        step_h = self.sessions.evs.step_h
+        for r, j in enumerate(capped):
+            idis = self.off_discharge[j] + np.arange(self.length[j])
+            self.le.add(np.full(idis.size, n_le + r), idis, np.full(idis.size, step_h))
+        return self.cap_kwh[capped]
+
     def solve(
         self,
         asset: int,
@@ -327,9 +353,12 @@ class _AssetDayProgram:
         discharge throughput (no needless cycling).
         """
         self._add_sessions(cap.group)
-        b_le = np.concatenate(
-            [self._add_asset_rows(load_kw, limit_kw), *self._add_export_rows(cap, fixed_export_kw)]
-        )
+        b_parts = [
+            self._add_asset_rows(load_kw, limit_kw),
+            *self._add_export_rows(cap, fixed_export_kw),
+        ]
+        b_parts.append(self._add_cap_rows(sum(b.size for b in b_parts)))
+        b_le = np.concatenate(b_parts)
         a_eq = self.eq.matrix((self.b_eq.size, self.n_var))
         a_le = self.le.matrix((b_le.size, self.n_var))
         step_h = self.sessions.evs.step_h

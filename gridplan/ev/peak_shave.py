@@ -7,6 +7,12 @@ floor from which full power still restores the target by departure, never below 
 reserve); (3) shavers behind their shadow recharge, laxity-forced energy first, into the
 headroom under ``min(limit, highest unmanaged load of the asset so far)``.
 The closed-form fast path of this rule is :mod:`gridplan.ev.fastpath`.
+
+With an availability (:class:`~gridplan.ev.availability.Availability`), a shaver exports
+within its session's export limit (:meth:`Sessions.export_limit_kw`: factor and remaining
+cap); a shaver whose limit is 0 at the step (opted out, cut off, or its override cap
+spent) is neither deferred nor discharged: it follows its shadow (``unmanaged``), and
+catches up a deficit from earlier relief into the headroom as before.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 
 from gridplan.ev.context import GridView
 from gridplan.ev.nesting import fit_into_headroom, relieve
+from gridplan.ev.options import TOLERANCE
 from gridplan.ev.policies import Policy
 from gridplan.ev.sessions import ExportCap, Sessions
 
@@ -158,9 +165,14 @@ class PeakShavePolicy(Policy):
         levels, n_asset, to_asset = self._levels, self.grid.nesting.n_asset, self._asset_from_shaver
         floor_kwh = np.maximum(self._reserve_kwh, self._target_kwh - step.later_kwh)
         room_kwh = np.maximum(step.soc_kwh - floor_kwh, 0.0)
-        discharge_kw = np.minimum(self._export_kw, room_kwh * evs.discharge_efficiency / evs.step_h)
+        export_kw = self._export_kw
+        if self.sessions.limited:
+            export_kw = self.sessions.export_limit_kw()[self.shaver_ix]
+        discharge_kw = np.minimum(export_kw, room_kwh * evs.discharge_efficiency / evs.step_h)
         discharge_kw = np.where(step.must_kw > 0, 0.0, discharge_kw * step.plugged)
         curtail_kw = np.maximum(step.power_kw - step.must_kw, 0.0)
+        if self.sessions.limited:  # a shaver without export this step is not managed
+            curtail_kw = np.where(export_kw > TOLERANCE, curtail_kw, 0.0)
         relief_kw = relieve(levels, n_asset, np.maximum(excess_kw, 0.0), curtail_kw)
         excess2_kw = excess_kw - to_asset @ relief_kw
         if (excess2_kw > _EXCESS_KW).any():

@@ -72,7 +72,9 @@ class EventPolicy(Policy):
     """``v2g_event``: enrolled EVs export at their limit during events, else ``unmanaged``.
 
     An enrolled EV exports the most that keeps its reserve and full-power recharge by
-    departure; with no room left it takes its laxity-forced power.
+    departure; with no room left it takes its laxity-forced power. With an availability,
+    an EV whose export limit is 0 at the step (opted out, cut off, or its override cap
+    spent) takes no part: it charges ``unmanaged``.
 
     Parameters
     ----------
@@ -95,6 +97,8 @@ class EventPolicy(Policy):
         if not self.event_active[t]:
             return full_kw
         v2g = sessions.plugged & sessions.evs.enrolled
+        if sessions.limited:
+            v2g &= sessions.export_limit_kw() > TOLERANCE
         if not v2g.any():
             return full_kw
         discharge_kw = sessions.discharge_max_kw(t)

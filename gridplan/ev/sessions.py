@@ -5,6 +5,11 @@ battery), departures (the shortfall against the target is recorded), the plug-in
 the state of charge and its integration from one step's power, and the powers every rule
 is built from (full power toward the target, laxity-forced power, the largest export).
 :class:`ExportCap` holds the per-transformer export limit.
+
+With an :class:`~gridplan.ev.availability.Availability`, each session's export limit is
+the EV's times the session's (day, EV) export factor, and its export energy is capped
+(grid side): :meth:`Sessions.export_limit_kw` is the limit at the current step, 0 once
+the cap is spent.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from gridplan.ev.availability import Availability
 from gridplan.ev.fleet import Fleet
 
 
@@ -198,6 +204,9 @@ class Sessions:
         Simulated steps.
     step_h
         Step length [h].
+    availability
+        Export factor and cap per (day, EV), or ``None`` (every session at the EV's
+        export limit, no cap).
 
     Attributes
     ----------
@@ -217,11 +226,25 @@ class Sessions:
     charge_kw_steps, export_kw_steps
         Grid power drawn and exported (positive), summed over the counted steps
         [kW·step], (ev,).
+    limited
+        Whether an availability limits the sessions' export.
+    session_export_factor, session_export_cap_kwh
+        With an availability: each session's export factor [-] and export-energy cap
+        [kWh] (``inf``: none), (session,); else ``None``.
     """
 
-    def __init__(self, fleet: Fleet, start: pd.Timestamp, n_step: int, step_h: float) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        start: pd.Timestamp,
+        n_step: int,
+        step_h: float,
+        availability: Availability | None = None,
+    ) -> None:
         self.n_ev = n_ev = fleet.n_ev
         self.n_step = n_step
+        #: The fleet's days (midnights), (day,).
+        self.fleet_days = fleet.days
         self.evs = evs = EvParameters.from_fleet(fleet, step_h)
         self.table = SessionTable.from_fleet(fleet, start, n_step, step_h)
         self.shortfall_kwh = np.full(np.shape(fleet.arrival_h), np.nan)
@@ -241,6 +264,35 @@ class Sessions:
         self._kw_per_stored_kwh = evs.kw_per_stored_kwh
         self._stored_kwh_per_kw = evs.stored_kwh_per_kw
         self._drawn_kwh_per_kw = evs.drawn_kwh_per_kw
+        self._limits(availability)
+
+    def _limits(self, availability: Availability | None) -> None:
+        """The sessions' export factors and caps, and the EVs' current limits."""
+        self.limited = availability is not None
+        self.session_export_factor: np.ndarray | None = None
+        self.session_export_cap_kwh: np.ndarray | None = None
+        if availability is None:
+            return
+        table, n_ev = self.table, self.n_ev
+        self.session_export_factor = np.asarray(availability.export_factor, dtype=float)[
+            table.day, table.ev
+        ]
+        self.session_export_cap_kwh = np.asarray(availability.export_cap_kwh, dtype=float)[
+            table.day, table.ev
+        ]
+        #: Export limit of each EV's current session [kW], (ev,).
+        self.export_now_kw = self.evs.export_kw.copy()
+        #: Export energy left in each EV's current session [kWh], (ev,).
+        self.export_left_kwh = np.full(n_ev, np.inf)
+        #: Each EV's current session (-1: none yet), (ev,).
+        self.current_session = np.full(n_ev, -1, dtype=np.int64)
+
+    def _enter(self, e: np.ndarray, idx: np.ndarray) -> None:
+        """EVs ``e`` start sessions ``idx``: their export limit and cap."""
+        assert self.session_export_factor is not None and self.session_export_cap_kwh is not None
+        self.export_now_kw[e] = self.evs.export_kw[e] * self.session_export_factor[idx]
+        self.export_left_kwh[e] = self.session_export_cap_kwh[idx]
+        self.current_session[e] = idx
 
     # ----------------------------------------------------------------------- the step
     # flags as lists, built on first use: cheaper to index per step than numpy scalars
@@ -269,6 +321,8 @@ class Sessions:
         self.plugged[e] = True
         self.plugged_factor[e] = 1.0
         self.departure_step[e] = table.departure_unclipped[idx]
+        if self.limited:
+            self._enter(e, idx)
         return idx
 
     def integrate(self, power_kw: np.ndarray, may_export: bool, counted: bool) -> None:
@@ -285,6 +339,10 @@ class Sessions:
             if counted:
                 np.add(self.charge_kw_steps, charge_kw, out=self.charge_kw_steps)
                 np.subtract(self.export_kw_steps, scratch, out=self.export_kw_steps)
+            if self.limited:  # the session's export cap (grid side)
+                left = self.export_left_kwh
+                left += scratch * self.evs.step_h
+                np.maximum(left, 0.0, out=left)
             scratch *= self._drawn_kwh_per_kw
             soc += scratch
         else:
@@ -319,6 +377,9 @@ class Sessions:
         self.plugged_factor[:] = self.plugged
         self.departure_step[:] = 0.0
         self.departure_step[ev] = self.table.departure_unclipped[session]
+        if self.limited:  # a session already entered keeps what it has exported
+            new = self.current_session[ev] != session
+            self._enter(ev[new], session[new])
 
     # ----------------------------------------------------------------------- powers [kW]
     def full_power_kw(self) -> np.ndarray:
@@ -351,15 +412,23 @@ class Sessions:
         must *= self.plugged_factor
         return must
 
+    def export_limit_kw(self) -> np.ndarray:
+        """Export limit of every EV at this step [kW], (ev,): the fleet's; with an
+        availability, times the session's factor and within the energy its cap has left
+        (0 once spent). Do not modify the returned array."""
+        if not self.limited:
+            return self.evs.export_kw
+        return np.minimum(self.export_now_kw, self.export_left_kwh / self.evs.step_h)
+
     def discharge_max_kw(self, t: int) -> np.ndarray:
         """Largest export [kW], (ev,), that keeps the reserve and full-power recharge to
-        the target by departure."""
+        the target by departure (within :meth:`export_limit_kw`)."""
         evs = self.evs
         later_kwh = np.maximum(self.departure_step - t - 1.0, 0) * evs.full_step_kwh
         floor_kwh = np.maximum(evs.reserve_kwh, evs.target_kwh - later_kwh)
         room_kwh = np.maximum(self.soc_kwh - floor_kwh, 0.0)
         export_kw = room_kwh * evs.discharge_efficiency / evs.step_h
-        return np.minimum(evs.export_kw, export_kw) * self.plugged_factor
+        return np.minimum(self.export_limit_kw(), export_kw) * self.plugged_factor
 
 
 class ExportCap:
