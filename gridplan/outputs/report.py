@@ -757,6 +757,19 @@ def _critical_rows(result: StudyResult) -> list[list[str]]:
             f"Deferral reached in {cfg.horizon.confidence:.0%} of draws",
             ("≥ " if crit.deferral_capped else "") + fmt_num(crit.deferral_years, 0) + " yr",
         ],
+        *(
+            [
+                ["Year of need, managed charging only (V1G), P50", fmt_year(crit.year_of_need_v1g)],
+                [
+                    f"Deferral parts in {cfg.horizon.confidence:.0%} of draws: V1G / export",
+                    f"{fmt_num(crit.deferral_years_v1g_part, 0)} yr / "
+                    f"{fmt_num(crit.deferral_years_export_part, 0)} yr (each its own quantile "
+                    "across draws; within one draw the parts add up)",
+                ],
+            ]
+            if "v1g" in result.horizon.cases
+            else []
+        ),
         ["Firmness with V2G, last horizon year", fmt_share(crit.firmness_v2g_end)],
         [
             "Upgrade",

@@ -170,6 +170,12 @@ class CriticalAsset:
     upgrade_cost_usd: float | None
     deferral_value_usd: float | None
     need_from_non_convergence: dict[str, bool] = field(default_factory=dict)
+    #: With the V1G case: its year of need (P50), and the V2G deferral's managed-charging
+    #: part and export increment [years], each reached in ``confidence`` of the draws
+    #: (quantiles of the parts need not add up; the parts of one trajectory do).
+    year_of_need_v1g: int | None = None
+    deferral_years_v1g_part: float | None = None
+    deferral_years_export_part: float | None = None
 
     #: Fields holding one value per case (flat in JSON: ``<field>_<case>``).
     PER_CASE = ("peak_loading_pct", "hours_over_limit", "need_from_non_convergence")
@@ -443,6 +449,9 @@ def _critical(assets: pd.DataFrame, cases: list[str]) -> CriticalAsset:
         upgrade_cost_usd=num(row.cost_usd_dollar_year),
         deferral_value_usd=num(row.deferral_value_usd_v2g),
         need_from_non_convergence={c: bool(row[f"need_from_non_convergence_{c}"]) for c in cases},
+        year_of_need_v1g=_int_or_none(row.get("year_of_need_v1g_p50")),
+        deferral_years_v1g_part=num(row.get("deferral_years_v2g_v1g_part")),
+        deferral_years_export_part=num(row.get("deferral_years_v2g_export_part")),
     )
 
 
