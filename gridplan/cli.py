@@ -1,26 +1,39 @@
-"""Command line: ``gridplan feeders``, ``gridplan study STUDY.toml``.
+"""Command line: ``gridplan feeders``, ``gridplan study STUDY``, ``gridplan batch BATCH``,
+``gridplan init DIR``; also ``python -m gridplan``.
 
-A thin front over :mod:`gridplan.grid` and :mod:`gridplan.study`. Bad input prints one
-line naming the file and field and exits with status 2; ``--debug`` shows the traceback.
+A thin front over :mod:`gridplan.grid`, :mod:`gridplan.study` and :mod:`gridplan.batch`.
+Bad input and usage errors print one line (naming the file and field, or what the command
+expected) and exit with status 2; ``--debug`` shows the traceback. Steps longer than a
+couple of seconds show a progress bar on a terminal (:func:`gridplan.core.progress.progress_bar`,
+none in a redirected log); ``-v`` logs gridplan's steps to stderr.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gridplan.core.errors import GridplanError
+from gridplan.core.progress import progress_bar
 
 if TYPE_CHECKING:
     from gridplan.study.summary import StudySummary
+
+__all__ = ["app", "main"]
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     add_completion=False,
@@ -31,20 +44,82 @@ app = typer.Typer(
 _state = {"debug": False}
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from gridplan import __version__
+
+        typer.echo(f"gridplan {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log gridplan's steps (to stderr).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
+    _setup_logging(verbose)
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Warnings of every library on stderr; with ``verbose``, gridplan's INFO lines too."""
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("gridplan").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class _Steps:
+    """A command's steps: a progress bar over them on a terminal, and an INFO log line with
+    the seconds each took."""
+
+    def __init__(self, desc: str, total: int, unit: str = "step", eta: bool = True) -> None:
+        self.desc = desc
+        # steps of unequal length: no rate or time left
+        fmt = None if eta else "{desc}: step {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+        self.bar = progress_bar(total=total, desc=desc, unit=unit, leave=False, bar_format=fmt)
+
+    @contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        self.bar.set_postfix_str(what)
+        start = time.perf_counter()
+        yield
+        self.bar.update()
+        log.info("%s: %s (%.1f s)", self.desc, what, time.perf_counter() - start)
+
+    def __enter__(self) -> _Steps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+class OutputFormat(StrEnum):
+    """How ``gridplan feeders`` prints its table."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
 
 
 @app.command("feeders")
 def feeders_cmd(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Bundled feeder names or spec files (default: every bundled feeder)."),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="table (aligned text), csv or json (a list)."),
+    ] = OutputFormat.table,
     check: Annotated[
         str | None,
         typer.Option(
@@ -53,52 +128,88 @@ def feeders_cmd(
         ),
     ] = None,
 ) -> None:
-    """List the bundled feeders: buses, monitored assets, peak base load, headroom at peak."""
+    """List feeders: buses, monitored assets, peak base load, headroom at peak.
+
+    Each feeder is built and solved over its profile year (a few seconds each; a progress
+    bar shows which)."""
     from gridplan.grid.feeders import bundled_feeders, load_feeder
     from gridplan.study.overview import feeder_overview
 
     if check is not None:
-        from gridplan.core.errors import ConfigError
-        from gridplan.grid import opendss
-        from gridplan.grid.feeders import read_feeder_spec, resolve_feeder_path
-
-        spec_path = resolve_feeder_path(check)
-        network = read_feeder_spec(spec_path).network
-        if network.source != "opendss":
-            raise ConfigError(
-                f"--check compares OpenDSS feeders only; '{check}' has network source "
-                f"'{network.source}'",
-                file=spec_path,
-                field="network.source",
-            )
-        master = spec_path.parent / (network.master or "")
-        typer.echo(f"{check}: converted net vs OpenDSS snapshot ({master.name}), same loads")
-        comparisons = opendss.validate(master)
-        for note in comparisons[0].report:
-            typer.echo(f"conversion: {note}")
-        for comparison in comparisons:
-            for line in comparison.lines():
-                typer.echo(line)
-        if not all(c.passed for c in comparisons):
-            raise typer.Exit(code=1)
+        _check_opendss(check)
         return
-    rows = [feeder_overview(load_feeder(name)) for name in bundled_feeders()]
-    header = (
+    refs = list(names) if names else list(bundled_feeders())
+    rows = []
+    with _Steps("feeders", len(refs), unit="feeder") as steps:
+        for ref in refs:
+            with steps.step(ref):
+                rows.append(feeder_overview(load_feeder(ref)))
+    for line in _feeder_lines(rows, output_format):
+        typer.echo(line)
+
+
+def _feeder_lines(rows: list[dict[str, Any]], output_format: OutputFormat) -> list[str]:
+    """The feeders' overview as text lines: an aligned table, CSV or a JSON list."""
+    if output_format is OutputFormat.json:
+        return [json.dumps(rows, indent=2)]
+    if output_format is OutputFormat.csv:
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().splitlines()
+    lines = [
         f"{'feeder':<16}{'buses':>6}{'loads':>6}{'assets':>7}{'households':>11}"
         f"{'peak load kW':>14}  {'critical asset':<28}{'peak loading %':>15}{'headroom kVA':>13}"
-    )
-    typer.echo(header)
+    ]
     for r in rows:
-        typer.echo(
+        lines.append(
             f"{r['name']:<16}{r['buses']:>6}{r['loads']:>6}{r['assets']:>7}{r['households']:>11}"
             f"{r['peak_load_kw']:>14.1f}  {r['critical_asset'][:27]:<28}"
             f"{r['critical_loading_pct']:>15.1f}{r['headroom_kva']:>13.1f}"
         )
+    return lines
+
+
+def _check_opendss(check: str) -> None:
+    """``gridplan feeders --check NAME``: the converted net against OpenDSS's snapshot."""
+    from gridplan.core.errors import ConfigError
+    from gridplan.grid import opendss
+    from gridplan.grid.feeders import read_feeder_spec, resolve_feeder_path
+
+    spec_path = resolve_feeder_path(check)
+    network = read_feeder_spec(spec_path).network
+    if network.source != "opendss":
+        raise ConfigError(
+            f"--check compares OpenDSS feeders only; '{check}' has network source "
+            f"'{network.source}'",
+            file=spec_path,
+            field="network.source",
+        )
+    master = spec_path.parent / (network.master or "")
+    typer.echo(f"{check}: converted net vs OpenDSS snapshot ({master.name}), same loads")
+    comparisons = opendss.validate(master)
+    for note in comparisons[0].report:
+        typer.echo(f"conversion: {note}")
+    for comparison in comparisons:
+        for line in comparison.lines():
+            typer.echo(line)
+    if not all(c.passed for c in comparisons):
+        raise typer.Exit(code=1)
 
 
 @app.command("study")
 def study_cmd(
-    config: Annotated[Path, typer.Argument(help="Study TOML file.")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            metavar="STUDY",
+            help="Study TOML file, or the name of a bundled example study: 'quickstart' "
+            "(a bare name that is not a file; 'gridplan init DIR' copies it to edit).",
+        ),
+    ],
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", "-o", help="Parent folder of the results.")
     ] = None,
@@ -113,14 +224,28 @@ def study_cmd(
     ] = 1,
 ) -> None:
     """Run one feeder study and print where its results went."""
+    from gridplan.examples import resolve_example
+
+    path = resolve_example(config, "study")  # before the heavy imports
+    from gridplan.grid.feeders import load_feeder
     from gridplan.outputs import check_output_folder, study_folder, write_study
     from gridplan.study import load_study_config, run
+    from gridplan.study.config import feeder_ref
 
-    study = load_study_config(config)
+    study = load_study_config(path)
     folder = study_folder(study.name, output_dir if output_dir is not None else study.output_dir)
-    check_output_folder(folder, overwrite=overwrite, file=config)  # before any computation
-    result = run(config, progress=sys.stderr.isatty(), workers=workers)
-    write_study(result, folder, overwrite=overwrite)
+    check_output_folder(folder, overwrite=overwrite, file=path)  # before any computation
+    units = len(study.years()) * study.horizon.draws
+    log.info("study '%s' (%s): %d (year, draw) units, feeder %s", study.name, path, units,
+             study.feeder)  # fmt: skip
+    with _Steps(f"study {study.name}", 3, eta=False) as steps:
+        with steps.step(f"load feeder {study.feeder}"):
+            feeder = load_feeder(feeder_ref(study, path))
+        with steps.step(f"simulate {units} units"):
+            result = run(path, feeder=feeder, progress=sys.stderr.isatty(), workers=workers)
+        with steps.step(f"write {folder}"):
+            files = write_study(result, folder, overwrite=overwrite)
+    log.info("wrote %d files", len(files))
     for line in _study_lines(result.summary):
         typer.echo(line)
     typer.echo(f"results: {folder}")
@@ -172,7 +297,14 @@ def _study_lines(s: StudySummary) -> list[str]:
 
 @app.command("batch")
 def batch_cmd(
-    config: Annotated[Path, typer.Argument(help="Batch TOML file.")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            metavar="BATCH",
+            help="Batch TOML file, or the name of a bundled example batch: 'screen' (a bare "
+            "name that is not a file).",
+        ),
+    ],
     workers: Annotated[
         int | None,
         typer.Option(
@@ -193,8 +325,13 @@ def batch_cmd(
         Path | None, typer.Option("--output-dir", "-o", help="Parent folder of the results.")
     ] = None,
     progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show a progress bar (default: when stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
     max_units: Annotated[
         int | None,
         typer.Option(
@@ -205,9 +342,12 @@ def batch_cmd(
     ] = None,
 ) -> None:
     """Run a batch of feeder studies (feeders × scenarios × draws); exit 1 if a unit failed."""
+    from gridplan.examples import resolve_example
+
+    path = resolve_example(config, "batch")  # before the heavy imports
     from gridplan.batch import plan_batch, run
 
-    plan = plan_batch(config, max_units=max_units)
+    plan = plan_batch(path, max_units=max_units)
     typer.echo(
         f"starting batch '{plan.config.name}': {len(plan.units):,} units "
         f"({len(plan.feeders)} feeders × {len(plan.scenarios)} scenarios × "
@@ -220,12 +360,28 @@ def batch_cmd(
         resume=resume,
         overwrite=overwrite,
         output_dir=output_dir,
-        progress=progress,
+        progress=sys.stderr.isatty() if progress is None else progress,
     )
     for line in result.summary_lines():
         typer.echo(line)
     if result.failed:
         raise typer.Exit(1)  # main() returns the code (click returns it, not raises it)
+
+
+@app.command("init")
+def init_cmd(
+    folder: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Folder for the files (made if missing).")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Write the example study (quickstart.toml) and batch (screen.toml) into DIR, to edit."""
+    from gridplan.examples import write_examples
+
+    written = write_examples(folder, force=force)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"run them: gridplan study {written[0]}; gridplan batch {written[1]}")
 
 
 def _year_text(year: int | None, end: int) -> str:
@@ -238,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     0 on success; 1 when a batch finished with failed units; 2 on bad input or usage (one
     line naming the file and field, or what the command expected); 130 when interrupted.
     """
-    debug = _state["debug"] or "--debug" in (argv if argv is not None else sys.argv)
+    _state["debug"] = False  # set by the callback; main() may be called more than once
+    debug = "--debug" in (argv if argv is not None else sys.argv)
     with _sigint_watch() as interrupted:
         try:
             # standalone_mode=False: click returns the code of a typer.Exit instead of

@@ -586,18 +586,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
-
-
 def _validate_scenario(
     base: dict[str, Any],
     scenario: Scenario,
@@ -606,13 +594,15 @@ def _validate_scenario(
     study_file: Path | None,
     base_field: str,
 ) -> StudyConfig:
-    """Base study + overrides -> StudyConfig; errors name the batch (or study) field."""
-    data = copy.deepcopy(base)
-    for key, value in scenario.overrides.items():
-        _set_dotted(data, key, value)
-    data.update(name="unit", feeder="unit", seed=0)
+    """Base study + overrides -> StudyConfig (:meth:`StudyConfig.with_overrides`, the one
+    implementation of dotted overrides); errors name the batch (or study) field."""
+    data = {**copy.deepcopy(base), "name": "unit", "feeder": "unit", "seed": 0}
     try:
-        return validate(StudyConfig, data)
+        base_config = validate(StudyConfig, data)
+    except ConfigError as exc:  # the base study alone is invalid
+        raise _base_error(exc, file, study_file, base_field) from None
+    try:
+        return base_config.with_overrides(scenario.overrides)
     except ConfigError as exc:
         bad = exc.field if exc.field not in (None, "(top level)") else ""
         if bad:
@@ -629,6 +619,14 @@ def _validate_scenario(
                 f" (scenario {scenario.index}: {scenario.name})" if source[:5] == "grid." else ""
             )
             raise ConfigError(exc.reason + where, file=file, field=source) from None
-        if study_file is not None:
-            raise ConfigError(exc.reason, file=study_file, field=exc.field) from None
-        raise ConfigError(exc.reason, file=file, field=f"{base_field}{bad}".rstrip(".")) from None
+        raise _base_error(exc, file, study_file, base_field) from None
+
+
+def _base_error(
+    exc: ConfigError, file: Path | None, study_file: Path | None, base_field: str
+) -> ConfigError:
+    """An error of the base study, naming the study file or the batch's ``study`` table."""
+    if study_file is not None:
+        return ConfigError(exc.reason, file=study_file, field=exc.field)
+    bad = exc.field if exc.field not in (None, "(top level)") else ""
+    return ConfigError(exc.reason, file=file, field=f"{base_field}{bad}".rstrip("."))

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from gridplan.core.config import validate
+from gridplan.core.errors import ConfigError
 from gridplan.grid.feeders import Feeder, load_feeder
 from gridplan.study.config import StudyConfig, feeder_ref, load_study_config
 from gridplan.study.horizon import median_draw
@@ -39,7 +44,7 @@ __all__ = ["run"]
 
 
 def run(
-    config: StudyConfig | str | Path,
+    config: StudyConfig | Mapping[str, Any] | str | Path,
     *,
     feeder: Feeder | None = None,
     progress: bool = False,
@@ -50,8 +55,11 @@ def run(
     Parameters
     ----------
     config
-        A :class:`~gridplan.study.config.StudyConfig` or the path of a study TOML
-        (validated before anything runs).
+        A :class:`~gridplan.study.config.StudyConfig`, a dict of the same fields (as a
+        study TOML would hold them, e.g. ``{"name": "s", "feeder": "ca-residential",
+        "fleet": {"v2g_enrolled_share": 0.3}}``), or the path of a study TOML. A dict or a
+        file is validated before anything runs, with the same one-line errors; files it
+        names are relative to the working directory (a file's: to the study file).
     feeder
         The feeder, already loaded (:func:`gridplan.grid.feeders.load_feeder`); default:
         load ``config.feeder``.
@@ -66,11 +74,13 @@ def run(
     -------
     StudyResult
         Everything the study computed; :func:`gridplan.outputs.write_study` writes it.
+
+    Raises
+    ------
+    ConfigError
+        A config that is not valid (one line naming the file, if any, and the field).
     """
-    path: Path | None = None
-    if not isinstance(config, StudyConfig):
-        path = Path(config)
-        config = load_study_config(path)
+    config, path = _study_config(config)
     n_processes(workers, 1)  # a bad worker count fails before any computation
     if feeder is None:
         feeder = load_feeder(feeder_ref(config, path))
@@ -124,4 +134,21 @@ def run(
         economics=economics,
         sensitivity=sensitivity,
         bus_min_vm_pu=detail.bus_min_vm_pu,
+    )
+
+
+def _study_config(
+    config: StudyConfig | Mapping[str, Any] | str | Path,
+) -> tuple[StudyConfig, Path | None]:
+    """The validated config of :func:`run`'s argument, and the study file it came from."""
+    if isinstance(config, StudyConfig):
+        return config, None
+    if isinstance(config, Mapping):
+        return validate(StudyConfig, dict(config)), None
+    if isinstance(config, str | os.PathLike):
+        path = Path(config)
+        return load_study_config(path), path
+    raise ConfigError(
+        "expected a study TOML path, a dict of study fields or a StudyConfig "
+        f"(got {type(config).__name__})"
     )
