@@ -237,7 +237,8 @@ def test_horizon_outputs(horizon_written):
     r, out = horizon_written
     h = r.horizon
     assert list(h.years) == list(range(2028, 2037))
-    assert h.need.shape == (9, 4, 3, len(r.feeder.assets))
+    assert h.cases == ["base", "charging", "v1g", "v2g"]
+    assert h.need.shape == (9, 4, 4, len(r.feeder.assets))
     # adoption and load grow: EV charging needs never fewer assets than no EVs
     assert h.need[:, :, 1].sum() >= h.need[:, :, 0].sum()
     # probability of need by year is non-decreasing
@@ -315,10 +316,17 @@ def test_valuation_end_to_end(tmp_path):
     rate, n_years = r.config.valuation.discount_rate, len(r.horizon.years)
     annuity = (1 - (1 + rate) ** -n_years) / rate
     assert econ.annual_deferral_value_usd == pytest.approx(gross / annuity)
-    n_enrolled = np.median(r.horizon.n_enrolled[-1])
-    # utility pays only the upfront incentive (performance and capacity 0; ELRP not utility-funded)
-    assert econ.ratepayer_cost_pv_usd == pytest.approx(1000 * n_enrolled)
-    assert econ.ratepayer_net_benefit_pv_usd == pytest.approx(gross - 1000 * n_enrolled)
+    # utility pays only the upfront incentives (performance and capacity 0; ELRP not
+    # utility-funded), each when the customer enrolls: the yearly increase of the median
+    # enrolled count, discounted from the start of that year to the dollar year
+    years = np.asarray(r.horizon.years)
+    enrolled = np.maximum.accumulate(np.median(r.horizon.n_enrolled, axis=1))
+    new = np.diff(np.r_[0.0, enrolled])
+    t = years - r.config.valuation.dollar_year
+    incentives = sum(1000 * n / (1 + rate) ** ti for n, ti in zip(new, t, strict=True))
+    assert incentives < 1000 * enrolled[-1]  # paid from 2028: less than at the dollar year
+    assert econ.ratepayer_cost_pv_usd == pytest.approx(incentives)
+    assert econ.ratepayer_net_benefit_pv_usd == pytest.approx(gross - incentives)
     assert r.summary.economics["v2g"].deferral_value_usd == pytest.approx(gross, abs=1e-5)
     tornado = r.sensitivity
     assert set(tornado.parameter) == {

@@ -724,3 +724,47 @@ def test_tornado_bad_inputs() -> None:
         tornado(lambda x: "high", {"x": 1.0}, {"x": (0, 1)})
     with pytest.raises(ConfigError, match="evaluate"):
         tornado(42, {"x": 1.0}, {"x": (0, 1)})  # type: ignore[arg-type]
+
+
+def test_program_economics_by_year_equals_the_constant_form_and_pays_at_enrollment() -> None:
+    from gridplan.planning.economics import program_economics_by_year
+
+    costs, kwargs = _hand_case()
+    constant = program_economics(100_000.0, **kwargs)
+    by_year = program_economics_by_year(
+        100_000.0,
+        years=[2026, 2027],
+        base_year=2026,
+        new_enrolled=[10, 0],
+        v2g_export_kwh=[10_000.0, 10_000.0],
+        event_export_kwh=[2_000.0, 2_000.0],
+        enrolled_capacity_kw=[100.0, 100.0],
+        discount_rate=0.10,
+        costs=costs,
+        charging_loss_kwh=[1_000.0, 1_000.0],
+    )
+    for name in [f.name for f in dataclasses.fields(constant)]:
+        a, b = getattr(constant, name), getattr(by_year, name)
+        assert a == pytest.approx(b, rel=1e-12), name
+    # staggered: 4 enroll in 2026 (t = 0), 6 in 2028 (t = 2); export only from 2028
+    late = program_economics_by_year(
+        0.0,
+        years=[2026, 2027, 2028],
+        base_year=2026,
+        new_enrolled=[4, 0, 6],
+        v2g_export_kwh=[0.0, 0.0, 10_000.0],
+        event_export_kwh=[0.0, 0.0, 0.0],
+        enrolled_capacity_kw=[0.0, 0.0, 0.0],
+        discount_rate=0.10,
+        costs=costs,
+        charging_loss_kwh=[0.0, 0.0, 0.0],
+    )
+    assert late.upfront_incentives_pv_usd == pytest.approx(2_500 * (4 + 6 / 1.21))
+    # the 2028 export is paid at the end of 2028: t = 3
+    assert late.performance_payments_pv_usd == pytest.approx(10_000 * 0.10 / 1.331)
+    assert late.annuity_factor == pytest.approx(1 / 1.1 + 1 / 1.21 + 1 / 1.331)
+    with pytest.raises(ConfigError, match="one per program year"):
+        program_economics_by_year(
+            0.0, years=[2026], base_year=2026, new_enrolled=[1, 2], v2g_export_kwh=[0.0],
+            event_export_kwh=[0.0], enrolled_capacity_kw=[0.0], discount_rate=0.1, costs=costs,
+        )  # fmt: skip

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -52,6 +53,7 @@ __all__ = [
     "ProgramEconomics",
     "annuity_factor",
     "program_economics",
+    "program_economics_by_year",
 ]
 
 
@@ -375,18 +377,36 @@ def program_economics(
     capacity = (
         cap_kw * costs.capacity_payment_usd_per_kw_month * costs.capacity_payment_months_per_yr * af
     )
+    wear = export * costs.battery_wear_usd_per_kwh * af
+    energy = (export + loss) * costs.charging_energy_price_usd_per_kwh * af
+    return _assemble(
+        costs, n_years_int, af, benefit, n_ev, upfront, performance, event_pay, capacity, wear,
+        energy,
+    )  # fmt: skip
+
+
+def _assemble(
+    costs: ProgramCosts,
+    n_years_int: int,
+    af: float,
+    benefit: float,
+    n_ev: float,
+    upfront: float,
+    performance: float,
+    event_pay: float,
+    capacity: float,
+    wear: float,
+    energy: float,
+) -> ProgramEconomics:
+    """Both perspectives from the present values of each flow [USD]."""
     ratepayer_cost = upfront + performance
     if costs.event_payments_utility_funded:
         ratepayer_cost += event_pay
     if costs.capacity_payments_utility_funded:
         ratepayer_cost += capacity
-
-    wear = export * costs.battery_wear_usd_per_kwh * af
-    energy = (export + loss) * costs.charging_energy_price_usd_per_kwh * af
     revenue = upfront + performance + event_pay + capacity
     p_cost = wear + energy
     p_net = revenue - p_cost
-
     return ProgramEconomics(
         years=n_years_int,
         annuity_factor=af,
@@ -408,3 +428,97 @@ def program_economics(
         event_payments_in_ratepayer_cost=bool(costs.event_payments_utility_funded),
         capacity_payments_in_ratepayer_cost=bool(costs.capacity_payments_utility_funded),
     )
+
+
+def program_economics_by_year(
+    deferral_value_usd: float,
+    *,
+    years: Sequence[int] | np.ndarray,
+    base_year: int,
+    new_enrolled: Sequence[float] | np.ndarray,
+    v2g_export_kwh: Sequence[float] | np.ndarray,
+    event_export_kwh: Sequence[float] | np.ndarray,
+    enrolled_capacity_kw: Sequence[float] | np.ndarray,
+    discount_rate: float,
+    costs: ProgramCosts,
+    charging_loss_kwh: Sequence[float] | np.ndarray | None = None,
+) -> ProgramEconomics:
+    """Program economics with flows in the years they happen (issue 19, valuation timing).
+
+    Timing: a customer's upfront incentive is paid when it enrolls, at the start of its
+    enrollment year (``t = year − base_year``); each year's export, event and capacity
+    payments, battery wear and energy are paid at the end of that year
+    (``t = year − base_year + 1``); every flow is discounted at ``discount_rate`` to
+    ``base_year`` (the dollar year of the deferral value). With one enrollment in the first
+    year and constant flows this equals :func:`program_economics` over ``len(years)`` years.
+
+    Parameters
+    ----------
+    deferral_value_usd
+        Present value at ``base_year`` of the deferral [USD].
+    years
+        Program years [year], increasing, the first >= ``base_year``.
+    base_year
+        Year of ``t = 0`` [year].
+    new_enrolled
+        Customers enrolling in each year [-], >= 0, shape (year,).
+    v2g_export_kwh, event_export_kwh
+        Export at the meter in each year, and its part during emergency events [kWh],
+        shape (year,).
+    enrolled_capacity_kw
+        Enrolled export capacity in each year [kW] (capacity payment basis), shape (year,).
+    discount_rate
+        Nominal discount rate [fraction/yr], > -1.
+    costs
+        Program prices.
+    charging_loss_kwh
+        Extra energy lost recharging for the exports in each year [kWh]; default
+        ``export · (1/η − 1)`` with :data:`DEFAULT_V2G_ROUNDTRIP_EFFICIENCY`.
+
+    Returns
+    -------
+    ProgramEconomics
+        ``annuity_factor`` is the present value of 1 USD at the end of each program year.
+    """
+    if not isinstance(costs, ProgramCosts):
+        raise ConfigError(f"expected a ProgramCosts, got {type(costs).__name__}", field="costs")
+    y = np.asarray(years, dtype=float)
+    flows = {
+        "new_enrolled": new_enrolled,
+        "v2g_export_kwh": v2g_export_kwh,
+        "event_export_kwh": event_export_kwh,
+        "enrolled_capacity_kw": enrolled_capacity_kw,
+    }
+    arr = {}
+    for name, value in flows.items():
+        a = np.asarray(value, dtype=float)
+        if a.shape != y.shape or not np.isfinite(a).all() or (a < 0).any():
+            raise ConfigError(
+                f"{name} must be {y.size} finite values >= 0 (one per program year)", field=name
+            )
+        arr[name] = a
+    if (arr["event_export_kwh"] > arr["v2g_export_kwh"] + 1e-9).any():
+        raise ConfigError(
+            "event export exceeds the total export in a year", field="event_export_kwh"
+        )
+    if not (math.isfinite(discount_rate) and discount_rate > -1.0):
+        raise ConfigError(f"discount_rate must be > -1, got {discount_rate}", field="discount_rate")
+    export, event = arr["v2g_export_kwh"], arr["event_export_kwh"]
+    if charging_loss_kwh is None:
+        loss = export * (1.0 / DEFAULT_V2G_ROUNDTRIP_EFFICIENCY - 1.0)
+    else:
+        loss = np.asarray(charging_loss_kwh, dtype=float)
+    start = (1.0 + discount_rate) ** -(y - base_year)  # start of each year
+    end = (1.0 + discount_rate) ** -(y - base_year + 1.0)  # end of each year
+    upfront = float(arr["new_enrolled"] @ start) * costs.upfront_incentive_usd_per_customer
+    performance = float((export - event) @ end) * costs.performance_payment_usd_per_kwh
+    event_pay = float(event @ end) * costs.event_payment_usd_per_kwh
+    capacity = float(arr["enrolled_capacity_kw"] @ end) * (
+        costs.capacity_payment_usd_per_kw_month * costs.capacity_payment_months_per_yr
+    )
+    wear = float(export @ end) * costs.battery_wear_usd_per_kwh
+    energy = float((export + loss) @ end) * costs.charging_energy_price_usd_per_kwh
+    return _assemble(
+        costs, int(y.size), float(end.sum()), float(deferral_value_usd),
+        float(arr["new_enrolled"].sum()), upfront, performance, event_pay, capacity, wear, energy,
+    )  # fmt: skip

@@ -60,6 +60,10 @@ class PeriodSpec(StrictModel):
     # TOML dates (2016-07-01) or ISO strings ("2016-07-01")
     start: date | None = Field(default=None, strict=False)
     end: date | None = Field(default=None, strict=False)  # exclusive
+    #: Days of a year the period stands for in annual export and program payments
+    #: (default: its own days -- exports outside the period are not counted; e.g. 365 to
+    #: scale a representative period to a year, a stated assumption) [d].
+    represents_days: float | None = Field(default=None, gt=0, le=366)
 
     @model_validator(mode="after")
     def _range(self) -> PeriodSpec:

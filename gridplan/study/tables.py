@@ -14,7 +14,7 @@ import pandas as pd
 
 from gridplan.grid.feeders import Feeder
 from gridplan.planning.deferral import deferral_statistics, firmness
-from gridplan.planning.economics import annuity_factor, program_economics
+from gridplan.planning.economics import annuity_factor, program_economics_by_year
 from gridplan.planning.needs import need_probability, year_quantile
 from gridplan.planning.upgrades import choose_upgrades
 from gridplan.planning.valuation import (
@@ -251,31 +251,39 @@ def economics_table(
       assets' DER-VET power requirement) and per enrolled EV (median, last horizon year):
       :func:`gridplan.planning.valuation.capacity_value_usd_per_kw_yr`,
       :func:`gridplan.planning.valuation.value_per_enrolled_ev_usd_yr`.
-    - With ``[program]``: :func:`gridplan.planning.valuation.program_economics` over the horizon
-      years. Export energy per year is the study period's export scaled to a year
-      (exact when the period is the whole year). Exports of ``v2g_event`` count as
-      emergency-event exports (ELRP-paid), exports of other strategies as local relief.
+    - With ``[program]``: :func:`gridplan.planning.economics.program_economics_by_year`
+      over the horizon years, each flow in its year (medians over draws per year):
+      incentives paid when customers enroll (the increase of the median enrolled count),
+      export, payments, wear and energy at the end of each year, discounted to the dollar
+      year. A year's export is the study period's export times
+      ``period.represents_days / period days`` (default: the period stands for itself only,
+      so exports outside it are not counted; a full-year period counts the whole year).
+      Exports of ``v2g_event`` count as emergency-event exports (ELRP-paid), exports of
+      other strategies as local relief.
     """
     r = config.valuation.discount_rate
     n_years = len(h.years)
     annuity = annuity_factor(r, n_years)
     period_days = len(time_index) * step_h / 24.0
-    to_year = 365.0 / period_days
+    to_year = (config.period.represents_days or period_days) / period_days
+    n_enrolled_y = np.maximum.accumulate(np.median(h.n_enrolled, axis=1))  # (year,)
+    new_enrolled = np.diff(np.r_[0.0, n_enrolled_y])
+    enrolled_kw_y = np.median(h.enrolled_kw, axis=1)
     with_need = assets.year_of_need_charging_p50.notna()
     capacity_kw = float(assets.v2g_required_kw[with_need].fillna(0).sum())
     n_enrolled = float(np.median(h.n_enrolled[-1]))
-    enrolled_kw = float(np.median(h.enrolled_kw[-1]))
     rows = []
     for case in [c for c in h.cases if c.startswith("v2g")]:
         gross = float(assets[f"deferral_value_usd_{case}"][with_need].sum())
         annual = gross / annuity
         sign = -1.0 if annual < 0 else 1.0
         c = h.case(case)
-        export_yr = float(np.median(h.export_kwh[:, :, c], axis=1).mean() * to_year)
-        extra_charge_yr = float(
-            np.median(h.charge_kwh[:, :, c] - h.charge_kwh[:, :, h.case("charging")], axis=1).mean()
+        export_y = np.median(h.export_kwh[:, :, c], axis=1) * to_year  # (year,) [kWh]
+        extra_y = (
+            np.median(h.charge_kwh[:, :, c] - h.charge_kwh[:, :, h.case("charging")], axis=1)
             * to_year
         )
+        export_yr, extra_charge_yr = float(export_y.mean()), float(extra_y.mean())
         row: dict[str, Any] = {
             "case": case,
             "strategy": h.strategies[case],
@@ -291,17 +299,18 @@ def economics_table(
             "extra_charging_kwh_per_yr": extra_charge_yr,
         }
         if config.program is not None:
-            event = export_yr if h.strategies[case] == "v2g_event" else 0.0
-            econ = program_economics(
+            event_y = export_y if h.strategies[case] == "v2g_event" else np.zeros_like(export_y)
+            econ = program_economics_by_year(
                 gross,
-                n_enrolled=n_enrolled,
-                v2g_export_kwh_per_yr=export_yr,
-                event_export_kwh_per_yr=event,
-                enrolled_capacity_kw=enrolled_kw,
-                years=n_years,
+                years=h.years,
+                base_year=config.valuation.dollar_year,
+                new_enrolled=new_enrolled,
+                v2g_export_kwh=export_y,
+                event_export_kwh=event_y,
+                enrolled_capacity_kw=enrolled_kw_y,
                 discount_rate=r,
                 costs=config.program.costs(),
-                charging_loss_kwh_per_yr=max(extra_charge_yr - export_yr, 0.0),
+                charging_loss_kwh=np.maximum(extra_y - export_y, 0.0),
             )
             row.update(
                 {k: v for k, v in econ.__dict__.items() if k not in ("years", "annuity_factor")}
