@@ -20,6 +20,8 @@ from gridplan.batch.records import _now, _Recorder
 from gridplan.batch.task import UnitTask, _one_line, package_versions, run_unit, warm_feeder
 from gridplan.core.errors import ConfigError, GridplanError
 
+__all__ = ["LOCAL_CLUSTER_CONFIG", "local_client"]
+
 log = logging.getLogger(__name__)
 
 

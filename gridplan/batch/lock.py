@@ -17,6 +17,8 @@ from typing import Any
 from gridplan.batch.records import _now, _read_json
 from gridplan.core.errors import GridplanError
 
+__all__ = ["LOCK_FILE", "BatchLockedError", "output_lock"]
+
 log = logging.getLogger(__name__)
 
 

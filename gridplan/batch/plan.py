@@ -26,6 +26,21 @@ from gridplan.core.errors import ConfigError, GridplanError
 from gridplan.grid.feeders import bundled_feeders, read_feeder_spec, resolve_feeder_path
 from gridplan.study import StudyConfig
 
+__all__ = [
+    "DEFAULT_MAX_UNITS",
+    "MANIFEST_INTERVAL_S",
+    "BatchConfig",
+    "BatchPlan",
+    "ExecutionSpec",
+    "FeederRef",
+    "Scenario",
+    "Unit",
+    "load_batch_config",
+    "plan_batch",
+    "unit_seed",
+    "unit_stem",
+]
+
 log = logging.getLogger(__name__)
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"

@@ -26,6 +26,16 @@ from gridplan.batch.results import (
 from gridplan.core.errors import ConfigError
 from gridplan.core.io import write_csv, write_json, write_text, write_with
 
+__all__ = [
+    "UNIT_FILES",
+    "consolidate",
+    "csv_ready",
+    "inside",
+    "manifest_frame",
+    "ranking_frame",
+    "results_frame",
+]
+
 log = logging.getLogger(__name__)
 
 

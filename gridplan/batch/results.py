@@ -10,6 +10,8 @@ import numpy as np
 
 from gridplan.study import StudySummary
 
+__all__ = ["ID_COLUMNS", "PRIMARY_CASE", "RESULT_COLUMNS", "SUMMARY_COLUMNS", "summary_metrics"]
+
 log = logging.getLogger(__name__)
 
 

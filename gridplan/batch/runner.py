@@ -101,6 +101,8 @@ from gridplan.core.errors import ConfigError
 from gridplan.core.io import write_json
 from gridplan.outputs.report import write_batch_report
 
+__all__ = ["BatchResult", "run"]
+
 log = logging.getLogger(__name__)
 
 

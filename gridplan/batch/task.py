@@ -19,6 +19,8 @@ from gridplan.grid.feeders import Feeder
 from gridplan.study import StudyConfig
 from gridplan.study import run as run_study
 
+__all__ = ["UnitTask", "package_versions", "run_unit", "warm_feeder"]
+
 log = logging.getLogger(__name__)
 
 

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gridplan.core.errors import ConfigError
 from gridplan.core.io import require_file
 
+__all__ = ["StrictModel", "format_validation_error", "read_toml", "validate"]
+
 M = TypeVar("M", bound=BaseModel)
 
 

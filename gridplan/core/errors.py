@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["ConfigError", "GridplanError"]
+
 
 class GridplanError(Exception):
     """Base class of every error gridplan raises on purpose (bad input, bad model)."""

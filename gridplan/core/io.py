@@ -16,6 +16,8 @@ import pandas as pd
 
 from gridplan.core.errors import ConfigError
 
+__all__ = ["atomic_path", "require_file", "write_csv", "write_json", "write_text", "write_with"]
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

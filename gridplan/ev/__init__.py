@@ -2,3 +2,5 @@
 
 May import :mod:`gridplan.grid` and :mod:`gridplan.core`.
 """
+
+__all__: list[str] = []

@@ -19,6 +19,8 @@ from gridplan.grid.topology import downstream_buses, downstream_of
 if TYPE_CHECKING:
     from gridplan.grid.feeders import Feeder
 
+__all__ = ["DispatchContext", "GridView", "context_rows"]
+
 
 @dataclass(frozen=True, eq=False)
 class DispatchContext:

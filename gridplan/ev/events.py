@@ -33,6 +33,27 @@ from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError
 from gridplan.core.io import require_file
 
+__all__ = [
+    "ALL_MONTHS",
+    "DAY_KINDS",
+    "ELRP",
+    "ELRP_WINDOW_END_H",
+    "ELRP_WINDOW_START_H",
+    "PERIODS",
+    "PGE_EV2A",
+    "RATES_DIR",
+    "EventCalendar",
+    "EventProgram",
+    "RNGLike",
+    "RateWindow",
+    "TouRate",
+    "bundled_rates",
+    "check_months",
+    "check_window",
+    "draw_event_calendar",
+    "load_rate",
+]
+
 RNGLike = np.random.Generator | int | None
 
 #: Rate periods, from cheapest to dearest; hours that no window covers are ``off_peak``.

@@ -30,6 +30,8 @@ from gridplan.ev.results import DispatchResult
 from gridplan.ev.sessions import Sessions
 from gridplan.ev.simulation import RunSetup
 
+__all__ = ["ClosedForm", "ShaveWindows", "UnmanagedSeries", "closed_form", "run_fast", "signatures"]
+
 #: Aggregate EV power below this [kW] is exactly 0 (a step without charging).
 _SNAP_KW = 1e-9
 #: Elements (time x column) of one chunk of the aggregate series.

@@ -42,6 +42,30 @@ from gridplan.core.errors import ConfigError
 from gridplan.core.io import require_file
 from gridplan.grid.feeders import Feeder
 
+__all__ = [
+    "CATALOG_BOUNDS",
+    "CHARGER_COLUMNS",
+    "DATA",
+    "DEFAULT_CHARGER_MIX",
+    "DEFAULT_VEHICLE_MIX",
+    "MAX_EVS_PER_HOUSEHOLD",
+    "MAX_ZONE_MULTIPLIER",
+    "VEHICLE_COLUMNS",
+    "AdoptionSpec",
+    "DayBehaviour",
+    "Fleet",
+    "FleetScenario",
+    "RNGLike",
+    "Share",
+    "Zones",
+    "as_generator",
+    "charger_catalog",
+    "read_zones",
+    "sample_fleet",
+    "vehicle_catalog",
+    "zone_multipliers",
+]
+
 RNGLike = np.random.Generator | int | None
 #: Arrival times are clipped to this part of the day [h] (see :func:`sample_fleet`).
 ARRIVAL_MIN_H, ARRIVAL_MAX_H = 0.5, 23.5

@@ -11,6 +11,8 @@ import scipy.sparse as sp
 
 from gridplan.ev.options import TOLERANCE
 
+__all__ = ["AssetNesting", "NestingLevel", "fit_into_headroom", "relieve"]
+
 
 @dataclass(frozen=True)
 class NestingLevel:

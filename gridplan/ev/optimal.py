@@ -24,6 +24,8 @@ from gridplan.ev.context import GridView
 from gridplan.ev.policies import Policy
 from gridplan.ev.sessions import ExportCap, Sessions
 
+__all__ = ["OptimalPolicy"]
+
 
 class OptimalPolicy(Policy):
     """``v2g_optimal``: the planned power of every EV under a monitored asset.

@@ -19,6 +19,8 @@ from gridplan.ev.events import (
     check_window,
 )
 
+__all__ = ["DEFAULT_DISPATCH_OPTIONS", "OBJECTIVES", "TOLERANCE", "DispatchOptions", "Strategy"]
+
 #: Laxity and comparison tolerance of the dispatch rules on energies [kWh] and powers [kW].
 TOLERANCE = 1e-9
 

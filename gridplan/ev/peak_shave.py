@@ -27,6 +27,8 @@ from gridplan.ev.options import TOLERANCE
 from gridplan.ev.policies import Policy
 from gridplan.ev.sessions import ExportCap, Sessions
 
+__all__ = ["PeakShavePolicy"]
+
 #: A shaver is behind its shadow when its state of charge is lower by more than this [kWh].
 _BEHIND_KWH = 1e-7
 #: Excess over a limit that the rule relieves [kW].

@@ -15,6 +15,8 @@ import numpy as np
 from gridplan.ev.options import TOLERANCE
 from gridplan.ev.sessions import ExportCap, Sessions
 
+__all__ = ["EventPolicy", "Policy", "TouPolicy", "UnmanagedPolicy"]
+
 
 class Policy:
     """The power of every EV at one step, from the state of ``sessions``.

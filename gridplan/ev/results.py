@@ -12,6 +12,8 @@ from gridplan.core.errors import GridplanError
 from gridplan.ev.fleet import Fleet
 from gridplan.ev.options import Strategy
 
+__all__ = ["DispatchResult", "load_power_kw"]
+
 
 @dataclass(frozen=True, eq=False)
 class DispatchResult:

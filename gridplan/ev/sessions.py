@@ -23,6 +23,8 @@ import pandas as pd
 from gridplan.ev.availability import Availability
 from gridplan.ev.fleet import Fleet
 
+__all__ = ["EvParameters", "ExportCap", "SessionTable", "Sessions"]
+
 
 @dataclass(frozen=True, eq=False)
 class EvParameters:

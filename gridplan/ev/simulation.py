@@ -15,6 +15,8 @@ from gridplan.ev.policies import Policy
 from gridplan.ev.results import DispatchResult
 from gridplan.ev.sessions import Sessions
 
+__all__ = ["RunSetup", "run_loop"]
+
 
 @dataclass(frozen=True, eq=False)
 class RunSetup:

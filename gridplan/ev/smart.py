@@ -18,6 +18,8 @@ from gridplan.ev.options import TOLERANCE
 from gridplan.ev.policies import Policy
 from gridplan.ev.sessions import Sessions
 
+__all__ = ["SmartPolicy", "water_fill"]
+
 #: Load level [kW] standing for "no capacity" in the water-filling.
 _FAR_KW = 1e15
 

@@ -2,3 +2,5 @@
 
 May import :mod:`gridplan.core` only.
 """
+
+__all__: list[str] = []

@@ -27,6 +27,22 @@ from gridplan.grid.network_sources import (
     number,
 )
 
+__all__ = [
+    "BUILDERS",
+    "BUILDER_OPTIONS",
+    "CA_HOME_ANNUAL_KWH",
+    "CONDUCTORS",
+    "HOMES_PER_KVA",
+    "SERVICE_XFMR",
+    "SERVICE_XFMR_SIZES_KVA",
+    "SIMBENCH_HOUSEHOLD_PROFILES",
+    "BuiltFeeder",
+    "build_ca_residential",
+    "build_us_residential",
+    "simbench_data_dir",
+    "simbench_time_index",
+]
+
 #: Annual consumption of a California home [kWh/yr]. EIA, "Electric Sales, Revenue, and
 #: Price" 2022, Table 5a: California residential average monthly consumption about
 #: 520 kWh (about 6,250 kWh/yr), among the lowest of US states.

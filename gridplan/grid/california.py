@@ -52,6 +52,19 @@ from gridplan.core.config import StrictModel
 from gridplan.core.errors import ConfigError
 from gridplan.grid import loadshapes
 
+__all__ = [
+    "CUSTOMER_ANNUAL_KWH",
+    "LOAD_CLASSES",
+    "PROFILE_KINDS",
+    "DoeProfiles",
+    "DoeTmy3Spec",
+    "LoadClass",
+    "PVClass",
+    "PVSpec",
+    "build_profiles",
+    "feeder_profiles",
+]
+
 #: Load classes a network can give (the OpenDSS importer's classes).
 LOAD_CLASSES = ("residential", "commercial", "primary")
 #: Profile kinds besides the commercial reference buildings.

@@ -38,6 +38,28 @@ from gridplan.core.io import require_file
 from gridplan.grid import builders, california, network_sources
 from gridplan.grid.catalog import load_upgrade_catalog
 
+__all__ = [
+    "DE_HOUSEHOLD_ANNUAL_KWH",
+    "PROFILE_STEPS_MIN",
+    "AssetSpec",
+    "Feeder",
+    "FeederSpec",
+    "HouseholdSpec",
+    "NetworkSpec",
+    "NonNeg",
+    "Pos",
+    "ProfileSpec",
+    "UpgradeSpec",
+    "build_feeder",
+    "bundled_feeders",
+    "load_feeder",
+    "peak_step",
+    "peak_week",
+    "read_feeder_spec",
+    "read_profile_table",
+    "resolve_feeder_path",
+]
+
 log = logging.getLogger(__name__)
 
 #: Annual consumption of a typical German household [kWh/yr], used to derive household

@@ -32,6 +32,27 @@ import pandas as pd
 
 from gridplan.core.errors import ConfigError
 
+__all__ = [
+    "COMMERCIAL_BUILDINGS",
+    "COOLING_COLUMN",
+    "DATA_DIR",
+    "HOURS_PER_YEAR",
+    "KERSTING_DIVERSITY",
+    "RESIDENTIAL_VARIANTS",
+    "TIME_COLUMN",
+    "TOTAL_COLUMN",
+    "TYPICAL_YEAR",
+    "TYPICAL_YEAR_LABEL",
+    "DiversityMethod",
+    "coincidence_factor",
+    "commercial_shapes",
+    "customer_profiles",
+    "read_doe_loadshape",
+    "residential_shapes",
+    "to_step",
+    "typical_year_index",
+]
+
 #: Folder of the bundled DOE/OpenEI Long Beach load shapes.
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "loadshapes" / "doe-tmy3-long-beach"
 

@@ -98,6 +98,29 @@ import pandas as pd
 
 from gridplan.core.errors import ConfigError
 
+__all__ = [
+    "CONVERTED_CLASSES",
+    "FILE_PROPERTIES",
+    "HEAD_TOLERANCE",
+    "LOADING_SHARE",
+    "LOADING_TOLERANCE_PCT",
+    "MIN_IMPEDANCE_PU",
+    "PROFILE_YEAR",
+    "SAFE_CLASSES",
+    "SAFE_COMMANDS",
+    "SAFE_SET_OPTIONS",
+    "VOLTAGE_TOLERANCE_PU",
+    "Comparison",
+    "Conversion",
+    "compile_circuit",
+    "convert",
+    "convert_compiled",
+    "generation_profiles",
+    "scan_script",
+    "validate",
+    "yearly_profiles",
+]
+
 log = logging.getLogger(__name__)
 
 #: Commands that only define the circuit (lower case). ``Set``, ``Redirect``, ``Compile``

@@ -12,6 +12,15 @@ from typing import Any, Literal
 
 import pandas as pd
 
+__all__ = [
+    "DIVERSITY_METHOD",
+    "LONG_BEACH_CLIMATE",
+    "LONG_BEACH_SOURCES",
+    "TYPICAL_YEAR_BUILDERS",
+    "ProfileYear",
+    "profile_year",
+]
+
 #: Climate of the DOE/OpenEI Long Beach profiles and their weather.
 LONG_BEACH_CLIMATE = (
     "Long Beach, CA (TMY3 station 722970, ASHRAE climate zone 3B, warm marine-influenced "

@@ -27,6 +27,19 @@ import pvlib
 from gridplan.core.errors import ConfigError
 from gridplan.grid.loadshapes import HOURS_PER_YEAR, to_step, typical_year_index
 
+__all__ = [
+    "LONG_BEACH_TMY3",
+    "PV_ADOPTION",
+    "WEATHER_DIR",
+    "PVAdoption",
+    "PVSystem",
+    "Weather",
+    "ambient_temperature_c",
+    "pv_ac_kw",
+    "pv_profiles_kw",
+    "read_weather",
+]
+
 #: Folder of the bundled TMY3 weather files.
 WEATHER_DIR = Path(__file__).resolve().parents[1] / "data" / "weather"
 #: TMY3 file of Long Beach Daugherty Field (station 722970).

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from gridplan.grid.feeders import Feeder
     from gridplan.study.result import StudyResult
 
+__all__ = ["FORMATS", "DPI", "CAPTIONS", "write_figures", "save_figure", "case_label", "plot_loading_duration", "plot_loading_heatmap", "plot_peak_day", "plot_need_probability", "waterfall_steps", "plot_deferral_waterfall", "parameter_label", "range_text", "headline_label", "plot_sensitivity_tornado", "model_layout", "schematic_layout", "map_geometry", "asset_points", "ev_legend_counts", "plot_feeder_map", "STUDY_FIGURES", "BATCH_CAPTIONS", "plot_batch_screen", "write_batch_figures"]
+
 log = logging.getLogger(__name__)
 
 #: Figure file formats written by :func:`write_figures`.

@@ -34,6 +34,8 @@ from gridplan.outputs.figures import asset_points, map_geometry
 if TYPE_CHECKING:
     from gridplan.study.result import StudyResult
 
+__all__ = ["LAYER", "FILES", "asset_layer", "export_assets"]
+
 #: Layer name inside the GeoPackage.
 LAYER = "assets"
 #: File names written by :func:`export_assets`.

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from gridplan.grid.feeders import Feeder
     from gridplan.study.result import StudyResult
 
+__all__ = ["REPORT_FILES", "MAX_ASSET_ROWS", "MAX_FAILED_ROWS", "fmt_num", "fmt_usd", "fmt_pct", "fmt_share", "fmt_year", "fmt_rate", "Document", "study_document", "write_report", "batch_document", "write_batch_report"]
+
 #: File names of a report.
 REPORT_FILES = ("report.md", "report.html")
 #: Most assets listed in the per-asset table of a study report (the rest: assets.csv).

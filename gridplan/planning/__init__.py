@@ -4,3 +4,5 @@ valuation and program economics. Pure functions on arrays and small dataclasses.
 May import :mod:`gridplan.powerflow`, :mod:`gridplan.ev`, :mod:`gridplan.grid` and
 :mod:`gridplan.core`.
 """
+
+__all__: list[str] = []

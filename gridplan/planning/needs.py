@@ -17,6 +17,19 @@ import pandas as pd
 
 from gridplan.powerflow import FlowResult
 
+__all__ = [
+    "MonitoredAssets",
+    "asset_loading_pct",
+    "asset_metrics",
+    "characterize_need",
+    "deferral_requirement",
+    "excess_kva",
+    "first_year",
+    "need_flags",
+    "need_probability",
+    "year_quantile",
+]
+
 
 @dataclass(frozen=True, eq=False)
 class MonitoredAssets:

@@ -29,6 +29,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "AVAILABLE",
+    "ComplexArray",
+    "FloatArray",
+    "IntArray",
+    "branch_max",
+    "bus_voltages",
+    "enabled",
+    "injected_currents",
+    "max_change",
+    "numba_disabled",
+    "scatter_add",
+    "sweep_iterate",
+]
+
 ComplexArray = npt.NDArray[np.complex128]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -69,6 +69,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+__all__ = [
+    "LOADING_EPS_PCT",
+    "MAX_NODES",
+    "VOLTAGE_EPS_PU",
+    "ScreenBasis",
+    "Screened",
+    "SolveFn",
+    "build_basis",
+    "screen",
+]
+
 #: Largest number of non-slack nodes for which the dense ``Z`` rows are built [-].
 MAX_NODES = 3000
 #: Margin on loading thresholds [percentage points]: solved results agree with pandapower
