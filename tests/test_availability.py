@@ -412,3 +412,22 @@ def test_us_feeder_perfect_is_none_and_published_exports_less(us_case, strategy)
     assert (over >= over_base - 1e-6).all() and over.sum() > over_base.sum()
     loop = dispatch(fleet, week, strategy, availability=avail, _fast_path=False, **kw)
     assert_same(real, loop, atol=1e-7)
+
+
+def test_v1g_case_overrides_change_nothing_opt_outs_unmanage():
+    """The study's v1g case (enrolled EVs, export zeroed, still managed): an override has
+    no export to cap; an opt-out leaves the EV unmanaged that day."""
+    case = build_case(5, 6, 3, 2, 60, feasible=True, export_limit=np.inf, tight=0.5)
+    v1g = dataclasses.replace(
+        case, fleet=dataclasses.replace(case.fleet, export_kw=np.zeros(case.fleet.n_ev))
+    )
+    managed = run(v1g, "v2g_peak_shave")
+    assert_same(run(v1g, "v2g_peak_shave", availability=Availability.perfect(v1g.fleet)), managed)
+    overriding = draw_availability(case.fleet, AvailabilityParameters(override_probability=1.0), 1)
+    assert_same(run(v1g, "v2g_peak_shave", availability=overriding), managed)
+    none = Availability.perfect(v1g.fleet)
+    capped = dataclasses.replace(none, export_cap_kwh=np.zeros(none.shape))  # no export at all
+    assert_same(run(v1g, "v2g_peak_shave", availability=capped), managed)
+    out = draw_availability(case.fleet, AvailabilityParameters(opt_out_probability=1.0), 1)
+    assert_same(run(v1g, "v2g_peak_shave", availability=out), run(v1g, "unmanaged"))
+    assert not np.allclose(managed.power_kw, run(v1g, "unmanaged").power_kw)

@@ -71,11 +71,14 @@ Availability (``availability=``, :func:`gridplan.ev.availability.draw_availabili
 (day, EV) an export factor and an export-energy cap (opt-outs, lost communications,
 overrides, derates). Every exporting strategy honours them: a session's export limit is
 the EV's times its day's factor, and its export (grid side) stops once the cap is spent;
-an EV whose limit is 0 (opted out, cut off, cap spent) takes no part in the V2G rule and
+an EV opted out or cut off that day, or whose cap is spent, takes no part in the V2G
+rule (:meth:`Sessions.taking_part <gridplan.ev.sessions.Sessions.taking_part>`) and
 charges as an EV not enrolled under that strategy (``unmanaged`` for ``v2g_peak_shave``
 and ``v2g_event``; scheduled charging without export for ``v2g_optimal``, whose programs
-see each cap in advance). ``None`` (default): every enrolled EV at its full limit, the
-results of before. Strategies that do not export ignore it.
+see each cap in advance). An enrolled EV without export (the V1G case) has no cap to
+spend: only opt-outs and lost communications end its management. ``None`` (default):
+every enrolled EV at its full limit, the results of before. Strategies that do not export
+ignore it.
 
 Constraints enforced by every strategy (tested): power only while plugged in; charging
 within the EV's charging limit (charger and vehicle, ``Fleet.charger_kw``); discharge within

@@ -10,9 +10,10 @@ The closed-form fast path of this rule is :mod:`gridplan.ev.fastpath`.
 
 With an availability (:class:`~gridplan.ev.availability.Availability`), a shaver exports
 within its session's export limit (:meth:`Sessions.export_limit_kw`: factor and remaining
-cap); a shaver whose limit is 0 at the step (opted out, cut off, or its override cap
-spent) is neither deferred nor discharged: it follows its shadow (``unmanaged``), and
-catches up a deficit from earlier relief into the headroom as before.
+cap); a shaver not taking part at the step (:meth:`Sessions.taking_part`: opted out,
+cut off, or its override cap spent) is neither deferred nor discharged: it follows its
+shadow (``unmanaged``), and catches up a deficit from earlier relief into the headroom
+as before.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 
 from gridplan.ev.context import GridView
 from gridplan.ev.nesting import fit_into_headroom, relieve
-from gridplan.ev.options import TOLERANCE
 from gridplan.ev.policies import Policy
 from gridplan.ev.sessions import ExportCap, Sessions
 
@@ -173,8 +173,8 @@ class PeakShavePolicy(Policy):
         discharge_kw = np.minimum(export_kw, room_kwh * evs.discharge_efficiency / evs.step_h)
         discharge_kw = np.where(step.must_kw > 0, 0.0, discharge_kw * step.plugged)
         curtail_kw = np.maximum(step.power_kw - step.must_kw, 0.0)
-        if self.sessions.limited:  # a shaver without export this step is not managed
-            curtail_kw = np.where(export_kw > TOLERANCE, curtail_kw, 0.0)
+        if self.sessions.limited:  # a shaver not taking part this step is not managed
+            curtail_kw = np.where(self.sessions.taking_part()[self.shaver_ix], curtail_kw, 0.0)
         relief_kw = relieve(levels, n_asset, np.maximum(excess_kw, 0.0), curtail_kw)
         excess2_kw = excess_kw - to_asset @ relief_kw
         if (excess2_kw > _EXCESS_KW).any():

@@ -75,8 +75,8 @@ class EventPolicy(Policy):
 
     An enrolled EV exports the most that keeps its reserve and full-power recharge by
     departure; with no room left it takes its laxity-forced power. With an availability,
-    an EV whose export limit is 0 at the step (opted out, cut off, or its override cap
-    spent) takes no part: it charges ``unmanaged``.
+    an EV not taking part at the step (:meth:`Sessions.taking_part`: opted out, cut off,
+    or its override cap spent) charges ``unmanaged``.
 
     Parameters
     ----------
@@ -100,7 +100,7 @@ class EventPolicy(Policy):
             return full_kw
         v2g = sessions.plugged & sessions.evs.enrolled
         if sessions.limited:
-            v2g &= sessions.export_limit_kw() > TOLERANCE
+            v2g &= sessions.taking_part()
         if not v2g.any():
             return full_kw
         discharge_kw = sessions.discharge_max_kw(t)

@@ -282,6 +282,8 @@ class Sessions:
         self.session_export_cap_kwh = np.asarray(availability.export_cap_kwh, dtype=float)[
             table.day, table.ev
         ]
+        #: Export factor of each EV's current session [-], (ev,).
+        self.factor_now = np.ones(n_ev)
         #: Export limit of each EV's current session [kW], (ev,).
         self.export_now_kw = self.evs.export_kw.copy()
         #: Export energy left in each EV's current session [kWh], (ev,).
@@ -292,7 +294,8 @@ class Sessions:
     def _enter(self, e: np.ndarray, idx: np.ndarray) -> None:
         """EVs ``e`` start sessions ``idx``: their export limit and cap."""
         assert self.session_export_factor is not None and self.session_export_cap_kwh is not None
-        self.export_now_kw[e] = self.evs.export_kw[e] * self.session_export_factor[idx]
+        self.factor_now[e] = self.session_export_factor[idx]
+        self.export_now_kw[e] = self.evs.export_kw[e] * self.factor_now[e]
         self.export_left_kwh[e] = self.session_export_cap_kwh[idx]
         self.current_session[e] = idx
 
@@ -421,6 +424,16 @@ class Sessions:
         if not self.limited:
             return self.evs.export_kw
         return np.minimum(self.export_now_kw, self.export_left_kwh / self.evs.step_h)
+
+    def taking_part(self) -> np.ndarray:
+        """Whether each EV takes part in the V2G rule at this step, (ev,) bool: without an
+        availability every EV; with one, those whose session's factor is above 0 and
+        whose export cap is not spent (an EV without export capability has nothing to
+        spend: its override does not end its part)."""
+        if not self.limited:
+            return np.ones(self.n_ev, dtype=bool)
+        spent = (self.export_left_kwh <= 1e-9) & (self.evs.export_kw > 0)
+        return (self.factor_now > 0) & ~spent
 
     def discharge_max_kw(self, t: int) -> np.ndarray:
         """Largest export [kW], (ev,), that keeps the reserve and full-power recharge to
