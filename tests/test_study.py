@@ -108,10 +108,12 @@ def test_numbers_are_consistent(result):
     limit, rating = a.limit_pct[crit], a.rating_kva[crit]
     excess = np.clip(load - limit, 0, None).sum() / 100 * rating * 0.25
     assert a.overload_energy_kvah_charging[crit] == pytest.approx(excess)
-    # the upgrade picked carries the peak, or is flagged insufficient (largest option given)
-    carries = a.new_rating_kva * a.limit_pct / 100 >= a.peak_kva_charging
+    # the upgrade picked carries the peak of the year of need (here the one planning year)
+    # plus the planning margin, or is flagged insufficient (largest option given)
+    margin = result.config.valuation.upgrade_margin
+    carries = a.new_rating_kva * a.limit_pct / 100 >= a.peak_kva_charging * (1 + margin) - 1e-6
     assert (carries[over] == a.upgrade_sufficient[over]).all()
-    assert (a.new_rating_kva[over & ~carries] == 100.0).all()
+    assert (a.new_rating_kva[over & ~carries] == 100.0).all()  # the largest trafo option
 
 
 def test_deferral_value_closed_form(horizon_result):
@@ -435,3 +437,24 @@ def test_screening_is_used_where_it_pays_and_the_summary_says_why():
     assert not on and "steps" in why
     on, why = use_screening(config(False), 40, 35_136)
     assert not on and "horizon.screening = false" in why
+
+
+def test_upgrade_is_sized_for_the_year_of_need_plus_margin(horizon_result):
+    from gridplan.study.tables import horizon_peak_kva, need_year_peak_kva
+
+    r = horizon_result
+    a, h = r.assets, r.horizon
+    need = a.year_of_need_charging_p50.notna()
+    assert need.any()
+    sizing = need_year_peak_kva(a, h)
+    horizon = horizon_peak_kva(a, h)
+    assert (sizing[need] <= horizon[need] + 1e-9).all()
+    # by hand for one asset: median over draws of its peak in its P50 year of need
+    asset = a.index[need][0]
+    col = list(h.asset_ids).index(asset)
+    y = list(h.years).index(int(a.year_of_need_charging_p50[asset]))
+    expected = np.median(h.peak_loading_pct[y, :, h.case("charging"), col]) / 100
+    assert sizing[asset] == pytest.approx(expected * a.rating_kva[asset])
+    margin = r.config.valuation.upgrade_margin
+    fits = a.new_rating_kva * a.limit_pct / 100 >= sizing * (1 + margin) - 1e-6
+    assert (fits[need] == a.upgrade_sufficient[need]).all()

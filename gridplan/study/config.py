@@ -271,11 +271,18 @@ class LoadGrowthSpec(StrictModel):
 
 
 class ValuationSpec(StrictModel):
-    """Financial assumptions."""
+    """Financial assumptions.
+
+    ``upgrade_margin``: an upgrade is sized to the smallest standard option that carries
+    the asset's peak in its year of need (P50, median over draws) times ``1 + margin``
+    (default 0.25: assumption, headroom for growth after the upgrade; a utility states its
+    own sizing rule here).
+    """
 
     dollar_year: int = Field(default=2026, ge=1950, le=2100)
     discount_rate: float = Field(default=DEFAULT_DISCOUNT_RATE, gt=-1, lt=1)
     escalation_rate: float = Field(default=DEFAULT_ESCALATION_RATE, gt=-1, lt=1)
+    upgrade_margin: float = Field(default=0.25, ge=0, le=5)
 
 
 class ProgramSpec(StrictModel):

@@ -32,6 +32,7 @@ __all__ = [
     "headline_value",
     "horizon_peak_kva",
     "need_characterization",
+    "need_year_peak_kva",
     "needs_table",
     "reference_case",
 ]
@@ -85,7 +86,8 @@ def asset_table(
                 split = deferral_statistics(yon[a], yon[b], end, conf)
                 table[f"deferral_years_{case}_{part}_part_p50"] = split.median_years
                 table[f"deferral_years_{case}_{part}_part"] = split.at_confidence_years
-    upgrades = choose_upgrades(feeder.upgrades, feeder.assets.limit_pct, horizon_peak_kva(table, h))
+    sizing_kva = need_year_peak_kva(table, h) * (1.0 + val.upgrade_margin)
+    upgrades = choose_upgrades(feeder.upgrades, feeder.assets.limit_pct, sizing_kva)
     table = table.join(upgrades)
     escalate = (1.0 + val.escalation_rate) ** (
         val.dollar_year - table.dollar_year.fillna(val.dollar_year)
@@ -148,6 +150,20 @@ def horizon_peak_kva(table: pd.DataFrame, h: HorizonResult) -> pd.Series:
     return pd.Series(
         np.median(peak, axis=0) / 100.0 * table.rating_kva.to_numpy(), index=table.index
     )
+
+
+def need_year_peak_kva(table: pd.DataFrame, h: HorizonResult) -> pd.Series:
+    """Peak an upgrade is sized for [kVA]: the median over draws of the charging-case peak
+    in the asset's P50 year of need (``table.year_of_need_charging_p50``); the horizon's
+    highest peak (:func:`horizon_peak_kva`) where there is no need in the horizon."""
+    peak = h.peak_loading_pct[:, :, h.case("charging"), :]  # (Y, D, A)
+    sizing = horizon_peak_kva(table, h).copy()
+    rating = table.rating_kva.to_numpy()
+    for a, year in enumerate(table.year_of_need_charging_p50.to_numpy()):
+        if not np.isnan(year):
+            y = int(np.flatnonzero(h.years == year)[0])
+            sizing.iloc[a] = float(np.nanmedian(peak[y, :, a])) / 100.0 * rating[a]
+    return sizing
 
 
 def need_characterization(table: pd.DataFrame, h: HorizonResult, need_year: np.ndarray) -> None:
