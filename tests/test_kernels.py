@@ -132,7 +132,7 @@ def test_simbench_year_same_with_and_without_numba(code: str) -> None:
 
 @needs_numba
 @pytest.mark.parametrize("trafo_loading", ["current", "power"])
-@pytest.mark.parametrize("method", ["dense", "sparse", "block"])
+@pytest.mark.parametrize("method", ["dense", "sparse", "block", "sweep"])
 def test_feature_net_same_with_and_without_numba(trafo_loading: str, method: str) -> None:
     net = feature_net()
     if trafo_loading == "power":

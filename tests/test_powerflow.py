@@ -40,7 +40,7 @@ I_TOL_KA = 1e-5
 LOSS_TOL_KW = 1e-3
 
 FAST_GRIDS = ["1-LV-semiurb4--0-sw", "1-LV-rural1--0-sw", "1-MV-semiurb--0-sw"]
-SLOW_GRIDS = [*FAST_GRIDS, "1-LV-urban6--0-sw", "1-MV-rural--0-sw"]
+SLOW_GRIDS = [*FAST_GRIDS, "1-LV-urban6--0-sw", "1-MV-rural--0-sw", "1-MV-urban--0-sw"]
 
 
 # --------------------------------------------------------------------------------------
@@ -283,13 +283,15 @@ def _bundled(name: str) -> tuple[Any, Series]:
 
 
 BUNDLED = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"]
+EPRI = ["epri-ckt7", "epri-ckt5"]  # 1,256 and 2,999 buses: runpp takes ~0.1-0.3 s per step
 
 
 @pytest.mark.parametrize(
     ("name", "n_steps"),
     [
         *((name, 48) for name in BUNDLED),
-        *(pytest.param(name, 500, marks=pytest.mark.slow) for name in BUNDLED),
+        *((name, 8) for name in EPRI),
+        *(pytest.param(name, 500, marks=pytest.mark.slow) for name in BUNDLED + EPRI),
     ],
 )
 def test_bundled_feeder_year_matches_runpp(name: str, n_steps: int) -> None:
@@ -517,11 +519,17 @@ def test_chunks_threads_and_methods_agree() -> None:
     assert sparse.method == "sparse"
     block = compile_network(net, method="block")
     assert block.method == "block"
+    dense = compile_network(net, method="dense")
+    assert dense.method == "dense"
+    sweep = compile_network(net, method="sweep")
+    assert sweep.method == "sweep" and sweep.sweep is not None
     variants = [
         _solve(net, series, chunk_size=7),
         _solve(net, series, chunk_size=8, threads=2),
         _solve(sparse, series),
         _solve(block, series, chunk_size=9),
+        _solve(dense, series, chunk_size=5),
+        _solve(sweep, series, chunk_size=3, threads=2),
     ]
     for other in variants:
         for field in ("vm_pu", "va_degree", "line_loading_pct", "trafo_loading_pct", "losses_kw"):
@@ -753,3 +761,155 @@ def test_public_names_at_every_path() -> None:
     assert solver.FlowResult is results.FlowResult
     assert solver.solve_timeseries is solve.solve_timeseries
     assert solver.iter_timeseries is solve.iter_timeseries
+
+
+# --------------------------------------------------------------------------------------
+# the sweep form: LU factors in elimination order (issue 21)
+# --------------------------------------------------------------------------------------
+
+
+def _meshed_two_source_net() -> Any:
+    """radial_1247_net with a primary loop, a secondary loop and a second ext_grid feeding
+    the end of the primary through its own line."""
+    net = radial_1247_net()
+    by_name = {str(n): int(i) for i, n in net.bus.name.items()}
+    mv_line = {"r_ohm_per_km": 0.306, "x_ohm_per_km": 0.381, "c_nf_per_km": 9.0, "max_i_ka": 0.2}
+    pp.create_line_from_parameters(
+        net, by_name["pole 1"], by_name["pole 4"], length_km=1.5, **mv_line
+    )
+    pp.create_line_from_parameters(
+        net, by_name["house 2.0"], by_name["house 2.2"], length_km=0.05, r_ohm_per_km=0.25,
+        x_ohm_per_km=0.08, c_nf_per_km=0.0, max_i_ka=0.3,
+    )  # fmt: skip
+    far = pp.create_bus(net, 12.47, name="second substation")
+    pp.create_ext_grid(net, far, vm_pu=1.02, va_degree=-0.5)
+    pp.create_line_from_parameters(net, far, by_name["pole 5"], length_km=2.0, **mv_line)
+    return net
+
+
+def _y_ll(cn: CompiledNetwork) -> np.ndarray:
+    """Y_LL (dense) of the compiled network's non-slack nodes, in their order."""
+    f = cn.sweep
+    assert f is not None
+    n = f.inv_diag.size
+    low = np.eye(n, dtype=np.complex128)
+    up = np.diag(1.0 / f.inv_diag)
+    for j in range(n):
+        low[j, f.l_idx[f.l_ptr[j] : f.l_ptr[j + 1]]] = f.l_val[f.l_ptr[j] : f.l_ptr[j + 1]]
+        up[j, f.u_idx[f.u_ptr[j] : f.u_ptr[j + 1]]] = f.u_val[f.u_ptr[j] : f.u_ptr[j + 1]]
+    return low @ up
+
+
+def test_sweep_factors_are_exact_and_without_fill_on_a_radial_feeder() -> None:
+    """L·U is Y_LL; on a radial feeder each node has one parent (no fill), and the numpy
+    substitutions give the no-load voltages."""
+    from gridplan.powerflow.sweep import substitute
+
+    for net, radial in ((radial_1247_net(), True), (_meshed_two_source_net(), False)):
+        cn = compile_network(net, method="sweep")
+        assert cn.method == "sweep" and cn.sweep is not None
+        n = cn.nonslack.size
+        eye = np.eye(n, dtype=np.complex128)
+        y_ll = np.linalg.inv(np.asarray(cn.lu.solve(eye)))
+        np.testing.assert_allclose(_y_ll(cn), y_ll, rtol=0, atol=1e-9 * np.abs(y_ll).max())
+        np.testing.assert_allclose(substitute(cn.sweep, cn.sweep.rhs), cn.w, rtol=0, atol=1e-12)
+        if radial:
+            assert cn.sweep.l_idx.size <= n and np.diff(cn.sweep.u_ptr).max() <= 1
+        else:
+            assert cn.sweep.l_idx.size > n - 1  # the loops fill in
+
+
+def test_sweep_on_a_meshed_two_source_net_matches_runpp_and_dense() -> None:
+    net = _meshed_two_source_net()
+    series = _random_series(net, 40, seed=17)
+    sweep = _solve(compile_network(net, method="sweep"), series)
+    dense = _solve(compile_network(net, method="dense"), series)
+    for field in ("vm_pu", "va_degree", "line_loading_pct", "trafo_loading_pct", "losses_kw"):
+        np.testing.assert_allclose(
+            getattr(sweep, field), getattr(dense, field), rtol=0, atol=1e-9, err_msg=field
+        )
+    np.testing.assert_array_equal(sweep.iterations, dense.iterations)
+    _assert_matches_runpp(net, series, sweep, np.arange(0, 40, 4))
+
+
+def test_sweep_falls_back_to_pivoted_lu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the factor in elimination order is not accurate (a tiny pivot), the compile
+    keeps SuperLU's pivoted factor (method "sparse"), with the same results."""
+    from gridplan.powerflow import zll
+
+    net = radial_1247_net()
+    series = _random_series(net, 10, seed=4)
+    ref = _solve(compile_network(net, method="sweep"), series)
+    monkeypatch.setattr(zll, "sweep_factor", lambda y, rhs: None)
+    cn = compile_network(net, method="sweep")
+    assert cn.method == "sparse" and cn.sweep is None
+    np.testing.assert_allclose(_solve(cn, series).vm_pu, ref.vm_pu, rtol=0, atol=1e-10)
+
+
+def test_auto_picks_the_sweep_with_numba() -> None:
+    from gridplan.powerflow import kernels
+
+    cn = compile_network(radial_1247_net())
+    assert cn.method == ("sweep" if kernels.AVAILABLE else "block")
+
+
+def test_sweep_lanes_and_chunk_edges() -> None:
+    """Steps enter the kernel's 4 lanes as others finish: any chunk size, any number of
+    steps (1 to 9, not multiples of 4), and one iteration limit give the same per-step
+    answers; a lane whose step diverges does not disturb the others."""
+    net = radial_1247_net()
+    cn = compile_network(net, method="sweep")
+    series = _random_series(net, 9, seed=6)
+    series.load_p_kw[4] *= 1e4  # no solution: flagged, NaN
+    full = _solve(cn, series)
+    assert not full.converged[4] and np.isnan(full.vm_pu[4]).all()
+    assert full.converged[np.arange(9) != 4].all()
+    for chunk in (1, 2, 3, 5, 9):
+        part = _solve(cn, series, chunk_size=chunk)
+        np.testing.assert_array_equal(part.iterations, full.iterations)
+        np.testing.assert_allclose(part.vm_pu, full.vm_pu, rtol=0, atol=0)
+    one = _solve(cn, series, max_iter=1)
+    assert not one.converged.any() and (one.iterations == 1).all()
+
+
+def _simbench_rows(net: Any, rows: np.ndarray) -> Series:
+    """Absolute SimBench profiles [kW, kvar] of the given steps only, from the relative
+    profiles (what ``simbench.get_absolute_values`` computes for the whole year, which
+    takes ~8 GB on the 9,099-bus grid)."""
+    prof = net.profiles
+
+    def absolute(table: str, frame: Any, suffix: str, col: str) -> np.ndarray:
+        names = (net[table]["profile"].astype(str) + suffix).to_numpy()
+        rel = frame.iloc[rows][list(dict.fromkeys(names))]
+        return rel[names].to_numpy(float) * net[table][col].to_numpy(float) * 1e3
+
+    return Series(
+        load_p_kw=absolute("load", prof["load"], "_pload", "p_mw"),
+        load_q_kvar=absolute("load", prof["load"], "_qload", "q_mvar"),
+        sgen_p_kw=absolute("sgen", prof["renewables"], "", "p_mw"),
+        sgen_q_kvar=np.broadcast_to(net.sgen.q_mvar.to_numpy() * 1e3, (rows.size, len(net.sgen))),
+    )
+
+
+def test_simbench_rows_equal_get_absolute_values() -> None:
+    net, series = _simbench("1-MV-semiurb--0-sw")
+    rows = np.array([0, 7, 20_000, 35_135])
+    part = _simbench_rows(net, rows)
+    for field in ("load_p_kw", "load_q_kvar", "sgen_p_kw"):
+        np.testing.assert_allclose(getattr(part, field), getattr(series, field)[rows], rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_mvlv_9099_bus_grid_matches_runpp() -> None:
+    """The 9,099-bus SimBench MV/LV grid of issue 21 (sweep form, 2,048 steps of its own
+    profiles around the peak, 12 of them checked against runpp)."""
+    simbench = pytest.importorskip("simbench")
+    net = simbench.get_simbench_net("1-MVLV-semiurb-all-0-sw")
+    net.load["scaling"] = 1.0
+    net.sgen["scaling"] = 1.0
+    rows = np.arange(20_000, 22_048)
+    series = _simbench_rows(net, rows)
+    cn = compile_network(net)
+    res = _solve(cn, series)
+    assert res.converged.all()
+    _assert_matches_runpp(net, series, res, _select_steps(series, 12))
