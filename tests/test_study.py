@@ -458,3 +458,21 @@ def test_upgrade_is_sized_for_the_year_of_need_plus_margin(horizon_result):
     margin = r.config.valuation.upgrade_margin
     fits = a.new_rating_kva * a.limit_pct / 100 >= sizing * (1 + margin) - 1e-6
     assert (fits[need] == a.upgrade_sufficient[need]).all()
+
+
+def test_summary_says_what_the_period_stands_for():
+    import pandas as pd
+
+    from gridplan.core.config import validate
+    from gridplan.study.config import StudyConfig
+    from gridplan.study.summary import _period_notes
+
+    program = {"charging_energy_price_usd_per_kwh": 0.3, "charging_energy_price_source": "t"}
+    week = pd.date_range("2017-09-02", periods=672, freq="15min")
+    base = {"name": "x", "feeder": "lv-semiurban", "program": program}
+    plain = validate(StudyConfig, base)
+    assert "count only the 7 simulated days" in _period_notes(plain, week, 0.25)[0]
+    scaled = validate(StudyConfig, {**base, "period": {"represents_days": 120}})
+    assert "to 120 days" in _period_notes(scaled, week, 0.25)[0]
+    no_program = validate(StudyConfig, {"name": "x", "feeder": "lv-semiurban"})
+    assert _period_notes(no_program, week, 0.25) == []

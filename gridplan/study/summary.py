@@ -423,6 +423,26 @@ def notes(config: StudyConfig, h: HorizonResult) -> list[str]:
     return out
 
 
+def _period_notes(config: StudyConfig, time_index: pd.DatetimeIndex, step_h: float) -> list[str]:
+    """What the simulated period stands for in annual export and program payments."""
+    if config.program is None:
+        return []
+    days = len(time_index) * step_h / 24.0
+    weight = config.period.represents_days
+    if weight is None and days < 365.0:
+        return [
+            f"Annual V2G export and program payments count only the {days:g} simulated days "
+            "of each year (period.represents_days not set): exports outside the period are "
+            "not counted; simulate a full year, or state what the period represents."
+        ]
+    if weight is not None and abs(weight - days) > 1e-9:
+        return [
+            f"Annual V2G export and program payments scale the {days:g} simulated days to "
+            f"{weight:g} days (period.represents_days, a stated assumption)."
+        ]
+    return []
+
+
 def _critical(assets: pd.DataFrame, cases: list[str]) -> CriticalAsset:
     critical = critical_asset_id(assets)
     row = assets.loc[critical]
@@ -554,6 +574,6 @@ def build_summary(
             "discount_rate": config.valuation.discount_rate,
             "escalation_rate": config.valuation.escalation_rate,
         },
-        notes=[*notes(config, h), *feeder.notes],
+        notes=[*notes(config, h), *_period_notes(config, time_index, feeder.step_h), *feeder.notes],
         assumptions=_assumptions(feeder),
     )
