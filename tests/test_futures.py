@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gridplan.core.config import validate
@@ -140,3 +141,25 @@ def test_year_of_need_along_trajectories_is_not_biased_early(both):
     assert early.any()
     assert (np.nan_to_num(p50_i, nan=9999) <= np.nan_to_num(majority_i, nan=9999)).all()
     assert futures.summary.to_dict()["horizon"]["draws_as"] == "trajectories"
+
+
+def test_sessions_are_drawn_for_the_period_and_its_lead_days_only():
+    from gridplan.ev.fleet import SESSION_LEAD_DAYS
+
+    feeder = load_feeder("lv-semiurban")
+    scenario = validate(FleetScenario, SCENARIO)
+    period = feeder.time_index[
+        (feeder.time_index >= "2016-07-10") & (feeder.time_index < "2016-07-17")
+    ]
+    full = sample_fleet(feeder, scenario, 2030, np.random.default_rng(1), horizon=YEARS)
+    short = sample_fleet(
+        feeder, scenario, 2030, np.random.default_rng(1), horizon=YEARS, period=period
+    )
+    assert len(full.days) == 366
+    assert len(short.days) == 7 + SESSION_LEAD_DAYS
+    assert short.days[0] == pd.Timestamp("2016-07-07")
+    assert short.arrival_h.shape == (len(short.days), short.n_ev)
+    # everything drawn before the sessions is the same fleet
+    np.testing.assert_array_equal(short.load_pos, full.load_pos)
+    np.testing.assert_array_equal(short.vehicle, full.vehicle)
+    np.testing.assert_array_equal(short.v2g_enrolled, full.v2g_enrolled)

@@ -688,6 +688,7 @@ def sample_fleet(
     *,
     zones: Zones | None = None,
     horizon: Sequence[int] | None = None,
+    period: pd.DatetimeIndex | None = None,
 ) -> Fleet:
     """Draw an EV fleet for ``feeder`` in planning ``year``.
 
@@ -711,6 +712,10 @@ def sample_fleet(
         at the same home with the same vehicle, charger, V2G capability and enrollment and
         the same daily schedule (adopters stay adopters, a replaced vehicle is the same
         model, enrollment persists). ``None``: a fleet of ``year`` alone.
+    period
+        The steps the fleet will be dispatched over: sessions are drawn only for their days
+        and the :data:`SESSION_LEAD_DAYS` days before (whose sessions and warm-up reach into
+        the period); ``None``: every day of the feeder's profiles.
 
     Returns
     -------
@@ -750,7 +755,9 @@ def sample_fleet(
         gen, scenario, vehicles, chargers, vehicle, enrolled
     )
 
-    days, arrival, departure, miles = _draw_sessions(gen, scenario, feeder.time_index, n_ev)
+    days, arrival, departure, miles = _draw_sessions(
+        gen, scenario, _session_days(feeder.time_index, period), n_ev
+    )
     trip = miles * efficiency
     usable = (scenario.target_soc - scenario.reserve_soc) * battery
     trip_capped = np.minimum(trip, usable)
@@ -872,6 +879,23 @@ def _draw_vehicles(
                 vehicle_idx[mask] = pool[pick]
     vehicle = np.array(names, dtype=object)[vehicle_idx] if n_ev else np.zeros(0, dtype=object)
     return vehicle, capable
+
+
+#: Days before a dispatch period whose sessions can reach into it (a plug-in departs up to
+#: 48 h after its day's midnight; the dispatch warms up 24 h before the period) [d].
+SESSION_LEAD_DAYS = 3
+
+
+def _session_days(
+    time_index: pd.DatetimeIndex, period: pd.DatetimeIndex | None
+) -> pd.DatetimeIndex:
+    """The profile days sessions are drawn for: all, or the period's and the lead days."""
+    days = pd.DatetimeIndex(pd.Index(time_index.normalize()).unique())
+    if period is None or len(period) == 0:
+        return days
+    first = period[0].normalize() - pd.Timedelta(days=SESSION_LEAD_DAYS)
+    last = period[-1].normalize()
+    return days[(days >= first) & (days <= last)]
 
 
 def _draw_sessions(

@@ -319,9 +319,12 @@ class _Unit:
                 np.random.default_rng(np.random.SeedSequence([config.seed, draw])),
                 zones=ctx.zones,
                 horizon=config.trajectory_years(),
+                period=ctx.time_index,
             )
         else:
-            self.fleet = sample_fleet(ctx.feeder, config.fleet, year, rng, zones=ctx.zones)
+            self.fleet = sample_fleet(
+                ctx.feeder, config.fleet, year, rng, zones=ctx.zones, period=ctx.time_index
+            )
         self.events = event_calendar(ctx, rng)
         self.dispatch_context: DispatchContext | None = None
         self.dispatched: dict[str, DispatchResult] = {}
