@@ -1053,12 +1053,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--mode",
-        choices=["all", "year", "draws", "method", "gridplan"],
+        choices=["all", "year", "draws", "method", "gridplan", "sizes"],
         default="all",
         help="all (default; writes the results file), year (gridplan vs pandapower and "
         "power-grid-model on the SimBench years), draws (year x draws memory), method "
         "(Z_LL forms), gridplan (gridplan's own year solve only, best of 11: µs per step "
-        "for timing a change of the solver; nothing written)",
+        "for timing a change of the solver; nothing written), sizes (issue 21: µs per step "
+        "and per bus by grid size, gridplan vs power-grid-model vs pandapower, stages and a "
+        "year in bounded memory on the 9,099-bus grid; replaces its section of the results "
+        "file)",
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--draws", type=int, default=100)
@@ -1068,6 +1071,17 @@ def main() -> None:
 
     if args.mode == "draws" and args.json:  # child process of --mode all
         print(json.dumps(bench_draws(DRAWS_GRID, args.draws, 2, args.quick)))
+        return
+
+    if args.mode == "sizes":
+        import bench_powerflow_sizes
+
+        section = bench_powerflow_sizes.run(args.quick)
+        if not args.no_write and not args.quick:
+            bench_powerflow_sizes.write_section(RESULTS, section)
+            print(f"wrote the size series into {RESULTS}")
+        else:
+            print(section)
         return
 
     if args.mode == "gridplan":
@@ -1096,8 +1110,13 @@ def main() -> None:
         method = bench_method(args.quick)
         print(json.dumps(method), flush=True)
     if not args.no_write and args.mode == "all":
+        import bench_powerflow_sizes
+
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(report(years, draws, method), encoding="utf-8")
+        sizes = bench_powerflow_sizes.existing_section(RESULTS)  # kept: --mode sizes makes it
+        RESULTS.write_text(
+            report(years, draws, method) + ("\n" + sizes if sizes else ""), encoding="utf-8"
+        )
         print(f"wrote {RESULTS}")
     elif not args.no_write:
         print("(results file is written by --mode all only)")
