@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="gridplan: feeder-by-feeder V2G deferral studies.",
+    help="gridplan: feeder-by-feeder V2G deferral studies. Start with 'gridplan study "
+    "quickstart' (a bundled example) or 'gridplan init DIR' (example files to edit).",
     pretty_exceptions_enable=False,
 )
 _state = {"debug": False}
@@ -460,6 +461,7 @@ def _click_status(exc: Exception) -> int | None:
         return code
     if "ClickException" in names:
         message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+        message = message.replace("Value error, ", "")  # typer's enum check, via pydantic
         ctx = getattr(exc, "ctx", None)
         command = getattr(ctx, "command_path", None) or "gridplan"
         typer.echo(f"error: {message} (see '{command} --help')", err=True)
