@@ -722,6 +722,28 @@ def test_unknown_or_repeated_selection_raises_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         next(iter_timeseries(net, p, trafos=[0.5]))
     assert info.value.field == "trafos"
+    with pytest.raises(ConfigError, match=r"buses.*not in net\.bus\.index: 999") as info:
+        solve_timeseries(net, p, buses=[0, 999])
+    assert info.value.field == "buses"
+
+
+def test_selected_buses_equal_the_full_columns() -> None:
+    """``buses=`` reports those buses' voltages only (unsolved ones stay NaN); the rest of
+    the result is unchanged, in solve_timeseries and chunk by chunk."""
+    net = feature_net()
+    series = _random_series(net, 20, seed=13)
+    full = _solve(net, series)
+    buses = [int(net.bus.index[k]) for k in (11, 3, 0, 10, 5)]  # isolated, ..., out of service
+    pos = [list(net.bus.index).index(b) for b in buses]
+    sub = _solve(net, series, buses=buses, lines=[], chunk_size=7)
+    np.testing.assert_array_equal(sub.bus_index, buses)
+    for field in ("vm_pu", "va_degree"):
+        np.testing.assert_array_equal(getattr(sub, field), getattr(full, field)[:, pos], field)
+    assert np.isnan(sub.vm_pu[:, [0, 3]]).all()
+    for field in ("trafo_loading_pct", "losses_kw", "iterations", "converged"):
+        np.testing.assert_array_equal(getattr(sub, field), getattr(full, field), field)
+    parts = list(iter_timeseries(net, series.load_p_kw, buses=[], chunk_size=8))
+    assert all(r.vm_pu.shape == (s.stop - s.start, 0) for s, r in parts)
 
 
 def test_blas_thread_limit_is_restored() -> None:

@@ -39,7 +39,7 @@ class FlowResult:
     """Results of a time-series power flow; arrays are ``(time, element)``.
 
     Element order follows the net's tables (``bus_index``, ``line_index``,
-    ``trafo_index``), or the ``lines`` / ``trafos`` a call asked for. Steps that did not
+    ``trafo_index``), or the ``buses`` / ``lines`` / ``trafos`` a call asked for. Steps that did not
     converge (``converged`` False) hold NaN in every float field. Buses that pandapower
     leaves unsolved (out of service or isolated) are NaN in every step; out-of-service
     lines and transformers carry 0 current and 0 loading, and NaN where they touch such a
@@ -73,7 +73,8 @@ class FlowResult:
     iterations : numpy.ndarray of int, shape (time,)
         Fixed-point iterations the step used [-] (``max_iter`` for unconverged steps).
     bus_index : numpy.ndarray of int, shape (bus,)
-        ``net.bus.index`` (columns of ``vm_pu`` and ``va_degree``).
+        ``net.bus.index``, or the requested ``buses`` (columns of ``vm_pu`` and
+        ``va_degree``).
     line_index : numpy.ndarray of int, shape (line,)
         ``net.line.index``, or the requested ``lines`` (columns of ``line_loading_pct``
         and ``line_i_ka``).
@@ -116,8 +117,10 @@ class BranchSet:
 
 @dataclass(frozen=True)
 class Selection:
-    """What a call reports: all buses, and the selected lines and transformers."""
+    """What a call reports: the selected buses, lines and transformers."""
 
+    bus_pos: IntArray  # positions in net.bus.index order
+    bus_node: IntArray  # node of each reported bus (-1: unsolved)
     line_pos: IntArray  # positions in net.line.index order
     trafo_pos: IntArray
     lines: BranchSet
@@ -132,7 +135,7 @@ def _positions(index: IntArray, wanted: Any, field: str) -> IntArray:
     """Positions of the labels ``wanted`` in ``index`` (all for None)."""
     if wanted is None:
         return np.arange(index.size, dtype=np.int64)
-    table = field[:-1]  # "lines" -> "line"
+    table = {"buses": "bus", "lines": "line", "trafos": "trafo"}[field]
     arr = np.asarray(wanted)
     if arr.ndim != 1:
         raise ConfigError(
@@ -185,14 +188,18 @@ def _branch_set(
     )
 
 
-def selection(cn: CompiledNetwork, lines: Any, trafos: Any) -> Selection:
-    """The :class:`Selection` of a call's ``lines`` / ``trafos`` (labels, or ``None`` for
-    all); :class:`~gridplan.core.errors.ConfigError` for unknown or repeated labels."""
+def selection(cn: CompiledNetwork, lines: Any, trafos: Any, buses: Any = None) -> Selection:
+    """The :class:`Selection` of a call's ``lines`` / ``trafos`` / ``buses`` (labels, or
+    ``None`` for all); :class:`~gridplan.core.errors.ConfigError` for unknown or repeated
+    labels."""
+    bus_pos = _positions(cn.bus_index, buses, "buses")
     line_pos = _positions(cn.line_index, lines, "lines")
     trafo_pos = _positions(cn.trafo_index, trafos, "trafos")
     ones = np.ones(line_pos.size)
     trafo_scale = cn.trafo_scale[trafo_pos]
     return Selection(
+        bus_pos=bus_pos,
+        bus_node=np.ascontiguousarray(cn.bus_node[bus_pos]),
         line_pos=line_pos,
         trafo_pos=trafo_pos,
         lines=_branch_set(cn, cn.line_branch[line_pos], ones, ones),
@@ -249,15 +256,15 @@ def empty_result(cn: CompiledNetwork, n_steps: int, sel: Selection) -> FlowResul
 def _empty_result(cn: CompiledNetwork, n_steps: int, sel: Selection) -> FlowResult:
     n_line, n_trafo = sel.line_pos.size, sel.trafo_pos.size
     return FlowResult(
-        vm_pu=np.empty((n_steps, cn.bus_index.size)),
-        va_degree=np.empty((n_steps, cn.bus_index.size)),
+        vm_pu=np.empty((n_steps, sel.bus_pos.size)),
+        va_degree=np.empty((n_steps, sel.bus_pos.size)),
         line_loading_pct=np.empty((n_steps, n_line)),
         line_i_ka=np.empty((n_steps, n_line)),
         trafo_loading_pct=np.empty((n_steps, n_trafo)),
         losses_kw=np.empty(n_steps),
         converged=np.empty(n_steps, dtype=bool),
         iterations=np.empty(n_steps, dtype=np.int64),
-        bus_index=cn.bus_index,
+        bus_index=cn.bus_index[sel.bus_pos],
         line_index=cn.line_index[sel.line_pos],
         trafo_index=cn.trafo_index[sel.trafo_pos],
     )
@@ -304,7 +311,7 @@ def write_results(
     n_l = cn.nonslack.size
 
     # buses
-    kernels.bus_voltages(v, cn.bus_node, out.vm_pu, out.va_degree)
+    kernels.bus_voltages(v, sel.bus_node, out.vm_pu, out.va_degree)
 
     # losses: Re Σ V·conj(I) over all nodes minus the bus shunts (see gridplan.powerflow.model)
     v_l = v[:, :n_l]
