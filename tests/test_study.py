@@ -239,8 +239,8 @@ def test_horizon_outputs(horizon_written):
     r, out = horizon_written
     h = r.horizon
     assert list(h.years) == list(range(2028, 2037))
-    assert h.cases == ["base", "charging", "v1g", "v2g"]
-    assert h.need.shape == (9, 4, 4, len(r.feeder.assets))
+    assert h.cases == ["base", "charging", "v1g", "v2g", "v2g_perfect"]
+    assert h.need.shape == (9, 4, 5, len(r.feeder.assets))
     # adoption and load grow: EV charging needs never fewer assets than no EVs
     assert h.need[:, :, 1].sum() >= h.need[:, :, 0].sum()
     # probability of need by year is non-decreasing

@@ -45,7 +45,7 @@ def split():
 
 def test_v1g_case_is_the_v2g_strategy_without_export(split):
     h = split.horizon
-    assert h.cases == ["base", "charging", "v1g", "v2g"]
+    assert h.cases == ["base", "charging", "v1g", "v2g", "v2g_perfect"]
     assert h.strategies["v1g"] == "v2g_peak_shave"
     assert not h.export_kwh[:, :, h.case("v1g")].any()
     assert h.export_kwh[:, :, h.case("v2g")].sum() > 0

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gridplan.core.config import StrictModel, read_toml, validate
 from gridplan.core.errors import ConfigError
+from gridplan.ev.availability import AvailabilityParameters
 from gridplan.ev.dispatch import Strategy
 from gridplan.ev.events import ELRP, EventCalendar, load_rate
 from gridplan.ev.fleet import FleetScenario, read_zones
@@ -270,6 +271,49 @@ class LoadGrowthSpec(StrictModel):
         return float((1.0 + rate) ** (year - base_year))
 
 
+class AvailabilitySpec(StrictModel):
+    """Whether enrolled EVs answer a V2G dispatch (issue 19): opt-outs, overrides, lost
+    communications and derated power, drawn per (year, draw) by
+    :func:`gridplan.ev.availability.draw_availability`.
+
+    ``preset``: ``"published"`` (the sourced table ``gridplan/data/v2g_availability.csv``,
+    the default) or ``"perfect"`` (every EV always answers at full power: gridplan before
+    0.3). Any parameter given here replaces the preset's. With ``compare_perfect`` (default
+    on) a case ``v2g_perfect`` runs the primary V2G strategy with perfect availability, so
+    the deferral and firmness are reported with and without these effects.
+    """
+
+    preset: Literal["published", "perfect"] = "published"
+    opt_out_probability: float | None = Field(default=None, ge=0, le=1)
+    override_probability: float | None = Field(default=None, ge=0, le=1)
+    override_window_h: float | None = Field(default=None, gt=0, le=24)
+    comms_failure_probability: float | None = Field(default=None, ge=0, le=1)
+    comms_scope: Literal["ev", "fleet"] | None = None
+    derate_mean: float | None = Field(default=None, ge=0, le=1)
+    derate_sd: float | None = Field(default=None, ge=0, le=0.5)
+    compare_perfect: bool = True
+
+    @model_validator(mode="after")
+    def _valid(self) -> AvailabilitySpec:
+        self.parameters()  # the combination must be valid (e.g. the derate's spread)
+        return self
+
+    def parameters(self) -> AvailabilityParameters:
+        """The availability parameters: the preset's, with the fields given here."""
+        base = AvailabilityParameters.preset(self.preset).model_dump()
+        given = {
+            k: v
+            for k, v in self.model_dump(exclude={"preset", "compare_perfect"}).items()
+            if v is not None
+        }
+        return AvailabilityParameters.model_validate({**base, **given})
+
+    @property
+    def perfect_case(self) -> bool:
+        """Whether a ``v2g_perfect`` case runs beside the V2G case."""
+        return self.compare_perfect and not self.parameters().is_perfect
+
+
 class ValuationSpec(StrictModel):
     """Financial assumptions.
 
@@ -347,6 +391,7 @@ class StudyConfig(StrictModel):
     valuation: ValuationSpec = Field(default_factory=ValuationSpec)
     program: ProgramSpec | None = None
     sensitivity: SensitivitySpec = Field(default_factory=SensitivitySpec)
+    availability: AvailabilitySpec = Field(default_factory=AvailabilitySpec)
 
     @model_validator(mode="after")
     def _years(self) -> StudyConfig:
@@ -534,6 +579,8 @@ def case_strategies(config: StudyConfig) -> dict[str, str | None]:
     if config.dispatch.v1g_case:
         cases["v1g"] = v2g[0]  # the V2G strategy without export (see DispatchSpec)
     cases["v2g"] = v2g[0]
+    if config.availability.perfect_case:
+        cases["v2g_perfect"] = v2g[0]  # every enrolled EV answers, at full power
     for name in charging[1:]:
         cases[f"charging:{name}"] = name
     for name in v2g[1:]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gridplan.core.errors import GridplanError
+from gridplan.ev.availability import draw_availability
 from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
 from gridplan.ev.events import ELRP, EventCalendar, TouRate, draw_event_calendar
 from gridplan.ev.fleet import Fleet, Zones, sample_fleet
@@ -326,6 +327,18 @@ class _Unit:
                 ctx.feeder, config.fleet, year, rng, zones=ctx.zones, period=ctx.time_index
             )
         self.events = event_calendar(ctx, rng)
+        # whether enrolled EVs answer: drawn on a stream of its own (fleet and events keep
+        # theirs), from the fleet before any case changes it
+        params = config.availability.parameters()
+        self.availability = (
+            None
+            if params.is_perfect
+            else draw_availability(
+                self.fleet,
+                params,
+                np.random.default_rng(np.random.SeedSequence([config.seed, year, draw, 19])),
+            )
+        )
         self.dispatch_context: DispatchContext | None = None
         self.dispatched: dict[str, DispatchResult] = {}
         # the year's screening basis, and the charging case reused by the V2G cases
@@ -372,6 +385,7 @@ class _Unit:
             context=context,
             rate=ctx.rate,
             events=self.events,
+            availability=None if case == "v2g_perfect" else self.availability,
             objective=spec.objective,
             n_loads=len(ctx.feeder.net.load),
             # per-EV series only for the detail draw, and only while they are small (a
