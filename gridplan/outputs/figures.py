@@ -201,6 +201,10 @@ def case_label(result: StudyResult, case: str) -> str:
     strategy = result.horizon.strategies.get(case)
     if strategy is None:
         return "no EVs"
+    if case == "v1g":
+        return f"managed charging only, no export (V1G: {strategy} without export)"
+    if case == "v2g_perfect":
+        return f"with V2G, every enrolled EV answering at full power ({strategy})"
     if case.startswith("v2g"):
         return f"with V2G ({strategy})"
     return f"EV charging, no V2G ({strategy})"
