@@ -48,7 +48,22 @@ if TYPE_CHECKING:
     from gridplan.grid.feeders import Feeder
     from gridplan.study.result import StudyResult
 
-__all__ = ["REPORT_FILES", "MAX_ASSET_ROWS", "MAX_FAILED_ROWS", "fmt_num", "fmt_usd", "fmt_pct", "fmt_share", "fmt_year", "fmt_rate", "Document", "study_document", "write_report", "batch_document", "write_batch_report"]
+__all__ = [
+    "REPORT_FILES",
+    "MAX_ASSET_ROWS",
+    "MAX_FAILED_ROWS",
+    "fmt_num",
+    "fmt_usd",
+    "fmt_pct",
+    "fmt_share",
+    "fmt_year",
+    "fmt_rate",
+    "Document",
+    "study_document",
+    "write_report",
+    "batch_document",
+    "write_batch_report",
+]
 
 #: File names of a report.
 REPORT_FILES = ("report.md", "report.html")
@@ -773,6 +788,19 @@ def _critical_rows(result: StudyResult) -> list[list[str]]:
             else []
         ),
         ["Firmness with V2G, last horizon year", fmt_share(crit.firmness_v2g_end)],
+        *(
+            [
+                [
+                    "Without availability effects (every enrolled EV answers at full power): "
+                    "year of need P50 / deferral / firmness",
+                    f"{fmt_year(crit.year_of_need_v2g_perfect)} / "
+                    f"{fmt_num(crit.deferral_years_perfect, 0)} yr / "
+                    f"{fmt_share(crit.firmness_v2g_perfect_end)}",
+                ]
+            ]
+            if "v2g_perfect" in result.horizon.cases
+            else []
+        ),
         [
             "Upgrade",
             f"to {fmt_num(crit.upgrade_new_rating_kva, 0)} kVA, "

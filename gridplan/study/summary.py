@@ -176,6 +176,12 @@ class CriticalAsset:
     year_of_need_v1g: int | None = None
     deferral_years_v1g_part: float | None = None
     deferral_years_export_part: float | None = None
+    #: With the perfect-availability case: its year of need (P50), deferral [years] and
+    #: firmness in the last horizon year [-] -- the V2G figures without opt-outs,
+    #: overrides, lost communications and derates.
+    year_of_need_v2g_perfect: int | None = None
+    deferral_years_perfect: float | None = None
+    firmness_v2g_perfect_end: float | None = None
 
     #: Fields holding one value per case (flat in JSON: ``<field>_<case>``).
     PER_CASE = ("peak_loading_pct", "hours_over_limit", "need_from_non_convergence")
@@ -472,6 +478,9 @@ def _critical(assets: pd.DataFrame, cases: list[str]) -> CriticalAsset:
         year_of_need_v1g=_int_or_none(row.get("year_of_need_v1g_p50")),
         deferral_years_v1g_part=num(row.get("deferral_years_v2g_v1g_part")),
         deferral_years_export_part=num(row.get("deferral_years_v2g_export_part")),
+        year_of_need_v2g_perfect=_int_or_none(row.get("year_of_need_v2g_perfect_p50")),
+        deferral_years_perfect=num(row.get("deferral_years_v2g_perfect")),
+        firmness_v2g_perfect_end=num(row.get("firmness_v2g_perfect_end")),
     )
 
 
