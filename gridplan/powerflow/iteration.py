@@ -9,6 +9,12 @@ currents (:func:`injected_currents`, fused kernels of :mod:`gridplan.powerflow.k
 one application of ``Z_LL`` to all of them (:func:`apply_z`: a BLAS product, SuperLU
 solves or the block form), and the largest voltage change per step. Converged steps
 drop out and the rest are compacted, so later iterations work on fewer rows.
+
+With the sweep form (:mod:`gridplan.powerflow.sweep`) and numba, the iteration is instead
+one kernel (:func:`gridplan.powerflow.kernels.sweep_iterate`) that runs each step's
+iterations to the end, four steps side by side, with the same stopping rule
+(:func:`_stops`); without numba the sweep form's SuperLU factor goes through the loop
+here.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ class CompiledNetwork:
     v_slack: ComplexArray
     w: ComplexArray
     zt: ComplexArray | None  # dense Z_LL transposed (method "dense"), a view of zt_w
-    lu: Any  # SuperLU of Y_LL (methods "sparse" and "block")
+    lu: Any  # SuperLU of Y_LL (methods "sparse", "block" and "sweep")
     zt_w: ComplexArray | None  # [Z_LL^T; W^T]: [I | 1] @ zt_w = W + Z_LL I, rows as steps
     blocks: BlockZ | None
     sweep: SweepFactor | None  # LU factors row by row (method "sweep")
@@ -637,16 +637,22 @@ def compile_network(net: Any, *, method: Method = "auto") -> CompiledNetwork:
     net : pandapower.pandapowerNet
         The network. Loads and static generators are the time-varying elements;
         storage, motors, wards and shunts stay at their values in the net.
-    method : {"auto", "dense", "sparse", "block"}, default "auto"
+    method : {"auto", "dense", "sparse", "block", "sweep"}, default "auto"
         How ``Z_LL = Y_LL⁻¹`` is applied: a dense inverse (one BLAS matrix product), a
-        sparse LU factorisation (SuperLU triangular solves), or ``"block"``: dense
+        sparse LU factorisation (SuperLU triangular solves), ``"block"``: dense
         inverses of the small blocks left when a few separator nodes are removed plus a
         low-rank coupling through those nodes (radial and weakly meshed feeders; see
-        :class:`gridplan.powerflow.blocks.BlockZ`). ``"auto"`` picks the one with the
-        lowest estimated cost (dense only up to
+        :class:`gridplan.powerflow.blocks.BlockZ`), or ``"sweep"``: the LU factors in
+        minimum-degree elimination order, applied by forward and backward substitution
+        inside one numba kernel that runs each step's whole iteration (a backward/forward
+        sweep on a radial feeder, work linear in its size; meshed and multi-source nets
+        fill in a few entries per loop; see :mod:`gridplan.powerflow.sweep`). ``"auto"``
+        picks ``"sweep"`` when numba is available (the fastest at every size measured,
+        44 to 9,099 buses: ``benchmarks/results/powerflow.md``); otherwise the form with
+        the lowest estimated cost (dense only up to
         :data:`gridplan.powerflow.zll.DENSE_MAX_BUSES` non-slack nodes, block only up to
-        :data:`gridplan.powerflow.zll.BLOCK_MAX_NODES`). All give the same results to
-        rounding.
+        :data:`gridplan.powerflow.zll.BLOCK_MAX_NODES`). Without numba at run time the
+        sweep form is applied through SuperLU. All give the same results to rounding.
 
     Returns
     -------

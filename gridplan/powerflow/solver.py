@@ -9,14 +9,17 @@ fixed-point (Z-bus) iteration on the non-slack buses::
     V_L = W + Z_LL · conj(S_L / V_L)      with  Z_LL = Y_LL⁻¹,  W = -Z_LL · Y_Ls · V_s
 
 where ``S_L`` is the complex power injected at the non-slack buses and ``V_s`` the fixed
-ext_grid voltages. ``Z_LL`` is applied as a dense matrix (one BLAS product), through one
-sparse LU factorisation of ``Y_LL`` (``scipy.sparse.linalg.splu``), or — the usual choice
-for radial and weakly meshed feeders — in block form: dense inverses of the small blocks
-left when a few separator nodes are removed, plus a low-rank coupling through those
-nodes (4–10× less work than the dense product on SimBench feeders). There is no Python
-loop over time steps: each iteration updates every still-unconverged step of a chunk at
-once, and converged steps drop out. Results are computed once per step after
-convergence, for all buses and for all or only the requested lines and transformers;
+ext_grid voltages. ``Z_LL`` is applied — the usual choice, with numba — as a sweep: the
+sparse LU factors of ``Y_LL`` in minimum-degree elimination order (no fill on a radial
+feeder), by forward and backward substitution in one numba kernel that runs each step's
+whole iteration, four steps side by side, so that the work per step grows linearly with
+the feeder (:mod:`gridplan.powerflow.sweep`). The other forms: a dense matrix (one BLAS
+product), SuperLU solves of the same factorisation, or block form: dense inverses of
+the small blocks left when a few separator nodes are removed, plus a low-rank coupling
+through those nodes. There is no Python loop over time steps: the sweep kernel takes a
+whole chunk, and the other forms update every still-unconverged step of a chunk at once
+in each iteration. Results are computed once per step after convergence, for all or
+only the requested buses, lines and transformers;
 the network losses come from the power balance of the converged solution. The
 element-wise passes (injected currents, the change per iteration, branch currents) are
 fused kernels compiled with numba, with numpy twins (:mod:`gridplan.powerflow.kernels`).
@@ -50,9 +53,9 @@ implement them, in the order the data flows.
 :mod:`gridplan.powerflow.model`
     :func:`compile_network`: pandapower net -> :class:`CompiledNetwork` (the one module
     that reads pandapower's internal model), and :class:`UnsupportedElementError`.
-:mod:`gridplan.powerflow.zll`, :mod:`gridplan.powerflow.blocks`
-    ``Z_LL`` as a dense inverse, a sparse LU or in block form, and the choice for
-    ``method="auto"``.
+:mod:`gridplan.powerflow.zll`, :mod:`gridplan.powerflow.blocks`, :mod:`gridplan.powerflow.sweep`
+    ``Z_LL`` as a dense inverse, a sparse LU, in block form or as LU factors for the
+    sweep kernel, and the choice for ``method="auto"``.
 :mod:`gridplan.powerflow.inputs`
     The (time × element) inputs and the node injections of a chunk.
 :mod:`gridplan.powerflow.iteration`

@@ -11,10 +11,15 @@ step columns. Three forms give the same result to rounding at different costs:
     a sparse LU factorisation of ``Y_LL`` (SuperLU triangular solves);
 ``"block"``
     dense inverses of the small blocks left when a few separator nodes are removed, plus
-    a low-rank coupling through them (:mod:`gridplan.powerflow.blocks`).
+    a low-rank coupling through them (:mod:`gridplan.powerflow.blocks`);
+``"sweep"``
+    the sparse LU factors in minimum-degree elimination order, row by row, for the fused
+    numba iteration (:mod:`gridplan.powerflow.sweep`): no fill on a radial feeder, so
+    work linear in its size.
 
-:func:`z_form` builds the chosen form from the admittance matrix; ``"auto"`` picks the one
-with the lowest estimated cost. No pandapower here: the input is scipy's sparse ``Ybus``.
+:func:`z_form` builds the chosen form from the admittance matrix; ``"auto"`` picks
+``"sweep"`` whenever numba is available, otherwise the one with the lowest estimated
+cost. No pandapower here: the input is scipy's sparse ``Ybus``.
 """
 
 from __future__ import annotations
