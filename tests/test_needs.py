@@ -141,3 +141,25 @@ def test_firmness_is_the_share_of_draws_without_a_need():
     need = np.zeros((2, 4, 1), dtype=bool)
     need[1, :3, 0] = True
     np.testing.assert_allclose(firmness(need)[:, 0], [1.0, 0.25])
+
+
+def test_recovery_rules_on_a_hand_case():
+    """Limit 10 kW, 1 h steps, η = 0.81: two events with three hours of 2 kW headroom
+    between them. After losses the first 4 kWh deficit is fully restored (1.62 + 1.62 +
+    0.76 kWh), so the second event needs 6 kWh; StorageVET caps the last recharge at the
+    deficit before losses (0.76 kW, restoring 0.6156 kWh) and 0.1444 kWh is left: 6.1444."""
+    load = np.array([[12.0], [12.0], [8.0], [8.0], [8.0], [13.0], [13.0]])
+    limit = np.array([10.0])
+    p1, e1 = deferral_requirement(load, limit, 1.0, roundtrip_efficiency=0.81)
+    p2, e2 = deferral_requirement(
+        load, limit, 1.0, roundtrip_efficiency=0.81, recovery="storagevet"
+    )
+    assert p1[0] == p2[0] == pytest.approx(3.0)
+    assert e1[0] == pytest.approx(6.0)
+    assert e2[0] == pytest.approx(6.0 + 0.76 * (1 - 0.81))
+    # with no second event the rules agree on the deepest deficit
+    _, a = deferral_requirement(load[:5], limit, 1.0)
+    _, b = deferral_requirement(load[:5], limit, 1.0, recovery="storagevet")
+    assert a[0] == b[0] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="recovery rule"):
+        deferral_requirement(load, limit, 1.0, recovery="fast")  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ extrapolation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -274,6 +275,7 @@ def deferral_requirement(
     limit_kw: np.ndarray,
     step_h: float,
     roundtrip_efficiency: float = 0.81,
+    recovery: Literal["after_losses", "storagevet"] = "after_losses",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Power and energy a resource must supply to keep each asset within its limit.
 
@@ -289,6 +291,16 @@ def deferral_requirement(
     Lindley recursion), computed in closed form ``w_t = Y_t − min(0, min_{s<=t} Y_s)`` with
     ``Y = cumsum(y)``, vectorized over assets.
 
+    The recovery rule (``recovery``):
+
+    - ``"after_losses"`` (default): a recharge step restores the whole deficit when the
+      headroom allows, the cap applying to the energy *after* losses (the walk is floored
+      at 0: the grid may draw up to ``w/(η·Δt)``).
+    - ``"storagevet"``: StorageVET's walk caps the recharge power at ``w_{t−1}/Δt``
+      *before* losses, so a step restores at most ``η·w_{t−1}`` and a deficit is never
+      quite recovered between close events: its energy requirement can be several percent
+      higher (computed step by step).
+
     Parameters
     ----------
     load_kw
@@ -300,6 +312,8 @@ def deferral_requirement(
     roundtrip_efficiency
         Round-trip efficiency of the resource [-]; default 0.81 = 0.9 charge x 0.9
         discharge (typical charging efficiency about 0.9, AFDC).
+    recovery
+        ``"after_losses"`` or ``"storagevet"`` (see above).
 
     Returns
     -------
@@ -322,6 +336,17 @@ def deferral_requirement(
     power[cols] = p = discharge.max(axis=0)
     headroom = np.clip(limit - load, 0.0, None)
     recharge = np.minimum(headroom, p)
+    if recovery == "storagevet":
+        w = np.zeros(cols.size)
+        deepest = np.zeros(cols.size)
+        for t in range(load.shape[0]):  # the cap depends on the deficit: step by step
+            r = np.minimum(recharge[t], w / step_h)
+            w = np.maximum(w + (discharge[t] - roundtrip_efficiency * r) * step_h, 0.0)
+            np.maximum(deepest, w, out=deepest)
+        energy[cols] = deepest
+        return power, energy
+    if recovery != "after_losses":
+        raise ValueError(f"unknown recovery rule {recovery!r} (after_losses or storagevet)")
     y = (discharge - roundtrip_efficiency * recharge) * step_h
     cum = np.cumsum(y, axis=0)
     floor = np.minimum(np.minimum.accumulate(cum, axis=0), 0.0)

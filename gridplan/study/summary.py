@@ -42,6 +42,11 @@ ASSUMPTIONS = [
     "An asset needs an upgrade in a year when it is over its planning limit for more "
     "than the allowed hours of the simulated period.",
     "Deferral years are capped at the horizon: a capped value means 'at least'.",
+    "V2G power and energy that meet a need follow EPRI DER-VET's deferral walk: discharge "
+    "the excess over the limit, recharge within the headroom, and a recharge restores the "
+    "whole deficit after losses; StorageVET caps the recharge at the deficit before losses, "
+    "which can ask several percent more energy "
+    "(gridplan.planning.needs.deferral_requirement, recovery='storagevet').",
     "Discount rate and escalation default to National Grid/Niagara Mohawk 2025 MCOS "
     "(NY PSC): WACC 6.87 %, inflation 2.1 %.",
 ]
