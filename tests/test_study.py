@@ -354,17 +354,16 @@ def test_escalation_above_discount_is_noted(tmp_path):
     assert (values <= 0).all()
 
 
-def test_detail_is_the_median_draw(horizon_result):
+def test_detail_is_the_critical_assets_median_draw(horizon_result):
     r = horizon_result
     h = r.horizon
     y = list(h.years).index(r.config.year)
-    limit = r.feeder.assets.limit_pct.to_numpy()
-    worst = np.nanmax(h.peak_loading_pct[y, :, h.case("charging")] / limit, axis=1)
+    a = list(h.asset_ids).index(r.summary.critical_asset.asset_id)
+    peaks = h.peak_loading_pct[y, :, h.case("charging"), a]
     d = r.summary.detail_draw
-    assert (worst < worst[d]).sum() <= (len(worst) - 1) // 2 <= (worst <= worst[d]).sum() - 1
+    assert (peaks < peaks[d]).sum() <= (len(peaks) - 1) // 2 <= (peaks <= peaks[d]).sum() - 1
     # the detail arrays are that draw's
-    detail_worst = np.nanmax(np.nanmax(r.loading_pct["charging"], axis=0) / limit)
-    assert detail_worst == pytest.approx(worst[d])
+    assert np.nanmax(r.loading_pct["charging"][:, a]) == pytest.approx(peaks[d])
 
 
 def test_notes_reach_the_report(tmp_path):
@@ -476,3 +475,25 @@ def test_summary_says_what_the_period_stands_for():
     assert "to 120 days" in _period_notes(scaled, week, 0.25)[0]
     no_program = validate(StudyConfig, {"name": "x", "feeder": "lv-semiurban"})
     assert _period_notes(no_program, week, 0.25) == []
+
+
+def test_the_critical_asset_is_described_by_one_draw(horizon_result):
+    """Headline, table and figures of the critical asset agree (issue 20): its figures come
+    from its own median draw, the headline states that draw's peaks and EV counts."""
+    from gridplan.grid.topology import downstream_buses
+
+    r = horizon_result
+    crit = r.summary.critical_asset
+    col = r.feeder.assets.index.get_loc(crit.asset_id)
+    # the detail loading series is that draw's: its peaks are the headline's, per case
+    for case, peak in crit.peak_loading_pct.items():
+        if case in r.loading_pct:
+            assert np.nanmax(r.loading_pct[case][:, col]) == pytest.approx(peak, abs=1e-6)
+    # the charging peak is the table's lower median over draws
+    assert crit.peak_loading_pct["charging"] == pytest.approx(
+        r.assets.peak_loading_pct_charging[crit.asset_id]
+    )
+    # EVs downstream in the headline are those of the figures' fleet
+    below = np.isin(r.fleet.bus, downstream_buses(r.feeder)[crit.asset_id])
+    assert crit.evs_downstream == below.sum()
+    assert crit.v2g_enrolled_evs_downstream == (below & r.fleet.v2g_enrolled).sum()

@@ -47,7 +47,34 @@ if TYPE_CHECKING:
     from gridplan.grid.feeders import Feeder
     from gridplan.study.result import StudyResult
 
-__all__ = ["FORMATS", "DPI", "CAPTIONS", "write_figures", "save_figure", "case_label", "plot_loading_duration", "plot_loading_heatmap", "plot_peak_day", "plot_need_probability", "waterfall_steps", "plot_deferral_waterfall", "parameter_label", "range_text", "headline_label", "plot_sensitivity_tornado", "model_layout", "schematic_layout", "map_geometry", "asset_points", "ev_legend_counts", "plot_feeder_map", "STUDY_FIGURES", "BATCH_CAPTIONS", "plot_batch_screen", "write_batch_figures"]
+__all__ = [
+    "FORMATS",
+    "DPI",
+    "CAPTIONS",
+    "write_figures",
+    "save_figure",
+    "case_label",
+    "plot_loading_duration",
+    "plot_loading_heatmap",
+    "plot_peak_day",
+    "plot_need_probability",
+    "waterfall_steps",
+    "plot_deferral_waterfall",
+    "parameter_label",
+    "range_text",
+    "headline_label",
+    "plot_sensitivity_tornado",
+    "model_layout",
+    "schematic_layout",
+    "map_geometry",
+    "asset_points",
+    "ev_legend_counts",
+    "plot_feeder_map",
+    "STUDY_FIGURES",
+    "BATCH_CAPTIONS",
+    "plot_batch_screen",
+    "write_batch_figures",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +87,12 @@ DPI = 120
 CAPTIONS: dict[str, str] = {
     "loading_duration": (
         "Loading duration curve of the critical asset over the simulated period of the "
-        "detail year (median draw): share of time at or above each loading, per case."
+        "detail year (the critical asset's median draw): share of time at or above each "
+        "loading, per case."
     ),
     "loading_heatmap": (
-        "Loading of the critical asset by day and time of day (detail year, median draw), "
-        "without and with V2G; only the simulated days are shown."
+        "Loading of the critical asset by day and time of day (detail year, the critical "
+        "asset's median draw), without and with V2G; only the simulated days are shown."
     ),
     "peak_day": (
         "Peak day of the critical asset (the day of its highest loading without V2G): base "
@@ -283,7 +311,7 @@ def plot_loading_duration(result: StudyResult, asset_id: str | None = None) -> F
     Parameters
     ----------
     result
-        Study result; uses ``loading_pct`` (detail year, median draw).
+        Study result; uses ``loading_pct`` (detail year, the critical asset's median draw).
     asset_id
         Monitored asset; default the critical asset of ``result.summary``.
 
@@ -348,7 +376,7 @@ def plot_loading_heatmap(
     Parameters
     ----------
     result
-        Study result; uses ``loading_pct`` (detail year, median draw).
+        Study result; uses ``loading_pct`` (detail year, the critical asset's median draw).
     asset_id
         Monitored asset; default the critical asset.
     cases
@@ -494,7 +522,11 @@ def plot_peak_day(result: StudyResult, asset_id: str | None = None) -> Figure:
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     ax.set_xlim(t[0], t[-1])
     n_ev = int(ev.shape[1]) if per_ev else None
-    who = f"{n_ev} EVs downstream (median draw)" if n_ev is not None else "EVs downstream"
+    who = (
+        f"{n_ev} EVs downstream (this asset's median draw)"
+        if n_ev is not None
+        else "EVs downstream"
+    )
     ax.set_title(_title(result, f"peak day, {who}", row))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", ncols=2)
@@ -1363,7 +1395,7 @@ def plot_feeder_map(
     )
     fig.suptitle(
         f"{result.feeder.name} {result.config.year} · feeder map, {layout} · "
-        f"{int(m.ev_count.sum())} EVs (median draw)"
+        f"{int(m.ev_count.sum())} EVs (the critical asset's median draw)"
     )
     return fig
 

@@ -1115,7 +1115,7 @@ def _power_flow_section(doc: Document, result: StudyResult) -> None:
 def _fleet_check_table(doc: Document, result: StudyResult) -> None:
     fl = result.summary.fleet
     doc.table(
-        ["Fleet, " + str(result.config.year) + " (median draw)", "Value"],
+        ["Fleet, " + str(result.config.year) + " (the critical asset's median draw)", "Value"],
         [
             [
                 "Households / EVs / V2G-enrolled",

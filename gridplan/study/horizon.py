@@ -24,7 +24,7 @@ from gridplan.study.units import (
     evaluate_unit,
 )
 
-__all__ = ["HorizonResult", "evaluate_units", "median_draw"]
+__all__ = ["HorizonResult", "asset_median_draw", "evaluate_units", "median_draw"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,6 +253,14 @@ def median_draw(h: HorizonResult, y: int, limit_pct: np.ndarray) -> int:
     position ``y`` is the (lower) median across draws."""
     worst = np.nanmax(h.peak_loading_pct[y, :, h.case("charging"), :] / limit_pct, axis=1)
     order = np.argsort(worst, kind="stable")
+    return int(order[(len(order) - 1) // 2])
+
+
+def asset_median_draw(h: HorizonResult, y: int, asset: int) -> int:
+    """The draw whose charging-case peak loading of one asset in year position ``y`` is the
+    (lower) median across draws: the asset's representative draw."""
+    peak = h.peak_loading_pct[y, :, h.case("charging"), asset]
+    order = np.argsort(np.where(np.isnan(peak), -np.inf, peak), kind="stable")
     return int(order[(len(order) - 1) // 2])
 
 

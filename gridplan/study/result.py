@@ -30,8 +30,9 @@ class StudyResult:
     horizon
         Per year, draw, case and asset results (:class:`HorizonResult`).
     fleet
-        The fleet of the detail year (``config.year``), median draw (the draw whose worst
-        charging-case asset loading is the median across draws; ``summary.detail_draw``).
+        The fleet of the detail year (``config.year``) in the critical asset's median draw
+        (the draw whose charging-case peak of that asset is the lower median across draws;
+        ``summary.detail_draw``).
     time_index
         Steps of the study period.
     ev_dispatch

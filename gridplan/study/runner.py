@@ -30,11 +30,11 @@ from gridplan.core.config import validate
 from gridplan.core.errors import ConfigError
 from gridplan.grid.feeders import Feeder, load_feeder
 from gridplan.study.config import StudyConfig, feeder_ref, load_study_config
-from gridplan.study.horizon import median_draw
+from gridplan.study.horizon import asset_median_draw
 from gridplan.study.result import StudyResult
 from gridplan.study.sensitivity import sensitivity_table
 from gridplan.study.simulate import build_context, n_processes, simulate_horizon
-from gridplan.study.summary import CaseEconomics, build_summary
+from gridplan.study.summary import CaseEconomics, build_summary, critical_asset_id
 from gridplan.study.tables import asset_table, economics_table, needs_table
 from gridplan.study.units import evaluate_unit
 
@@ -86,14 +86,16 @@ def run(
         feeder = load_feeder(feeder_ref(config, path))
     ctx = build_context(config, feeder, path)
     horizon = simulate_horizon(ctx, workers=workers, progress=progress)
-    # The detail (time series, figures) is the median draw of the detail year: the draw
-    # whose worst charging-case loading (relative to the limit) is the median.
+    # The detail (time series, figures) is the critical asset's representative draw: the
+    # draw whose charging-case peak of that asset in the detail year is the (lower) median
+    # over draws, so the headline, the tables and the figures of that asset agree.
     years = horizon.years
     y_detail = int(np.flatnonzero(years == config.year)[0])
-    detail_draw = median_draw(horizon, y_detail, feeder.assets.limit_pct.to_numpy())
+    assets = asset_table(feeder, config, horizon)
+    critical = feeder.assets.index.get_loc(critical_asset_id(assets))
+    detail_draw = asset_median_draw(horizon, y_detail, int(critical))
     detail = evaluate_unit(ctx, config.year, detail_draw, keep_detail=True).detail
     assert detail is not None
-    assets = asset_table(feeder, config, horizon)
     economics = economics_table(config, horizon, assets, ctx.time_index, feeder.step_h)
     summary = build_summary(
         config,

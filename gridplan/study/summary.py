@@ -454,18 +454,22 @@ def _period_notes(config: StudyConfig, time_index: pd.DatetimeIndex, step_h: flo
     return []
 
 
-def _critical(assets: pd.DataFrame, cases: list[str]) -> CriticalAsset:
+def _critical(assets: pd.DataFrame, h: HorizonResult, y: int, draw: int) -> CriticalAsset:
+    """The critical asset: its detail-year figures from its representative draw ``draw``
+    (the figures' draw), its years of need and deferral across draws."""
+    cases = list(h.cases)
     critical = critical_asset_id(assets)
     row = assets.loc[critical]
+    a = list(h.asset_ids).index(critical)
     return CriticalAsset(
         asset_id=critical,
         name=str(row["name"]),
         rating_kva=num(row.rating_kva),
         limit_pct=num(row.limit_pct),
-        evs_downstream=num(row.evs_downstream),
-        v2g_enrolled_evs_downstream=num(row.v2g_enrolled_evs_downstream),
-        peak_loading_pct={c: num(row[f"peak_loading_pct_{c}"]) for c in cases},
-        hours_over_limit={c: num(row[f"hours_over_limit_{c}"]) for c in cases},
+        evs_downstream=num(h.evs_downstream[y, draw, a]),
+        v2g_enrolled_evs_downstream=num(h.enrolled_downstream[y, draw, a]),
+        peak_loading_pct={c: num(h.peak_loading_pct[y, draw, h.case(c), a]) for c in cases},
+        hours_over_limit={c: num(h.hours_over_limit[y, draw, h.case(c), a]) for c in cases},
         year_of_need_charging=_int_or_none(row.year_of_need_charging_p50),
         year_of_need_charging_p90=_int_or_none(row.year_of_need_charging_p90),
         year_of_need_v2g=_int_or_none(row.year_of_need_v2g_p50),
@@ -536,6 +540,7 @@ def build_summary(
     over = assets.peak_loading_pct_charging > assets.limit_pct
     with_need = assets.year_of_need_charging_p50.notna()
     v2g_cases = [c for c in h.cases if c.startswith("v2g")]
+    y_detail = int(np.flatnonzero(np.asarray(h.years) == config.year)[0])
     return StudySummary(
         study=config.name,
         feeder=feeder.name,
@@ -569,7 +574,7 @@ def build_summary(
             for case in h.cases
         },
         assets_with_need_in_horizon=int(with_need.sum()),
-        critical_asset=_critical(assets, list(h.cases)),
+        critical_asset=_critical(assets, h, y_detail, detail_draw),
         deferral_value_usd_total={
             case: num(assets[f"deferral_value_usd_{case}"][with_need].sum()) for case in v2g_cases
         },

@@ -31,6 +31,7 @@ __all__ = [
     "economics_table",
     "headline_value",
     "horizon_peak_kva",
+    "lower_median",
     "need_characterization",
     "need_year_peak_kva",
     "needs_table",
@@ -51,14 +52,12 @@ def asset_table(
     table = feeder.assets[["kind", "element", "name", "rating_kva", "limit_pct"]].copy()
     rating = table.rating_kva.to_numpy()
     for c, case in enumerate(h.cases):
-        table[f"peak_loading_pct_{case}"] = np.median(h.peak_loading_pct[y_detail, :, c], axis=0)
-        table[f"hours_over_limit_{case}"] = np.median(h.hours_over_limit[y_detail, :, c], axis=0)
-        table[f"overload_energy_kvah_{case}"] = np.median(
-            h.overload_energy_kvah[y_detail, :, c], axis=0
-        )
+        table[f"peak_loading_pct_{case}"] = lower_median(h.peak_loading_pct[y_detail, :, c])
+        table[f"hours_over_limit_{case}"] = lower_median(h.hours_over_limit[y_detail, :, c])
+        table[f"overload_energy_kvah_{case}"] = lower_median(h.overload_energy_kvah[y_detail, :, c])
     table["peak_kva_charging"] = table.peak_loading_pct_charging / 100.0 * rating
-    table["evs_downstream"] = np.median(h.evs_downstream[y_detail], axis=0)
-    table["v2g_enrolled_evs_downstream"] = np.median(h.enrolled_downstream[y_detail], axis=0)
+    table["evs_downstream"] = lower_median(h.evs_downstream[y_detail])
+    table["v2g_enrolled_evs_downstream"] = lower_median(h.enrolled_downstream[y_detail])
     yon = {case: h.year_of_need(case) for case in h.cases}
     for case in h.cases:
         table[f"year_of_need_{case}_p50"] = year_quantile(yon[case], 0.5, end)
@@ -117,6 +116,18 @@ def asset_table(
     table["deferral_years"] = table.deferral_years_v2g
     table["deferral_value_usd"] = table.deferral_value_usd_v2g
     return table
+
+
+def lower_median(values: np.ndarray) -> np.ndarray:
+    """Lower median over draws (axis 0), NaN last: always one draw's value, the rule every
+    statistic across draws uses (:mod:`gridplan.planning.deferral`)."""
+    x = np.asarray(values, dtype=float)
+    if x.shape[0] == 0:
+        return np.full(x.shape[1:], np.nan)
+    ordered = np.sort(x, axis=0)  # NaN sort last
+    n_valid = np.sum(~np.isnan(x), axis=0)
+    pick = np.maximum((n_valid - 1) // 2, 0)
+    return np.take_along_axis(ordered, pick[None, ...], axis=0)[0]
 
 
 def deferral_cases(cases: list[str]) -> list[str]:
