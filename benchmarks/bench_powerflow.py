@@ -273,12 +273,14 @@ def pgm_model(net: Any) -> tuple[Any, dict[str, np.ndarray]]:
     # number from shift_degree, which is what pandapower uses for the phase shift.
     for i in net.trafo.index:
         clock = round(float(net.trafo.at[i, "shift_degree"]) / 30.0) % 12
-        net.trafo.at[i, "vector_group"] = f"Dyn{clock}"
+        # an odd clock needs a delta winding, an even one (e.g. the EPRI feeders' 0) not
+        net.trafo.at[i, "vector_group"] = f"Dyn{clock}" if clock % 2 else f"YNyn{clock}"
     conv = PandaPowerConverter()
     data, _ = conv.load_input_data(net, make_extra_info=False)
+    no_sgen = np.zeros(0, dtype=np.int32)  # the converter has no ids for an empty table
     ids = {
         "load": conv._get_pgm_ids("load", net.load.index, name="const_power").to_numpy(),
-        "sgen": conv._get_pgm_ids("sgen", net.sgen.index).to_numpy(),
+        "sgen": conv._get_pgm_ids("sgen", net.sgen.index).to_numpy() if len(net.sgen) else no_sgen,
         "bus": conv._get_pgm_ids("bus", net.bus.index).to_numpy(),
         "node_order": np.asarray(data["node"]["id"]),
     }
@@ -293,6 +295,8 @@ def pgm_update(ids: dict[str, np.ndarray], series: Series, steps: slice) -> dict
     load["id"] = ids["load"]
     load["p_specified"] = series.load_p_kw[steps] * 1e3
     load["q_specified"] = series.load_q_kvar[steps] * 1e3
+    if not ids["sgen"].size:
+        return {ComponentType.sym_load: load}
     gen = initialize_array(DatasetType.update, ComponentType.sym_gen, (n, ids["sgen"].size))
     gen["id"] = ids["sgen"]
     gen["p_specified"] = series.sgen_p_kw[steps] * 1e3

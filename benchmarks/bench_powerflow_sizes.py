@@ -2,8 +2,9 @@
 
 One run, one process, side by side on each grid: SimBench ``1-LV-semiurb4--0-sw`` (44
 buses), ``1-MV-semiurb--0-sw`` (117), ``1-MVLV-urban-6.305-0-sw`` (202) and
-``1-MVLV-semiurb-all-0-sw`` (9,099), and the bundled EPRI feeders ``epri-ckt7`` (1,256)
-and ``epri-ckt5`` (2,999):
+``1-MVLV-semiurb-all-0-sw`` (9,099), the other SimBench MV grids (``1-MV-rural``,
+``-urban``, ``-comm``), and the bundled EPRI feeders ``epri-ckt7`` (1,256) and
+``epri-ckt5`` (2,999):
 
 * gridplan ``solve_timeseries`` (all buses, lines and transformers), 1 thread, best of 5
   CPU times (wall alongside) over ``STEPS`` steps of the grid's own profiles from its
@@ -52,6 +53,10 @@ SIMBENCH = (
     "1-MV-semiurb--0-sw",
     "1-MVLV-urban-6.305-0-sw",
     "1-MVLV-semiurb-all-0-sw",
+    # the other SimBench MV grids: the lead over pandapower must hold on each of them
+    "1-MV-rural--0-sw",
+    "1-MV-urban--0-sw",
+    "1-MV-comm--0-sw",
 )
 EPRI = ("epri-ckt7", "epri-ckt5")
 BIG = "1-MVLV-semiurb-all-0-sw"
@@ -301,10 +306,23 @@ def stages(case: Case, method: str, m: int = 512) -> dict[str, float]:
     return rec
 
 
+def peak_rss_mb() -> float:
+    """Peak RSS of this process [MB]: ``VmHWM`` of its address space (``ru_maxrss`` keeps
+    the parent's RSS at the fork of a subprocess, here the whole benchmark's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1e3  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
 def year_memory(net: Any) -> dict[str, Any]:
     """A year of the big grid through ``iter_timeseries``: float32 profiles read chunk by
-    chunk, 10 monitored lines and all transformers, 50 service buses, reduced per chunk to
-    the maximum loading and minimum voltage; peak RSS of the process."""
+    chunk, 10 monitored lines, all transformers and 50 service buses reported
+    (``lines=``, ``buses=``), reduced per chunk to the maximum loading and minimum
+    voltage; peak RSS of the process."""
     p = SimbenchRows(net, "load", "p_mw", np.float32)
     q = SimbenchRows(net, "load", "q_mvar", np.float32)
     g = SimbenchRows(net, "sgen", "p_mw", np.float32)
@@ -317,10 +335,11 @@ def year_memory(net: Any) -> dict[str, Any]:
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
     n_bad = 0
-    for _, res in iter_timeseries(cn, p, q, g, lines=lines):
+    buses = net.bus.index[service].tolist()
+    for _, res in iter_timeseries(cn, p, q, g, lines=lines, buses=buses):
         np.maximum(max_line, res.line_loading_pct.max(axis=0), out=max_line)
         np.maximum(max_trafo, res.trafo_loading_pct.max(axis=0), out=max_trafo)
-        np.minimum(min_vm, res.vm_pu[:, service].min(axis=0), out=min_vm)
+        np.minimum(min_vm, res.vm_pu.min(axis=0), out=min_vm)
         n_bad += int((~res.converged).sum())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = p.shape[0]
@@ -329,7 +348,7 @@ def year_memory(net: Any) -> dict[str, Any]:
         "wall_s": wall,
         "cpu_us": cpu / n * 1e6,
         "unconverged": n_bad,
-        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,  # kB on Linux
+        "max_rss_mb": peak_rss_mb(),
         "max_line_pct": float(max_line.max()),
         "max_trafo_pct": float(max_trafo.max()),
         "min_vm_pu": float(min_vm.min()),
@@ -458,8 +477,8 @@ def report(recs: list[dict[str, Any]], before: Any, after: Any, year: Any) -> st
             "",
             f"`iter_timeseries` over the whole year ({year['steps']:,} steps): profiles read "
             "chunk by chunk as float32 from the relative SimBench profiles, 10 monitored "
-            "lines and all transformers reported, 50 service buses' voltages and the "
-            "loadings reduced to their extremes chunk by chunk. "
+            "lines, all transformers and 50 service buses reported (`lines=`, `buses=`), "
+            "their loadings and voltages reduced to their extremes chunk by chunk. "
             f"Time {year['wall_s']:.1f} s wall ({year['cpu_us']:.0f} µs CPU per step), "
             f"{year['unconverged']} unconverged steps; **peak RSS of the process "
             f"{year['max_rss_mb']:,.0f} MB** (a fresh process: Python, pandapower, SimBench's "

@@ -73,16 +73,56 @@ class SweepFactor:
 
 def elimination_order(y_ll: sp.csc_matrix) -> IntArray:
     """Node order of a symmetric minimum-degree elimination of ``Y_LL`` (SuperLU's
-    ``MMD_AT_PLUS_A``): leaves before their parents on a radial feeder, so that the LU
-    factors in this order have no fill."""
-    lu = splu(
-        y_ll,
-        permc_spec="MMD_AT_PLUS_A",
-        diag_pivot_thresh=0.0,
-        options={"SymmetricMode": True},
-    )
+    ``MMD_AT_PLUS_A``), then a depth-first postorder of its elimination tree.
+
+    Minimum degree eliminates leaves before their parents, so that on a radial feeder
+    the LU factors have no fill. Any postorder of the elimination tree keeps the fill;
+    the depth-first one, smaller subtrees first, numbers each subtree contiguously and
+    puts a node right after its largest child's subtree, so that the substitutions and
+    the branch results read neighbouring entries along the feeder (the minimum-degree
+    order alone scatters them over the whole vector).
+    """
+    opts = {"SymmetricMode": True}
+    lu = splu(y_ll, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=opts)
     # Pc moves column j of Y_LL to position perm_c[j]: the order is the inverse permutation
-    return np.argsort(np.asarray(lu.perm_c, dtype=np.int64))
+    order = np.argsort(np.asarray(lu.perm_c, dtype=np.int64))
+    y = sp.csc_matrix(y_ll[order][:, order])
+    try:
+        nat = splu(y, permc_spec="NATURAL", diag_pivot_thresh=0.0, options=opts)
+    except RuntimeError:
+        return order
+    upper = sp.csr_matrix(sp.triu(nat.U, k=1))
+    upper.eliminate_zeros()
+    n = int(y.shape[0])
+    parent = np.full(n, -1, dtype=np.int64)
+    has = np.diff(upper.indptr) > 0
+    parent[has] = np.minimum.reduceat(upper.indices, upper.indptr[:-1][has])
+    return order[_postorder(parent)]
+
+
+def _postorder(parent: IntArray) -> IntArray:
+    """Depth-first postorder of the forest ``parent`` (-1 for roots), children in order
+    of increasing subtree size."""
+    n = parent.size
+    size = np.ones(n, dtype=np.int64)
+    for j in range(n):  # parents come after their children in elimination order
+        if parent[j] >= 0:
+            size[parent[j]] += size[j]
+    children: list[list[int]] = [[] for _ in range(n)]
+    roots: list[int] = []
+    for j in np.argsort(size, kind="stable").tolist():
+        (children[parent[j]] if parent[j] >= 0 else roots).append(j)
+    out: list[int] = []
+    for root in roots:
+        stack = [(root, 0)]
+        while stack:
+            node, k = stack.pop()
+            if k < len(children[node]):
+                stack.append((node, k + 1))
+                stack.append((children[node][k], 0))
+            else:
+                out.append(node)
+    return np.asarray(out, dtype=np.int64)
 
 
 def _rows(m: sp.spmatrix, strict: str) -> tuple[IntArray, IntArray, ComplexArray]:
