@@ -78,7 +78,9 @@ def write_study(result: StudyResult, folder: str | Path, *, overwrite: bool = Fa
     """Write a study's files into ``folder`` as one complete folder.
 
     Files: ``config.toml``, ``assets.csv``, ``needs.csv``, ``valuation.csv``,
-    ``economics.csv``, ``sensitivity.csv`` (with ``[sensitivity]``), ``evs.csv``,
+    ``economics.csv``, ``sensitivity.csv`` (with ``[sensitivity]``),
+    ``deferral_opportunities.csv`` (targeted V2G per constrained asset, procure or build;
+    when the study computed it), ``evs.csv``,
     ``timeseries.csv``, the figures (PNG and SVG), ``assets.gpkg``/``assets.geojson``,
     ``report.md``/``report.html`` and ``summary.json`` (listing them all).
 
@@ -193,6 +195,14 @@ def _write_files(result: StudyResult, out: Path) -> list[str]:
     if result.sensitivity is not None:
         write_csv(out / "sensitivity.csv", result.sensitivity, index=False)
         files.append("sensitivity.csv")
+    if result.opportunities is not None:
+        write_csv(
+            out / "deferral_opportunities.csv",
+            result.opportunities,
+            index=False,
+            float_format="%.6g",
+        )
+        files.append("deferral_opportunities.csv")
     write_csv(out / "evs.csv", _ev_table(result), index=False, float_format="%.6g")
     files.append("evs.csv")
     write_csv(out / "timeseries.csv", _timeseries_table(result), float_format="%.6g")

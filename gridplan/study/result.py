@@ -62,6 +62,10 @@ class StudyResult:
     bus_min_vm_pu
         Per case of the detail year, median draw: lowest voltage of each bus over the period
         [pu], shape (bus,), ``net.bus.index`` order (NaN: never solved).
+    opportunities
+        Deferral opportunities: one row per asset with a need, targeted V2G enrollment and
+        procure or build (:func:`gridplan.study.opportunities.opportunities_table`);
+        ``None`` without an exporting V2G case or with too many assets with a need.
     """
 
     config: StudyConfig
@@ -79,3 +83,4 @@ class StudyResult:
     economics: pd.DataFrame | None = None
     sensitivity: pd.DataFrame | None = None
     bus_min_vm_pu: dict[str, np.ndarray | None] = field(default_factory=dict)
+    opportunities: pd.DataFrame | None = None

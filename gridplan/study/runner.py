@@ -10,8 +10,9 @@ year of the horizon and every Monte Carlo draw it
 4. applies the planning criteria and stacks the units (:mod:`gridplan.study.horizon`);
 
 then builds the per-asset tables, the economics and the summary
-(:mod:`gridplan.study.tables`, :mod:`gridplan.study.summary`) and, when asked, the
-sensitivity tornado. It returns a :class:`~gridplan.study.result.StudyResult` and writes
+(:mod:`gridplan.study.tables`, :mod:`gridplan.study.summary`), the deferral opportunities
+of the constrained assets (targeted V2G, procure or build:
+:mod:`gridplan.study.opportunities`) and, when asked, the sensitivity tornado. It returns a :class:`~gridplan.study.result.StudyResult` and writes
 no files: :func:`gridplan.outputs.write_study` does.
 """
 
@@ -31,6 +32,7 @@ from gridplan.core.errors import ConfigError
 from gridplan.grid.feeders import Feeder, load_feeder
 from gridplan.study.config import StudyConfig, feeder_ref, load_study_config
 from gridplan.study.horizon import asset_median_draw
+from gridplan.study.opportunities import opportunities_table
 from gridplan.study.result import StudyResult
 from gridplan.study.sensitivity import sensitivity_table
 from gridplan.study.simulate import build_context, n_processes, simulate_horizon
@@ -97,6 +99,8 @@ def run(
     detail = evaluate_unit(ctx, config.year, detail_draw, keep_detail=True).detail
     assert detail is not None
     economics = economics_table(config, horizon, assets, ctx.time_index, feeder.step_h)
+    # Procure or build per constrained asset: targeted V2G enrollment (issue 20).
+    opportunities = opportunities_table(ctx, horizon, assets)
     summary = build_summary(
         config,
         feeder,
@@ -136,6 +140,7 @@ def run(
         economics=economics,
         sensitivity=sensitivity,
         bus_min_vm_pu=detail.bus_min_vm_pu,
+        opportunities=opportunities,
     )
 
 

@@ -1,0 +1,314 @@
+"""Targeted V2G per constrained asset: the enrollment search and the procure-or-build math.
+
+A *targeted* program enrolls V2G EVs downstream of one constrained asset only, as many as
+the asset needs (issue 20; the California Distribution Investment Deferral Framework asks
+this per asset in its Grid Needs Assessment and Distribution Deferral Opportunity Report).
+This module holds the array kernels; :mod:`gridplan.study.opportunities` runs the dispatch
+and power flow that feed them.
+
+- :func:`smallest_enrollment`: the least number ``k`` of enrolled EVs (taken in a fixed
+  priority order) for which a monotone test holds, by bisection.
+- :func:`enrollment_at_confidence`: the enrollment that holds in at least a share
+  ``confidence`` of the draws, from each draw's least enrollment.
+- :func:`procure_or_build`: per asset, the present cost of V2G until year ``X`` then the
+  upgrade, for every ``X``; the least-cost plan; the break-even upfront incentive.
+- :func:`tier`: the stated tier rule of the deferral-opportunity table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridplan.planning.economics import (
+    ProgramCosts,
+    ProgramEconomics,
+    program_economics_by_year,
+)
+from gridplan.planning.valuation import present_worth_of_shift_usd
+
+__all__ = [
+    "TIERS",
+    "PlanCosts",
+    "ProgramFlows",
+    "enrollment_at_confidence",
+    "procure_or_build",
+    "smallest_enrollment",
+    "tier",
+]
+
+#: The tiers of the deferral-opportunity table, best first (rule: :func:`tier`).
+TIERS = (
+    "cost-effective and certain",
+    "cost-effective but uncertain",
+    "not cost-effective",
+    "not deferrable",
+)
+
+
+def smallest_enrollment(holds: Callable[[int], bool], n_max: int) -> int | None:
+    """The least ``k`` in ``0..n_max`` with ``holds(k)``, by bisection.
+
+    ``holds`` must be monotone (once true, true for every larger ``k``): enrolling one more
+    EV in priority order never makes the asset worse. ``holds(0)`` and ``holds(n_max)`` are
+    tried first (no enrollment needed; even all EVs do not hold), then the bisection,
+    ``2 + ceil(log2(n_max))`` calls at most.
+
+    Parameters
+    ----------
+    holds
+        Whether enrolling the first ``k`` EVs keeps the asset within its criterion.
+    n_max
+        EVs that can be enrolled [-], >= 0.
+
+    Returns
+    -------
+    int or None
+        The least ``k``; ``None`` when even ``n_max`` does not hold.
+    """
+    if holds(0):
+        return 0
+    if n_max <= 0 or not holds(n_max):
+        return None
+    lo, hi = 0, n_max  # holds(lo) false, holds(hi) true
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def enrollment_at_confidence(k_per_draw: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The enrollment that holds in at least ``confidence`` of the draws.
+
+    Parameters
+    ----------
+    k_per_draw
+        Each draw's least enrollment [EVs], shape (draw,); ``inf`` where no enrollment
+        holds.
+    confidence
+        Share of draws that must hold, in (0, 1].
+
+    Returns
+    -------
+    k, share
+        The least ``k`` with ``share(k_per_draw <= k) >= confidence`` [EVs] (``inf`` when
+        fewer than that share of draws can hold at all), and that share [-] (with ``inf``:
+        the share of draws that can hold).
+    """
+    k = np.sort(np.asarray(k_per_draw, dtype=float))
+    if k.size == 0:
+        return math.inf, math.nan
+    need = max(1, math.ceil(confidence * k.size - 1e-9))  # draws that must hold
+    chosen = float(k[need - 1])
+    if not math.isfinite(chosen):
+        return math.inf, float(np.isfinite(k).mean())
+    return chosen, float((k <= chosen).mean())
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramFlows:
+    """A targeted program's enrollment and yearly flows, one entry per year of V2G.
+
+    Attributes
+    ----------
+    years
+        Years the program runs [year], increasing from the asset's year of need, (year,).
+    enrolled
+        EVs enrolled in each year [-] (enrollment persists: never below an earlier year's),
+        (year,).
+    export_kwh
+        Energy the enrolled EVs export in each year [kWh], (year,).
+    charging_loss_kwh
+        Extra energy charged beyond the export (losses of the round trip) [kWh], (year,).
+    capacity_kw
+        Export limit of the enrolled EVs [kW] (capacity-payment basis), (year,).
+    event_share
+        Share of the export paid as emergency-event export (1 for ``v2g_event``) [-].
+    """
+
+    years: np.ndarray
+    enrolled: np.ndarray
+    export_kwh: np.ndarray
+    charging_loss_kwh: np.ndarray
+    capacity_kw: np.ndarray
+    event_share: float = 0.0
+
+    def first(self, n: int) -> ProgramFlows:
+        """The program's first ``n`` years."""
+        return dataclasses.replace(
+            self,
+            years=self.years[:n],
+            enrolled=self.enrolled[:n],
+            export_kwh=self.export_kwh[:n],
+            charging_loss_kwh=self.charging_loss_kwh[:n],
+            capacity_kw=self.capacity_kw[:n],
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PlanCosts:
+    """Procure or build for one asset: every plan "V2G until ``X``, then upgrade in ``X``".
+
+    Attributes
+    ----------
+    upgrade_years
+        ``X`` of each plan [year]: the year of need (build, no V2G) up to the first year V2G
+        no longer holds (or the horizon's end + 1: upgrade after the horizon), (plan,).
+    deferral_value_usd
+        Present worth of moving the upgrade from the year of need to ``X`` [USD], (plan,).
+    program_cost_usd
+        Ratepayer present cost of the targeted program until ``X`` [USD], (plan,).
+    participant_net_usd
+        Participants' net benefit (payments less battery wear and energy) [USD], (plan,).
+    net_benefit_usd
+        Deferral value less program cost [USD], (plan,); 0 for building at the need year.
+    enrollment_pv_per_usd
+        Present worth of one dollar of upfront incentive per enrolled EV [USD/USD] (the sum
+        of discounted enrollments), (plan,).
+    best
+        Position of the least-present-cost plan (largest net benefit; ties: earlier ``X``).
+    break_even_incentive_usd
+        The upfront incentive per enrolled EV [USD] below which some V2G plan beats building
+        at the need year (``inf``: no enrollment needed; NaN: no V2G plan).
+    """
+
+    upgrade_years: np.ndarray
+    deferral_value_usd: np.ndarray
+    program_cost_usd: np.ndarray
+    participant_net_usd: np.ndarray
+    net_benefit_usd: np.ndarray
+    enrollment_pv_per_usd: np.ndarray
+    best: int
+    break_even_incentive_usd: float
+
+
+def procure_or_build(
+    flows: ProgramFlows,
+    *,
+    upgrade_cost_usd: float,
+    need_year: int,
+    base_year: int,
+    discount_rate: float,
+    escalation_rate: float,
+    costs: ProgramCosts,
+) -> PlanCosts:
+    """Present cost of "V2G until ``X``, then upgrade" for every ``X``, and the best plan.
+
+    Plan ``X`` runs the targeted program in the years ``need_year .. X − 1`` (enrollments
+    and flows of :class:`ProgramFlows`, valued by
+    :func:`~gridplan.planning.economics.program_economics_by_year`: incentives when each
+    customer enrolls, yearly flows at each year's end) and builds the upgrade in ``X``. Its
+    benefit is the present worth of moving the upgrade from ``need_year`` to ``X``
+    (:func:`~gridplan.planning.valuation.present_worth_of_shift_usd`, as the study's asset
+    table values a deferral); its net benefit is that value less the ratepayer program
+    cost. ``X = need_year`` is building at the need, net benefit 0.
+
+    The break-even upfront incentive ``b*`` is where the best V2G plan's net benefit is 0:
+    ``max_X (value(X) − other_cost(X)) / enrollments_pv(X)``, ``other_cost`` the program
+    cost without upfront incentives. Net benefit falls as the incentive rises (each plan's
+    cost grows with it), so below ``b*`` a V2G plan wins and above it building does.
+
+    Parameters
+    ----------
+    flows
+        The targeted program's years (from ``need_year``, as long as V2G holds).
+    upgrade_cost_usd
+        Upgrade cost in base-year dollars [USD].
+    need_year
+        Year of need without V2G [year].
+    base_year
+        Dollar year of the present values [year].
+    discount_rate, escalation_rate
+        Nominal discount rate and the upgrade cost's escalation [fraction/yr].
+    costs
+        Program prices.
+    """
+    n = len(flows.years)
+    t1 = max(float(need_year - base_year), 0.0)
+    xs = np.arange(n + 1) + int(need_year)
+    value = np.zeros(n + 1)
+    cost = np.zeros(n + 1)
+    participant = np.zeros(n + 1)
+    enroll_pv = np.zeros(n + 1)
+    other = np.zeros(n + 1)
+    no_upfront = dataclasses.replace(costs, upfront_incentive_usd_per_customer=0.0)
+    for m in range(1, n + 1):
+        part = flows.first(m)
+        value[m] = present_worth_of_shift_usd(
+            upgrade_cost_usd, t1, max(t1 + m, 0.0), discount_rate, escalation_rate
+        )
+        econ = _economics(part, value[m], base_year, discount_rate, costs)
+        cost[m] = econ.ratepayer_cost_pv_usd
+        participant[m] = econ.participant_net_benefit_pv_usd
+        other[m] = _economics(
+            part, value[m], base_year, discount_rate, no_upfront
+        ).ratepayer_cost_pv_usd
+        new = np.diff(np.r_[0.0, np.maximum.accumulate(part.enrolled)])
+        enroll_pv[m] = float(new @ (1.0 + discount_rate) ** -(part.years - base_year))
+    net = value - cost
+    best = int(np.argmax(net))  # first maximum: the earlier upgrade on ties
+    return PlanCosts(
+        upgrade_years=xs,
+        deferral_value_usd=value,
+        program_cost_usd=cost,
+        participant_net_usd=participant,
+        net_benefit_usd=net,
+        enrollment_pv_per_usd=enroll_pv,
+        best=best,
+        break_even_incentive_usd=_break_even(value[1:], other[1:], enroll_pv[1:]),
+    )
+
+
+def _economics(
+    flows: ProgramFlows, value: float, base_year: int, rate: float, costs: ProgramCosts
+) -> ProgramEconomics:
+    new = np.diff(np.r_[0.0, np.maximum.accumulate(flows.enrolled)])
+    return program_economics_by_year(
+        value,
+        years=flows.years,
+        base_year=base_year,
+        new_enrolled=new,
+        v2g_export_kwh=flows.export_kwh,
+        event_export_kwh=flows.export_kwh * flows.event_share,
+        enrolled_capacity_kw=flows.capacity_kw,
+        discount_rate=rate,
+        costs=costs,
+        charging_loss_kwh=flows.charging_loss_kwh,
+    )
+
+
+def _break_even(value: np.ndarray, other: np.ndarray, enroll_pv: np.ndarray) -> float:
+    """``max_X (value − other) / enrollments_pv`` [USD] over the V2G plans."""
+    if value.size == 0:
+        return math.nan
+    room = value - other
+    if (enroll_pv <= 0).any() and (room[enroll_pv <= 0] >= 0).any():
+        return math.inf  # a plan needs no enrollment and pays for itself
+    ok = enroll_pv > 0
+    if not ok.any():
+        return math.nan
+    return float(np.max(room[ok] / enroll_pv[ok]))
+
+
+def tier(deferrable: bool, net_benefit_usd: float, certainty: float, confidence: float) -> str:
+    """The tier of a deferral opportunity (one of :data:`TIERS`).
+
+    Stated rule: *not deferrable* when no targeted enrollment holds the asset in its year
+    of need in ``confidence`` of the draws; else *not cost-effective* when no V2G plan has
+    a positive net benefit (the least-cost plan is to build at the need); else
+    *cost-effective and certain* when the targeted V2G holds, re-verified by dispatch and
+    power flow, in at least ``confidence`` of the draws in every year of the plan
+    (``certainty``), and *cost-effective but uncertain* otherwise.
+    """
+    if not deferrable:
+        return TIERS[3]
+    if not net_benefit_usd > 0:
+        return TIERS[2]
+    return TIERS[0] if certainty >= confidence - 1e-9 else TIERS[1]

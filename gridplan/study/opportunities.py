@@ -1,0 +1,655 @@
+"""Deferral opportunities: targeted V2G per constrained asset, procure or build (issue 20).
+
+For each monitored asset with a need (``charging`` case) in the horizon, and each year from
+its P50 year of need on, :func:`opportunities_table` finds the least number of V2G EVs
+downstream of it that must be enrolled to keep it within its planning criterion in at
+least ``horizon.confidence`` of the draws, runs the procure-or-build comparison
+(:func:`gridplan.planning.targeting.procure_or_build`) and returns one row per asset (the
+``deferral_opportunities.csv`` table, in the spirit of California's Distribution Deferral
+Opportunity Report).
+
+Method
+------
+*Who enrolls.* In each draw (a trajectory), the V2G-capable EVs downstream of the asset
+sign up in a fixed random priority order, drawn once per trajectory: a salt from the
+draw's own ``numpy`` Generator mixed with each EV's identity (its home and its first
+session, the same in every year of a trajectory's nested fleets), so an EV keeps its place
+in every year. Enrolling the first ``k`` gives them the V2G equipment of their model (the
+bidirectional charger of the vehicle catalog, its export limit); every other EV is not
+enrolled (under ``v2g_peak_shave`` it charges ``unmanaged``).
+
+*Search.* For each ``k`` tried, the EVs downstream of the asset are dispatched under the
+study's V2G strategy with the asset alone as the grid context (its base load, its planning
+limit times ``dispatch.target_fraction``) and the draw's availability (opt-outs, overrides,
+lost communications, derates; caps from each EV's own export limit): plugged-in hours,
+reserve, charger and export limits and departure energy are the dispatch's own. The
+asset's load is judged against its criterion as the base case's power-flow loading [kVA]
+plus the EVs' power [kW] (reactive power and losses of the base load kept, those the EVs
+add ignored); no power flow inside the search. ``k`` is found by bisection
+(:func:`~gridplan.planning.targeting.smallest_enrollment`), per draw; the year's targeted
+enrollment is the least ``k`` that holds in ``confidence`` of the draws.
+
+*Verification.* For each year, the whole fleet is dispatched again with exactly the
+chosen enrollments of every asset in its V2G years (every monitored asset in the
+context) and the power flow is solved; an asset holds in a draw when its criterion is
+met. ``search_share`` and ``verified_share`` report both.
+
+*Not deferrable.* When even every V2G-capable EV downstream does not hold the asset in its
+year of need in ``confidence`` of the draws: "no V2G-capable EV downstream", "EVs away at
+the need hours" (most of the energy over the limit, with all enrolled, falls in steps when
+none of them is plugged in) or "too few EVs (export power or energy short)".
+
+The feeder-wide program of the study's V2G case stays the second view (its deferral and
+value are in the study's asset table and ``economics``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gridplan.ev.availability import Availability, draw_availability
+from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
+from gridplan.ev.fleet import Fleet
+from gridplan.planning.economics import ProgramCosts
+from gridplan.planning.needs import asset_loading_pct
+from gridplan.planning.targeting import (
+    TIERS,
+    ProgramFlows,
+    enrollment_at_confidence,
+    procure_or_build,
+    smallest_enrollment,
+    tier,
+)
+from gridplan.powerflow import solve_timeseries
+from gridplan.study.config import StudyConfig
+from gridplan.study.horizon import HorizonResult
+from gridplan.study.units import UnitContext, _Unit
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_TARGETED_ASSETS",
+    "OPPORTUNITY_COLUMNS",
+    "TargetedSearch",
+    "opportunities_table",
+    "program_costs",
+    "v2g_equipment",
+    "with_enrollment",
+]
+
+#: Largest number of assets with a need for which a study runs the targeted search (each
+#: asset costs a few V2G dispatches of its downstream EVs per year and draw) [-]. The
+#: quick start has 24.
+MAX_TARGETED_ASSETS = 40
+
+#: Columns of the deferral-opportunity table, in order.
+OPPORTUNITY_COLUMNS = (
+    "asset_id", "kind", "rating_kva", "need_year_p50", "need_year_p90", "need_kw",
+    "need_kwh", "need_duration_h", "need_hours", "evs_downstream", "v2g_capable_downstream",
+    "enrolled_needed", "enrolled_needed_max", "enrollment_by_year", "search_share",
+    "verified_share", "deferrable_years", "deferrable_capped", "plan", "upgrade_year",
+    "deferral_years", "upgrade_cost_usd", "deferral_value_usd", "program_cost_usd",
+    "net_benefit_usd", "participant_net_usd", "break_even_incentive_usd",
+    "value_usd_per_kw_yr", "certainty", "tier", "reason",
+    "feeder_wide_deferral_years", "feeder_wide_deferral_value_usd",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- enrollment
+def v2g_equipment(fleet: Fleet, config: StudyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Charging limit [kW] and export limit [kW] of each EV once enrolled, (ev,) each.
+
+    Enrolled EVs keep theirs; a V2G-capable EV not enrolled gets its vehicle's
+    bidirectional charger (vehicle catalog), as :func:`gridplan.ev.fleet.sample_fleet`
+    equips enrolled EVs (the scenario's uniform ``charger_kw``/``export_kw`` overrides
+    apply); EVs that are not capable get 0 export.
+    """
+    scenario = config.fleet
+    charger_kw = np.asarray(fleet.charger_kw, dtype=float).copy()
+    export_kw = np.asarray(fleet.export_kw, dtype=float).copy()
+    new = np.flatnonzero(np.asarray(fleet.v2g_capable) & ~np.asarray(fleet.v2g_enrolled))
+    if new.size:
+        vehicles, chargers = scenario.catalogs()
+        spec = vehicles.reindex(fleet.vehicle[new])
+        ch = chargers.reindex(spec.bidirectional_charger.to_numpy(dtype=object))
+        dc = ch.level.astype(str).to_numpy() == "dc"
+        power = ch.power_kw.to_numpy(float)
+        ac = np.minimum(spec.max_ac_charge_kw.to_numpy(float), power)
+        kw = np.where(dc, power, ac)
+        ex = np.minimum(spec.v2g_export_kw.to_numpy(float), ch.export_kw.to_numpy(float))
+        charger_kw[new] = scenario.charger_kw if scenario.charger_kw is not None else kw
+        export_kw[new] = scenario.export_kw if scenario.export_kw is not None else ex
+    export_kw = np.where(np.asarray(fleet.v2g_capable), np.nan_to_num(export_kw), 0.0)
+    charger_kw = np.where(np.isnan(charger_kw), fleet.charger_kw, charger_kw)
+    return charger_kw, export_kw
+
+
+def with_enrollment(
+    fleet: Fleet, equipment: tuple[np.ndarray, np.ndarray], enrolled: np.ndarray
+) -> Fleet:
+    """The fleet with exactly ``enrolled`` (bool, (ev,)) enrolled in V2G, equipped by
+    :func:`v2g_equipment`; the others export nothing."""
+    enrolled = np.asarray(enrolled, dtype=bool) & np.asarray(fleet.v2g_capable, dtype=bool)
+    charger_kw, export_kw = equipment
+    return dataclasses.replace(
+        fleet,
+        v2g_enrolled=enrolled,
+        export_kw=np.where(enrolled, export_kw, 0.0),
+        charger_kw=np.where(enrolled, charger_kw, fleet.charger_kw),
+    )
+
+
+def _priority(fleet: Fleet, salt: int) -> np.ndarray:
+    """Sign-up priority of each EV (lower first): a 64-bit mix (splitmix64) of a salt drawn
+    per trajectory and the EV's identity (home load and first session)."""
+    with np.errstate(over="ignore"):
+        first = np.ascontiguousarray(fleet.arrival_h[0] if len(fleet.arrival_h) else 0.0)
+        x = np.broadcast_to(first.astype(np.float64), (fleet.n_ev,)).view(np.uint64).copy()
+        dep = np.ascontiguousarray(fleet.departure_h[0] if len(fleet.departure_h) else 0.0)
+        x ^= np.broadcast_to(dep.astype(np.float64), (fleet.n_ev,)).view(np.uint64)
+        x ^= np.asarray(fleet.load_pos, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        x ^= np.uint64(salt)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _slice_availability(av: Availability | None, keep: np.ndarray) -> Availability | None:
+    if av is None:
+        return None
+    return dataclasses.replace(
+        av,
+        export_factor=av.export_factor[:, keep],
+        export_cap_kwh=av.export_cap_kwh[:, keep],
+        derate=av.derate[keep],
+        opted_out=av.opted_out[:, keep],
+        comms_lost=av.comms_lost[:, keep],
+        overridden=av.overridden[:, keep],
+        override_share=av.override_share[:, keep],
+    )
+
+
+def plugged_any(fleet: Fleet, time_index: pd.DatetimeIndex) -> np.ndarray:
+    """Whether any EV of ``fleet`` is plugged in at each step, (time,)."""
+    out = np.zeros(len(time_index), dtype=bool)
+    if fleet.n_ev == 0 or len(fleet.days) == 0:
+        return out
+    t_h = np.asarray((time_index - fleet.days[0]) / pd.Timedelta(hours=1), dtype=float)
+    for i, day in enumerate(fleet.days):
+        off = (day - fleet.days[0]) / pd.Timedelta(hours=1)
+        start = off + fleet.arrival_h[i][None, :]
+        end = off + fleet.departure_h[i][None, :]
+        out |= ((t_h[:, None] >= start) & (t_h[:, None] < end)).any(axis=1)
+    return out
+
+
+# --------------------------------------------------------------------------- one draw
+@dataclass(eq=False)
+class TargetedSearch:
+    """One (year, draw): its fleet, the V2G dispatch of a chosen enrollment, the judge.
+
+    Attributes
+    ----------
+    fleet
+        The draw's fleet (as the study drew it).
+    context
+        The full dispatch context (every monitored asset, limits × target fraction).
+    base_kva
+        The base case's power-flow load through each asset [kVA], (time, asset).
+    rating_kva
+        Rating of each asset [kVA], (asset,).
+    judge
+        Need flag of each asset from its loading [%], (time, asset) -> (asset,).
+    run
+        Dispatch of a fleet with a context and availability (the study's V2G strategy).
+    equipment
+        :func:`v2g_equipment` of the fleet.
+    availability
+        Availability of the fleet with every capable EV enrolled (``None``: perfect).
+    priority
+        Sign-up priority of each EV (lower first), (ev,).
+    """
+
+    fleet: Fleet
+    context: DispatchContext
+    base_kva: np.ndarray
+    rating_kva: np.ndarray
+    judge: Callable[[np.ndarray], np.ndarray]
+    run: Callable[[Fleet, DispatchContext, Availability | None], DispatchResult]
+    equipment: tuple[np.ndarray, np.ndarray]
+    availability: Availability | None
+    priority: np.ndarray
+    last: dict[int, DispatchResult] = field(default_factory=dict)
+
+    def pool(self, a: int) -> np.ndarray:
+        """V2G-capable EVs downstream of asset ``a``, in sign-up order (positions)."""
+        idx = np.flatnonzero(self.context.ev_assets[:, a] & np.asarray(self.fleet.v2g_capable))
+        return idx[np.argsort(self.priority[idx], kind="stable")]
+
+    def loading_pct(self, a: int, result: DispatchResult, col: int = 0) -> np.ndarray:
+        """Loading of asset ``a`` [%] judged from a dispatch: base kVA plus the EV power."""
+        assert result.asset_load_kw is not None
+        ev_kw = result.asset_load_kw[:, col] - self.context.asset_base_kw[:, a]
+        return (self.base_kva[:, a] + ev_kw) / self.rating_kva[a] * 100.0
+
+    def holds(self, a: int, loading_pct: np.ndarray) -> bool:
+        """Whether asset ``a`` meets its criterion at this loading [%], (time,)."""
+        full = np.zeros_like(self.base_kva)
+        full[:, a] = loading_pct
+        return not bool(self.judge(full)[a])
+
+    def dispatch_asset(self, a: int, k: int) -> DispatchResult:
+        """Dispatch the EVs downstream of ``a`` with its first ``k`` capable EVs enrolled."""
+        down = self.context.ev_assets[:, a]
+        enrolled = np.zeros(self.fleet.n_ev, dtype=bool)
+        enrolled[self.pool(a)[:k]] = True
+        fleet = with_enrollment(self.fleet, self.equipment, enrolled).take(down)
+        ctx = self.context
+        sub = DispatchContext(
+            asset_ids=(ctx.asset_ids[a],),
+            time_index=ctx.time_index,
+            asset_base_kw=ctx.asset_base_kw[:, [a]],
+            asset_limit_kw=ctx.asset_limit_kw[[a]],
+            ev_assets=np.ones((fleet.n_ev, 1), dtype=bool),
+            export_group=None if ctx.export_group is None else ctx.export_group[down],
+            n_loads=ctx.n_loads,
+        )
+        return self.run(fleet, sub, _slice_availability(self.availability, down))
+
+    def least_k(self, a: int) -> int | None:
+        """Least enrollment that holds asset ``a`` in this draw (``None``: none does)."""
+        self.last.clear()
+
+        def holds(k: int) -> bool:
+            result = self.dispatch_asset(a, k)
+            self.last[k] = result
+            return self.holds(a, self.loading_pct(a, result))
+
+        return smallest_enrollment(holds, int(self.pool(a).size))
+
+    def away_share(self, a: int) -> float:
+        """Share of the energy over the limit, with every capable EV downstream enrolled,
+        in steps when none of them is plugged in [-] (NaN: nothing over)."""
+        pool = self.pool(a)
+        result = self.last.get(int(pool.size)) or self.dispatch_asset(a, int(pool.size))
+        load = self.loading_pct(a, result) / 100.0 * self.rating_kva[a]
+        over = np.maximum(load - self.context.asset_limit_kw[a], 0.0)
+        if over.sum() <= 0:
+            return math.nan
+        mask = np.zeros(self.fleet.n_ev, dtype=bool)
+        mask[pool] = True
+        home = plugged_any(self.fleet.take(mask), self.context.time_index)
+        return float(over[~home].sum() / over.sum())
+
+
+# --------------------------------------------------------------------------- study level
+def program_costs(config: StudyConfig) -> tuple[ProgramCosts, str]:
+    """The program prices of the study (``[program]``), else the defaults of
+    :class:`~gridplan.planning.economics.ProgramCosts` with no energy price (the ratepayer
+    view does not use it), and a note saying which."""
+    if config.program is not None:
+        return config.program.costs(), "the study's [program]"
+    return ProgramCosts(charging_energy_price_usd_per_kwh=0.0), (
+        "ProgramCosts defaults (no [program] section: participant energy cost at 0)"
+    )
+
+
+class _Study:
+    """What the search needs of the study: draws as :class:`TargetedSearch`, base loads."""
+
+    def __init__(self, ctx: UnitContext, h: HorizonResult) -> None:
+        self.ctx, self.h = ctx, h
+        self.config = ctx.config
+        self.v2g_strategy = str(ctx.cases["v2g"])
+        self.charging_strategy = str(ctx.cases["charging"])
+        self.base_kva: dict[int, np.ndarray] = {}
+
+    def _base_kva(self, unit: _Unit) -> np.ndarray:
+        if unit.year not in self.base_kva:
+            inputs = unit.inputs
+            flow = solve_timeseries(
+                self.ctx.compiled,
+                inputs.load_p_kw,
+                load_q_kvar=inputs.load_q_kvar,
+                sgen_p_kw=inputs.sgen_p_kw,
+            )
+            loading = np.nan_to_num(asset_loading_pct(flow, self.ctx.assets))
+            self.base_kva = {unit.year: loading / 100.0 * self.ctx.assets.rating_kva}
+        return self.base_kva[unit.year]
+
+    def draw(self, year: int, d: int) -> tuple[TargetedSearch, _Unit]:
+        """The search state of one (year, draw)."""
+        ctx, config = self.ctx, self.config
+        unit = _Unit(ctx, year, d, keep_detail=False)
+        inputs = unit.inputs
+        full = DispatchContext.from_feeder(
+            ctx.feeder,
+            unit.fleet,
+            inputs.load_p_kw,
+            ctx.time_index,
+            sgen_p_kw=inputs.sgen_p_kw,
+            asset_base_kw=ctx.asset_base_cache.get(year),
+        )
+        full = dataclasses.replace(
+            full, asset_limit_kw=full.asset_limit_kw * config.dispatch.target_fraction
+        )
+        equipment = v2g_equipment(unit.fleet, config)
+        params = config.availability.parameters()
+        availability = None
+        if not params.is_perfect:  # the study's stream for this (year, draw)
+            everyone = with_enrollment(unit.fleet, equipment, unit.fleet.v2g_capable)
+            availability = draw_availability(
+                everyone,
+                params,
+                np.random.default_rng(np.random.SeedSequence([config.seed, year, d, 19])),
+            )
+        salt = int(
+            np.random.default_rng(np.random.SeedSequence([config.seed, d, 20])).integers(2**62)
+        )
+        search = TargetedSearch(
+            fleet=unit.fleet,
+            context=full,
+            base_kva=self._base_kva(unit),
+            rating_kva=ctx.assets.rating_kva,
+            judge=lambda loading: ctx.criteria.need(
+                loading, ctx.allowed_hours, ctx.feeder.step_h, unsolved_over=True
+            ),
+            run=lambda fleet, context, av: self.dispatch(unit, fleet, context, av),
+            equipment=equipment,
+            availability=availability,
+            priority=_priority(unit.fleet, salt),
+        )
+        return search, unit
+
+    def dispatch(
+        self,
+        unit: _Unit,
+        fleet: Fleet,
+        context: DispatchContext,
+        availability: Availability | None,
+        strategy: str | None = None,
+    ) -> DispatchResult:
+        """Dispatch under the study's V2G strategy (or ``strategy``) and settings."""
+        ctx, spec = self.ctx, self.config.dispatch
+        return dispatch(
+            fleet,
+            ctx.time_index,
+            strategy or self.v2g_strategy,
+            window_start_h=spec.window_start_h,
+            window_end_h=spec.window_end_h,
+            event_months=tuple(spec.event_months),
+            context=context,
+            rate=ctx.rate,
+            events=unit.events,
+            availability=availability,
+            objective=spec.objective,
+            n_loads=len(ctx.feeder.net.load),
+            keep_ev_series=False,
+        )
+
+
+@dataclass(eq=False)
+class _AssetState:
+    """The search's record of one asset over its years of V2G."""
+
+    a: int
+    need_year: int
+    active: bool = True
+    years: list[int] = field(default_factory=list)
+    k: list[float] = field(default_factory=list)
+    search_share: list[float] = field(default_factory=list)
+    verified_share: list[float] = field(default_factory=list)
+    export_kwh: list[float] = field(default_factory=list)
+    loss_kwh: list[float] = field(default_factory=list)
+    capacity_kw: list[float] = field(default_factory=list)
+    evs: float = math.nan
+    capable: float = math.nan
+    fail_share: float = math.nan
+    reason: str = ""
+
+
+def _search_year(
+    study: _Study, year: int, states: list[_AssetState]
+) -> tuple[list[TargetedSearch], list[_Unit]]:
+    """Each active asset's least enrollment per draw in ``year``, and the year's choice."""
+    draws = study.config.horizon.draws
+    conf = study.config.horizon.confidence
+    searches, units = zip(*(study.draw(year, d) for d in range(draws)), strict=True)
+    for st in states:
+        if not st.active:
+            continue
+        k_d = np.full(draws, math.inf)
+        away = []
+        for d, search in enumerate(searches):
+            k = search.least_k(st.a)
+            k_d[d] = math.inf if k is None else k
+            if k is None and not st.years:
+                away.append(search.away_share(st.a))
+        if not st.years:  # the need year: who is behind the asset
+            pools = [s.pool(st.a).size for s in searches]
+            st.capable = float(np.median(pools))
+            st.evs = float(np.median([s.context.ev_assets[:, st.a].sum() for s in searches]))
+        k, share = enrollment_at_confidence(k_d, conf)
+        if not math.isfinite(k):
+            st.active = False
+            if not st.years:
+                st.fail_share, st.reason = share, _reason(st.capable, away)
+            continue
+        st.years.append(year)
+        st.k.append(k)
+        st.search_share.append(share)
+    return list(searches), list(units)
+
+
+def _reason(capable: float, away: list[float]) -> str:
+    if capable <= 0:
+        return "no V2G-capable EV downstream"
+    shares = [s for s in away if not math.isnan(s)]
+    if shares and float(np.median(shares)) >= 0.5:
+        return "EVs away at the need hours"
+    return "too few EVs (export power or energy short)"
+
+
+def _verify_year(
+    study: _Study,
+    year: int,
+    states: list[_AssetState],
+    searches: list[TargetedSearch],
+    units: list[_Unit],
+) -> None:
+    """Dispatch the whole fleet with the year's chosen enrollments and solve the power
+    flow; record each asset's verified share and its program flows (medians over draws)."""
+    ctx = study.ctx
+    live = [st for st in states if st.years and st.years[-1] == year]
+    if not live:
+        return
+    per_draw = {st.a: np.zeros((len(searches), 4)) for st in live}
+    for d, (search, unit) in enumerate(zip(searches, units, strict=True)):
+        enrolled = np.zeros(search.fleet.n_ev, dtype=bool)
+        own = {}
+        for st in live:
+            own[st.a] = search.pool(st.a)[: int(st.k[-1])]
+            enrolled[own[st.a]] = True
+        fleet = with_enrollment(search.fleet, search.equipment, enrolled)
+        result = study.dispatch(unit, fleet, search.context, search.availability)
+        base = study.dispatch(unit, search.fleet, search.context, None, study.charging_strategy)
+        inputs = unit.inputs
+        flow = solve_timeseries(
+            ctx.compiled,
+            inputs.load_p_kw + result.power_by_load_kw,
+            load_q_kvar=inputs.load_q_kvar,
+            sgen_p_kw=inputs.sgen_p_kw,
+        )
+        need = search.judge(asset_loading_pct(flow, ctx.assets))
+        for st in live:
+            mine = own[st.a]
+            export = float(result.ev_export_kwh[mine].sum())
+            extra = float(result.ev_charge_kwh[mine].sum() - base.ev_charge_kwh[mine].sum())
+            per_draw[st.a][d] = (
+                not need[st.a],
+                export,
+                max(extra - export, 0.0),
+                float(fleet.export_kw[mine].sum()),
+            )
+    period_days = len(ctx.time_index) * ctx.feeder.step_h / 24.0
+    to_year = (study.config.period.represents_days or period_days) / period_days
+    for st in live:
+        values = per_draw[st.a]
+        st.verified_share.append(float(values[:, 0].mean()))
+        st.export_kwh.append(float(np.median(values[:, 1])) * to_year)
+        st.loss_kwh.append(float(np.median(values[:, 2])) * to_year)
+        st.capacity_kw.append(float(np.median(values[:, 3])))
+
+
+def opportunities_table(
+    ctx: UnitContext, h: HorizonResult, assets: pd.DataFrame
+) -> pd.DataFrame | None:
+    """The deferral-opportunity table: one row per asset with a need (module docstring).
+
+    Parameters
+    ----------
+    ctx
+        The study's unit context (the simulated horizon's).
+    h
+        The simulated horizon.
+    assets
+        The study's asset table (:func:`gridplan.study.tables.asset_table`): years of need,
+        need characterization, upgrade cost, the feeder-wide V2G deferral.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Columns :data:`OPPORTUNITY_COLUMNS`, best tier first then the largest net benefit;
+        ``None`` when the study has no V2G case that exports, or more than
+        :data:`MAX_TARGETED_ASSETS` assets with a need.
+    """
+    strategy = ctx.cases.get("v2g")
+    if strategy is None or not Strategy(strategy).exports:
+        return None
+    need_year = assets.year_of_need_charging_p50
+    with_need = [ctx.feeder.assets.index.get_loc(a) for a in assets.index[need_year.notna()]]
+    if len(with_need) > MAX_TARGETED_ASSETS:
+        log.info(
+            "targeted V2G search skipped: %d assets with a need > %d",
+            len(with_need),
+            MAX_TARGETED_ASSETS,
+        )
+        return None
+    started = time.perf_counter()
+    study = _Study(ctx, h)
+    states = [_AssetState(a=int(a), need_year=int(need_year.iloc[a])) for a in with_need]
+    for year in h.years:
+        todo = [st for st in states if st.active and st.need_year <= year]
+        if not todo:
+            continue
+        searches, units = _search_year(study, int(year), todo)
+        _verify_year(study, int(year), todo, searches, units)
+    table = _table(study, h, assets, states)
+    log.info("targeted V2G search: %d assets in %.1f s", len(states), time.perf_counter() - started)
+    return table
+
+
+def _table(
+    study: _Study, h: HorizonResult, assets: pd.DataFrame, states: list[_AssetState]
+) -> pd.DataFrame:
+    rows = [_row(study, h, assets, st) for st in states]
+    table = pd.DataFrame(rows, columns=list(OPPORTUNITY_COLUMNS))
+    if table.empty:
+        return table
+    rank = table.tier.map({t: i for i, t in enumerate(TIERS)})
+    order = np.lexsort((-table.net_benefit_usd.fillna(-np.inf).to_numpy(), rank.to_numpy()))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def _row(
+    study: _Study, h: HorizonResult, assets: pd.DataFrame, st: _AssetState
+) -> dict[str, object]:
+    config = study.config
+    val, conf = config.valuation, config.horizon.confidence
+    row_in = assets.iloc[st.a]
+    end = int(h.years[-1])
+    row: dict[str, object] = {c: math.nan for c in OPPORTUNITY_COLUMNS}
+    row.update(
+        asset_id=str(assets.index[st.a]),
+        kind=row_in.kind,
+        rating_kva=float(row_in.rating_kva),
+        need_year_p50=st.need_year,
+        need_year_p90=row_in.year_of_need_charging_p90,
+        need_kw=row_in.peak_excess_kw,
+        need_kwh=row_in.max_daily_excess_kwh,
+        need_duration_h=row_in.longest_excess_h,
+        need_hours=row_in.excess_hours,
+        evs_downstream=st.evs,
+        v2g_capable_downstream=st.capable,
+        upgrade_cost_usd=float(row_in.cost_usd_dollar_year),
+        feeder_wide_deferral_years=row_in.deferral_years_v2g,
+        feeder_wide_deferral_value_usd=row_in.deferral_value_usd_v2g,
+        reason=st.reason,
+    )
+    if not st.years:  # not deferrable
+        row.update(
+            enrolled_needed=math.inf, search_share=st.fail_share, certainty=st.fail_share,
+            deferrable_years=0, deferrable_capped=False, plan=f"build in {st.need_year}",
+            upgrade_year=st.need_year, deferral_years=0, deferral_value_usd=0.0,
+            program_cost_usd=0.0, net_benefit_usd=0.0, tier=tier(False, 0.0, 0.0, conf),
+        )  # fmt: skip
+        return row
+    costs, _ = program_costs(config)
+    flows = ProgramFlows(
+        years=np.asarray(st.years),
+        enrolled=np.maximum.accumulate(np.asarray(st.k)),
+        export_kwh=np.asarray(st.export_kwh),
+        charging_loss_kwh=np.asarray(st.loss_kwh),
+        capacity_kw=np.asarray(st.capacity_kw),
+        event_share=1.0 if study.v2g_strategy == "v2g_event" else 0.0,
+    )
+    cost_usd = float(row_in.cost_usd_dollar_year)
+    if not math.isfinite(cost_usd):
+        cost_usd = 0.0
+    plans = procure_or_build(
+        flows,
+        upgrade_cost_usd=cost_usd,
+        need_year=st.need_year,
+        base_year=val.dollar_year,
+        discount_rate=val.discount_rate,
+        escalation_rate=val.escalation_rate,
+        costs=costs,
+    )
+    b = plans.best
+    x = int(plans.upgrade_years[b])
+    span = max(b, 1)  # certainty over the plan's V2G years (the need year when building)
+    certainty = float(min(st.verified_share[:span]))
+    years = x - st.need_year
+    after = " (after the horizon)" if x > end else ""
+    plan = f"build in {x}" if b == 0 else f"V2G {st.need_year}-{x - 1}, upgrade in {x}{after}"
+    need_kw = float(row_in.peak_excess_kw) if pd.notna(row_in.peak_excess_kw) else math.nan
+    one_year = float(plans.deferral_value_usd[1])  # value of deferring one year [USD]
+    row.update(
+        enrolled_needed=st.k[0],
+        enrolled_needed_max=float(max(st.k[: max(b, 1)])),
+        enrollment_by_year=" ".join(f"{y}:{int(k)}" for y, k in zip(st.years, st.k, strict=True)),
+        search_share=st.search_share[0],
+        verified_share=st.verified_share[0],
+        deferrable_years=len(st.years),
+        deferrable_capped=st.years[-1] == end,
+        plan=plan,
+        upgrade_year=x,
+        deferral_years=years,
+        deferral_value_usd=float(plans.deferral_value_usd[b]),
+        program_cost_usd=float(plans.program_cost_usd[b]),
+        net_benefit_usd=float(plans.net_benefit_usd[b]),
+        participant_net_usd=float(plans.participant_net_usd[b]),
+        break_even_incentive_usd=plans.break_even_incentive_usd,
+        value_usd_per_kw_yr=one_year / need_kw if need_kw > 0 else math.nan,
+        certainty=certainty,
+        tier=tier(True, float(plans.net_benefit_usd[b]), certainty, conf),
+    )
+    return row
