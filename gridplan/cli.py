@@ -348,7 +348,9 @@ def batch_cmd(
     path = resolve_example(config, "batch")  # before the heavy imports
     from gridplan.batch import plan_batch, run
 
+    start = time.perf_counter()
     plan = plan_batch(path, max_units=max_units)
+    log.info("batch %s: planned in %.1f s", path, time.perf_counter() - start)
     typer.echo(
         f"starting batch '{plan.config.name}': {len(plan.units):,} units "
         f"({len(plan.feeders)} feeders × {len(plan.scenarios)} scenarios × "
@@ -363,6 +365,7 @@ def batch_cmd(
         output_dir=output_dir,
         progress=sys.stderr.isatty() if progress is None else progress,
     )
+    log.info("batch %s: ran in %.1f s", plan.config.name, time.perf_counter() - start)
     for line in result.summary_lines():
         typer.echo(line)
     if result.failed:
