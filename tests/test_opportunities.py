@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from gridplan.ev.fleet import Fleet
 from gridplan.planning.economics import ProgramCosts
 from gridplan.planning.targeting import (
     TIERS,
+    PlanCosts,
     ProgramFlows,
     enrollment_at_confidence,
     procure_or_build,
@@ -67,7 +69,7 @@ def _flows(n: int = 6) -> ProgramFlows:
     )
 
 
-def _plans(incentive: float, flows: ProgramFlows | None = None) -> object:
+def _plans(incentive: float, flows: ProgramFlows | None = None) -> PlanCosts:
     costs = ProgramCosts(
         charging_energy_price_usd_per_kwh=0.3,
         upfront_incentive_usd_per_customer=incentive,
@@ -86,22 +88,23 @@ def _plans(incentive: float, flows: ProgramFlows | None = None) -> object:
 
 def test_more_incentive_never_turns_a_v2g_loss_into_a_win() -> None:
     incentives = np.linspace(0.0, 10_000.0, 41)
-    nets = [float(_plans(b).net_benefit_usd[_plans(b).best]) for b in incentives]  # type: ignore[attr-defined]
-    assert all(b <= a + 1e-9 for a, b in zip(nets, nets[1:], strict=False))
-    wins = [_plans(b).best > 0 for b in incentives]  # type: ignore[attr-defined]
+    plans = [_plans(b) for b in incentives]
+    nets = [float(p.net_benefit_usd[p.best]) for p in plans]
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(nets))
+    wins = [p.best > 0 for p in plans]
     # once building wins, it keeps winning at every larger incentive
     first_loss = wins.index(False)
     assert not any(wins[first_loss:])
 
 
 def test_break_even_incentive_separates_win_and_loss() -> None:
-    b_star = _plans(2500.0).break_even_incentive_usd  # type: ignore[attr-defined]
+    b_star = _plans(2500.0).break_even_incentive_usd
     assert 0 < b_star < 60_000
     below, above = _plans(b_star * 0.99), _plans(b_star * 1.01)
-    assert below.best > 0 and below.net_benefit_usd[below.best] > 0  # type: ignore[attr-defined]
-    assert above.best == 0  # type: ignore[attr-defined]
+    assert below.best > 0 and below.net_benefit_usd[below.best] > 0
+    assert above.best == 0
     # building at the need year: no value, no cost
-    assert above.net_benefit_usd[0] == 0 and above.upgrade_years[0] == 2030  # type: ignore[attr-defined]
+    assert above.net_benefit_usd[0] == 0 and above.upgrade_years[0] == 2030
 
 
 def test_plan_x_by_hand() -> None:
@@ -111,9 +114,9 @@ def test_plan_x_by_hand() -> None:
     r, i = 0.07, 0.02
     value = 60_000.0 * (((1 + i) / (1 + r)) ** 4 - ((1 + i) / (1 + r)) ** 5)
     cost = 2 * 1000.0 / (1 + r) ** 4 + 20.0 * 1.0 * 6 / (1 + r) ** 5
-    assert plans.deferral_value_usd[1] == pytest.approx(value)  # type: ignore[attr-defined]
-    assert plans.program_cost_usd[1] == pytest.approx(cost)  # type: ignore[attr-defined]
-    assert plans.net_benefit_usd[1] == pytest.approx(value - cost)  # type: ignore[attr-defined]
+    assert plans.deferral_value_usd[1] == pytest.approx(value)
+    assert plans.program_cost_usd[1] == pytest.approx(cost)
+    assert plans.net_benefit_usd[1] == pytest.approx(value - cost)
 
 
 def test_tier_rule() -> None:
@@ -212,7 +215,7 @@ def test_a_larger_need_never_needs_fewer_evs() -> None:
         k = _hand_search(peak).least_k(0)
         ks.append(math.inf if k is None else k)
     assert ks[0] == 0 and math.isinf(ks[-1])
-    assert all(b >= a for a, b in zip(ks, ks[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(ks))
 
 
 def test_evs_away_at_the_need_hours_are_not_deferrable() -> None:
@@ -221,3 +224,50 @@ def test_evs_away_at_the_need_hours_are_not_deferrable() -> None:
     assert search.away_share(0) == pytest.approx(1.0)
     assert _reason(6.0, [search.away_share(0)]) == "EVs away at the need hours"
     assert _reason(0.0, []) == "no V2G-capable EV downstream"
+
+
+# --------------------------------------------------------------------------- study
+def test_study_targeted_enrollment_reverified() -> None:
+    """The quick start over 2026-2029: every deferrable asset's enrollment in its need year
+    holds, re-dispatched, in at least ``confidence`` of the draws, and one EV fewer does
+    not; the table is complete and its tiers follow the rule."""
+    from gridplan.examples import __file__ as examples
+    from gridplan.grid.feeders import load_feeder
+    from gridplan.study.config import feeder_ref, load_study_config
+    from gridplan.study.opportunities import OPPORTUNITY_COLUMNS, _Study, opportunities_table
+    from gridplan.study.simulate import build_context, simulate_horizon
+    from gridplan.study.tables import asset_table
+
+    path = Path(examples).parent / "quickstart.toml"
+    config = load_study_config(path).with_overrides({"horizon.end": 2029, "year": 2029})
+    feeder = load_feeder(feeder_ref(config, path))
+    ctx = build_context(config, feeder, path)
+    h = simulate_horizon(ctx, workers=1, progress=False)
+    assets = asset_table(feeder, config, h)
+    table = opportunities_table(ctx, h, assets)
+    assert table is not None
+    assert list(table.columns) == list(OPPORTUNITY_COLUMNS)
+    assert set(table.asset_id) == set(assets.index[assets.year_of_need_charging_p50.notna()])
+    assert set(table.tier) <= set(TIERS)
+    conf = config.horizon.confidence
+    deferrable = table[np.isfinite(table.enrolled_needed)]
+    assert not deferrable.empty
+    study = _Study(ctx, h)
+    for row in deferrable.itertuples():
+        a = feeder.assets.index.get_loc(row.asset_id)
+        k = int(row.enrolled_needed)
+        held, short = [], []
+        for d in range(config.horizon.draws):
+            search, _ = study.draw(int(row.need_year_p50), d)
+            held.append(search.holds(a, search.loading_pct(a, search.dispatch_asset(a, k))))
+            if k > 0:
+                r = search.dispatch_asset(a, k - 1)
+                short.append(search.holds(a, search.loading_pct(a, r)))
+        assert np.mean(held) >= conf - 1e-9
+        if k > 0:
+            assert np.mean(short) < conf
+        assert 0.0 <= row.verified_share <= 1.0
+        expected = tier(True, row.net_benefit_usd, row.certainty, conf)
+        assert row.tier == expected
+    assert (table[~np.isfinite(table.enrolled_needed)].tier == TIERS[3]).all()
+    assert (table[table.tier == TIERS[3]].reason != "").all()

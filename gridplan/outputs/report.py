@@ -41,6 +41,7 @@ from gridplan.outputs.figures import (
     write_batch_figures,
 )
 from gridplan.study.criteria import criteria_description
+from gridplan.study.opportunities import MAX_TARGETED_ASSETS, program_costs
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -1145,6 +1146,103 @@ def _figures_section(doc: Document, figures: Sequence[str], captions: Mapping[st
             doc.figure(file, captions.get(stem, stem.replace("_", " ")))
 
 
+#: Rows of the procure-or-build table in the report (the CSV has every asset).
+MAX_OPPORTUNITY_ROWS = 15
+
+
+def _opportunity_row(r: Any) -> list[str]:
+    enrolled = "—" if _missing(r.enrolled_needed) else fmt_num(r.enrolled_needed, 0)
+    decision = r.tier if not r.reason else f"{r.tier}: {r.reason}"
+    return [
+        str(r.asset_id),
+        f"{fmt_year(r.need_year_p50, '—')} ({fmt_year(r.need_year_p90, '—')})",
+        f"{fmt_num(r.need_kw, 1)} / {fmt_num(r.need_kwh, 1)} / {fmt_num(r.need_duration_h, 2)}",
+        f"{fmt_num(r.evs_downstream, 0)} ({fmt_num(r.v2g_capable_downstream, 0)})",
+        enrolled,
+        str(r.plan),
+        fmt_num(r.deferral_years, 0),
+        fmt_usd(r.deferral_value_usd),
+        fmt_usd(r.program_cost_usd),
+        fmt_usd(r.net_benefit_usd),
+        fmt_usd(r.break_even_incentive_usd) if r.break_even_incentive_usd != math.inf else "any",
+        fmt_share(r.certainty),
+        decision,
+    ]
+
+
+def _procure_or_build_section(doc: Document, result: StudyResult) -> None:
+    """The report's opening: procure (targeted V2G) or build, per constrained asset."""
+    table = result.opportunities
+    strategy = result.horizon.strategies.get("v2g")
+    if table is None:
+        if strategy in ("v2g_peak_shave", "v2g_event", "v2g_optimal"):
+            doc.h(2, "Procure or build")
+            doc.p(
+                "The targeted V2G search per asset was not run: more than "
+                f"{MAX_TARGETED_ASSETS} assets have a need (the feeder-wide view below "
+                "still applies)."
+            )
+        return
+    doc.h(2, "Procure or build: the constrained assets")
+    cfg = result.config
+    conf = cfg.horizon.confidence
+    if table.empty:
+        doc.p("No monitored asset needs an upgrade within the horizon: nothing to procure.")
+        return
+    v2g = table[table.upgrade_year > table.need_year_p50]
+    counts = table.tier.value_counts()
+    tiers = "; ".join(f"{t}: {int(n)}" for t, n in counts.items())
+    answer = (
+        f"{len(table)} asset(s) need an upgrade within the horizon. Targeted V2G is the "
+        f"least-present-cost plan at {len(v2g)} of them; at the others the least-cost plan "
+        f"is to build at the year of need. Tiers: {tiers}."
+    )
+    if len(v2g):
+        answer += (
+            f" V2G plans: net benefit {fmt_usd(v2g.net_benefit_usd.sum())} in total "
+            f"({cfg.valuation.dollar_year} USD, present worth)."
+        )
+    finite = table.break_even_incentive_usd[np.isfinite(table.break_even_incentive_usd)]
+    if len(finite):
+        answer += (
+            f" Break-even upfront incentive per enrolled EV: median "
+            f"{fmt_usd(finite.median())}, highest {fmt_usd(finite.max())} "
+            f"(the program pays {fmt_usd(program_costs(cfg)[0].upfront_incentive_usd_per_customer)}"
+            f"; {program_costs(cfg)[1]})."
+        )
+    doc.p(answer)
+    rows = [_opportunity_row(r) for r in table.head(MAX_OPPORTUNITY_ROWS).itertuples()]
+    doc.table(
+        [
+            "Asset", "Need year P50 (P90)", "Need kW / kWh / h", "EVs behind (V2G-capable)",
+            "Enroll (need year)", "Least-cost plan", "Best V2G plan: years",
+            "deferral value", "program cost", "net benefit", "Break-even incentive/EV",
+            "Certainty", "Tier",
+        ],
+        rows,
+        align="lllrrlrrrrrrl",
+    )  # fmt: skip
+    if len(table) > MAX_OPPORTUNITY_ROWS:
+        doc.p(f"{len(table) - MAX_OPPORTUNITY_ROWS} more in deferral_opportunities.csv.")
+    doc.p(
+        "Method: for each asset with a need (charging case, P50 year of need) and each year "
+        "from then on, the V2G-capable EVs downstream sign up in a fixed random order per "
+        "draw; the least number enrolled that keeps the asset within its criterion, under "
+        f"the study's V2G strategy ({strategy}) with the availability effects, is found by "
+        f"bisection in each draw, and the year's enrollment is the one that holds in {conf:.0%} "
+        "of the draws. Each year's enrollments are then dispatched again over the whole "
+        "fleet and the power flow solved (certainty: the share of draws in which the asset "
+        "holds, lowest over the plan's years). Plans: V2G until year X, then the upgrade, "
+        "for every X while V2G holds; the program cost is the ratepayer's (incentives when "
+        "customers enroll, payments each year); the best V2G plan's figures are shown even where "
+        "building wins. Tier rule: not deferrable when no enrollment "
+        f"holds in {conf:.0%} of the draws in the need year; not cost-effective when no V2G "
+        f"plan has a positive net benefit; cost-effective and certain when certainty is at "
+        f"least {conf:.0%}, else uncertain. The feeder-wide program (every enrolled EV, "
+        "wherever it sits) is the second view, in the valuation section."
+    )
+
+
 def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document:
     """The report of one study as a :class:`Document`.
 
@@ -1157,6 +1255,7 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
     """
     cfg = result.config
     doc = Document(f"V2G deferral study '{cfg.name}': feeder {result.feeder.name}, {cfg.year}")
+    _procure_or_build_section(doc, result)
     doc.p(_intro_text(result))
     _summary_section(doc, result)
     _feeder_section(doc, result.feeder)

@@ -90,7 +90,14 @@ __all__ = [
 #: quick start has 24.
 MAX_TARGETED_ASSETS = 40
 
-#: Columns of the deferral-opportunity table, in order.
+#: Columns of the deferral-opportunity table, in order. ``plan`` and ``upgrade_year`` are the
+#: least-present-cost plan; ``deferral_years``, ``deferral_value_usd``, ``program_cost_usd``,
+#: ``net_benefit_usd`` (ratepayer) and ``participant_net_usd`` are those of the best plan
+#: *with* V2G ("V2G until X, then upgrade", X after the need year), so a row where building
+#: wins still shows what V2G would cost; ``break_even_incentive_usd`` is the upfront
+#: incentive per enrolled EV below which a V2G plan wins; ``certainty`` the lowest verified
+#: share over that plan's V2G years; ``value_usd_per_kw_yr`` the value of a one-year
+#: deferral at the need year per kW of need [USD/kW-yr].
 OPPORTUNITY_COLUMNS = (
     "asset_id", "kind", "rating_kva", "need_year_p50", "need_year_p90", "need_kw",
     "need_kwh", "need_duration_h", "need_hours", "evs_downstream", "v2g_capable_downstream",
@@ -623,18 +630,17 @@ def _row(
         escalation_rate=val.escalation_rate,
         costs=costs,
     )
-    b = plans.best
+    b = plans.best  # the least-cost plan (0: build at the need year)
+    v = 1 + int(np.argmax(plans.net_benefit_usd[1:]))  # the best plan with V2G
     x = int(plans.upgrade_years[b])
-    span = max(b, 1)  # certainty over the plan's V2G years (the need year when building)
-    certainty = float(min(st.verified_share[:span]))
-    years = x - st.need_year
+    certainty = float(min(st.verified_share[: max(b, v)]))
     after = " (after the horizon)" if x > end else ""
     plan = f"build in {x}" if b == 0 else f"V2G {st.need_year}-{x - 1}, upgrade in {x}{after}"
     need_kw = float(row_in.peak_excess_kw) if pd.notna(row_in.peak_excess_kw) else math.nan
     one_year = float(plans.deferral_value_usd[1])  # value of deferring one year [USD]
     row.update(
         enrolled_needed=st.k[0],
-        enrolled_needed_max=float(max(st.k[: max(b, 1)])),
+        enrolled_needed_max=float(max(st.k[:v])),
         enrollment_by_year=" ".join(f"{y}:{int(k)}" for y, k in zip(st.years, st.k, strict=True)),
         search_share=st.search_share[0],
         verified_share=st.verified_share[0],
@@ -642,11 +648,11 @@ def _row(
         deferrable_capped=st.years[-1] == end,
         plan=plan,
         upgrade_year=x,
-        deferral_years=years,
-        deferral_value_usd=float(plans.deferral_value_usd[b]),
-        program_cost_usd=float(plans.program_cost_usd[b]),
-        net_benefit_usd=float(plans.net_benefit_usd[b]),
-        participant_net_usd=float(plans.participant_net_usd[b]),
+        deferral_years=int(plans.upgrade_years[v]) - st.need_year,
+        deferral_value_usd=float(plans.deferral_value_usd[v]),
+        program_cost_usd=float(plans.program_cost_usd[v]),
+        net_benefit_usd=float(plans.net_benefit_usd[v]),
+        participant_net_usd=float(plans.participant_net_usd[v]),
         break_even_incentive_usd=plans.break_even_incentive_usd,
         value_usd_per_kw_yr=one_year / need_kw if need_kw > 0 else math.nan,
         certainty=certainty,

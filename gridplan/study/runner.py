@@ -12,8 +12,9 @@ year of the horizon and every Monte Carlo draw it
 then builds the per-asset tables, the economics and the summary
 (:mod:`gridplan.study.tables`, :mod:`gridplan.study.summary`), the deferral opportunities
 of the constrained assets (targeted V2G, procure or build:
-:mod:`gridplan.study.opportunities`) and, when asked, the sensitivity tornado. It returns a :class:`~gridplan.study.result.StudyResult` and writes
-no files: :func:`gridplan.outputs.write_study` does.
+:mod:`gridplan.study.opportunities`) and, when asked, the sensitivity tornado. It
+returns a :class:`~gridplan.study.result.StudyResult` and writes no files:
+:func:`gridplan.outputs.write_study` does.
 """
 
 from __future__ import annotations
