@@ -290,7 +290,7 @@ EPRI = ["epri-ckt7", "epri-ckt5"]  # 1,256 and 2,999 buses: runpp takes ~0.1-0.3
     ("name", "n_steps"),
     [
         *((name, 48) for name in BUNDLED),
-        *((name, 8) for name in EPRI),
+        ("epri-ckt5", 8),  # ckt7 in the slow run only (each takes ~15 s: load, year, runpp)
         *(pytest.param(name, 500, marks=pytest.mark.slow) for name in BUNDLED + EPRI),
     ],
 )
