@@ -48,6 +48,17 @@ def test_smallest_enrollment_none_when_all_do_not_hold() -> None:
     assert smallest_enrollment(lambda k: True, 0) == 0
 
 
+def test_smallest_enrollment_from_a_lower_bound() -> None:
+    calls: list[int] = []
+
+    def holds(k: int) -> bool:
+        calls.append(k)
+        return k >= 0  # would hold at 0, but 0 is known not to
+
+    assert smallest_enrollment(holds, 5, lower=1) == 1 and 0 not in calls
+    assert smallest_enrollment(holds, 0, lower=1) is None
+
+
 def test_enrollment_at_confidence() -> None:
     k = np.array([1.0, 3.0, 2.0, 2.0, 5.0])
     assert enrollment_at_confidence(k, 0.8) == (3.0, 0.8)

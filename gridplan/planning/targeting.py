@@ -50,13 +50,13 @@ TIERS = (
 )
 
 
-def smallest_enrollment(holds: Callable[[int], bool], n_max: int) -> int | None:
-    """The least ``k`` in ``0..n_max`` with ``holds(k)``, by bisection.
+def smallest_enrollment(holds: Callable[[int], bool], n_max: int, lower: int = 0) -> int | None:
+    """The least ``k`` in ``lower..n_max`` with ``holds(k)``, by bisection.
 
     ``holds`` must be monotone (once true, true for every larger ``k``): enrolling one more
-    EV in priority order never makes the asset worse. ``holds(0)`` and ``holds(n_max)`` are
-    tried first (no enrollment needed; even all EVs do not hold), then the bisection,
-    ``2 + ceil(log2(n_max))`` calls at most.
+    EV in priority order never makes the asset worse. ``holds(lower)`` and ``holds(n_max)``
+    are tried first (no more enrollment needed; even all EVs do not hold), then the
+    bisection, ``2 + ceil(log2(n_max))`` calls at most.
 
     Parameters
     ----------
@@ -64,17 +64,22 @@ def smallest_enrollment(holds: Callable[[int], bool], n_max: int) -> int | None:
         Whether enrolling the first ``k`` EVs keeps the asset within its criterion.
     n_max
         EVs that can be enrolled [-], >= 0.
+    lower
+        The least ``k`` to try [-]: every smaller one is known not to hold (e.g. ``1``
+        when the power flow already shows the need without enrollment).
 
     Returns
     -------
     int or None
         The least ``k``; ``None`` when even ``n_max`` does not hold.
     """
-    if holds(0):
-        return 0
-    if n_max <= 0 or not holds(n_max):
+    if lower > n_max:
         return None
-    lo, hi = 0, n_max  # holds(lo) false, holds(hi) true
+    if holds(lower):
+        return lower
+    if n_max <= lower or not holds(n_max):
+        return None
+    lo, hi = lower, n_max  # holds(lo) false, holds(hi) true
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if holds(mid):

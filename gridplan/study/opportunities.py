@@ -271,16 +271,23 @@ class TargetedSearch:
         )
         return self.run(fleet, sub, _slice_availability(self.availability, down))
 
-    def least_k(self, a: int) -> int | None:
-        """Least enrollment that holds asset ``a`` in this draw (``None``: none does)."""
+    def least_k(self, a: int, need: bool | None = None) -> int | None:
+        """Least enrollment that holds asset ``a`` in this draw (``None``: none does).
+
+        ``need``: whether the study's power flow of the charging case found a need in this
+        draw, when the V2G strategy without enrollment is that case's charging (then
+        ``False`` means 0 without a dispatch, ``True`` that 0 does not hold); ``None``:
+        unknown, judged here."""
         self.last.clear()
+        if need is False:
+            return 0
 
         def holds(k: int) -> bool:
             result = self.dispatch_asset(a, k)
             self.last[k] = result
             return self.holds(a, self.loading_pct(a, result))
 
-        return smallest_enrollment(holds, int(self.pool(a).size))
+        return smallest_enrollment(holds, int(self.pool(a).size), lower=1 if need else 0)
 
     def away_share(self, a: int) -> float:
         """Share of the energy over the limit, with every capable EV downstream enrolled,
@@ -318,6 +325,19 @@ class _Study:
         self.v2g_strategy = str(ctx.cases["v2g"])
         self.charging_strategy = str(ctx.cases["charging"])
         self.base_kva: dict[int, np.ndarray] = {}
+
+    def charging_need(self, year: int, d: int, a: int) -> bool | None:
+        """The charging case's need of asset ``a`` in (year, draw) from the study's power
+        flow, when the V2G strategy with nobody enrolled charges as that case does
+        (``unmanaged`` charging under ``v2g_peak_shave`` or ``v2g_event``); else ``None``."""
+        same = self.charging_strategy == "unmanaged" and self.v2g_strategy in (
+            "v2g_peak_shave",
+            "v2g_event",
+        )
+        if not same:
+            return None
+        y = int(np.flatnonzero(self.h.years == year)[0])
+        return bool(self.h.need[y, d, self.h.case("charging"), a])
 
     def _base_kva(self, unit: _Unit) -> np.ndarray:
         if unit.year not in self.base_kva:
@@ -436,7 +456,7 @@ def _search_year(
         k_d = np.full(draws, math.inf)
         away = []
         for d, search in enumerate(searches):
-            k = search.least_k(st.a)
+            k = search.least_k(st.a, study.charging_need(year, d, st.a))
             k_d[d] = math.inf if k is None else k
             if k is None and not st.years:
                 away.append(search.away_share(st.a))
