@@ -152,3 +152,26 @@ def test_unconverged_steps_same_with_and_without_numba() -> None:
     a, b = _both(lambda: _solve(net, series))
     assert not a.converged[2] and a.converged[[0, 1, 3, 4, 5]].all()
     _assert_same(a, b)
+
+
+@needs_numba
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_scatter_add_same_with_and_without_numba(order: str) -> None:
+    """Repeated targets accumulate; row- and column-major inputs give the same sums."""
+    rng = np.random.default_rng(3)
+    x = np.asarray(rng.standard_normal((13, 9)), order=order)
+    src = np.array([0, 3, 3, 8, 5, 1])
+    tgt = np.array([2, 2, 0, 7, 2, 4])
+    base = rng.standard_normal((13, 8))
+
+    def run() -> np.ndarray:
+        out = base.copy()
+        _kernels.scatter_add(x, src, tgt, -0.5, out)
+        return out
+
+    a, b = _both(run)
+    expected = base.copy()
+    for s, t in zip(src, tgt, strict=True):
+        expected[:, t] += -0.5 * x[:, s]
+    np.testing.assert_allclose(a, expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(b, expected, rtol=0, atol=1e-14)
