@@ -42,6 +42,16 @@ def test_smallest_enrollment_finds_the_threshold(threshold: int) -> None:
     assert len(calls) <= 2 + math.ceil(math.log2(8))
 
 
+@pytest.mark.parametrize("hint", [1, 2, 3, 5, 6, 7])
+@pytest.mark.parametrize("threshold", [0, 1, 2, 4, 7, 8, 9])
+def test_smallest_enrollment_from_a_hint(threshold: int, hint: int) -> None:
+    expected = threshold if threshold <= 8 else None
+    assert smallest_enrollment(lambda k: k >= threshold, 8, hint=hint) == expected
+    assert smallest_enrollment(lambda k: k >= threshold, 8, lower=1, hint=hint) == (
+        None if expected is None else max(expected, 1)
+    )
+
+
 def test_smallest_enrollment_none_when_all_do_not_hold() -> None:
     assert smallest_enrollment(lambda k: k >= 9, 8) is None
     assert smallest_enrollment(lambda k: False, 0) is None

@@ -50,13 +50,17 @@ TIERS = (
 )
 
 
-def smallest_enrollment(holds: Callable[[int], bool], n_max: int, lower: int = 0) -> int | None:
-    """The least ``k`` in ``lower..n_max`` with ``holds(k)``, by bisection.
+def smallest_enrollment(
+    holds: Callable[[int], bool], n_max: int, lower: int = 0, hint: int | None = None
+) -> int | None:
+    """The least ``k`` in ``lower..n_max`` with ``holds(k)``.
 
     ``holds`` must be monotone (once true, true for every larger ``k``): enrolling one more
-    EV in priority order never makes the asset worse. ``holds(lower)`` and ``holds(n_max)``
-    are tried first (no more enrollment needed; even all EVs do not hold), then the
-    bisection, ``2 + ceil(log2(n_max))`` calls at most.
+    EV in priority order never makes the asset worse. Without ``hint``, ``holds(lower)``
+    and ``holds(n_max)`` are tried first (no more enrollment needed; even all EVs do not
+    hold), then a bisection: ``2 + ceil(log2(n_max))`` calls at most. With ``hint`` (e.g.
+    the draw's enrollment of the year before), the search starts there and gallops (steps
+    1, 2, 4, ...) towards the answer before bisecting: a few calls when the answer is near.
 
     Parameters
     ----------
@@ -67,6 +71,8 @@ def smallest_enrollment(holds: Callable[[int], bool], n_max: int, lower: int = 0
     lower
         The least ``k`` to try [-]: every smaller one is known not to hold (e.g. ``1``
         when the power flow already shows the need without enrollment).
+    hint
+        A first guess [-].
 
     Returns
     -------
@@ -75,11 +81,18 @@ def smallest_enrollment(holds: Callable[[int], bool], n_max: int, lower: int = 0
     """
     if lower > n_max:
         return None
+    if hint is not None and lower < hint < n_max:
+        return _gallop(holds, n_max, lower, int(hint))
     if holds(lower):
         return lower
     if n_max <= lower or not holds(n_max):
         return None
-    lo, hi = lower, n_max  # holds(lo) false, holds(hi) true
+    return _bisect(holds, lower, n_max)
+
+
+def _bisect(holds: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Least ``k`` in ``(lo, hi]`` with ``holds(k)``, given ``holds(lo)`` false and
+    ``holds(hi)`` true."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if holds(mid):
@@ -87,6 +100,28 @@ def smallest_enrollment(holds: Callable[[int], bool], n_max: int, lower: int = 0
         else:
             lo = mid
     return hi
+
+
+def _gallop(holds: Callable[[int], bool], n_max: int, lower: int, hint: int) -> int | None:
+    """:func:`smallest_enrollment` from a first guess ``lower < hint < n_max``."""
+    step = 1
+    if holds(hint):  # down: the answer is in lower..hint
+        hi = hint
+        while True:
+            k = max(hi - step, lower)
+            if not holds(k):
+                return _bisect(holds, k, hi)
+            if k == lower:
+                return lower
+            hi, step = k, step * 2
+    lo = hint  # up: the answer is in hint+1..n_max, or none
+    while True:
+        k = min(lo + step, n_max)
+        if holds(k):
+            return _bisect(holds, lo, k)
+        if k == n_max:
+            return None
+        lo, step = k, step * 2
 
 
 def enrollment_at_confidence(k_per_draw: np.ndarray, confidence: float) -> tuple[float, float]:

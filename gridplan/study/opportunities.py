@@ -271,13 +271,14 @@ class TargetedSearch:
         )
         return self.run(fleet, sub, _slice_availability(self.availability, down))
 
-    def least_k(self, a: int, need: bool | None = None) -> int | None:
+    def least_k(self, a: int, need: bool | None = None, hint: int | None = None) -> int | None:
         """Least enrollment that holds asset ``a`` in this draw (``None``: none does).
 
         ``need``: whether the study's power flow of the charging case found a need in this
         draw, when the V2G strategy without enrollment is that case's charging (then
         ``False`` means 0 without a dispatch, ``True`` that 0 does not hold); ``None``:
-        unknown, judged here."""
+        unknown, judged here. ``hint``: a first guess (the draw's enrollment the year
+        before)."""
         self.last.clear()
         if need is False:
             return 0
@@ -287,7 +288,8 @@ class TargetedSearch:
             self.last[k] = result
             return self.holds(a, self.loading_pct(a, result))
 
-        return smallest_enrollment(holds, int(self.pool(a).size), lower=1 if need else 0)
+        n_max = int(self.pool(a).size)
+        return smallest_enrollment(holds, n_max, lower=1 if need else 0, hint=hint)
 
     def away_share(self, a: int) -> float:
         """Share of the energy over the limit, with every capable EV downstream enrolled,
@@ -441,6 +443,8 @@ class _AssetState:
     capable: float = math.nan
     fail_share: float = math.nan
     reason: str = ""
+    #: each draw's least enrollment the year before (the next year's first guess)
+    k_draws: np.ndarray | None = None
 
 
 def _search_year(
@@ -456,7 +460,10 @@ def _search_year(
         k_d = np.full(draws, math.inf)
         away = []
         for d, search in enumerate(searches):
-            k = search.least_k(st.a, study.charging_need(year, d, st.a))
+            hint = None
+            if st.k_draws is not None and 0 < st.k_draws[d] < math.inf:
+                hint = int(st.k_draws[d])
+            k = search.least_k(st.a, study.charging_need(year, d, st.a), hint)
             k_d[d] = math.inf if k is None else k
             if k is None and not st.years:
                 away.append(search.away_share(st.a))
@@ -464,6 +471,7 @@ def _search_year(
             pools = [s.pool(st.a).size for s in searches]
             st.capable = float(np.median(pools))
             st.evs = float(np.median([s.context.ev_assets[:, st.a].sum() for s in searches]))
+        st.k_draws = k_d
         k, share = enrollment_at_confidence(k_d, conf)
         if not math.isfinite(k):
             st.active = False
