@@ -86,6 +86,9 @@ def numba_disabled() -> Iterator[None]:
 # --------------------------------------------------------------------------- numba
 if _numba is not None:
     _jit = _numba.njit(cache=True, nogil=True, error_model="numpy")
+    # the sweep: multiply-adds fused (FMA) where the CPU has them; no other fast-math
+    # licence (the kernels test values for NaN and inf)
+    _jit_fma = _numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
     @_jit
     def _nb_injected_currents(sc: Any, v: Any, out: Any) -> None:  # pragma: no cover
@@ -143,7 +146,7 @@ if _numba is not None:
                 b = (i_t.real * i_t.real + i_t.imag * i_t.imag) * st2[c]
                 out[i, cols[c]] = np.sqrt(max(a, b))
 
-    @_jit
+    @_jit_fma
     def _nb_current(s: complex, v: complex) -> complex:  # pragma: no cover
         """``conj(S / V)`` from ``s = conj(S)`` and ``V``."""
         a = v.real
@@ -151,7 +154,7 @@ if _numba is not None:
         inv = 1.0 / (a * a + b * b)
         return complex((s.real * a - s.imag * b) * inv, (s.real * b + s.imag * a) * inv)
 
-    @_jit
+    @_jit_fma
     def _nb_zip_current(
         s: complex, v: complex, kp: Any, kq: Any, j: int
     ) -> complex:  # pragma: no cover
@@ -162,7 +165,7 @@ if _numba is not None:
         si = s.imag * (kq[0, j] + vm * (kq[1, j] + vm * kq[2, j]))
         return _nb_current(complex(sr, si), v)
 
-    @_jit
+    @_jit_fma
     def _nb_lanes_forward(
         s: Any, v: Any, zip_p: Any, zip_q: Any, use_zip: bool, fac: Any, x: Any
     ) -> None:  # pragma: no cover
@@ -194,7 +197,7 @@ if _numba is not None:
             x[j, 2] = a2
             x[j, 3] = a3
 
-    @_jit
+    @_jit_fma
     def _nb_lanes_backward(v: Any, fac: Any, x: Any, dv: Any) -> None:  # pragma: no cover
         """``U x = y`` in place for the 4 lanes of ``x``: the forward sweep of a radial
         feeder (source to leaves); ``dv[b]`` = the largest change of lane ``b`` from
@@ -240,18 +243,18 @@ if _numba is not None:
         dv[2] = np.sqrt(m2) if np.isfinite(t2) else np.inf
         dv[3] = np.sqrt(m3) if np.isfinite(t3) else np.inf
 
-    @_jit
+    @_jit_fma
     def _nb_abs2(d: complex) -> float:  # pragma: no cover
         return d.real * d.real + d.imag * d.imag
 
-    @_jit
+    @_jit_fma
     def _nb_lane_load(sc: Any, i: int, w: Any, s: Any, v: Any, b: int) -> None:  # pragma: no cover
         """Put step ``i`` (``-1``: none, zero load) into lane ``b``, at the no-load voltage."""
         for j in range(w.size):
             v[j, b] = w[j]
             s[j, b] = sc[i, j] if i >= 0 else 0.0
 
-    @_jit
+    @_jit_fma
     def _nb_lane_store(
         i: int,
         b: int,
@@ -273,7 +276,7 @@ if _numba is not None:
             else:
                 cur_out[i, j] = _nb_current(s[j, b], v[j, b])
 
-    @_jit
+    @_jit_fma
     def _nb_sweep_iterate(
         sc: Any,
         w: Any,
