@@ -25,9 +25,14 @@ lost communications, derates; caps from each EV's own export limit): plugged-in 
 reserve, charger and export limits and departure energy are the dispatch's own. The
 asset's load is judged against its criterion as the base case's power-flow loading [kVA]
 plus the EVs' power [kW] (reactive power and losses of the base load kept, those the EVs
-add ignored); no power flow inside the search. ``k`` is found by bisection
-(:func:`~gridplan.planning.targeting.smallest_enrollment`), per draw; the year's targeted
-enrollment is the least ``k`` that holds in ``confidence`` of the draws.
+add ignored); no power flow inside the search. The year's targeted enrollment is the
+least ``k`` that holds in ``confidence`` of the draws (a draw with fewer capable EVs
+enrolls all of them), found by
+:func:`~gridplan.planning.targeting.smallest_enrollment` on that share: bisection in the
+year of need, then galloping from the year before's enrollment; each probe stops as soon
+as enough draws hold or fail. Draws whose charging case (the study's power flow) has no
+need hold without a dispatch when the V2G strategy without enrollment charges as that
+case does.
 
 *Verification.* For each year, the whole fleet is dispatched again with exactly the
 chosen enrollments of every asset in its V2G years (every monitored asset in the
@@ -51,6 +56,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -63,7 +69,6 @@ from gridplan.planning.needs import asset_loading_pct
 from gridplan.planning.targeting import (
     TIERS,
     ProgramFlows,
-    enrollment_at_confidence,
     procure_or_build,
     smallest_enrollment,
     tier,
@@ -76,6 +81,7 @@ from gridplan.study.units import UnitContext, _Unit
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_DEFERRAL_YEARS",
     "MAX_TARGETED_ASSETS",
     "OPPORTUNITY_COLUMNS",
     "TargetedSearch",
@@ -89,6 +95,12 @@ __all__ = [
 #: asset costs a few V2G dispatches of its downstream EVs per year and draw) [-]. The
 #: quick start has 24.
 MAX_TARGETED_ASSETS = 40
+
+#: Years of V2G searched from an asset's year of need [yr]: plans defer the upgrade by at
+#: most this many years (stated assumption: a deferral plan is revisited in each yearly
+#: planning cycle, and later years add ever smaller present values; it also bounds the
+#: search's cost). ``deferrable_capped`` says when the horizon or this cap ended the search.
+MAX_DEFERRAL_YEARS = 5
 
 #: Columns of the deferral-opportunity table, in order. ``plan`` and ``upgrade_year`` are the
 #: least-present-cost plan; ``deferral_years``, ``deferral_value_usd``, ``program_cost_usd``,
@@ -443,45 +455,83 @@ class _AssetState:
     capable: float = math.nan
     fail_share: float = math.nan
     reason: str = ""
-    #: each draw's least enrollment the year before (the next year's first guess)
-    k_draws: np.ndarray | None = None
+
+
+class _DrawProbe:
+    """Whether each draw holds one asset at an enrollment ``k`` (cached), for the search at
+    confidence: a draw enrolls ``min(k, its capable EVs)``; a draw whose charging case has
+    no need holds without a dispatch, one with a need does not hold at 0."""
+
+    def __init__(self, study: _Study, searches: list[TargetedSearch], a: int, year: int):
+        self.searches, self.a = searches, a
+        self.pools = [int(s.pool(a).size) for s in searches]
+        self.need = [study.charging_need(year, d, a) for d in range(len(searches))]
+        self.cache: dict[tuple[int, int], bool] = {}
+        self.order = list(range(len(searches)))  # draws that failed last are tried first
+
+    def holds(self, d: int, k: int) -> bool:
+        k = min(k, self.pools[d])
+        if self.need[d] is False:
+            return True
+        if self.need[d] is True and k == 0:
+            return False
+        if (d, k) not in self.cache:
+            search = self.searches[d]
+            result = search.dispatch_asset(self.a, k)
+            self.cache[d, k] = search.holds(self.a, search.loading_pct(self.a, result))
+        return self.cache[d, k]
+
+    def enough(self, k: int, n_need: int) -> bool:
+        """Whether at least ``n_need`` draws hold at ``k`` (stops as soon as it is known)."""
+        held = failed = 0
+        for d in list(self.order):
+            if self.holds(d, k):
+                held += 1
+            else:
+                failed += 1
+                self.order.remove(d)
+                self.order.insert(0, d)
+            if held >= n_need:
+                return True
+            if failed > len(self.order) - n_need:
+                return False
+        return held >= n_need
+
+    def share(self, k: int) -> float:
+        """Share of draws that hold at ``k`` [-]."""
+        return float(np.mean([self.holds(d, k) for d in range(len(self.searches))]))
 
 
 def _search_year(
     study: _Study, year: int, states: list[_AssetState]
 ) -> tuple[list[TargetedSearch], list[_Unit]]:
-    """Each active asset's least enrollment per draw in ``year``, and the year's choice."""
+    """Each active asset's targeted enrollment in ``year``: the least ``k`` that holds in
+    ``confidence`` of the draws (the search gallops from the year before's)."""
     draws = study.config.horizon.draws
-    conf = study.config.horizon.confidence
-    searches, units = zip(*(study.draw(year, d) for d in range(draws)), strict=True)
+    n_need = max(1, math.ceil(study.config.horizon.confidence * draws - 1e-9))
+    pairs = [study.draw(year, d) for d in range(draws)]
+    searches = [p[0] for p in pairs]
     for st in states:
         if not st.active:
             continue
-        k_d = np.full(draws, math.inf)
-        away = []
-        for d, search in enumerate(searches):
-            hint = None
-            if st.k_draws is not None and 0 < st.k_draws[d] < math.inf:
-                hint = int(st.k_draws[d])
-            k = search.least_k(st.a, study.charging_need(year, d, st.a), hint)
-            k_d[d] = math.inf if k is None else k
-            if k is None and not st.years:
-                away.append(search.away_share(st.a))
+        probe = _DrawProbe(study, searches, st.a, year)
         if not st.years:  # the need year: who is behind the asset
-            pools = [s.pool(st.a).size for s in searches]
-            st.capable = float(np.median(pools))
+            st.capable = float(np.median(probe.pools))
             st.evs = float(np.median([s.context.ev_assets[:, st.a].sum() for s in searches]))
-        st.k_draws = k_d
-        k, share = enrollment_at_confidence(k_d, conf)
-        if not math.isfinite(k):
+        k_max = max(probe.pools)
+        hint = int(st.k[-1]) if st.k and 0 < st.k[-1] < k_max else None
+        k = smallest_enrollment(partial(_DrawProbe.enough, probe, n_need=n_need), k_max, hint=hint)
+        if k is None:
             st.active = False
             if not st.years:
-                st.fail_share, st.reason = share, _reason(st.capable, away)
+                failing = [d for d in range(draws) if not probe.holds(d, k_max)]
+                away = [searches[d].away_share(st.a) for d in failing]
+                st.fail_share, st.reason = probe.share(k_max), _reason(st.capable, away)
             continue
         st.years.append(year)
-        st.k.append(k)
-        st.search_share.append(share)
-    return list(searches), list(units)
+        st.k.append(float(k))
+        st.search_share.append(probe.share(k))
+    return searches, [p[1] for p in pairs]
 
 
 def _reason(capable: float, away: list[float]) -> str:
@@ -582,6 +632,8 @@ def opportunities_table(
     study = _Study(ctx, h)
     states = [_AssetState(a=int(a), need_year=int(need_year.iloc[a])) for a in with_need]
     for year in h.years:
+        for st in states:  # the cap on the years of V2G
+            st.active = st.active and year < st.need_year + MAX_DEFERRAL_YEARS
         todo = [st for st in states if st.active and st.need_year <= year]
         if not todo:
             continue
@@ -673,7 +725,7 @@ def _row(
         search_share=st.search_share[0],
         verified_share=st.verified_share[0],
         deferrable_years=len(st.years),
-        deferrable_capped=st.years[-1] == end,
+        deferrable_capped=st.years[-1] == min(end, st.need_year + MAX_DEFERRAL_YEARS - 1),
         plan=plan,
         upgrade_year=x,
         deferral_years=int(plans.upgrade_years[v]) - st.need_year,
