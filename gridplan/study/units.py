@@ -222,6 +222,17 @@ class UnitContext:
         )
 
     @cached_property
+    def monitored_outputs(self) -> dict[str, Any]:
+        """``solve_timeseries`` keywords that extract only what the criteria read: the
+        monitored lines and transformers and the service-point buses."""
+        kind, element = np.asarray(self.assets.kind), np.asarray(self.assets.element)
+        return {
+            "lines": [int(e) for e in element[kind == "line"]],
+            "trafos": [int(e) for e in element[kind == "trafo"]],
+            "buses": [int(b) for b in self.feeder.net.bus.index[self.service]],
+        }
+
+    @cached_property
     def allowed_hours(self) -> np.ndarray:
         """Hours each asset may spend over its limit [h], (asset,)."""
         crit = self.config.criteria
@@ -408,8 +419,9 @@ class _Unit:
                 inputs.load_p_kw[rows] + ev_kw[rows],
                 load_q_kvar=inputs.load_q_kvar[rows],
                 sgen_p_kw=inputs.sgen_p_kw[rows],
+                **ctx.monitored_outputs,
             )
-            lo, hi = service_extremes(flow.vm_pu[:, ctx.service])
+            lo, hi = service_extremes(flow.vm_pu)
             loading = asset_loading_pct(flow, ctx.assets)
             return loading, lo, hi, np.asarray(flow.converged, dtype=bool)
 
@@ -434,20 +446,28 @@ class _Unit:
         return sc.loading_pct, sc.converged, sc.vm_min_pu, sc.vm_max_pu
 
     def _full(self, ev_kw: np.ndarray, base_case: bool) -> tuple[Any, ...]:
-        """Solve every step; the base case also builds the year's screening basis."""
+        """Solve every step; the base case also builds the year's screening basis.
+
+        Every bus and branch is extracted only where it is used: the base case (cached
+        for the year, its basis needs the whole flow) and the detail unit (figures); other
+        EV cases get the monitored branches and the service buses only."""
         ctx, inputs = self.ctx, self.inputs
+        everything = base_case or self.keep_detail
         flow = solve_timeseries(
             ctx.compiled,
             inputs.load_p_kw + ev_kw,
             load_q_kvar=inputs.load_q_kvar,
             sgen_p_kw=inputs.sgen_p_kw,
+            **({} if everything else ctx.monitored_outputs),
         )
         loading = asset_loading_pct(flow, ctx.assets)
         converged = np.asarray(flow.converged, dtype=bool)
-        vm_min, vm_max = service_extremes(flow.vm_pu[:, ctx.service])
-        with np.errstate(all="ignore"):
-            bus_vm = np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf).min(axis=0)
-        bus_vm[np.isinf(bus_vm)] = np.nan
+        vm_min, vm_max = service_extremes(flow.vm_pu[:, ctx.service] if everything else flow.vm_pu)
+        bus_vm = None
+        if everything:
+            with np.errstate(all="ignore"):
+                bus_vm = np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf).min(axis=0)
+            bus_vm[np.isinf(bus_vm)] = np.nan
         if base_case and ctx.screening:
             assets = ctx.assets
             self.basis = build_basis(
