@@ -25,6 +25,7 @@ def _config(**criteria: object) -> StudyConfig:
             "period": {"kind": "peak_week"},
             "fleet": {"evs_per_household": 6.0},
             "criteria": criteria,
+            "targeting": {"enabled": False},  # not under test here (suite time)
         },
     )
 

@@ -100,6 +100,7 @@ def _study(draws_as: str) -> StudyConfig:
             "horizon": {"start": 2030, "end": 2038, "draws": 10, "draws_as": draws_as},
             "period": {"kind": "peak_week"},
             "fleet": {"adoption": ADOPTION, "v2g_capable_share": 0.5, "v2g_enrolled_share": 0.5},
+            "targeting": {"enabled": False},  # not under test here (suite time)
         },
     )
 

@@ -380,7 +380,10 @@ def test_more_enrollment_never_reduces_deferral(tmp_path):
     give at least as many deferral years on average (v2g_peak_shave)."""
     from gridplan.planning.deferral import deferral_per_draw
 
-    base = HORIZON.replace("draws = 4", "draws = 3") + '\n[dispatch]\nv2g = "v2g_peak_shave"\n'
+    base = (
+        HORIZON.replace("draws = 4", "draws = 3")
+        + '\n[dispatch]\nv2g = "v2g_peak_shave"\n[targeting]\nenabled = false\n'
+    )
     mean_deferral = []
     for share in (0.1, 0.5, 1.0):
         path = tmp_path / f"e{share}.toml"

@@ -24,6 +24,7 @@ def _config(**availability: object) -> StudyConfig:
             "period": {"kind": "peak_week"},
             "fleet": {"evs_per_household": 4.0, "v2g_enrolled_share": 0.5},
             "dispatch": {"v2g": "v2g_peak_shave", "v1g_case": False},
+            "targeting": {"enabled": False},  # not under test here (suite time)
             "availability": availability,
         },
     )

@@ -34,6 +34,7 @@ def _config(**dispatch: object) -> StudyConfig:
                 "v2g_enrolled_share": 0.6,
             },
             "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave", **dispatch},
+            "targeting": {"enabled": False},  # not under test here (suite time)
         },
     )
 

@@ -314,6 +314,15 @@ class AvailabilitySpec(StrictModel):
         return self.compare_perfect and not self.parameters().is_perfect
 
 
+class TargetingSpec(StrictModel):
+    """The targeted V2G search per constrained asset (issue 20,
+    :mod:`gridplan.study.opportunities`): ``enabled`` (default on) runs it when the primary
+    V2G case exports and few enough assets have a need; off, the study reports the
+    feeder-wide program only (and runs faster)."""
+
+    enabled: bool = True
+
+
 class ValuationSpec(StrictModel):
     """Financial assumptions.
 
@@ -392,6 +401,7 @@ class StudyConfig(StrictModel):
     program: ProgramSpec | None = None
     sensitivity: SensitivitySpec = Field(default_factory=SensitivitySpec)
     availability: AvailabilitySpec = Field(default_factory=AvailabilitySpec)
+    targeting: TargetingSpec = Field(default_factory=TargetingSpec)
 
     @model_validator(mode="after")
     def _years(self) -> StudyConfig:

@@ -361,6 +361,7 @@ class _Study:
                 inputs.load_p_kw,
                 load_q_kvar=inputs.load_q_kvar,
                 sgen_p_kw=inputs.sgen_p_kw,
+                **self.ctx.monitored_outputs,
             )
             loading = np.nan_to_num(asset_loading_pct(flow, self.ctx.assets))
             self.base_kva = {unit.year: loading / 100.0 * self.ctx.assets.rating_kva}
@@ -572,6 +573,7 @@ def _verify_year(
             inputs.load_p_kw + result.power_by_load_kw,
             load_q_kvar=inputs.load_q_kvar,
             sgen_p_kw=inputs.sgen_p_kw,
+            **ctx.monitored_outputs,
         )
         need = search.judge(asset_loading_pct(flow, ctx.assets))
         for st in live:

@@ -101,7 +101,7 @@ def run(
     assert detail is not None
     economics = economics_table(config, horizon, assets, ctx.time_index, feeder.step_h)
     # Procure or build per constrained asset: targeted V2G enrollment (issue 20).
-    opportunities = opportunities_table(ctx, horizon, assets)
+    opportunities = opportunities_table(ctx, horizon, assets) if config.targeting.enabled else None
     summary = build_summary(
         config,
         feeder,
