@@ -43,7 +43,10 @@ def _study(feeder: str, *, screening: bool, band: tuple[float, float], evs: floa
                 "v2g_capable_share": 0.6,
                 "v2g_enrolled_share": 0.6,
             },
-            "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave"},
+            "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave", "v1g_case": False},
+            # the method's extra cases and searches are not under test here (suite time)
+            "availability": {"preset": "perfect"},
+            "targeting": {"enabled": False},
         },
     )
 
