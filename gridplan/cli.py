@@ -275,6 +275,18 @@ def _study_lines(s: StudySummary) -> list[str]:
         f"{_year_text(c.year_of_need_v2g, h.end)} with V2G; deferral at "
         f"{h.confidence:.0%} confidence: {deferral_text}"
     )
+    if "v1g" in s.cases:
+        lines.append(
+            f"  managed charging only (V1G): year of need {_year_text(c.year_of_need_v1g, h.end)}"
+            f"; of the V2G deferral, V1G gives {_years(c.deferral_years_v1g_part)} and export "
+            f"{_years(c.deferral_years_export_part)} (each at {h.confidence:.0%} confidence)"
+        )
+    if "v2g_perfect" in s.cases:
+        lines.append(
+            "  without availability effects (every enrolled EV answers at full power): year "
+            f"of need {_year_text(c.year_of_need_v2g_perfect, h.end)}, deferral "
+            f"{_years(c.deferral_years_perfect)}"
+        )
     diverged = {case: pf.non_converged_steps for case, pf in s.power_flow.items()}
     if any(diverged.values()):
         steps = ", ".join(f"{case} {n}" for case, n in diverged.items())
@@ -294,6 +306,10 @@ def _study_lines(s: StudySummary) -> list[str]:
             f"{s.valuation['dollar_year']} USD: {'n/a' if value is None else f'{value:,.0f}'}"
         )
     return lines
+
+
+def _years(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g} years"
 
 
 @app.command("batch")
