@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,15 @@ import pandas as pd
 
 from gridplan.core.errors import ConfigError
 
-__all__ = ["atomic_path", "require_file", "write_csv", "write_json", "write_text", "write_with"]
+__all__ = [
+    "atomic_path",
+    "read_text_table",
+    "require_file",
+    "write_csv",
+    "write_json",
+    "write_text",
+    "write_with",
+]
 
 
 @contextmanager
@@ -119,3 +127,33 @@ def require_file(
             f"not a regular file ({kind}; expected {expected})", file=path, field=field
         )
     return path
+
+
+def read_text_table(path: str | Path, columns: Sequence[str], what: str) -> pd.DataFrame:
+    """A small CSV data table read as text (no NaN guessing), with its required columns.
+
+    Parameters
+    ----------
+    path
+        The CSV file.
+    columns
+        Columns it must have.
+    what
+        What the table is, for errors (e.g. ``"the thermal parameter table"``).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, or missing columns (one line naming the file).
+    """
+    from gridplan.core.errors import ConfigError
+
+    file = Path(path)
+    try:
+        table = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what}: {exc}", file=file) from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ConfigError(f"missing columns {missing}; expected {list(columns)}", file=file)
+    return table

@@ -53,6 +53,7 @@ from scipy.special import betaincinv
 
 from gridplan.core.config import StrictModel
 from gridplan.core.errors import ConfigError
+from gridplan.core.io import read_text_table
 from gridplan.ev.fleet import Fleet, RNGLike, as_generator
 
 __all__ = [
@@ -91,13 +92,7 @@ def availability_table(path: str | Path | None = None) -> pd.DataFrame:
         source or an unknown status.
     """
     file = Path(path) if path is not None else _table_path()
-    try:
-        table = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the availability table: {exc}", file=file) from None
-    missing = [c for c in _TABLE_COLUMNS if c not in table.columns]
-    if missing:
-        raise ConfigError(f"missing columns {missing}; expected {list(_TABLE_COLUMNS)}", file=file)
+    table = read_text_table(file, _TABLE_COLUMNS, "the availability table")
     table = table.apply(lambda col: col.str.strip())
     known = set(AvailabilityParameters.model_fields)
     for pos, row in enumerate(table.itertuples(index=False), start=2):

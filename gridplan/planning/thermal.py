@@ -48,6 +48,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from gridplan.core.errors import ConfigError
+from gridplan.core.io import read_text_table
 from gridplan.planning.needs import need_flags
 
 __all__ = [
@@ -191,13 +192,7 @@ def _bundled_parameters() -> tuple[tuple[str, ThermalParameters], ...]:
 
 
 def _read_parameters(path: Path) -> dict[str, ThermalParameters]:
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the thermal parameter table: {exc}", file=path) from exc
-    missing = [c for c in _TABLE_COLUMNS if c not in table.columns]
-    if missing:
-        raise ConfigError(f"missing columns {missing}; expected {list(_TABLE_COLUMNS)}", file=path)
+    table = read_text_table(path, _TABLE_COLUMNS, "the thermal parameter table")
     values: dict[str, dict[str, float]] = {}
     sources: dict[str, dict[str, str]] = {}
     for pos, row in enumerate(table.itertuples(index=False), start=2):  # line 1: header

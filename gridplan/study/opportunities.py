@@ -371,18 +371,7 @@ class _Study:
         """The search state of one (year, draw)."""
         ctx, config = self.ctx, self.config
         unit = _Unit(ctx, year, d, keep_detail=False)
-        inputs = unit.inputs
-        full = DispatchContext.from_feeder(
-            ctx.feeder,
-            unit.fleet,
-            inputs.load_p_kw,
-            ctx.time_index,
-            sgen_p_kw=inputs.sgen_p_kw,
-            asset_base_kw=ctx.asset_base_cache.get(year),
-        )
-        full = dataclasses.replace(
-            full, asset_limit_kw=full.asset_limit_kw * config.dispatch.target_fraction
-        )
+        full = unit.grid_context()  # the unit's own grid view (limits at target_fraction)
         equipment = v2g_equipment(unit.fleet, config)
         params = config.availability.parameters()
         availability = None

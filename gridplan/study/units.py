@@ -357,7 +357,7 @@ class _Unit:
         self.known: tuple[np.ndarray, Any] | None = None
 
     # ------------------------------------------------------------------ dispatch
-    def _context(self) -> DispatchContext:
+    def grid_context(self) -> DispatchContext:
         """The grid context of the grid-aware strategies (built once per unit)."""
         if self.dispatch_context is None:
             ctx, inputs = self.ctx, self.inputs
@@ -381,7 +381,7 @@ class _Unit:
     def dispatch(self, case: str, strategy: str) -> DispatchResult:
         """Dispatch the fleet under one strategy."""
         ctx, spec = self.ctx, self.ctx.config.dispatch
-        context = self._context() if Strategy(strategy).needs_context else self.dispatch_context
+        context = self.grid_context() if Strategy(strategy).needs_context else self.dispatch_context
         n_steps = len(self.inputs.load_p_kw)
         fleet = self.fleet
         if case == "v1g":  # the V2G strategy's charging management without export
