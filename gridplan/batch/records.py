@@ -138,10 +138,10 @@ class _Recorder:
         self._flush_s = 0.0
         self._bar: Any = None
         if progress and todo:
-            from tqdm.auto import tqdm
+            from gridplan.core.progress import progress_bar
 
-            self._bar = tqdm(
-                total=todo, desc=f"batch {plan.config.name}", unit="unit", dynamic_ncols=True
+            self._bar = progress_bar(
+                total=todo, desc=f"batch {plan.config.name}", unit="unit", disable=False
             )
             self._bar.set_postfix(ok=self.ok, failed=0, refresh=False)
 

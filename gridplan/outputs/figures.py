@@ -168,9 +168,11 @@ def write_figures(result: StudyResult, out_dir: str | Path, *, progress: bool = 
     files: list[str] = []
     items: Any = list(STUDY_FIGURES.items())
     if progress:
-        from tqdm import tqdm
+        from gridplan.core.progress import progress_bar
 
-        items = tqdm(items, desc="figures", unit="figure", leave=False)
+        items = progress_bar(
+            iterable=items, desc="figures", unit="figure", leave=False, disable=False
+        )
     for name, draw in items:
         with _style():
             fig = draw(result)

@@ -279,10 +279,14 @@ def evaluate_units(
     tasks = unit_tasks(len(years), draws, n_proc)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from gridplan.core.progress import progress_bar
 
-        bar = tqdm(
-            total=len(years) * draws, desc=f"study {ctx.config.name}", unit="draw", leave=False
+        bar = progress_bar(
+            total=len(years) * draws,
+            desc=f"study {ctx.config.name}",
+            unit="draw",
+            leave=False,
+            disable=False,  # asked for: also in notebooks and logs
         )
     try:
         with threadpool_limits(limits=1, user_api="blas"):
