@@ -217,6 +217,9 @@ def test_rerun_needs_resume_and_resume_runs_nothing(serial, batch_file):
 
 
 # --------------------------------------------------------------------------- dask
+# Dask clusters start worker processes (~30 s each on 2 cores): run in the slow pass, which
+# .ci/run runs after the default suite.
+@pytest.mark.slow
 def test_two_dask_workers_equal_serial(serial, batch_file):
     pytest.importorskip("distributed")
     result = run(batch_file, workers=2, output_dir=batch_file.parent / "dask", progress=False)
@@ -247,6 +250,7 @@ def _feeder_builds() -> dict[str, int]:
     return dict(feeders.build_feeder.counts)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_feeder_is_loaded_once_and_sent_to_the_other_worker(tmp_path, serial):
     """Shared inputs go to workers once: the feeder is built on one worker only; the
     other worker gets the loaded feeder from it and runs units with the same results."""
