@@ -555,30 +555,23 @@ def _size_service_transformers(
 
 
 #: The options a feeder spec may give each builder (``network.options``), with their ranges.
+#: Options both US residential builders take (topology, homes, source).
+_US_TOPOLOGY_OPTIONS: dict[str, Option] = {
+    "n_laterals": count(1, 100),
+    "transformers_per_lateral": count(1, 100),
+    "trunk_segment_km": number(0, 50, "km", low_open=True),
+    "lateral_span_km": number(0, 10, "km", low_open=True),
+    "home_annual_kwh": number(0, 1e6, "kWh/yr", low_open=True),
+    "power_factor": number(0, 1, low_open=True),
+    "pv_share": number(0, 1),
+    "source_vm_pu": number(0.5, 1.5, "pu"),
+    "seed": count(0),
+}
 BUILDER_OPTIONS: dict[str, Mapping[str, Option]] = {
-    "us_residential": {
-        "n_laterals": count(1, 100),
-        "transformers_per_lateral": count(1, 100),
-        "trunk_segment_km": number(0, 50, "km", low_open=True),
-        "lateral_span_km": number(0, 10, "km", low_open=True),
-        "home_annual_kwh": number(0, 1e6, "kWh/yr", low_open=True),
-        "power_factor": number(0, 1, low_open=True),
-        "pv_share": number(0, 1),
-        "pv_kw": number(0, 1000, "kW"),
-        "source_vm_pu": number(0.5, 1.5, "pu"),
-        "seed": count(0),
-    },
+    "us_residential": {**_US_TOPOLOGY_OPTIONS, "pv_kw": number(0, 1000, "kW")},
     "ca_residential": {
-        "n_laterals": count(1, 100),
-        "transformers_per_lateral": count(1, 100),
-        "trunk_segment_km": number(0, 50, "km", low_open=True),
-        "lateral_span_km": number(0, 10, "km", low_open=True),
-        "home_annual_kwh": number(0, 1e6, "kWh/yr", low_open=True),
-        "power_factor": number(0, 1, low_open=True),
-        "pv_share": number(0, 1),
+        **_US_TOPOLOGY_OPTIONS,
         "pv_dc_kw": number(0, 1000, "kW-DC"),
-        "source_vm_pu": number(0.5, 1.5, "pu"),
-        "seed": count(0),
         "size_to_peak": flag(),
     },
 }
