@@ -40,6 +40,19 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- recording
+def _unit_identity(unit: Unit) -> dict[str, Any]:
+    """The fields that name a unit, first in its record and its manifest row."""
+    return {
+        "unit_id": unit.unit_id,
+        "feeder": unit.feeder,
+        "feeder_ref": unit.feeder_ref,
+        "scenario": unit.scenario,
+        "scenario_name": unit.scenario_name,
+        "draw": unit.draw,
+        "seed": unit.seed,
+    }
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -163,13 +176,7 @@ class _Recorder:
             tomli_w.dumps(unit.config.model_dump(mode="json", exclude_none=True)),
         )
         record = {
-            "unit_id": unit.unit_id,
-            "feeder": unit.feeder,
-            "feeder_ref": unit.feeder_ref,
-            "scenario": unit.scenario,
-            "scenario_name": unit.scenario_name,
-            "draw": unit.draw,
-            "seed": unit.seed,
+            **_unit_identity(unit),
             "params": unit.params,
             "config_hash": unit.config_hash,
             "batch_config_hash": self.plan.config_hash,
@@ -221,13 +228,7 @@ def manifest_frame(plan: BatchPlan, records: Mapping[str, Mapping[str, Any]]) ->
     for unit in plan.units:
         rec = records.get(unit.unit_id)
         row: dict[str, Any] = {
-            "unit_id": unit.unit_id,
-            "feeder": unit.feeder,
-            "feeder_ref": unit.feeder_ref,
-            "scenario": unit.scenario,
-            "scenario_name": unit.scenario_name,
-            "draw": unit.draw,
-            "seed": unit.seed,
+            **_unit_identity(unit),
             "config_hash": unit.config_hash,
             "status": "pending",
             "attempts": 0,

@@ -10,6 +10,7 @@ ambient temperature per step (:func:`ambient_series_c`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -80,13 +81,9 @@ class AssetCriteria:
         """Whether transformers are judged by the thermal model."""
         return self.spec.trafo_criterion != "loading"
 
-    def need(
-        self, loading_pct: np.ndarray, allowed_h: np.ndarray, step_h: float, *, unsolved_over: bool
-    ) -> np.ndarray:
-        """Need flag per asset of one case's loading [%], (time, asset)."""
-        limit = self.assets.limit_pct
-        if not self.thermal:
-            return need_flags(loading_pct, limit, allowed_h, step_h, unsolved_over=unsolved_over)
+    @cached_property
+    def _thermal_setup(self) -> tuple[list[str], dict[str, ThermalCriterion]]:
+        """Each asset's thermal kind (or ``line``) and each kind's criterion (built once)."""
         is_trafo = np.asarray(self.assets.kind) == "trafo"
         kinds = [self.spec.trafo_thermal_kind if t else "line" for t in is_trafo]
         criteria = {
@@ -95,6 +92,16 @@ class AssetCriteria:
                 "loading", None, allowed_hours=self.spec.allowed_hours_line, source="study"
             ),
         }
+        return kinds, criteria
+
+    def need(
+        self, loading_pct: np.ndarray, allowed_h: np.ndarray, step_h: float, *, unsolved_over: bool
+    ) -> np.ndarray:
+        """Need flag per asset of one case's loading [%], (time, asset)."""
+        limit = self.assets.limit_pct
+        if not self.thermal:
+            return need_flags(loading_pct, limit, allowed_h, step_h, unsolved_over=unsolved_over)
+        kinds, criteria = self._thermal_setup
         out = thermal_needs(
             loading_pct,
             self.ambient_c,

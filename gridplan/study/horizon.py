@@ -24,7 +24,7 @@ from gridplan.study.units import (
     evaluate_unit,
 )
 
-__all__ = ["HorizonResult", "asset_median_draw", "evaluate_units", "median_draw"]
+__all__ = ["HorizonResult", "asset_median_draw", "evaluate_units"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,14 +246,6 @@ def _need_details(units: list[UnitResult], years: np.ndarray) -> pd.DataFrame:
         empty.insert(0, "year", pd.Series(dtype=years.dtype))
         return empty
     return pd.concat(frames, ignore_index=True)
-
-
-def median_draw(h: HorizonResult, y: int, limit_pct: np.ndarray) -> int:
-    """The draw whose worst asset loading (charging case, relative to the limit) in year
-    position ``y`` is the (lower) median across draws."""
-    worst = np.nanmax(h.peak_loading_pct[y, :, h.case("charging"), :] / limit_pct, axis=1)
-    order = np.argsort(worst, kind="stable")
-    return int(order[(len(order) - 1) // 2])
 
 
 def asset_median_draw(h: HorizonResult, y: int, asset: int) -> int:
