@@ -40,6 +40,7 @@ override and its share of the window.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from importlib import resources
@@ -273,6 +274,18 @@ class Availability:
             comms_lost=none,
             overridden=none,
             override_share=np.full(shape, np.nan),
+        )
+
+    def take(self, keep: np.ndarray) -> Availability:
+        """The availability of the EVs where ``keep`` (bool, shape (EV,)) is True, in order
+        (matches :meth:`Fleet.take <gridplan.ev.fleet.Fleet.take>`)."""
+        keep = np.asarray(keep, dtype=bool)
+        return Availability(
+            **{
+                f.name: (value[:, keep] if value.ndim == 2 else value[keep])
+                for f in dataclasses.fields(self)
+                for value in [np.asarray(getattr(self, f.name))]
+            }
         )
 
     @property

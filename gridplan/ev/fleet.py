@@ -45,6 +45,7 @@ from gridplan.grid.feeders import Feeder
 __all__ = [
     "CATALOG_BOUNDS",
     "CHARGER_COLUMNS",
+    "CHARGING_BEHAVIOURS",
     "DATA",
     "DEFAULT_CHARGER_MIX",
     "DEFAULT_VEHICLE_MIX",
@@ -70,6 +71,9 @@ RNGLike = np.random.Generator | int | None
 #: Arrival times are clipped to this part of the day [h] (see :func:`sample_fleet`).
 ARRIVAL_MIN_H, ARRIVAL_MAX_H = 0.5, 23.5
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+#: Charging behaviours a customer can have in a mixed fleet (``FleetScenario.charging_mix``):
+#: the charging strategies of :class:`gridplan.ev.options.Strategy` that do not export.
+CHARGING_BEHAVIOURS: tuple[str, ...] = ("unmanaged", "tou", "smart")
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -348,6 +352,15 @@ class FleetScenario(StrictModel):
     the catalogs and the weekday/weekend parameters -- for what-if studies.
     ``v2g_capable_share`` overrides the share of bidirectional models implied by the
     vehicle mix (the mix is then split into capable and other models, each renormalized).
+
+    ``charging_mix`` (default ``None``: every EV follows the case's charging strategy)
+    gives shares of customers by charging behaviour, e.g. ``{unmanaged = 0.6, tou = 0.3,
+    smart = 0.1}`` (:data:`CHARGING_BEHAVIOURS`; the shares sum to 1). Each EV draws its
+    behaviour once (it persists along a trajectory). In the study's ``charging`` case every
+    EV follows its own behaviour; in the V2G cases (and ``v1g``) the V2G-enrolled EVs follow
+    the V2G strategy and the others their own behaviour (see :mod:`gridplan.ev.mixed`).
+    The shares are scenario inputs (no published California split is assumed: PG&E's
+    EV2-A enrollment and managed-charging pilots are site-specific).
     """
 
     evs_per_household: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False)
@@ -359,6 +372,7 @@ class FleetScenario(StrictModel):
     charger_mix: dict[str, Share] = Field(default_factory=lambda: dict(DEFAULT_CHARGER_MIX))
     v2g_capable_share: Share | None = None
     v2g_enrolled_share: Share = 0.5
+    charging_mix: dict[str, Share] | None = None
     battery_kwh: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
     efficiency_kwh_per_mi: float | None = Field(default=None, gt=0, le=5, allow_inf_nan=False)
     charger_kw: float | None = Field(default=None, gt=0, le=500, allow_inf_nan=False)
@@ -386,6 +400,16 @@ class FleetScenario(StrictModel):
         if not mix or abs(total - 1.0) > 1e-6:
             raise ValueError(f"shares must sum to 1 (got {total:g})")
         return mix
+
+    @field_validator("charging_mix")
+    @classmethod
+    def _behaviours(cls, mix: dict[str, float] | None) -> dict[str, float] | None:
+        if mix is None:
+            return None
+        for name in mix:
+            if name not in CHARGING_BEHAVIOURS:
+                raise ValueError(_unknown("charging behaviour", name, list(CHARGING_BEHAVIOURS)))
+        return cls._sums_to_one(mix)
 
     @model_validator(mode="after")
     def _consistent(self) -> FleetScenario:
@@ -623,6 +647,14 @@ class Fleet:
     dwell_shortfall_kwh
         Energy of the day's trip that the following dwell cannot recharge even at full
         power [kWh], shape (day, ev).
+    charging_behaviour
+        Each EV's own charging behaviour (a name of :data:`CHARGING_BEHAVIOURS`), shape
+        (ev,); ``None``: the fleet has no mix (every EV follows the case's strategy).
+    ev_uniform
+        One uniform number in [0, 1) per EV, drawn last, for per-EV properties drawn
+        after the fleet that must persist along a trajectory (the V2G performance derate
+        of :func:`gridplan.ev.availability.derate_from_uniform`), shape (ev,); ``None``
+        for fleets built by hand.
     """
 
     year: int
@@ -647,6 +679,8 @@ class Fleet:
     trip_kwh: np.ndarray
     trip_shortfall_kwh: np.ndarray
     dwell_shortfall_kwh: np.ndarray
+    charging_behaviour: np.ndarray | None = None
+    ev_uniform: np.ndarray | None = None
 
     @property
     def n_ev(self) -> int:
@@ -725,7 +759,10 @@ def sample_fleet(
     -----
     Draw order (fixed, so a seed means the same fleet everywhere): counts per load,
     (with ``horizon``: one uniform number per EV), V2G capability, vehicle model,
-    enrollment, charger, then per (day, EV) arrival, departure and miles.
+    enrollment, charger, then per (day, EV) arrival, departure and miles, and last (only
+    with ``scenario.charging_mix``) each EV's charging behaviour, then one uniform number
+    per EV (:attr:`Fleet.ev_uniform`) -- so a mix leaves every other draw of the seed
+    unchanged.
 
     With ``horizon``, the EVs of the trajectory's highest adoption rate ``r_max`` are drawn
     (Poisson counts per load), each with a uniform number ``u``; year t keeps the EVs with
@@ -789,8 +826,22 @@ def sample_fleet(
         trip_kwh=trip_capped,
         trip_shortfall_kwh=trip - trip_capped,
         dwell_shortfall_kwh=np.maximum(trip_capped - rechargeable, 0.0),
+        charging_behaviour=_draw_behaviours(gen, scenario.charging_mix, n_ev),
+        ev_uniform=gen.random(n_ev),
     )
     return fleet if keep is None else fleet.take(keep)
+
+
+def _draw_behaviours(
+    gen: np.random.Generator, mix: dict[str, float] | None, n_ev: int
+) -> np.ndarray | None:
+    """Each EV's charging behaviour drawn from ``mix`` (names), or ``None`` without one."""
+    if mix is None:
+        return None
+    names = list(mix)
+    return np.asarray(names, dtype=object)[
+        _draw_choice(gen, names, np.array([mix[n] for n in names]), n_ev)
+    ]
 
 
 def _ev_equipment(

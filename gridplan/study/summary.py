@@ -33,6 +33,7 @@ __all__ = [
     "PowerFlowCase",
     "StudySummary",
     "build_summary",
+    "case_label",
     "num",
 ]
 
@@ -392,6 +393,36 @@ def _assumptions(feeder: Feeder) -> list[str]:
     return out
 
 
+def _mix_text(mix: dict[str, float]) -> str:
+    return ", ".join(f"{share:.0%} {name}" for name, share in mix.items())
+
+
+def case_label(config: StudyConfig, case: str, strategy: str | None) -> str:
+    """What a case dispatches, in words: the strategy, or with a charging mix
+    (``fleet.charging_mix``) the customers' shares and who follows the V2G strategy."""
+    mix = config.fleet.charging_mix
+    if strategy is None:
+        return "no EVs"
+    if mix is None or case.startswith("charging:"):
+        return strategy
+    if case == "charging":
+        return f"mixed charging ({_mix_text(mix)})"
+    return f"{strategy} for V2G-enrolled EVs, the others their own charging ({_mix_text(mix)})"
+
+
+def _mix_assumptions(config: StudyConfig) -> list[str]:
+    """The charging mix, when the study has one."""
+    mix = config.fleet.charging_mix
+    if mix is None:
+        return []
+    return [
+        f"Charging behaviours: {_mix_text(mix)} of EV customers (each EV drawn once, kept "
+        "along its trajectory; an input of the study, not a published split). In the V2G "
+        "cases V2G-enrolled EVs follow the V2G strategy; grid-aware groups (smart, then "
+        "V2G) plan on the base load plus the other customers' charging."
+    ]
+
+
 def critical_asset_id(assets: pd.DataFrame) -> str:
     """The asset whose charging-case peak (detail year) is highest relative to its limit."""
     ratio = assets.peak_loading_pct_charging / assets.limit_pct
@@ -557,7 +588,7 @@ def build_summary(
             load_factor={str(int(y)): num(f) for y, f in zip(h.years, h.load_factor, strict=True)},
             draws_as=config.horizon.draws_as,
         ),
-        cases={case: (h.strategies[case] or "no EVs") for case in h.cases},
+        cases={case: case_label(config, case, h.strategies[case]) for case in h.cases},
         period=PeriodInfo(
             kind=config.period.kind,
             start=str(time_index[0]),
@@ -594,5 +625,5 @@ def build_summary(
             "escalation_rate": config.valuation.escalation_rate,
         },
         notes=[*notes(config, h), *_period_notes(config, time_index, feeder.step_h), *feeder.notes],
-        assumptions=_assumptions(feeder),
+        assumptions=[*_assumptions(feeder), *_mix_assumptions(config)],
     )

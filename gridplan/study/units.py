@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from gridplan.core.errors import GridplanError
-from gridplan.ev.availability import draw_availability
+from gridplan.ev.availability import derate_from_uniform, draw_availability
 from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
 from gridplan.ev.events import ELRP, EventCalendar, TouRate, draw_event_calendar
 from gridplan.ev.fleet import Fleet, Zones, sample_fleet
+from gridplan.ev.mixed import case_behaviours, dispatch_mixed
 from gridplan.grid.feeders import Feeder
 from gridplan.grid.topology import downstream_of, service_bus_positions
 from gridplan.planning.needs import (
@@ -348,6 +349,11 @@ class _Unit:
                 self.fleet,
                 params,
                 np.random.default_rng(np.random.SeedSequence([config.seed, year, draw, 19])),
+                # an EV's performance derate is its own, kept along the trajectory; the
+                # day-by-day opt-outs, lost communications and overrides are drawn per year
+                derate=None
+                if self.fleet.ev_uniform is None
+                else derate_from_uniform(self.fleet.ev_uniform, params),
             )
         )
         self.dispatch_context: DispatchContext | None = None
@@ -378,32 +384,45 @@ class _Unit:
             )
         return self.dispatch_context
 
+    def behaviours(self, case: str, strategy: str) -> np.ndarray | None:
+        """Each EV's strategy in ``case`` when the fleet mixes charging behaviours: the
+        ``charging`` case follows every EV's own behaviour, the V2G cases (``v1g``
+        included) put the enrolled EVs on the case's V2G strategy; extra charging cases
+        (``charging:<name>``) stay uniform what-ifs. ``None``: no mix."""
+        if case.startswith("charging:"):
+            return None
+        return case_behaviours(self.fleet, None if case == "charging" else strategy)
+
     def dispatch(self, case: str, strategy: str) -> DispatchResult:
-        """Dispatch the fleet under one strategy."""
+        """Dispatch the fleet under one strategy (each EV its own, with a charging mix)."""
         ctx, spec = self.ctx, self.ctx.config.dispatch
-        context = self.grid_context() if Strategy(strategy).needs_context else self.dispatch_context
+        behaviours = self.behaviours(case, strategy)
+        needed = {strategy} if behaviours is None else set(behaviours)
+        grid_aware = any(Strategy(s).needs_context for s in needed)
+        context = self.grid_context() if grid_aware else self.dispatch_context
         n_steps = len(self.inputs.load_p_kw)
         fleet = self.fleet
         if case == "v1g":  # the V2G strategy's charging management without export
             fleet = dataclasses.replace(fleet, export_kw=np.zeros_like(fleet.export_kw))
-        result = dispatch(
-            fleet,
-            ctx.time_index,
-            strategy,
-            window_start_h=spec.window_start_h,
-            window_end_h=spec.window_end_h,
-            event_months=tuple(spec.event_months),
-            context=context,
-            rate=ctx.rate,
-            events=self.events,
-            availability=None if case == "v2g_perfect" else self.availability,
-            objective=spec.objective,
-            n_loads=len(ctx.feeder.net.load),
+        options: dict[str, Any] = {
+            "window_start_h": spec.window_start_h,
+            "window_end_h": spec.window_end_h,
+            "event_months": tuple(spec.event_months),
+            "context": context,
+            "rate": ctx.rate,
+            "events": self.events,
+            "availability": None if case == "v2g_perfect" else self.availability,
+            "objective": spec.objective,
+            "n_loads": len(ctx.feeder.net.load),
             # per-EV series only for the detail draw, and only while they are small (a
             # full year of a large MV fleet would take gigabytes); figures fall back to
             # the per-load series
-            keep_ev_series=self.keep_detail and n_steps * self.fleet.n_ev <= MAX_EV_SERIES,
-        )
+            "keep_ev_series": self.keep_detail and n_steps * self.fleet.n_ev <= MAX_EV_SERIES,
+        }
+        if behaviours is None:
+            result = dispatch(fleet, ctx.time_index, strategy, **options)
+        else:
+            result = dispatch_mixed(fleet, ctx.time_index, behaviours, **options)
         self.dispatched[case] = result
         return result
 
