@@ -20,6 +20,12 @@ programs respond to it. A grid-aware group does not move the groups dispatched b
 Warm-up steps before the period see the base load of the day after (as every dispatch
 does, :func:`gridplan.ev.context.context_rows`), here including the earlier groups' power.
 
+An enrolled EV is in the V2G group every day: on a day it opts out, overrides or loses
+communications (:mod:`gridplan.ev.availability`) it charges by the V2G strategy's rule for
+EVs not taking part (``unmanaged``), not by its own behaviour. A TOU or smart customer who
+enrolls can therefore charge earlier on such days than in the ``charging`` case, and a
+need can come earlier in some trajectories (the study states this with the mix).
+
 With one behaviour for every EV, :func:`dispatch_mixed` is exactly
 :func:`~gridplan.ev.dispatch.dispatch` with that strategy.
 """

@@ -419,7 +419,11 @@ def _mix_assumptions(config: StudyConfig) -> list[str]:
         f"Charging behaviours: {_mix_text(mix)} of EV customers (each EV drawn once, kept "
         "along its trajectory; an input of the study, not a published split). In the V2G "
         "cases V2G-enrolled EVs follow the V2G strategy; grid-aware groups (smart, then "
-        "V2G) plan on the base load plus the other customers' charging."
+        "V2G) plan on the base load plus the other customers' charging. An enrolled EV that "
+        "opts out, overrides or loses communications charges as the V2G strategy's "
+        "non-enrolled EVs do (unmanaged) that day, not by its own behaviour: where TOU or "
+        "smart customers are enrolled, this can advance a need in some trajectories "
+        "(a negative deferral at the confidence level)."
     ]
 
 

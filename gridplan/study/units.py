@@ -32,7 +32,12 @@ from gridplan.planning.needs import (
     deferral_requirement,
     excess_kva,
 )
-from gridplan.powerflow import CompiledNetwork, compile_network, solve_timeseries
+from gridplan.powerflow import (
+    CompiledNetwork,
+    compile_network,
+    iter_timeseries,
+    solve_timeseries,
+)
 from gridplan.powerflow.screening import ScreenBasis, build_basis, screen
 from gridplan.study.config import StudyConfig
 from gridplan.study.criteria import AssetCriteria, ambient_series_c
@@ -293,6 +298,14 @@ def _year_inputs(ctx: UnitContext, year: int) -> _Inputs:
     )
 
 
+def _bus_min(vm_pu: np.ndarray) -> np.ndarray:
+    """Lowest voltage of each bus over the steps that solved [pu], (bus,); NaN if none."""
+    with np.errstate(all="ignore"):
+        low = np.where(np.isfinite(vm_pu), vm_pu, np.inf).min(axis=0)
+    low[np.isinf(low)] = np.nan
+    return low
+
+
 def service_extremes(vm_pu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest service voltage of each step [pu]; ``inf``/``-inf`` where the
     step did not converge (NaN), so that it counts neither as low nor as high."""
@@ -467,41 +480,71 @@ class _Unit:
     def _full(self, ev_kw: np.ndarray, base_case: bool) -> tuple[Any, ...]:
         """Solve every step; the base case also builds the year's screening basis.
 
-        Every bus and branch is extracted only where it is used: the base case (cached
-        for the year, its basis needs the whole flow) and the detail unit (figures); other
-        EV cases get the monitored branches and the service buses only."""
+        Only the screening basis (small feeders: :data:`SCREENING_MAX_NODES`) needs the
+        whole flow at once. Otherwise the steps are solved chunk by chunk
+        (:func:`~gridplan.powerflow.iter_timeseries`) and each chunk is reduced before the
+        next: the monitored branches' loading, the service buses' extremes and, for the
+        base case and the detail unit (figures, maps), each bus's lowest voltage -- a study
+        never holds (time × every bus) for a big feeder."""
         ctx, inputs = self.ctx, self.inputs
+        if base_case and ctx.screening:
+            return self._full_with_basis(ev_kw)
         everything = base_case or self.keep_detail
+        outputs = dict(ctx.monitored_outputs)
+        if everything:
+            del outputs["buses"]  # every bus, reduced to its minimum chunk by chunk
+        loading, converged, lows, highs = [], [], [], []
+        bus_vm: np.ndarray | None = None
+        for _rows, flow in iter_timeseries(
+            ctx.compiled,
+            inputs.load_p_kw + ev_kw,
+            load_q_kvar=inputs.load_q_kvar,
+            sgen_p_kw=inputs.sgen_p_kw,
+            **outputs,
+        ):
+            loading.append(asset_loading_pct(flow, ctx.assets))
+            converged.append(np.asarray(flow.converged, dtype=bool))
+            lo, hi = service_extremes(flow.vm_pu[:, ctx.service] if everything else flow.vm_pu)
+            lows.append(lo)
+            highs.append(hi)
+            if everything:
+                chunk_min = _bus_min(flow.vm_pu)
+                bus_vm = chunk_min if bus_vm is None else np.fmin(bus_vm, chunk_min)
+        return (
+            np.concatenate(loading),
+            np.concatenate(converged),
+            np.concatenate(lows),
+            np.concatenate(highs),
+            bus_vm,
+        )
+
+    def _full_with_basis(self, ev_kw: np.ndarray) -> tuple[Any, ...]:
+        """The base case of a screened study: the whole flow at once (the year's screening
+        basis reads it; screening is only on for small feeders)."""
+        ctx, inputs = self.ctx, self.inputs
         flow = solve_timeseries(
             ctx.compiled,
             inputs.load_p_kw + ev_kw,
             load_q_kvar=inputs.load_q_kvar,
             sgen_p_kw=inputs.sgen_p_kw,
-            **({} if everything else ctx.monitored_outputs),
         )
         loading = asset_loading_pct(flow, ctx.assets)
         converged = np.asarray(flow.converged, dtype=bool)
-        vm_min, vm_max = service_extremes(flow.vm_pu[:, ctx.service] if everything else flow.vm_pu)
-        bus_vm = None
-        if everything:
-            with np.errstate(all="ignore"):
-                bus_vm = np.where(np.isfinite(flow.vm_pu), flow.vm_pu, np.inf).min(axis=0)
-            bus_vm[np.isinf(bus_vm)] = np.nan
-        if base_case and ctx.screening:
-            assets = ctx.assets
-            self.basis = build_basis(
-                ctx.compiled,
-                flow,
-                inputs.load_p_kw,
-                inputs.load_q_kvar,
-                inputs.sgen_p_kw,
-                None,
-                assets.kind,
-                assets.element,
-                assets.limit_pct,
-                ctx.service,
-            )
-        return loading, converged, vm_min, vm_max, bus_vm
+        vm_min, vm_max = service_extremes(flow.vm_pu[:, ctx.service])
+        assets = ctx.assets
+        self.basis = build_basis(
+            ctx.compiled,
+            flow,
+            inputs.load_p_kw,
+            inputs.load_q_kvar,
+            inputs.sgen_p_kw,
+            None,
+            assets.kind,
+            assets.element,
+            assets.limit_pct,
+            ctx.service,
+        )
+        return loading, converged, vm_min, vm_max, _bus_min(flow.vm_pu)
 
     def solve(self, case: str, strategy: str | None) -> _Solved:
         """Dispatch and solve one case (the base case from the year's cache if solved)."""
