@@ -76,7 +76,7 @@ from gridplan.planning.targeting import (
 from gridplan.powerflow import solve_timeseries
 from gridplan.study.config import StudyConfig
 from gridplan.study.horizon import HorizonResult
-from gridplan.study.units import UnitContext, _Unit
+from gridplan.study.units import StudyUnit, UnitContext
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ class _Study:
         y = int(np.flatnonzero(self.h.years == year)[0])
         return bool(self.h.need[y, d, self.h.case("charging"), a])
 
-    def _base_kva(self, unit: _Unit) -> np.ndarray:
+    def _base_kva(self, unit: StudyUnit) -> np.ndarray:
         if unit.year not in self.base_kva:
             inputs = unit.inputs
             flow = solve_timeseries(
@@ -367,10 +367,10 @@ class _Study:
             self.base_kva = {unit.year: loading / 100.0 * self.ctx.assets.rating_kva}
         return self.base_kva[unit.year]
 
-    def draw(self, year: int, d: int) -> tuple[TargetedSearch, _Unit]:
+    def draw(self, year: int, d: int) -> tuple[TargetedSearch, StudyUnit]:
         """The search state of one (year, draw)."""
         ctx, config = self.ctx, self.config
-        unit = _Unit(ctx, year, d, keep_detail=False)
+        unit = StudyUnit(ctx, year, d, keep_detail=False)
         full = unit.grid_context()  # the unit's own grid view (limits at target_fraction)
         equipment = v2g_equipment(unit.fleet, config)
         params = config.availability.parameters()
@@ -402,7 +402,7 @@ class _Study:
 
     def dispatch(
         self,
-        unit: _Unit,
+        unit: StudyUnit,
         fleet: Fleet,
         context: DispatchContext,
         availability: Availability | None,
@@ -494,7 +494,7 @@ class _DrawProbe:
 
 def _search_year(
     study: _Study, year: int, states: list[_AssetState]
-) -> tuple[list[TargetedSearch], list[_Unit]]:
+) -> tuple[list[TargetedSearch], list[StudyUnit]]:
     """Each active asset's targeted enrollment in ``year``: the least ``k`` that holds in
     ``confidence`` of the draws (the search gallops from the year before's)."""
     draws = study.config.horizon.draws
@@ -538,7 +538,7 @@ def _verify_year(
     year: int,
     states: list[_AssetState],
     searches: list[TargetedSearch],
-    units: list[_Unit],
+    units: list[StudyUnit],
 ) -> None:
     """Dispatch the whole fleet with the year's chosen enrollments and solve the power
     flow; record each asset's verified share and its program flows (medians over draws)."""

@@ -42,7 +42,14 @@ from gridplan.powerflow.screening import ScreenBasis, build_basis, screen
 from gridplan.study.config import StudyConfig
 from gridplan.study.criteria import AssetCriteria, ambient_series_c
 
-__all__ = ["CaseOutcome", "UnitContext", "UnitDetail", "UnitResult", "evaluate_unit"]
+__all__ = [
+    "CaseOutcome",
+    "StudyUnit",
+    "UnitContext",
+    "UnitDetail",
+    "UnitResult",
+    "evaluate_unit",
+]
 
 #: Largest (time × EV) per-EV series the detail draw keeps [values] (float64 power, state of
 #: charge and plug-in state: about 17 bytes per value, ~8 MB at this size; a peak week of a
@@ -327,8 +334,25 @@ def event_calendar(ctx: UnitContext, rng: np.random.Generator) -> EventCalendar 
     return ctx.calendar
 
 
-class _Unit:
-    """The state of one unit while its cases are dispatched and solved in order."""
+class StudyUnit:
+    """The state of one unit (a planning year and a draw) while its cases are dispatched
+    and solved in order.
+
+    Building one draws the unit's fleet, V2G event calendar and availability from the
+    study's seed (the same streams as :func:`evaluate_unit`), so the targeted V2G search
+    (:mod:`gridplan.study.opportunities`) sees exactly the study's (year, draw).
+
+    Parameters
+    ----------
+    ctx
+        The study's unit context.
+    year
+        Planning year [year].
+    draw
+        Draw (trajectory) number [-].
+    keep_detail
+        Keep the per-step series of the detail unit (time series, figures).
+    """
 
     def __init__(self, ctx: UnitContext, year: int, draw: int, keep_detail: bool) -> None:
         self.ctx = ctx
@@ -669,7 +693,7 @@ def evaluate_unit(ctx: UnitContext, year: int, draw: int, *, keep_detail: bool) 
     keep_detail
         Keep the time series (:class:`UnitDetail`); every step is then solved.
     """
-    unit = _Unit(ctx, year, draw, keep_detail)
+    unit = StudyUnit(ctx, year, draw, keep_detail)
     outcomes: dict[str, CaseOutcome] = {}
     solved_cases: dict[str, _Solved] = {}
     n_assets = len(ctx.assets)
