@@ -33,7 +33,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from gridplan.core.config import StrictModel, read_toml, validate
-from gridplan.core.errors import ConfigError
+from gridplan.core.errors import ConfigError, GridplanError
 from gridplan.core.io import require_file
 from gridplan.grid import builders, california, network_sources
 from gridplan.grid.catalog import load_upgrade_catalog
@@ -400,6 +400,68 @@ class Feeder:
     def load_bus(self) -> np.ndarray:
         """Bus index of each load, ``net.load.index`` order."""
         return self.net.load.bus.to_numpy()
+
+    def load_p_kw_frame(self, *, label: Literal["name", "index"] = "name") -> pd.DataFrame:
+        """Base load [kW] (:attr:`load_p_kw`) indexed by :attr:`time_index`, one column per
+        load: its ``net.load`` name (``label="name"``) or index (``label="index"``)."""
+        return self.element_frame(self.load_p_kw, "load", label=label)
+
+    def load_q_kvar_frame(self, *, label: Literal["name", "index"] = "name") -> pd.DataFrame:
+        """Base reactive load [kvar] (:attr:`load_q_kvar`), labelled as
+        :meth:`load_p_kw_frame`."""
+        return self.element_frame(self.load_q_kvar, "load", label=label)
+
+    def sgen_p_kw_frame(self, *, label: Literal["name", "index"] = "name") -> pd.DataFrame:
+        """Generation (PV) [kW] (:attr:`sgen_p_kw`, positive) indexed by :attr:`time_index`,
+        one column per ``net.sgen`` element (no columns on a feeder without generation)."""
+        return self.element_frame(self.sgen_p_kw, "sgen", label=label)
+
+    def element_frame(
+        self,
+        values: np.ndarray,
+        element: Literal["load", "sgen"],
+        *,
+        label: Literal["name", "index"] = "name",
+        index: pd.DatetimeIndex | None = None,
+    ) -> pd.DataFrame:
+        """A (time, element) array as a DataFrame with labelled rows and columns.
+
+        Parameters
+        ----------
+        values
+            One column per element of ``net.<element>``, in its index order.
+        element
+            ``"load"`` or ``"sgen"``: the pandapower table the columns follow.
+        label
+            ``"name"``: the element names (columns named ``<element>``); ``"index"``: the
+            ``net.<element>`` index (columns named ``<element>_index``).
+        index
+            Time stamps of the rows; default :attr:`time_index`.
+
+        Raises
+        ------
+        GridplanError
+            ``label="name"`` while names are missing or repeated, or a shape that does
+            not match.
+        """
+        table = self.net[element]
+        times = self.time_index if index is None else index
+        if values.shape != (len(times), len(table)):
+            raise GridplanError(
+                f"expected a (time, {element}) array of shape {(len(times), len(table))}, "
+                f"got {values.shape}"
+            )
+        if label == "index":
+            columns = pd.Index(table.index, name=f"{element}_index")
+        else:
+            names = table["name"]
+            if names.isna().any() or not names.is_unique:
+                raise GridplanError(
+                    f"the {element}s of feeder '{self.name}' have missing or repeated names; "
+                    "use label='index'"
+                )
+            columns = pd.Index(names.astype(str), name=element)
+        return pd.DataFrame(values, index=times, columns=columns)
 
 
 # --------------------------------------------------------------------------- discovery

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,74 @@ from gridplan.study.units import (
     evaluate_unit,
 )
 
-__all__ = ["HorizonResult", "asset_median_draw", "evaluate_units"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["HORIZON_VARIABLES", "HorizonResult", "asset_median_draw", "evaluate_units"]
+
+#: The arrays of :class:`HorizonResult` as labelled variables (:meth:`HorizonResult.to_xarray`):
+#: name -> (dimensions, units, description). Units follow UDUNITS spelling where one exists
+#: ("1": a count, a flag or a ratio).
+HORIZON_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "peak_loading_pct": (("year", "draw", "case", "asset"), "%", "peak loading"),
+    "hours_over_limit": (("year", "draw", "case", "asset"), "h", "hours over the limit"),
+    "overload_energy_kvah": (
+        ("year", "draw", "case", "asset"),
+        "kVA h",
+        "energy over the limit",
+    ),
+    "need": (("year", "draw", "case", "asset"), "1", "loading criterion violated"),
+    "need_unsolved": (
+        ("year", "draw", "case", "asset"),
+        "1",
+        "the need rests on power-flow steps that did not converge",
+    ),
+    "min_vm_pu": (("year", "draw", "case"), "pu", "lowest service-point voltage"),
+    "max_vm_pu": (("year", "draw", "case"), "pu", "highest service-point voltage"),
+    "voltage_hours_out": (
+        ("year", "draw", "case"),
+        "h",
+        "hours any service point is outside the voltage band",
+    ),
+    "voltage_need": (("year", "draw", "case"), "1", "voltage criterion violated"),
+    "non_converged_steps": (
+        ("year", "draw", "case"),
+        "1",
+        "power-flow steps that did not converge",
+    ),
+    "export_kwh": (("year", "draw", "case"), "kWh", "V2G export energy of the fleet"),
+    "charge_kwh": (("year", "draw", "case"), "kWh", "charging energy of the fleet"),
+    "evs_downstream": (("year", "draw", "asset"), "1", "EVs downstream of the asset"),
+    "enrolled_downstream": (
+        ("year", "draw", "asset"),
+        "1",
+        "V2G-enrolled EVs downstream of the asset",
+    ),
+    "export_kw_downstream": (
+        ("year", "draw", "asset"),
+        "kW",
+        "export limit of the enrolled EVs downstream of the asset",
+    ),
+    "usable_kwh_downstream": (
+        ("year", "draw", "asset"),
+        "kWh",
+        "usable energy (target - reserve) of the enrolled EVs downstream of the asset",
+    ),
+    "requirement_kw": (
+        ("year", "draw", "asset"),
+        "kW",
+        "V2G power that would hold the asset within its limit (charging case)",
+    ),
+    "requirement_kwh": (
+        ("year", "draw", "asset"),
+        "kWh",
+        "V2G energy that would hold the asset within its limit (charging case)",
+    ),
+    "n_ev": (("year", "draw"), "1", "EVs in the fleet"),
+    "n_enrolled": (("year", "draw"), "1", "V2G-enrolled EVs in the fleet"),
+    "enrolled_kw": (("year", "draw"), "kW", "export limit of all enrolled EVs together"),
+    "load_factor": (("year",), "1", "base-load factor of the year relative to the profiles"),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +183,64 @@ class HorizonResult:
     def year_of_need(self, case: str) -> np.ndarray:
         """First year with a loading need per draw and asset (NaN: none), (D, A)."""
         return first_year(self.need[:, :, self.case(case), :], self.years)
+
+    def to_xarray(self, assets: pd.DataFrame | None = None) -> xr.Dataset:
+        """The horizon's arrays as one labelled :class:`xarray.Dataset`.
+
+        Dimensions and coordinates: ``year`` (planning years, int), ``draw`` (0, 1, …),
+        ``case`` (case keys, with the non-dimension coordinate ``strategy``: ``""`` for
+        ``base``) and ``asset`` (``asset_ids``, the ``asset_id`` of the asset table and of
+        ``assets.csv``). Every array is a data variable over its own dimensions
+        (:data:`HORIZON_VARIABLES`), with ``units`` and ``long_name`` in its ``attrs``;
+        ``need_detail`` (a table) stays on the result. Needs the optional ``xarray``
+        package (``pip install 'gridplan[xarray]'``).
+
+        Parameters
+        ----------
+        assets
+            Per-asset columns to attach as coordinates along ``asset`` (e.g. the feeder's
+            ``name``, ``kind``, ``rating_kva``), indexed by asset id; each column ``c``
+            becomes the coordinate ``asset_<c>`` unless it already starts with ``asset_``.
+
+        Returns
+        -------
+        xarray.Dataset
+            E.g. ``ds.peak_loading_pct.sel(case="charging", year=2035).median("draw")``:
+            the median peak loading [%] of every asset in 2035 without managed charging.
+
+        Raises
+        ------
+        GridplanError
+            xarray is not installed.
+        """
+        try:
+            import xarray as xr
+        except ImportError:
+            raise GridplanError(
+                "HorizonResult.to_xarray needs xarray, an optional extra: "
+                "pip install 'gridplan[xarray]'"
+            ) from None
+        coords: dict[str, tuple[str, list[object]] | list[object] | np.ndarray] = {
+            "year": np.asarray(self.years, dtype=int),
+            "draw": np.arange(self.n_ev.shape[1]),
+            "case": list(self.cases),
+            "asset": list(self.asset_ids),
+            "strategy": ("case", [self.strategies.get(c) or "" for c in self.cases]),
+        }
+        if assets is not None:
+            table = assets.reindex(list(self.asset_ids))
+            for column in table.columns:
+                name = str(column) if str(column).startswith("asset_") else f"asset_{column}"
+                coords[name] = ("asset", table[column].to_list())
+        variables = {
+            name: xr.Variable(dims, getattr(self, name), {"units": units, "long_name": text})
+            for name, (dims, units, text) in HORIZON_VARIABLES.items()
+        }
+        return xr.Dataset(
+            variables,
+            coords=coords,
+            attrs={"description": "gridplan planning horizon: per year, draw, case and asset"},
+        )
 
     @classmethod
     def from_units(
