@@ -21,7 +21,7 @@ def _config(**criteria: object) -> StudyConfig:
             "feeder": "lv-semiurban",
             "year": 2040,
             "seed": 4,
-            "horizon": {"start": 2040, "end": 2040, "draws": 2},
+            "horizon": {"start": 2040, "end": 2040, "draws": 2, "screening": True},
             "period": {"kind": "peak_week"},
             "fleet": {"evs_per_household": 6.0},
             "criteria": criteria,

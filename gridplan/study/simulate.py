@@ -41,12 +41,15 @@ def calendar_file(config: StudyConfig, feeder: Feeder) -> EventCalendar | None:
 
 
 #: Screening builds dense rows of ``Z`` (non-slack nodes squared) and bounds every step with
-#: them: above this many non-slack nodes solving every step is cheaper (EPRI ckt7, 1,255
-#: nodes, peak week: 24.5 s CPU solving every step, 32.8 s screened) [-].
+#: them: above this many non-slack nodes it is never used (EPRI ckt7, 1,255 nodes, peak
+#: week: 24.5 s CPU solving every step, 32.8 s screened, before the sweep). Since the sweep
+#: it does not pay on any measured feeder (``benchmarks/results/screening.md``), so it is
+#: off by default (``horizon.screening``); these bounds still apply when it is turned on [-].
 SCREENING_MAX_NODES = 1000
-#: Screening pays for its basis over long periods only (a peak week of mv-semiurban, 672
-#: steps: 37.6 s CPU solving every step, 39.4 s screened; a year of lv-semiurban, 35,136
-#: steps: 6.2 s and 5.2 s, benchmarks/results/study.md) [steps].
+#: Screening pays for its basis over long periods only, if at all (before the sweep: a peak
+#: week of mv-semiurban, 672 steps: 37.6 s CPU solving every step, 39.4 s screened; a year
+#: of lv-semiurban, 35,136 steps: 6.2 s and 5.2 s; with the sweep 2.8 s and 5.1 s,
+#: benchmarks/results/screening.md) [steps].
 SCREENING_MIN_STEPS = 1000
 
 
@@ -54,7 +57,10 @@ def use_screening(config: StudyConfig, n_nonslack: int, n_steps: int) -> tuple[b
     """Whether the study screens its EV cases, and why (results are the same either way;
     only the time differs, see :mod:`gridplan.powerflow.screening`)."""
     if not config.horizon.screening:
-        return False, "off in the study file (horizon.screening = false)"
+        return False, (
+            "off (horizon.screening = false, the default: solving every step with the sweep "
+            "is faster on every feeder measured, benchmarks/results/screening.md)"
+        )
     if config.criteria.trafo_criterion != "loading":
         return False, (
             f"off: the transformers' {config.criteria.trafo_criterion} criterion needs every "
