@@ -12,6 +12,12 @@ and power flow that feed them.
   ``confidence`` of the draws, from each draw's least enrollment.
 - :func:`procure_or_build`: per asset, the present cost of V2G until year ``X`` then the
   upgrade, for every ``X``; the least-cost plan; the break-even upfront incentive.
+- :func:`hybrid_plan`: the present cost of "a smaller upgrade now plus V2G" for the rest
+  of the horizon.
+- :func:`choose_plan`: the least-present-cost plan among building at the need, V2G then
+  the upgrade, and the smaller upgrade plus V2G (:data:`PLAN_KINDS`).
+- :func:`credited_enrollment`: the rule for nested assets, so that EVs enrolled for a
+  downstream asset's program are not paid for again by an upstream asset's program.
 - :func:`tier`: the stated tier rule of the deferral-opportunity table.
 """
 
@@ -32,14 +38,26 @@ from gridplan.planning.economics import (
 from gridplan.planning.valuation import present_worth_of_shift_usd
 
 __all__ = [
+    "PLAN_KINDS",
     "TIERS",
+    "HybridCosts",
     "PlanCosts",
     "ProgramFlows",
+    "choose_plan",
+    "credited_enrollment",
     "enrollment_at_confidence",
+    "hybrid_plan",
     "procure_or_build",
     "smallest_enrollment",
     "tier",
+    "upgrade_present_worth_usd",
 ]
+
+#: The plans compared per asset (``plan_kind`` of the deferral-opportunity table), in the
+#: order that wins ties: build the planned upgrade at the need year; V2G until year ``X``,
+#: then the planned upgrade; a smaller standard upgrade at the need year plus V2G for the
+#: rest of the horizon.
+PLAN_KINDS = ("build", "v2g_then_build", "smaller_upgrade_plus_v2g")
 
 #: The tiers of the deferral-opportunity table, best first (rule: :func:`tier`).
 TIERS = (
@@ -337,13 +355,152 @@ def _break_even(value: np.ndarray, other: np.ndarray, enroll_pv: np.ndarray) -> 
     return float(np.max(room[ok] / enroll_pv[ok]))
 
 
+def upgrade_present_worth_usd(
+    cost_usd: float, year: float, base_year: float, discount_rate: float, escalation_rate: float
+) -> float:
+    """Present worth at ``base_year`` of an upgrade built in ``year`` [USD].
+
+    ``C · q^t`` with ``q = (1 + i)/(1 + r)`` and ``t = max(year − base_year, 0)``: the cost
+    in base-year dollars escalated to its year and discounted back, the convention of
+    :func:`~gridplan.planning.valuation.present_worth_of_shift_usd` (whose shift from
+    ``t1`` to ``t2`` is the difference of two of these).
+
+    Parameters
+    ----------
+    cost_usd
+        Cost in base-year dollars [USD].
+    year, base_year
+        Year it is built and the dollar year of the present value [year].
+    discount_rate, escalation_rate
+        Nominal discount rate and the cost's escalation [fraction/yr].
+    """
+    t = max(float(year) - float(base_year), 0.0)
+    return float(cost_usd) * ((1.0 + escalation_rate) / (1.0 + discount_rate)) ** t
+
+
+@dataclass(frozen=True, eq=False)
+class HybridCosts:
+    """A "smaller upgrade now plus V2G" plan for one asset.
+
+    Attributes
+    ----------
+    upgrade_pv_usd
+        Present worth of the smaller upgrade built in the need year [USD].
+    program_cost_usd
+        Ratepayer present cost of the targeted program over its years [USD].
+    participant_net_usd
+        Participants' net benefit of that program [USD].
+    present_cost_usd
+        ``upgrade_pv_usd + program_cost_usd`` [USD].
+    """
+
+    upgrade_pv_usd: float
+    program_cost_usd: float
+    participant_net_usd: float
+    present_cost_usd: float
+
+
+def hybrid_plan(
+    flows: ProgramFlows,
+    *,
+    smaller_cost_usd: float,
+    need_year: int,
+    base_year: int,
+    discount_rate: float,
+    escalation_rate: float,
+    costs: ProgramCosts,
+) -> HybridCosts:
+    """Present cost of a smaller upgrade in the need year plus the targeted program.
+
+    The smaller upgrade (cost in base-year dollars, :func:`upgrade_present_worth_usd` in
+    ``need_year``) plus the ratepayer cost of the targeted program that keeps the smaller
+    asset within its criterion in every year of ``flows`` (valued as
+    :func:`procure_or_build` values its plans: incentives when each customer enrolls,
+    yearly flows at each year's end). ``flows`` run to the horizon's end; nothing after the
+    horizon is costed (as for the planned upgrade built at the need year, whose later life
+    is not examined either).
+
+    Parameters
+    ----------
+    flows
+        The program that holds the smaller asset, from ``need_year`` to the horizon's end.
+    smaller_cost_usd
+        The smaller upgrade's cost in base-year dollars [USD].
+    need_year
+        Year the smaller upgrade is built (the year of need without V2G) [year].
+    base_year
+        Dollar year of the present values [year].
+    discount_rate, escalation_rate
+        Nominal discount rate and the upgrade cost's escalation [fraction/yr].
+    costs
+        Program prices.
+    """
+    upgrade = upgrade_present_worth_usd(
+        smaller_cost_usd, need_year, base_year, discount_rate, escalation_rate
+    )
+    if len(flows.years) == 0:
+        program = participant = 0.0
+    else:
+        econ = _economics(flows, 0.0, base_year, discount_rate, costs)
+        program = float(econ.ratepayer_cost_pv_usd)
+        participant = float(econ.participant_net_benefit_pv_usd)
+    return HybridCosts(
+        upgrade_pv_usd=upgrade,
+        program_cost_usd=program,
+        participant_net_usd=participant,
+        present_cost_usd=upgrade + program,
+    )
+
+
+def choose_plan(present_cost_usd: dict[str, float]) -> str:
+    """The least-present-cost plan (one of :data:`PLAN_KINDS`).
+
+    Parameters
+    ----------
+    present_cost_usd
+        Present cost of each plan considered [USD], keyed by plan kind; NaN or a missing
+        key: the plan is not available (e.g. V2G does not hold the asset). Ties go to the
+        plan listed first in :data:`PLAN_KINDS` (building, the plan without a program).
+    """
+    best, best_cost = PLAN_KINDS[0], math.inf
+    for kind in PLAN_KINDS:
+        cost = present_cost_usd.get(kind, math.nan)
+        if math.isfinite(cost) and cost < best_cost - 1e-9:
+            best, best_cost = kind, cost
+    return best
+
+
+def credited_enrollment(enrolled: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """EVs an upstream asset's program pays for each year, nested programs credited [EVs].
+
+    Rule for nested assets (an EV behind a distribution transformer is also behind the
+    feeder-head line upstream): the upstream asset's sign-up order puts first the EVs that
+    the targeted programs of the assets nested inside it enroll that year; when those
+    programs are adopted (their least-cost plan runs V2G that year), the shared EVs are
+    already enrolled and paid for downstream, so the upstream program counts them first
+    and costs only its increment ``max(enrolled − shared, 0)``. Enrollment persists (a
+    running maximum), as for every program (:class:`ProgramFlows`).
+
+    Parameters
+    ----------
+    enrolled
+        The upstream asset's targeted enrollment each year [EVs], (year,).
+    shared
+        EVs of that enrollment that adopted nested programs already enroll [EVs], (year,).
+    """
+    own = np.maximum(np.asarray(enrolled, float) - np.asarray(shared, float), 0.0)
+    return np.maximum.accumulate(own) if own.size else own
+
+
 def tier(deferrable: bool, net_benefit_usd: float, certainty: float, confidence: float) -> str:
     """The tier of a deferral opportunity (one of :data:`TIERS`).
 
     Stated rule: *not deferrable* when no targeted enrollment holds the asset in its year
-    of need in ``confidence`` of the draws; else *not cost-effective* when no V2G plan has
-    a positive net benefit (the least-cost plan is to build at the need); else
-    *cost-effective and certain* when the targeted V2G holds, re-verified by dispatch and
+    of need in ``confidence`` of the draws (neither at today's rating nor with a smaller
+    upgrade); else *not cost-effective* when no plan with V2G (V2G then the upgrade, or a
+    smaller upgrade plus V2G) has a positive net benefit against building the planned
+    upgrade at the need (the least-cost plan is to build); else *cost-effective and
+    certain* when the targeted V2G of the chosen plan holds, re-verified by dispatch and
     power flow, in at least ``confidence`` of the draws in every year of the plan
     (``certainty``), and *cost-effective but uncertain* otherwise.
     """

@@ -1,6 +1,8 @@
 """Upgrades: which option an asset needs and what it costs in study-year dollars.
 
 :func:`choose_upgrades` picks each asset's smallest upgrade option that carries its peak;
+:func:`smaller_upgrades` lists the options between today's rating and the planned one (the
+"smaller upgrade plus V2G" plans of :mod:`gridplan.study.opportunities`);
 :func:`upgrade_cost_usd` and :func:`select_transformer_upgrade` work on the cost catalog
 (:func:`gridplan.grid.catalog.load_upgrade_catalog`).
 """
@@ -23,6 +25,7 @@ __all__ = [
     "choose_upgrades",
     "load_upgrade_catalog",
     "select_transformer_upgrade",
+    "smaller_upgrades",
     "upgrade_cost_usd",
 ]
 
@@ -296,3 +299,40 @@ def choose_upgrades(
             "upgrade_sufficient": not fits.empty,
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("asset_id")
+
+
+def smaller_upgrades(
+    options: pd.DataFrame, asset_id: str, rating_kva: float, planned_kva: float
+) -> pd.DataFrame:
+    """An asset's upgrade options larger than today's rating but smaller than the planned one.
+
+    These are the standard sizes of a "smaller upgrade now plus V2G" plan: each carries
+    more than today's asset, less than the option :func:`choose_upgrades` picked for the
+    peak.
+
+    Parameters
+    ----------
+    options
+        Upgrade options of the assets (a feeder's ``upgrades`` table: ``asset_id``,
+        ``option``, ``new_rating_kva``, ``cost_usd``, ``dollar_year``, ``source``).
+    asset_id
+        The asset.
+    rating_kva
+        Its rating today [kVA].
+    planned_kva
+        Rating of the planned upgrade [kVA] (NaN: no planned upgrade, no smaller one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The options' rows with ``rating_kva < new_rating_kva < planned_kva``, largest first
+        (one row per rating: the cheapest option of that rating); empty when there is none.
+    """
+    rows = options[options.asset_id == asset_id]
+    if rows.empty or not math.isfinite(float(planned_kva)):
+        return rows.iloc[:0]
+    size = rows.new_rating_kva.astype(float)
+    between = rows[(size > float(rating_kva)) & (size < float(planned_kva))]
+    cheapest = between.sort_values(["new_rating_kva", "cost_usd"], kind="mergesort")
+    cheapest = cheapest.drop_duplicates("new_rating_kva", keep="first")
+    return cheapest.iloc[::-1].reset_index(drop=True)
