@@ -180,3 +180,38 @@ def test_feeder_frame_needs_unique_names(us_feeder):
     assert feeder.load_p_kw_frame(label="index").shape == feeder.load_p_kw.shape
     with pytest.raises(GridplanError, match="shape"):
         feeder.element_frame(feeder.load_p_kw[:, :3], "load")
+
+
+# --------------------------------------------------------------------------- README
+def test_readme_defaults_table_is_the_defaults():
+    """Every literal default in the README's table is StudyConfig's (issue 22: a README
+    that showed chosen values as defaults)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from gridplan.study.config import StudyConfig
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Defaults", 1)[1].split("\n## ", 1)[0]
+    config = StudyConfig(name="x", feeder="ca-residential")
+    checked = 0
+    for fields, values in re.findall(r"^\| (`[^|]+`) \| (`[^|]+`) \|", section, re.M):
+        names = re.findall(r"`([^`]+)`", fields)
+        literals = re.findall(r"`([^`]+)`", values)
+        if len(names) != len(literals):
+            continue
+        for name, literal in zip(names, literals, strict=True):
+            try:
+                expected = tomllib.loads(f"v = {literal}")["v"]
+            except tomllib.TOMLDecodeError:
+                continue  # e.g. `year`: a reference, not a literal
+            if name == "fleet.evs_per_household":  # None: the constant default trajectory
+                value = config.fleet.adoption_spec().value
+            else:
+                value = config
+                for part in name.split("."):
+                    value = getattr(value, part)
+            assert value == expected, name
+            checked += 1
+    assert checked >= 15
