@@ -217,8 +217,7 @@ class HorizonResult:
             import xarray as xr
         except ImportError:
             raise GridplanError(
-                "HorizonResult.to_xarray needs xarray, an optional extra: "
-                "pip install 'gridplan[xarray]'"
+                "to_xarray needs xarray, an optional extra: pip install 'gridplan[xarray]'"
             ) from None
         coords: dict[str, tuple[str, list[object]] | list[object] | np.ndarray] = {
             "year": np.asarray(self.years, dtype=int),
