@@ -215,3 +215,17 @@ def test_readme_defaults_table_is_the_defaults():
             assert value == expected, name
             checked += 1
     assert checked >= 15
+
+
+@pytest.mark.slow
+def test_readme_python_snippet_runs(capsys):
+    """The README's override-and-compare snippet runs as written (two quick-start runs,
+    about a minute)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python and notebooks", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})  # our own README
+    out = capsys.readouterr().out
+    assert "v2g_enrolled_share" in out and "2040" in out
