@@ -278,13 +278,23 @@ def test_schematic_layout_places_islands():
 # --------------------------------------------------------------------------- GIS
 def test_gis_export_reopens_with_the_same_rows(result, tmp_path):
     import geopandas as gpd
+    import pandas as pd
 
     files = gis.export_assets(result, tmp_path)
     assert files == ["assets.gpkg", "assets.geojson"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assets = result.assets
-    for name in files:
-        layer = gpd.read_file(tmp_path / name)
+    # GeoJSON: the combined per-asset layer; GeoPackage: monitored rows of its
+    # transformers and lines layers (one geometry type each).
+    combined = gpd.read_file(tmp_path / "assets.geojson")
+    monitored = pd.concat(
+        [
+            gpd.read_file(tmp_path / "assets.gpkg", layer=name).query("monitored")
+            for name in ("transformers", "lines")
+        ]
+    )
+    monitored = monitored.set_index("asset_id").loc[assets.index].reset_index()
+    for layer in (combined, monitored):
         assert len(layer) == len(assets)
         assert list(layer.asset_id) == list(assets.index)
         assert layer.crs.to_epsg() == 4326
@@ -299,7 +309,7 @@ def test_gis_export_reopens_with_the_same_rows(result, tmp_path):
         critical = result.summary.critical_asset.asset_id
         assert list(layer.asset_id[layer.critical]) == [critical]
     # Points sit on the map of the feeder.
-    layer = gpd.read_file(tmp_path / "assets.gpkg")
+    layer = gpd.read_file(tmp_path / "assets.gpkg", layer="transformers")
     bounds = result.feeder.bus_geo.total_bounds
     x0, y0, x1, y1 = layer.total_bounds
     assert bounds[0] <= x0 and x1 <= bounds[2] and bounds[1] <= y0 and y1 <= bounds[3]
@@ -319,10 +329,11 @@ def test_gis_export_without_coordinates(result, tmp_path):
     import geopandas as gpd
 
     gis.export_assets(_no_geo(result), tmp_path)
-    for name in ("assets.gpkg", "assets.geojson"):
-        layer = gpd.read_file(tmp_path / name)
-        assert len(layer) == len(result.assets)
-        assert layer.geometry.isna().all()
+    for name, layer_name in [("assets.geojson", None), *(("assets.gpkg", n) for n in gis.LAYERS)]:
+        layer = gpd.read_file(tmp_path / name, layer=layer_name)
+        if layer_name is None:
+            assert len(layer) == len(result.assets)
+        assert len(layer) and layer.geometry.isna().all()
         assert set(layer.geometry_source) == {"none: feeder has no coordinates"}
 
 

@@ -121,9 +121,9 @@ def test_two_concurrent_writers_never_mix(result, tmp_path):
     barrier = threading.Barrier(2)
     original = writer._write_files
 
-    def slow_write(res, out):
+    def slow_write(res, out, **options):
         barrier.wait(timeout=60)  # both have passed the early check and write a temp folder
-        return original(res, out)
+        return original(res, out, **options)
 
     def target():
         try:

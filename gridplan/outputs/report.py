@@ -18,18 +18,21 @@ two formats always say the same thing. Numbers are read from the result, never r
 from __future__ import annotations
 
 import base64
-import html
 import math
+import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 
 from gridplan import __version__
+from gridplan.core.errors import ConfigError
 from gridplan.core.io import write_text
 from gridplan.grid.profile_year import profile_year
 from gridplan.outputs.figures import (
@@ -40,6 +43,7 @@ from gridplan.outputs.figures import (
     range_text,
     write_batch_figures,
 )
+from gridplan.outputs.webmap import MAP_FILE
 from gridplan.study.criteria import criteria_description
 from gridplan.study.opportunities import MAX_TARGETED_ASSETS, program_costs
 
@@ -50,20 +54,23 @@ if TYPE_CHECKING:
     from gridplan.study.result import StudyResult
 
 __all__ = [
-    "REPORT_FILES",
     "MAX_ASSET_ROWS",
     "MAX_FAILED_ROWS",
-    "fmt_num",
-    "fmt_usd",
-    "fmt_pct",
-    "fmt_share",
-    "fmt_year",
-    "fmt_rate",
+    "REPORT_FILES",
+    "TEMPLATES_ENV",
     "Document",
-    "study_document",
-    "write_report",
     "batch_document",
+    "fmt_num",
+    "fmt_pct",
+    "fmt_rate",
+    "fmt_share",
+    "fmt_usd",
+    "fmt_year",
+    "headline_figures",
+    "study_document",
+    "template_environment",
     "write_batch_report",
+    "write_report",
 ]
 
 #: File names of a report.
@@ -124,17 +131,73 @@ def fmt_rate(value: Any) -> str:
     return f"{float(value) * 100:.2f} %"
 
 
+# --------------------------------------------------------------------------- templates
+#: Environment variable naming a folder of report templates that override the bundled ones
+#: (a ``templates_dir`` argument takes precedence).
+TEMPLATES_ENV = "GRIDPLAN_REPORT_TEMPLATES"
+
+
+def _md_cell(text: Any) -> str:
+    """A Markdown table cell: pipes escaped, line breaks as spaces."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def template_environment(templates_dir: str | Path | None = None) -> jinja2.Environment:
+    """The jinja2 environment of the reports.
+
+    Templates are looked up in ``templates_dir`` first (else the folder named by the
+    ``GRIDPLAN_REPORT_TEMPLATES`` environment variable, when set), then in the bundled
+    ``gridplan/outputs/templates`` (package data), so a utility overrides only the files it
+    re-brands (docs/report_templates.md). HTML templates (``*.html.j2``) are autoescaped.
+
+    Parameters
+    ----------
+    templates_dir
+        A folder of templates overriding the bundled ones of the same name.
+
+    Raises
+    ------
+    ConfigError
+        ``templates_dir`` (or the environment variable's folder) is not a folder.
+    """
+    loaders: list[jinja2.BaseLoader] = []
+    folder = templates_dir if templates_dir is not None else os.environ.get(TEMPLATES_ENV)
+    if folder:
+        if not Path(folder).is_dir():
+            raise ConfigError(
+                f"report templates folder {folder} is not a folder"
+                + ("" if templates_dir is not None else f" (environment {TEMPLATES_ENV})")
+            )
+        loaders.append(jinja2.FileSystemLoader(str(folder)))
+    loaders.append(jinja2.PackageLoader("gridplan.outputs", "templates"))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["md_cell"] = _md_cell
+    return env
+
+
 # --------------------------------------------------------------------------- document
 @dataclass
 class Document:
-    """A report as a list of blocks, rendered to Markdown and to self-contained HTML.
+    """A report as a list of blocks, rendered to Markdown and to self-contained HTML by the
+    jinja2 templates ``report.md.j2`` and ``report.html.j2``.
 
     Blocks: ``("h", (level, text))``, ``("p", text)``, ``("ul", items)``,
-    ``("table", (headers, rows, align))``, ``("figure", (file, caption))``.
+    ``("table", (headers, rows, align))``, ``("figure", (file, caption))``. ``headline``
+    holds the (label, value) pairs of the one-screen summary at the top of the HTML
+    (study reports: the summary's headline figures), ``map`` its map: ``("iframe",
+    file)`` for an interactive map beside the report, ``("image", file)`` for a figure.
     """
 
     title: str
     blocks: list[tuple[str, Any]] = field(default_factory=list)
+    headline: list[tuple[str, str]] = field(default_factory=list)
+    map: tuple[str, str] | None = None
 
     def h(self, level: int, text: str) -> None:
         """Add a heading (level 2-4)."""
@@ -161,92 +224,65 @@ class Document:
         """Add a figure (file name in the report folder) with its caption."""
         self.blocks.append(("figure", (file, caption)))
 
-    # ---- renderers
-    def markdown(self) -> str:
-        """The document as GitHub-flavoured Markdown (figures linked by file name)."""
-        out = [f"# {self.title}", ""]
+    # ---- context and renderers
+    def context(self, folder: Path | None = None) -> dict[str, Any]:
+        """The templates' context: ``title``, ``blocks`` (dicts with ``kind`` and the
+        block's fields; a figure's ``src`` is its base64 data URI when ``folder`` is given),
+        ``headline``, ``map`` and ``generator``."""
+        blocks: list[dict[str, Any]] = []
         for kind, data in self.blocks:
             if kind == "h":
-                level, text = data
-                out += ["#" * level + " " + text, ""]
+                blocks.append({"kind": kind, "level": data[0], "text": data[1]})
             elif kind == "p":
-                out += [data, ""]
+                blocks.append({"kind": kind, "text": data})
             elif kind == "ul":
-                out += [f"- {item}" for item in data] + [""]
-            elif kind == "table":
-                headers, rows, align = data
-
-                def cell(text: str) -> str:
-                    return text.replace("|", "\\|").replace("\n", " ")
-
-                out.append("| " + " | ".join(cell(h) for h in headers) + " |")
-                out.append("|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|")
-                out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-                out.append("")
-            elif kind == "figure":
-                file, caption = data
-                stem = file.rpartition(".")[0].replace("_", " ")
-                out += [f"![{stem}]({file})", "", f"*{caption}*", ""]
-        return "\n".join(out).rstrip() + "\n"
-
-    def html(self, folder: Path) -> str:
-        """The document as one HTML file; figures from ``folder`` embedded as base64."""
-        esc = html.escape
-        body = [f"<h1>{esc(self.title)}</h1>"]
-        for kind, data in self.blocks:
-            if kind == "h":
-                level, text = data
-                body.append(f"<h{level}>{esc(text)}</h{level}>")
-            elif kind == "p":
-                body.append(f"<p>{esc(data)}</p>")
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in data) + "</ul>")
+                blocks.append({"kind": kind, "entries": data})
             elif kind == "table":
                 headers, rows, align = data
                 style = ["left" if a == "l" else "right" for a in align]
-                head = "".join(
-                    f'<th style="text-align:{s}">{esc(h)}</th>'
-                    for h, s in zip(headers, style, strict=True)
-                )
-                lines = [
-                    "<tr>"
-                    + "".join(
-                        f'<td style="text-align:{s}">{esc(c)}</td>'
-                        for c, s in zip(row, style, strict=True)
-                    )
-                    + "</tr>"
-                    for row in rows
-                ]
-                body.append(
-                    f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
-                )
+                blocks.append({"kind": kind, "headers": headers, "rows": rows, "align": style})
             elif kind == "figure":
                 file, caption = data
-                body.append(
-                    f'<figure><img alt="{esc(caption)}" src="{_data_uri(folder / file)}">'
-                    f"<figcaption>{esc(caption)}</figcaption></figure>"
+                src = _data_uri(folder / file) if folder is not None else file
+                alt = file.rpartition(".")[0].replace("_", " ")
+                blocks.append(
+                    {"kind": kind, "file": file, "caption": caption, "src": src, "alt": alt}
                 )
-        return (
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{esc(self.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body)
-            + "\n</body>\n</html>\n"
-        )
+        page_map = None
+        if self.map is not None:
+            kind, file = self.map
+            src = _data_uri(folder / file) if kind == "image" and folder is not None else file
+            page_map = {"kind": kind, "src": src, "caption": _MAP_CAPTIONS[kind]}
+        return {
+            "title": self.title,
+            "blocks": blocks,
+            "headline": list(self.headline),
+            "map": page_map,
+            "generator": f"gridplan {__version__}",
+        }
+
+    def markdown(self, templates_dir: str | Path | None = None) -> str:
+        """The document as GitHub-flavoured Markdown (figures linked by file name), from
+        the template ``report.md.j2``."""
+        env = template_environment(templates_dir)
+        text = env.get_template("report.md.j2").render(self.context())
+        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+    def html(self, folder: Path, templates_dir: str | Path | None = None) -> str:
+        """The document as one HTML file (template ``report.html.j2``, autoescaped); figures
+        from ``folder`` embedded as base64."""
+        env = template_environment(templates_dir)
+        text = env.get_template("report.html.j2").render(self.context(folder))
+        return re.sub(r"\n{2,}", "\n", text).strip() + "\n"
 
 
-_CSS = (
-    "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:72em;"
-    "margin:2em auto;padding:0 1.5em;color:#222;line-height:1.45}"
-    "h1{font-size:1.6em;border-bottom:2px solid #444;padding-bottom:.2em}"
-    "h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #bbb}"
-    "h3{font-size:1.1em}"
-    "table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}"
-    "th,td{border:1px solid #ccc;padding:.25em .55em;vertical-align:top}"
-    "th{background:#f0f0f0}tr:nth-child(even) td{background:#fafafa}"
-    "figure{margin:1.2em 0}img{max-width:100%;height:auto;border:1px solid #ddd}"
-    "figcaption{font-size:.88em;color:#555;margin-top:.3em}"
-    "@media print{body{max-width:none}figure{page-break-inside:avoid}}"
-)
+#: Caption of the map of the one-screen summary, by kind.
+_MAP_CAPTIONS = {
+    "iframe": "Feeder map (feeder_map.html): assets by peak loading without V2G; hover for "
+    "loading, year of need, deferral value, $/kW-yr and break-even incentive.",
+    "image": "Feeder map: assets by peak loading (the interactive map needs "
+    "pip install 'gridplan[maps]').",
+}
 
 
 def _data_uri(path: Path) -> str:
@@ -269,12 +305,14 @@ def _pick_figures(figures: Sequence[str], order: Sequence[str]) -> list[str]:
     return [by_stem[s] for s in stems]
 
 
-def _write(doc: Document, out: Path, figures: Sequence[str]) -> list[str]:
+def _write(
+    doc: Document, out: Path, figures: Sequence[str], templates_dir: str | Path | None = None
+) -> list[str]:
     missing = [f for f in figures if not (out / f).is_file()]
     if missing:
         raise FileNotFoundError(f"figure(s) not found in {out}: {', '.join(missing)}")
-    write_text(out / REPORT_FILES[0], doc.markdown())
-    write_text(out / REPORT_FILES[1], doc.html(out))
+    write_text(out / REPORT_FILES[0], doc.markdown(templates_dir))
+    write_text(out / REPORT_FILES[1], doc.html(out, templates_dir))
     return list(REPORT_FILES)
 
 
@@ -1243,6 +1281,69 @@ def _procure_or_build_section(doc: Document, result: StudyResult) -> None:
     )
 
 
+def headline_figures(result: StudyResult) -> list[tuple[str, str]]:
+    """The headline figures of a study's one-screen summary: (label, value) pairs, each
+    read from the study's summary (:class:`~gridplan.study.summary.StudySummary`, the
+    content of ``summary.json``) or its deferral-opportunity table, formatted as in the
+    report's tables (no number is recomputed).
+
+    Parameters
+    ----------
+    result
+        A study result.
+
+    Returns
+    -------
+    list of (str, str)
+        Critical asset; its peak loading [%] per EV case; year of need without and with
+        V2G (P50); the deferral at the study's confidence [yr]; assets with a need; the
+        deferral value of all assets [USD] and the ratepayer net benefit [USD] per V2G
+        case; and, with the procure-or-build table, where targeted V2G is the least-cost
+        plan.
+    """
+    s = result.summary
+    crit = s.critical_asset
+    year = result.config.year
+    conf = result.config.horizon.confidence
+    items = [("Critical asset", f"{crit.name} ({crit.asset_id})")]
+    for case in ("charging", "v2g"):
+        if case in crit.peak_loading_pct:
+            items.append((f"Peak loading {year}, {case}", fmt_pct(crit.peak_loading_pct[case])))
+    items += [
+        ("Year of need without V2G, P50", fmt_year(crit.year_of_need_charging)),
+        ("Year of need with V2G, P50", fmt_year(crit.year_of_need_v2g)),
+        (
+            f"Deferral reached in {conf:.0%} of draws",
+            ("≥ " if crit.deferral_capped else "") + fmt_num(crit.deferral_years, 0) + " yr",
+        ),
+        (
+            "Assets with a need in the horizon",
+            f"{s.assets_with_need_in_horizon} of {s.assets_monitored}",
+        ),
+    ]
+    for case, value in s.deferral_value_usd_total.items():
+        items.append((f"Deferral value, all assets ({case})", fmt_usd(value)))
+    for case, econ in s.economics.items():
+        if econ.program is not None:
+            items.append(
+                (f"Ratepayer net benefit ({case})", fmt_usd(econ.ratepayer_net_benefit_pv_usd))
+            )
+    table = result.opportunities
+    if table is not None and not table.empty:
+        v2g = int((table.upgrade_year > table.need_year_p50).sum())
+        items.append(("Targeted V2G is the least-cost plan at", f"{v2g} of {len(table)} assets"))
+    return items
+
+
+def _summary_map(out: Path, figures: Sequence[str]) -> tuple[str, str] | None:
+    """The map of the one-screen summary: the interactive map beside the report, else the
+    static feeder map figure, else none."""
+    if (out / MAP_FILE).is_file():
+        return ("iframe", MAP_FILE)
+    static = [f for f in figures if f.rpartition(".")[0] == "feeder_map"]
+    return ("image", static[0]) if static else None
+
+
 def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document:
     """The report of one study as a :class:`Document`.
 
@@ -1255,6 +1356,7 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
     """
     cfg = result.config
     doc = Document(f"V2G deferral study '{cfg.name}': feeder {result.feeder.name}, {cfg.year}")
+    doc.headline = headline_figures(result)
     _procure_or_build_section(doc, result)
     doc.p(_intro_text(result))
     _summary_section(doc, result)
@@ -1271,7 +1373,13 @@ def study_document(result: StudyResult, figures: Sequence[str] = ()) -> Document
     return doc
 
 
-def write_report(result: StudyResult, out_dir: str | Path, figures: list[str]) -> list[str]:
+def write_report(
+    result: StudyResult,
+    out_dir: str | Path,
+    figures: list[str],
+    *,
+    templates_dir: str | Path | None = None,
+) -> list[str]:
     """Write ``report.md`` and a self-contained ``report.html`` of a study (atomically).
 
     Parameters
@@ -1283,16 +1391,29 @@ def write_report(result: StudyResult, out_dir: str | Path, figures: list[str]) -
     figures
         Figure file names in ``out_dir`` (e.g. from :func:`gridplan.outputs.figures.write_figures`);
         the report shows one file per figure (PNG preferred, else SVG).
+    templates_dir
+        A folder of report templates overriding the bundled ones
+        (:func:`template_environment`; default: the ``GRIDPLAN_REPORT_TEMPLATES``
+        environment variable's folder, else the bundled templates only).
 
     Returns
     -------
     list of str
         ``["report.md", "report.html"]``.
+
+    Notes
+    -----
+    ``report.html`` opens with a one-screen summary: :func:`headline_figures` and the map,
+    ``feeder_map.html`` in an iframe when that file is in ``out_dir`` (written before by
+    :func:`gridplan.outputs.webmap.write_feeder_map`), else the static ``feeder_map``
+    figure.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     chosen = _pick_figures(figures, [])
-    return _write(study_document(result, chosen), out, chosen)
+    doc = study_document(result, chosen)
+    doc.map = _summary_map(out, chosen)
+    return _write(doc, out, chosen, templates_dir)
 
 
 # --------------------------------------------------------------------------- batch report
@@ -1543,7 +1664,9 @@ def batch_document(
     return doc
 
 
-def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
+def write_batch_report(
+    table: pd.DataFrame, out_dir: str | Path, *, templates_dir: str | Path | None = None
+) -> list[str]:
     """Write the screening report of a batch: figures, ``report.md`` and ``report.html``.
 
     Parameters
@@ -1553,6 +1676,9 @@ def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
         ``results`` or ``results.csv``); see :func:`batch_document` for the columns read.
     out_dir
         The batch's output folder (its name is taken as the batch name).
+    templates_dir
+        A folder of report templates overriding the bundled ones (as in
+        :func:`write_report`).
 
     Returns
     -------
@@ -1565,4 +1691,4 @@ def write_batch_report(table: pd.DataFrame, out_dir: str | Path) -> list[str]:
     figures = write_batch_figures(table, out)
     chosen = _pick_figures(figures, [])
     doc = batch_document(table, out.resolve().name, chosen)
-    return [*figures, *_write(doc, out, chosen)]
+    return [*figures, *_write(doc, out, chosen, templates_dir)]

@@ -25,6 +25,7 @@ from gridplan.core.io import write_csv, write_json, write_text, write_with
 from gridplan.outputs.figures import write_figures
 from gridplan.outputs.gis import export_assets
 from gridplan.outputs.report import write_report
+from gridplan.outputs.webmap import DEFAULT_TILES, write_feeder_map
 from gridplan.study.result import StudyResult
 
 __all__ = ["check_output_folder", "study_folder", "write_study"]
@@ -74,15 +75,25 @@ def _existing_parent(folder: Path) -> Path:
     return parent
 
 
-def write_study(result: StudyResult, folder: str | Path, *, overwrite: bool = False) -> list[str]:
+def write_study(
+    result: StudyResult,
+    folder: str | Path,
+    *,
+    overwrite: bool = False,
+    templates_dir: str | Path | None = None,
+    map_tiles: str | None = DEFAULT_TILES,
+) -> list[str]:
     """Write a study's files into ``folder`` as one complete folder.
 
     Files: ``config.toml``, ``assets.csv``, ``needs.csv``, ``valuation.csv``,
     ``economics.csv``, ``sensitivity.csv`` (with ``[sensitivity]``),
     ``deferral_opportunities.csv`` (targeted V2G per constrained asset, procure or build;
     when the study computed it), ``evs.csv``,
-    ``timeseries.csv``, the figures (PNG and SVG), ``assets.gpkg``/``assets.geojson``,
-    ``report.md``/``report.html`` and ``summary.json`` (listing them all).
+    ``timeseries.csv``, the figures (PNG and SVG), ``assets.gpkg`` (layers
+    ``transformers``, ``lines``, ``buses``, ``deferral_opportunities``) and
+    ``assets.geojson``, ``feeder_map.html`` (the interactive map; only with the ``maps``
+    extra installed, else skipped with a logged note), ``report.md``/``report.html`` and
+    ``summary.json`` (listing them all).
 
     Parameters
     ----------
@@ -93,6 +104,13 @@ def write_study(result: StudyResult, folder: str | Path, *, overwrite: bool = Fa
     overwrite
         Replace an existing folder of results (whole: no file of it survives); without it,
         an existing non-empty folder is an error.
+    templates_dir
+        A folder of report templates overriding the bundled ones
+        (:func:`gridplan.outputs.report.template_environment`; default: the
+        ``GRIDPLAN_REPORT_TEMPLATES`` environment variable's folder, else none).
+    map_tiles
+        Web tiles under the interactive map of a geographic feeder (a folium /
+        xyzservices name), ``None`` for none (a map that needs no internet for tiles).
 
     Returns
     -------
@@ -117,7 +135,7 @@ def write_study(result: StudyResult, folder: str | Path, *, overwrite: bool = Fa
             f"cannot write the output folder {folder}: {exc}", field="output_dir"
         ) from None
     try:
-        files = _write_files(result, tmp)
+        files = _write_files(result, tmp, templates_dir=templates_dir, map_tiles=map_tiles)
         _move_into_place(tmp, folder, overwrite=overwrite)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -175,7 +193,13 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 shutil.rmtree(stale)
 
 
-def _write_files(result: StudyResult, out: Path) -> list[str]:
+def _write_files(
+    result: StudyResult,
+    out: Path,
+    *,
+    templates_dir: str | Path | None = None,
+    map_tiles: str | None = DEFAULT_TILES,
+) -> list[str]:
     """Write every file of the study into ``out``; return their names."""
     import tomli_w
 
@@ -212,7 +236,8 @@ def _write_files(result: StudyResult, out: Path) -> list[str]:
     figures = write_figures(result, out)
     files += figures
     files += export_assets(result, out)
-    files += write_report(result, out, figures)
+    files += write_feeder_map(result, out, tiles=map_tiles)
+    files += write_report(result, out, figures, templates_dir=templates_dir)
     summary = {**result.summary.to_dict(), "files": [*files, "summary.json"]}
     write_json(out / "summary.json", summary)
     files.append("summary.json")
