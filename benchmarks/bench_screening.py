@@ -1,12 +1,12 @@
 """Benchmark: when does screening pay, now that full solves use the sweep (issue 21)?
 
 The study screens its EV cases (``gridplan.powerflow.screening``: solve only the steps whose
-results could matter) when the feeder has at most ``SCREENING_MAX_NODES`` non-slack nodes
-and the period at least ``SCREENING_MIN_STEPS`` steps
-(:func:`gridplan.study.simulate.use_screening`). Both thresholds were measured with the
-solver before the sweep. This runs the same studies with screening forced on and forced off
-(the thresholds lifted), one process, back to back, and records the CPU time of each and
-whether the results agree.
+results could matter) when the feeder has at most ``SCREENING_MAX_NODES`` non-slack nodes,
+the period at least ``SCREENING_MIN_STEPS`` steps and the year at least
+``SCREENING_MIN_DRAWS`` draws sharing its screening basis
+(:func:`gridplan.study.simulate.use_screening`). This runs the same studies with screening
+forced on and forced off (the thresholds lifted), one process, back to back, and records
+the CPU time of each and whether the results agree.
 
 ``python benchmarks/bench_screening.py`` writes ``benchmarks/results/screening.md``.
 """
@@ -31,6 +31,9 @@ from gridplan.study.runner import StudyConfig, run
 CASES: list[tuple[str, dict[str, Any], int, int]] = [
     ("lv-semiurban", {"kind": "peak_week"}, 2, 4),
     ("lv-semiurban", {"kind": "year"}, 2, 4),
+    ("lv-semiurban", {"kind": "year"}, 1, 20),
+    ("lv-semiurban", {"kind": "year"}, 1, 60),
+    ("lv-semiurban", {"kind": "year"}, 1, 100),
     ("ca-residential", {"kind": "peak_week"}, 2, 4),
     ("ca-residential", {"kind": "range", "start": "2017-06-01", "end": "2017-09-01"}, 2, 2),
     ("mv-semiurban", {"kind": "peak_week"}, 1, 2),
@@ -92,6 +95,7 @@ def main() -> None:
     # lift the thresholds: the study screens whenever horizon.screening is on
     simulate.SCREENING_MAX_NODES = 10**9
     simulate.SCREENING_MIN_STEPS = 0
+    simulate.SCREENING_MIN_DRAWS = 0
     rows = []
     for feeder, period, years, draws in CASES:
         f = load_feeder(feeder)

@@ -20,7 +20,7 @@ from gridplan.grid.topology import service_bus_positions as _service_bus_positio
 from gridplan.planning.needs import MonitoredAssets, asset_loading_pct, deferral_requirement
 from gridplan.powerflow import screening as scr
 from gridplan.powerflow.solver import compile_network, solve_timeseries
-from gridplan.study import StudyConfig, run
+from gridplan.study import StudyConfig, run, simulate
 
 FEEDERS = ["lv-semiurban", "lv-rural", "mv-semiurban", "us-residential"]
 
@@ -87,10 +87,13 @@ ARRAYS = (
         pytest.param("us-residential", marks=pytest.mark.slow),
     ],
 )
-def test_screened_study_equals_full_year(feeder):
+def test_screened_study_equals_full_year(feeder, monkeypatch):
+    # two draws keep the test short; the study screens only from SCREENING_MIN_DRAWS draws
+    monkeypatch.setattr(simulate, "SCREENING_MIN_DRAWS", 1)
     evs, band = SETTINGS[feeder]
     full = run(_study(feeder, screening=False, band=band, evs=evs))
     fast = run(_study(feeder, screening=True, band=band, evs=evs))
+    assert fast.summary.screening["enabled"] and not full.summary.screening["enabled"]
     a, b = fast.horizon, full.horizon
     for name in ARRAYS:
         x = np.asarray(getattr(a, name), dtype=float)

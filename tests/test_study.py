@@ -424,15 +424,26 @@ def test_bad_workers_is_a_clear_error(tmp_path):
 def test_screening_is_used_where_it_pays_and_the_summary_says_why():
     from gridplan.core.config import validate
     from gridplan.study.config import StudyConfig
-    from gridplan.study.simulate import SCREENING_MAX_NODES, SCREENING_MIN_STEPS, use_screening
+    from gridplan.study.simulate import (
+        SCREENING_MAX_NODES,
+        SCREENING_MIN_DRAWS,
+        SCREENING_MIN_STEPS,
+        use_screening,
+    )
 
-    def config(screening: bool) -> StudyConfig:
+    def config(screening: bool, draws: int = SCREENING_MIN_DRAWS) -> StudyConfig:
         return validate(
             StudyConfig,
-            {"name": "s", "feeder": "lv-semiurban", "horizon": {"screening": screening}},
+            {
+                "name": "s",
+                "feeder": "lv-semiurban",
+                "horizon": {"screening": screening, "draws": draws},
+            },
         )
 
     assert use_screening(config(True), 40, 35_136) == (True, "on")
+    on, why = use_screening(config(True, SCREENING_MIN_DRAWS - 1), 40, 35_136)
+    assert not on and "draws" in why
     on, why = use_screening(config(True), SCREENING_MAX_NODES + 1, 35_136)
     assert not on and "non-slack nodes" in why
     on, why = use_screening(config(True), 40, SCREENING_MIN_STEPS - 1)

@@ -177,14 +177,15 @@ class HorizonSpec(StrictModel):
     year and a fleet drawn for that year, ``draws`` times. Defaults: the single planning
     ``year``, one draw.
 
-    ``screening`` (default off): solve an EV case only at the steps whose results could
-    matter, proven step by step from the year's base case (:mod:`gridplan.powerflow.screening`);
-    every figure of the study (peak loading, hours and energy over the limit, need and its
-    size, extreme voltages, hours outside the band) is the same as solving every step.
-    The detail draw's time series are always solved in full. Since full solves use the
-    sweep (issue 21), solving every step is faster on every feeder measured, a year of
-    ``lv-semiurban`` with 20 draws included (``benchmarks/results/screening.md``): turn
-    it on only where a measurement of your own says it pays.
+    ``screening`` (default on, where it pays): solve an EV case only at the steps whose
+    results could matter, proven step by step from the year's base case
+    (:mod:`gridplan.powerflow.screening`); every figure of the study (peak loading, hours
+    and energy over the limit, need and its size, extreme voltages, hours outside the band)
+    is the same as solving every step. The detail draw's time series are always solved in
+    full. With the sweep solver, screening pays only when its per-year basis is shared by
+    many draws of a long period on a small feeder
+    (:func:`gridplan.study.simulate.use_screening`, ``benchmarks/results/screening.md``);
+    elsewhere the study solves every step whatever this says.
 
     ``draws_as`` (default ``"trajectories"``): draw d is one future followed through the
     horizon, seeded once: adopters stay adopters (year t+1's fleet contains year t's, same
@@ -199,7 +200,7 @@ class HorizonSpec(StrictModel):
     end: int | None = Field(default=None, ge=2000, le=2100)
     draws: int = Field(default=1, ge=1, le=10_000)
     confidence: float = Field(default=0.9, gt=0, lt=1)
-    screening: bool = False
+    screening: bool = True
     draws_as: Literal["trajectories", "independent"] = "trajectories"
 
     @model_validator(mode="after")

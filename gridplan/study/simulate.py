@@ -41,26 +41,27 @@ def calendar_file(config: StudyConfig, feeder: Feeder) -> EventCalendar | None:
 
 
 #: Screening builds dense rows of ``Z`` (non-slack nodes squared) and bounds every step with
-#: them: above this many non-slack nodes it is never used (EPRI ckt7, 1,255 nodes, peak
-#: week: 24.5 s CPU solving every step, 32.8 s screened, before the sweep). Since the sweep
-#: it does not pay on any measured feeder (``benchmarks/results/screening.md``), so it is
-#: off by default (``horizon.screening``); these bounds still apply when it is turned on [-].
+#: them: above this many non-slack nodes solving every step is cheaper (EPRI ckt7, 1,255
+#: nodes, peak week: 24.5 s CPU solving every step, 32.8 s screened before the sweep; 0.6 s
+#: and 0.8 s with it, ``benchmarks/results/screening.md``) [-].
 SCREENING_MAX_NODES = 1000
 #: Screening pays for its basis over long periods only, if at all (before the sweep: a peak
 #: week of mv-semiurban, 672 steps: 37.6 s CPU solving every step, 39.4 s screened; a year
 #: of lv-semiurban, 35,136 steps: 6.2 s and 5.2 s; with the sweep 2.8 s and 5.1 s,
 #: benchmarks/results/screening.md) [steps].
 SCREENING_MIN_STEPS = 1000
+#: With the sweep, a year's screening basis pays only when enough draws share it (a year of
+#: lv-semiurban, CPU, solving every step / screened: 4 draws over 2 years 2.9 s / 7.9 s;
+#: 20 draws 5.6 s / 3.9-6.1 s, about break-even in two runs; 60 draws 15.7 s / 10.2 s;
+#: 100 draws 25.7 s / 16.7 s; ``benchmarks/results/screening.md``) [draws per year].
+SCREENING_MIN_DRAWS = 20
 
 
 def use_screening(config: StudyConfig, n_nonslack: int, n_steps: int) -> tuple[bool, str]:
     """Whether the study screens its EV cases, and why (results are the same either way;
     only the time differs, see :mod:`gridplan.powerflow.screening`)."""
     if not config.horizon.screening:
-        return False, (
-            "off (horizon.screening = false, the default: solving every step with the sweep "
-            "is faster on every feeder measured, benchmarks/results/screening.md)"
-        )
+        return False, "off in the study file (horizon.screening = false)"
     if config.criteria.trafo_criterion != "loading":
         return False, (
             f"off: the transformers' {config.criteria.trafo_criterion} criterion needs every "
@@ -73,6 +74,12 @@ def use_screening(config: StudyConfig, n_nonslack: int, n_steps: int) -> tuple[b
         )
     if n_steps < SCREENING_MIN_STEPS:
         return False, f"off: {n_steps} steps < {SCREENING_MIN_STEPS}, solving every step is cheaper"
+    draws = config.horizon.draws
+    if draws < SCREENING_MIN_DRAWS:
+        return False, (
+            f"off: {draws} draws < {SCREENING_MIN_DRAWS}, too few to share the year's "
+            "screening basis; solving every step is cheaper"
+        )
     return True, "on"
 
 
