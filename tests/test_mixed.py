@@ -201,3 +201,28 @@ def test_study_with_a_charging_mix():
     assert summary["cases"]["charging"] == "mixed charging (50% unmanaged, 30% tou, 20% smart)"
     assert summary["cases"]["v2g"].startswith("v2g_peak_shave for V2G-enrolled EVs")
     assert any(a.startswith("Charging behaviours: 50% unmanaged") for a in summary["assumptions"])
+
+
+def test_targeted_search_with_a_charging_mix():
+    """The targeted search dispatches the mix as the study's cases do: with nobody enrolled
+    its V2G dispatch is the charging case, so an asset the charging case does not need is
+    held at 0 EVs, and the enrollments it finds are re-verified by dispatch + power flow."""
+    config = validate(
+        StudyConfig,
+        {
+            "name": "mix-target",
+            "feeder": "ca-residential",
+            "year": 2030,
+            "seed": 4,
+            "horizon": {"start": 2030, "end": 2032, "draws": 2},
+            "fleet": {"evs_per_household": 1.5, "v2g_enrolled_share": 0.5, "charging_mix": MIX},
+            "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave", "v1g_case": False},
+            "availability": {"preset": "perfect"},
+        },
+    )
+    table = run(config).opportunities
+    assert table is not None and len(table)
+    searched = table.dropna(subset=["verified_share"])
+    assert len(searched)
+    assert ((searched.verified_share >= 0) & (searched.verified_share <= 1)).all()
+    assert (table.enrolled_needed_max.fillna(0) <= table.evs_downstream).all()

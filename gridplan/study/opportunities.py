@@ -94,6 +94,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,6 +102,7 @@ import pandas as pd
 from gridplan.ev.availability import Availability, draw_availability
 from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
 from gridplan.ev.fleet import Fleet
+from gridplan.ev.mixed import case_behaviours, dispatch_mixed
 from gridplan.grid.topology import downstream_buses
 from gridplan.planning.economics import ProgramCosts
 from gridplan.planning.needs import asset_loading_pct
@@ -434,9 +436,9 @@ class _Study:
         """The charging case's need of asset ``a`` in (year, draw) from the study's power
         flow, when the V2G strategy with nobody enrolled charges as that case does
         (``unmanaged`` charging under ``v2g_peak_shave`` or ``v2g_event``); else ``None``."""
-        same = self.charging_strategy == "unmanaged" and self.v2g_strategy in (
-            "v2g_peak_shave",
-            "v2g_event",
+        same = self.config.fleet.charging_mix is not None or (  # nobody enrolled: own behaviour
+            self.charging_strategy == "unmanaged"
+            and self.v2g_strategy in ("v2g_peak_shave", "v2g_event")
         )
         if not same:
             return None
@@ -498,23 +500,27 @@ class _Study:
         availability: Availability | None,
         strategy: str | None = None,
     ) -> DispatchResult:
-        """Dispatch under the study's V2G strategy (or ``strategy``) and settings."""
+        """Dispatch under the study's V2G strategy (or the charging ``strategy``) and
+        settings. With a charging mix (``fleet.charging_mix``) every EV follows its own
+        behaviour, and in the V2G dispatch the enrolled EVs the V2G strategy, as in the
+        study's cases (:func:`gridplan.ev.mixed.case_behaviours`)."""
         ctx, spec = self.ctx, self.config.dispatch
-        return dispatch(
-            fleet,
-            ctx.time_index,
-            strategy or self.v2g_strategy,
-            window_start_h=spec.window_start_h,
-            window_end_h=spec.window_end_h,
-            event_months=tuple(spec.event_months),
-            context=context,
-            rate=ctx.rate,
-            events=unit.events,
-            availability=availability,
-            objective=spec.objective,
-            n_loads=len(ctx.feeder.net.load),
-            keep_ev_series=False,
-        )
+        options: dict[str, Any] = {
+            "window_start_h": spec.window_start_h,
+            "window_end_h": spec.window_end_h,
+            "event_months": tuple(spec.event_months),
+            "context": context,
+            "rate": ctx.rate,
+            "events": unit.events,
+            "availability": availability,
+            "objective": spec.objective,
+            "n_loads": len(ctx.feeder.net.load),
+            "keep_ev_series": False,
+        }
+        behaviours = case_behaviours(fleet, None if strategy is not None else self.v2g_strategy)
+        if behaviours is not None:
+            return dispatch_mixed(fleet, ctx.time_index, behaviours, **options)
+        return dispatch(fleet, ctx.time_index, strategy or self.v2g_strategy, **options)
 
 
 @dataclass(eq=False)
