@@ -1,6 +1,6 @@
 """gridplan: feeder-by-feeder V2G deferral studies.
 
-The data flow (see DESIGN.md): ``feeders.load_feeder`` -> ``fleet.sample_fleet`` ->
+The data flow (see docs/architecture.md): ``feeders.load_feeder`` -> ``fleet.sample_fleet`` ->
 ``dispatch`` -> ``powerflow.solve_timeseries`` -> ``needs`` -> ``valuation`` -> ``study.run``.
 """
 
