@@ -268,7 +268,7 @@ def feeder_map(result: StudyResult, *, tiles: str | None = DEFAULT_TILES) -> Any
             style_kwds={"fill": False, "weight": 3},
             legend_kwds={"caption": "Locational value of a deferral [$/kW-yr]"},
         )  # fmt: skip
-    folium.LayerControl(position="bottomright", collapsed=False).add_to(m)
+    folium.LayerControl(position="bottomright", collapsed=True).add_to(m)
     _add_title(m, result, schematic, tiles)
     return m
 
