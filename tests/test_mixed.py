@@ -226,3 +226,10 @@ def test_targeted_search_with_a_charging_mix():
     assert len(searched)
     assert ((searched.verified_share >= 0) & (searched.verified_share <= 1)).all()
     assert (table.enrolled_needed_max.fillna(0) <= table.evs_downstream).all()
+    # a smaller upgrade that holds without any V2G is right-sizing, not a V2G opportunity
+    from gridplan.planning.targeting import TIERS
+
+    right_size = table.plan.str.contains("no V2G needed")
+    assert right_size.any()  # the short horizon makes a smaller unit enough for some assets
+    assert (table.tier[right_size] == TIERS[4]).all()
+    assert not (table.tier[~right_size] == TIERS[4]).any()

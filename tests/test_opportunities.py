@@ -330,7 +330,10 @@ def _check_plans(
     for row in hybrids.itertuples():
         assert row.rating_kva < row.smaller_upgrade_kva
         assert row.hybrid_net_benefit_usd > 0
-        assert row.tier == tier(True, row.hybrid_net_benefit_usd, row.hybrid_certainty, conf)
+        expected = tier(True, row.hybrid_net_benefit_usd, row.hybrid_certainty, conf)
+        if row.hybrid_enrolled_max == 0:  # no V2G in the plan: right-sizing
+            expected = TIERS[4]
+        assert row.tier == expected
         a = asset_ids.index(row.asset_id)
         held = []
         for d in range(draws):

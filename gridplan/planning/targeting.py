@@ -59,12 +59,15 @@ __all__ = [
 #: rest of the horizon.
 PLAN_KINDS = ("build", "v2g_then_build", "smaller_upgrade_plus_v2g")
 
-#: The tiers of the deferral-opportunity table, best first (rule: :func:`tier`).
+#: The tiers of the deferral-opportunity table, best first (rule: :func:`tier`); the last
+#: one is not a V2G opportunity: the cheapest plan is a smaller standard upgrade that holds
+#: the asset to the horizon's end without any V2G (right-sizing the planned upgrade).
 TIERS = (
     "cost-effective and certain",
     "cost-effective but uncertain",
     "not cost-effective",
     "not deferrable",
+    "right-size: a smaller upgrade suffices (no V2G)",
 )
 
 

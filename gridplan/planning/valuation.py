@@ -1,7 +1,7 @@
 """What a deferral is worth: upgrade costs, present worth, carrying charges, program economics.
 
-Pure functions over scalars or numpy arrays (see docs/architecture.md). All money is nominal US dollars
-[USD]; every rate is a fraction per year (``0.07`` is 7 %/yr); time is in years after the
+Pure functions over scalars or numpy arrays (see docs/architecture.md). All money is nominal US
+dollars [USD]; every rate is a fraction per year (``0.07`` is 7 %/yr); time is in years after the
 study's base year (``t = 0``), and annual flows are discounted end-of-year unless a function
 says otherwise.
 

@@ -1100,6 +1100,8 @@ def _row(
         certainty=certainty,
         tier=tier(deferrable, net, certainty if math.isfinite(certainty) else 0.0, conf),
     )
+    if kind == "smaller_upgrade_plus_v2g" and "no V2G needed" in plan:
+        row["tier"] = TIERS[4]  # right-sizing, not a V2G opportunity
     return row, v2g_years
 
 
