@@ -94,15 +94,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from gridplan.ev.availability import Availability, draw_availability
-from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
+from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy
 from gridplan.ev.fleet import Fleet
-from gridplan.ev.mixed import case_behaviours, dispatch_mixed
+from gridplan.ev.mixed import case_behaviours
 from gridplan.grid.topology import downstream_buses
 from gridplan.planning.economics import ProgramCosts
 from gridplan.planning.needs import asset_loading_pct
@@ -504,23 +503,10 @@ class _Study:
         settings. With a charging mix (``fleet.charging_mix``) every EV follows its own
         behaviour, and in the V2G dispatch the enrolled EVs the V2G strategy, as in the
         study's cases (:func:`gridplan.ev.mixed.case_behaviours`)."""
-        ctx, spec = self.ctx, self.config.dispatch
-        options: dict[str, Any] = {
-            "window_start_h": spec.window_start_h,
-            "window_end_h": spec.window_end_h,
-            "event_months": tuple(spec.event_months),
-            "context": context,
-            "rate": ctx.rate,
-            "events": unit.events,
-            "availability": availability,
-            "objective": spec.objective,
-            "n_loads": len(ctx.feeder.net.load),
-            "keep_ev_series": False,
-        }
         behaviours = case_behaviours(fleet, None if strategy is not None else self.v2g_strategy)
-        if behaviours is not None:
-            return dispatch_mixed(fleet, ctx.time_index, behaviours, **options)
-        return dispatch(fleet, ctx.time_index, strategy or self.v2g_strategy, **options)
+        return unit.run_dispatch(
+            fleet, strategy or self.v2g_strategy, behaviours, context, availability, False
+        )
 
 
 @dataclass(eq=False)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gridplan.core.errors import GridplanError
-from gridplan.ev.availability import derate_from_uniform, draw_availability
+from gridplan.ev.availability import Availability, derate_from_uniform, draw_availability
 from gridplan.ev.dispatch import DispatchContext, DispatchResult, Strategy, dispatch
 from gridplan.ev.events import ELRP, EventCalendar, TouRate, draw_event_calendar
 from gridplan.ev.fleet import Fleet, Zones, sample_fleet
@@ -432,7 +432,6 @@ class StudyUnit:
 
     def dispatch(self, case: str, strategy: str) -> DispatchResult:
         """Dispatch the fleet under one strategy (each EV its own, with a charging mix)."""
-        ctx, spec = self.ctx, self.ctx.config.dispatch
         behaviours = self.behaviours(case, strategy)
         needed = {strategy} if behaviours is None else set(behaviours)
         grid_aware = any(Strategy(s).needs_context for s in needed)
@@ -441,6 +440,26 @@ class StudyUnit:
         fleet = self.fleet
         if case == "v1g":  # the V2G strategy's charging management without export
             fleet = dataclasses.replace(fleet, export_kw=np.zeros_like(fleet.export_kw))
+        # per-EV series only for the detail draw, and only while they are small (a full
+        # year of a large MV fleet would take gigabytes); figures fall back to per-load series
+        keep = self.keep_detail and n_steps * self.fleet.n_ev <= MAX_EV_SERIES
+        availability = None if case == "v2g_perfect" else self.availability
+        result = self.run_dispatch(fleet, strategy, behaviours, context, availability, keep)
+        self.dispatched[case] = result
+        return result
+
+    def run_dispatch(
+        self,
+        fleet: Fleet,
+        strategy: str,
+        behaviours: np.ndarray | None,
+        context: DispatchContext | None,
+        availability: Availability | None,
+        keep_ev_series: bool,
+    ) -> DispatchResult:
+        """Dispatch ``fleet`` with the study's dispatch settings and this unit's events:
+        under ``strategy``, or each EV under its own of ``behaviours`` (a charging mix)."""
+        ctx, spec = self.ctx, self.ctx.config.dispatch
         options: dict[str, Any] = {
             "window_start_h": spec.window_start_h,
             "window_end_h": spec.window_end_h,
@@ -448,20 +467,14 @@ class StudyUnit:
             "context": context,
             "rate": ctx.rate,
             "events": self.events,
-            "availability": None if case == "v2g_perfect" else self.availability,
+            "availability": availability,
             "objective": spec.objective,
             "n_loads": len(ctx.feeder.net.load),
-            # per-EV series only for the detail draw, and only while they are small (a
-            # full year of a large MV fleet would take gigabytes); figures fall back to
-            # the per-load series
-            "keep_ev_series": self.keep_detail and n_steps * self.fleet.n_ev <= MAX_EV_SERIES,
+            "keep_ev_series": keep_ev_series,
         }
         if behaviours is None:
-            result = dispatch(fleet, ctx.time_index, strategy, **options)
-        else:
-            result = dispatch_mixed(fleet, ctx.time_index, behaviours, **options)
-        self.dispatched[case] = result
-        return result
+            return dispatch(fleet, ctx.time_index, strategy, **options)
+        return dispatch_mixed(fleet, ctx.time_index, behaviours, **options)
 
     # ------------------------------------------------------------------ power flow
     def _solve_rows(
