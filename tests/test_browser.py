@@ -4,7 +4,8 @@ error, the headline numbers are visible, and the map draws its assets with their
 
 The network is closed here. The map page loads Leaflet and d3 from their CDNs, as every
 folium map does: the test serves those two files from Debian's ``libjs-leaflet`` and
-``libjs-d3`` packages (installed by ``.ci/run`` with Chromium) and aborts every other
+``libjs-d3`` packages (with Leaflet's layer-control icon; installed by ``.ci/run`` with
+Chromium) and aborts every other
 request to an external host (the OpenStreetMap tiles); the console errors those aborted
 requests cause ("Failed to load resource" at an external URL) are filtered out and printed.
 Any other console error or page error fails the test.
@@ -27,11 +28,14 @@ from gridplan.study import StudyConfig, run
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-#: Local copies of the map's scripts (Debian packages), by the file name a page asks for.
+#: Local copies of the map's scripts and icons (Debian packages), by the file name a page
+#: asks for.
 LOCAL_SCRIPTS = {
     "leaflet.js": Path("/usr/share/javascript/leaflet/leaflet.js"),
     "leaflet.css": Path("/usr/share/javascript/leaflet/leaflet.css"),
     "d3.min.js": Path("/usr/share/javascript/d3/d3.min.js"),
+    "layers.png": Path("/usr/share/javascript/leaflet/images/layers.png"),
+    "layers-2x.png": Path("/usr/share/javascript/leaflet/images/layers-2x.png"),
 }
 ARGS = [
     "--headless",

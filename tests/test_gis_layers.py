@@ -195,6 +195,8 @@ def test_schematic_feeder_map_has_no_tiles_and_says_so(result, tmp_path):
     webmap.write_feeder_map(_schematic(result), tmp_path)  # default tiles: ignored here
     page = (tmp_path / "feeder_map.html").read_text(encoding="utf-8")
     assert "L.CRS.Simple" in page and "tileLayer" not in page
+    assert '"minZoom": -12' in page  # model units may need to zoom far out to fit
+    assert "L.control.scale" not in page  # model units are not metres
     assert "schematic: the feeder model" in page and "not geography" in page
 
 

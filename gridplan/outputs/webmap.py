@@ -226,17 +226,20 @@ def feeder_map(result: StudyResult, *, tiles: str | None = DEFAULT_TILES) -> Any
     crs = lines.crs
     assets = _asset_frame(result)
     year = result.config.year
-    kwargs: dict[str, Any] = {"zoom_control": "bottomright"}  # the legends take the top
-    if crs is None:
-        kwargs["min_zoom"] = -12  # a Simple CRS in model units may need to zoom far out
     m = lines[lines.geometry.notna()].explore(
         color="#777777",
         tiles=tiles if crs is not None else None,
         name="Lines",
         tooltip=["name"],
         style_kwds={"weight": 2},
-        **kwargs,
+        zoom_control="bottomright",  # the legends take the top
+        control_scale=crs is not None,  # schematic units are not metres
     )
+    if crs is None:
+        # a Simple CRS in the model's units may need to zoom far out to fit the feeder
+        # (folium gives min_zoom to tile layers only, and there are none)
+        m.options["min_zoom"] = -12
+        m.options["zoom_snap"] = 0.25
     m.default_js = [(k, v) for k, v in m.default_js if k in _KEEP_JS]
     m.default_css = [(k, v) for k, v in m.default_css if k in _KEEP_CSS]
     bus_frame = _bus_frame(result, buses[buses.geometry.notna()])
@@ -269,6 +272,9 @@ def feeder_map(result: StudyResult, *, tiles: str | None = DEFAULT_TILES) -> Any
             legend_kwds={"caption": "Locational value of a deferral [$/kW-yr]"},
         )  # fmt: skip
     folium.LayerControl(position="bottomright", collapsed=True).add_to(m)
+    x0, y0, x1, y1 = lines.total_bounds
+    if np.isfinite([x0, y0, x1, y1]).all():
+        m.fit_bounds([[y0, x0], [y1, x1]], padding=(24, 24))  # markers at the edges show
     _add_title(m, result, schematic, tiles)
     return m
 
