@@ -11,8 +11,19 @@ summary (:class:`~gridplan.study.summary.StudySummary`), tables from the result'
 results table (one row per unit): feeders ranked by net deferral value, a screening
 outcome per feeder, scenario comparison, failed units and a figure.
 
-Both build one document (headings, paragraphs, tables, figures) and render it twice, so the
+Both build one document (headings, paragraphs, tables, figures) in Python and render it
+twice through jinja2 templates (``report.md.j2``, ``report.html.j2``, autoescaped), so the
 two formats always say the same thing. Numbers are read from the result, never recomputed.
+A study's ``report.html`` opens with a one-screen summary: :func:`headline_figures` (the
+summary's own numbers) beside the interactive ``feeder_map.html`` (an iframe; the static
+feeder map figure without the ``maps`` extra), above the detail, which starts with the
+procure-or-build answer.
+
+Re-branding: the templates are package data (``gridplan/outputs/templates``); a folder
+given as ``templates_dir`` (``write_study``, :func:`write_report`,
+:func:`write_batch_report`) or named by the ``GRIDPLAN_REPORT_TEMPLATES`` environment
+variable overrides them file by file, e.g. ``header.html.j2`` (a logo), ``report.css``,
+``footer.html.j2`` (docs/report_templates.md).
 """
 
 from __future__ import annotations
