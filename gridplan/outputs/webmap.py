@@ -226,12 +226,17 @@ def feeder_map(result: StudyResult, *, tiles: str | None = DEFAULT_TILES) -> Any
     crs = lines.crs
     assets = _asset_frame(result)
     year = result.config.year
-    m = lines[lines.geometry.notna()].explore(
+    drawn = lines[lines.geometry.notna()]
+    # a feeder without lines (transformers only) starts the map from its buses
+    first = drawn if len(drawn) else buses[buses.geometry.notna()]
+    m = first.explore(
         color="#777777",
         tiles=tiles if crs is not None else None,
-        name="Lines",
+        name="Lines" if len(drawn) else "Buses",
         tooltip=["name"],
         style_kwds={"weight": 2},
+        marker_type="circle_marker",
+        marker_kwds={"radius": 2},
         zoom_control="bottomright",  # the legends take the top
         control_scale=crs is not None,  # schematic units are not metres
     )
@@ -272,7 +277,7 @@ def feeder_map(result: StudyResult, *, tiles: str | None = DEFAULT_TILES) -> Any
             legend_kwds={"caption": "Locational value of a deferral [$/kW-yr]"},
         )  # fmt: skip
     folium.LayerControl(position="bottomright", collapsed=True).add_to(m)
-    x0, y0, x1, y1 = lines.total_bounds
+    x0, y0, x1, y1 = first.total_bounds
     if np.isfinite([x0, y0, x1, y1]).all():
         m.fit_bounds([[y0, x0], [y1, x1]], padding=(24, 24))  # markers at the edges show
     _add_title(m, result, schematic, tiles)
