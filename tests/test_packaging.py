@@ -71,6 +71,7 @@ def test_wheel_carries_examples_feeders_and_licence(tmp_path):
         "gridplan/_feeders/ca-residential.toml",
         "gridplan/_feeders/epri-ckt5/Master_ckt5.dss",
         "gridplan/data/upgrade_costs.csv",
+        "gridplan/outputs/templates/report.html.j2",
         f"{dist_info}/licenses/LICENSE",
     ):
         assert name in names, name
