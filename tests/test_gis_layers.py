@@ -170,7 +170,7 @@ def test_feeder_map_tooltips_carry_the_asset_figures(result, tmp_path):
     for alias in (
         "Peak loading without V2G",
         "Year of need without V2G (P50)",
-        "Deferral value (present worth)",
+        "Deferral value, feeder-wide program (present worth)",
         "Locational value [$/kW-yr]",
         "Break-even incentive per enrolled EV",
     ):

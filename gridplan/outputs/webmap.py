@@ -142,6 +142,7 @@ def _asset_frame(result: StudyResult) -> Any:
                 "usd_per_kw_yr": "—" if o is None else _num(o.value_usd_per_kw_yr, 2),
                 "break_even": "—" if o is None else _usd(o.break_even_incentive_usd),
                 "enrolled": "—" if o is None else _num(o.enrolled_needed, 0),
+                "plan": "—" if o is None else str(o.plan),
                 "tier": "—" if o is None else str(o.tier),
                 "peak_loading_pct": float(r.peak_loading_pct_charging),
                 "geometry": shape,
@@ -162,12 +163,13 @@ _ASSET_TOOLTIP = {
     "loading_v2g": "Peak loading with V2G",
     "need_year": "Year of need without V2G (P50)",
     "need_year_v2g": "Year of need with V2G (P50)",
-    "deferral": "Deferral by V2G",
-    "deferral_value": "Deferral value (present worth)",
+    "deferral": "Deferral by the feeder-wide V2G program (at the study's confidence)",
+    "deferral_value": "Deferral value, feeder-wide program (present worth)",
     "usd_per_kw_yr": "Locational value [$/kW-yr]",
     "break_even": "Break-even incentive per enrolled EV",
     "enrolled": "Targeted enrollment (EVs)",
-    "tier": "Tier",
+    "plan": "Targeted V2G: least-cost plan",
+    "tier": "Targeted V2G: tier",
 }
 
 
