@@ -214,7 +214,7 @@ def test_targeted_search_with_a_charging_mix():
             "feeder": "ca-residential",
             "year": 2030,
             "seed": 4,
-            "horizon": {"start": 2030, "end": 2032, "draws": 2},
+            "horizon": {"start": 2030, "end": 2031, "draws": 2},
             "fleet": {"evs_per_household": 1.5, "v2g_enrolled_share": 0.5, "charging_mix": MIX},
             "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave", "v1g_case": False},
             "availability": {"preset": "perfect"},
