@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from viz_study import viz_study
 
 from gridplan.outputs import webmap, write_study
 from gridplan.outputs.report import headline_figures
@@ -48,20 +49,7 @@ ARGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[1] / "outputs" / "browser"
 
-STUDY = {
-    "name": "browser",
-    "feeder": "ca-residential",
-    "year": 2030,
-    "base_year": 2026,
-    "seed": 7,
-    "period": {"kind": "range", "start": "2017-09-03", "end": "2017-09-04"},
-    "horizon": {"start": 2028, "end": 2032, "draws": 2, "confidence": 0.5},
-    "fleet": {"evs_per_household": 0.6, "v2g_capable_share": 0.6, "v2g_enrolled_share": 0.6},
-    "program": {
-        "charging_energy_price_usd_per_kwh": 0.3,
-        "charging_energy_price_source": "test tariff",
-    },
-}
+STUDY = viz_study("browser")
 
 
 def _requirements() -> str | None:

@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from viz_study import viz_study
 
 from gridplan.outputs import gis, webmap
 from gridplan.study import StudyConfig, run
@@ -20,20 +21,7 @@ gpd = pytest.importorskip("geopandas")
 pyogrio = pytest.importorskip("pyogrio")
 
 #: A short study with a need at several transformers (the figures' study of test_plotting).
-STUDY = {
-    "name": "gis",
-    "feeder": "ca-residential",
-    "year": 2030,
-    "base_year": 2026,
-    "seed": 7,
-    "period": {"kind": "range", "start": "2017-09-03", "end": "2017-09-04"},
-    "horizon": {"start": 2028, "end": 2032, "draws": 2, "confidence": 0.5},
-    "fleet": {"evs_per_household": 0.6, "v2g_capable_share": 0.6, "v2g_enrolled_share": 0.6},
-    "program": {
-        "charging_energy_price_usd_per_kwh": 0.3,
-        "charging_energy_price_source": "test tariff",
-    },
-}
+STUDY = viz_study("gis")
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,22 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from viz_study import viz_study
 
 from gridplan.outputs import figures as plotting
 from gridplan.outputs import gis
 from gridplan.study import StudyConfig, run
 
-STUDY = {
-    "name": "viz",
-    "feeder": "ca-residential",
-    "year": 2030,
-    "base_year": 2026,
-    "seed": 7,
-    "period": {"kind": "range", "start": "2017-09-03", "end": "2017-09-04"},
-    "horizon": {"start": 2028, "end": 2032, "draws": 2, "confidence": 0.5},
-    "fleet": {"evs_per_household": 0.6, "v2g_capable_share": 0.6, "v2g_enrolled_share": 0.6},
-    "program": {
-        "charging_energy_price_usd_per_kwh": 0.3,
-        "charging_energy_price_source": "test tariff",
-    },
+STUDY = viz_study(
+    "viz",
     # Financial parameters only: the tornado re-values, no re-runs.
-    "sensitivity": {
+    sensitivity={
         "enabled": True,
         "load_growth": [1.0, 1.0],
         "ev_adoption": [1.0, 1.0],
         "enrollment": [1.0, 1.0],
     },
-}
+)
 
 
 @pytest.fixture(scope="module")

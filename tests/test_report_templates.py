@@ -10,6 +10,7 @@ import re
 import shutil
 
 import pytest
+from viz_study import viz_study
 
 from gridplan.core.errors import ConfigError
 from gridplan.outputs import figures as plotting
@@ -17,20 +18,7 @@ from gridplan.outputs import report
 from gridplan.outputs.report import Document, fmt_pct, fmt_usd, fmt_year
 from gridplan.study import StudyConfig, run
 
-STUDY = {
-    "name": "tpl",
-    "feeder": "ca-residential",
-    "year": 2030,
-    "base_year": 2026,
-    "seed": 7,
-    "period": {"kind": "range", "start": "2017-09-03", "end": "2017-09-04"},
-    "horizon": {"start": 2028, "end": 2032, "draws": 2, "confidence": 0.5},
-    "fleet": {"evs_per_household": 0.6, "v2g_capable_share": 0.6, "v2g_enrolled_share": 0.6},
-    "program": {
-        "charging_energy_price_usd_per_kwh": 0.3,
-        "charging_energy_price_source": "test tariff",
-    },
-}
+STUDY = viz_study("tpl")
 
 
 def _doc() -> Document:
