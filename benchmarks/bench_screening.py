@@ -21,9 +21,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_markdown
+from bench_study import _same
+from bench_study import config as reference_config
 
 import gridplan.study.simulate as simulate
-from gridplan.core.config import validate
 from gridplan.grid.feeders import load_feeder
 from gridplan.study.runner import StudyConfig, run
 
@@ -43,44 +44,9 @@ CASES: list[tuple[str, dict[str, Any], int, int]] = [
 
 
 def config(feeder: str, period: dict[str, Any], years: int, draws: int, screening: bool):
-    return validate(
-        StudyConfig,
-        {
-            "name": "bench-screening",
-            "feeder": feeder,
-            "year": 2034,
-            "base_year": 2026,
-            "seed": 1,
-            "horizon": {
-                "start": 2034,
-                "end": 2034 + years - 1,
-                "draws": draws,
-                "screening": screening,
-            },
-            "period": period,
-            "fleet": {
-                "adoption": {
-                    "kind": "logistic",
-                    "midpoint_year": 2033,
-                    "ceiling": 1.2,
-                    "steepness": 0.35,
-                },
-                "v2g_capable_share": 0.5,
-                "v2g_enrolled_share": 0.5,
-            },
-            "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave", "v1g_case": False},
-            "availability": {"preset": "perfect"},
-            "targeting": {"enabled": False},
-        },
-    )
-
-
-def _same(a: Any, b: Any) -> bool:
-    import numpy as np
-
-    names = ("peak_loading_pct", "hours_over_limit", "need", "min_vm_pu", "max_vm_pu")
-    return all(
-        np.allclose(getattr(a, n), getattr(b, n), rtol=0, atol=1e-6, equal_nan=True) for n in names
+    """The issue-6 reference study (``bench_study.config``) on ``feeder`` over ``period``."""
+    return reference_config(years, draws, screening=screening, start=2034).with_overrides(
+        {"name": "bench-screening", "feeder": feeder, "period": period}
     )
 
 
