@@ -78,6 +78,15 @@ def test_missing_file(tmp_path, capsys):
     assert "file not found" in capsys.readouterr().err
 
 
+def test_feeders_command_named(capsys):
+    assert main(["feeders", "us-residential", "lv-semiurban"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["us-residential", "lv-semiurban"]
+    us = lines[1].split()
+    assert us[1:5] == ["53", "264", "25", "264"]  # buses, loads, assets, households
+
+
+@pytest.mark.slow  # every bundled feeder over a year, the 9,099-bus grid included
 def test_feeders_command(capsys):
     assert main(["feeders"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -14,6 +14,7 @@ import pandas as pd
 from gridplan.core.errors import ConfigError
 from gridplan.ev.fleet import Fleet
 from gridplan.ev.nesting import AssetNesting
+from gridplan.grid.profiles import ProfileMatrix
 from gridplan.grid.topology import downstream_buses, downstream_of
 
 if TYPE_CHECKING:
@@ -110,10 +111,10 @@ class DispatchContext:
         cls,
         feeder: Feeder,
         fleet: Fleet,
-        base_load_kw: np.ndarray,
+        base_load_kw: np.ndarray | ProfileMatrix,
         time_index: pd.DatetimeIndex,
         *,
-        sgen_p_kw: np.ndarray | None = None,
+        sgen_p_kw: np.ndarray | ProfileMatrix | None = None,
         asset_base_kw: np.ndarray | None = None,
     ) -> DispatchContext:
         """Build the context of ``fleet`` on ``feeder`` from base-load profiles.
@@ -132,7 +133,9 @@ class DispatchContext:
             The EVs (their buses).
         base_load_kw
             Base load per load [kW], shape (time, load) in ``net.load.index`` order (grown
-            to the planning year, as the power flow sees it).
+            to the planning year, as the power flow sees it): an array or a
+            :class:`~gridplan.grid.profiles.ProfileMatrix` (summed per asset through its
+            factors, never expanded).
         time_index
             Stamps of ``base_load_kw`` rows.
         sgen_p_kw
@@ -150,7 +153,7 @@ class DispatchContext:
         assets = feeder.assets
         ids = [str(a) for a in assets.index]
         load_bus = np.asarray(feeder.load_bus)
-        base_load = np.asarray(base_load_kw, dtype=float)
+        base_load = ProfileMatrix.of(base_load_kw)
         if base_load.shape != (len(time_index), load_bus.size):
             raise ConfigError(
                 f"base_load_kw must have shape ({len(time_index)}, {load_bus.size}) "
@@ -167,17 +170,17 @@ class DispatchContext:
                 )
         else:
             load_in = downstream_of(down, ids, load_bus).astype(float)
-            base = base_load @ load_in
+            base = base_load.matmul(load_in)
         if asset_base_kw is None and sgen_p_kw is not None and len(feeder.net.sgen):
             sgen_bus = feeder.net.sgen.bus.to_numpy()
-            sgen = np.asarray(sgen_p_kw, dtype=float)
+            sgen = ProfileMatrix.of(sgen_p_kw)
             if sgen.shape != (len(time_index), sgen_bus.size):
                 raise ConfigError(
                     f"sgen_p_kw must have shape ({len(time_index)}, {sgen_bus.size})",
                     field="sgen_p_kw",
                 )
             sgen_in = downstream_of(down, ids, sgen_bus).astype(float)
-            base = base - sgen @ sgen_in
+            base = base - sgen.matmul(sgen_in)
         limit = assets.rating_kva.to_numpy(float) * assets.limit_pct.to_numpy(float) / 100.0
         ev_bus = np.asarray(fleet.bus)
         ev_assets = downstream_of(down, ids, ev_bus)

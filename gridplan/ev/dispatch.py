@@ -119,7 +119,7 @@ Where the pieces live: :mod:`gridplan.ev.options` (:class:`Strategy`,
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -174,6 +174,7 @@ def dispatch(
     dtype: DTypeLike = _DEFAULT.dtype,
     n_loads: int | None = None,
     availability: Availability | None = None,
+    load_columns: np.ndarray | None = None,
     _fast_path: bool = True,
 ) -> DispatchResult:
     """Simulate EV charging (and V2G export) over ``time_index``.
@@ -215,9 +216,10 @@ def dispatch(
     events
         ``v2g_event``: the event calendar (:class:`~gridplan.ev.events.EventCalendar`);
         default every day of ``event_months``, ``window_start_h``-``window_end_h``.
-    n_loads
-        Columns of :attr:`DispatchResult.power_by_load_kw`; default ``context.n_loads``,
-        else one past the highest ``fleet.load_pos``.
+    n_loads, load_columns
+        Loads in :attr:`DispatchResult.power_by_load_kw` (default ``context.n_loads``, else
+        past the last ``fleet.load_pos``); keep ``load_columns`` only (sorted, with every
+        EV's load; e.g. a big feeder's loads with EVs), ``None``: every load.
     availability
         Export factor and cap per (day, EV) (``draw_availability``); ``None``: none.
     _fast_path
@@ -263,8 +265,7 @@ def dispatch(
         strategy=strategy,
         keep_ev_series=options.keep_ev_series,
         dtype=np.dtype(options.dtype),
-        n_loads=_n_loads(n_loads, context, fleet),
-        load_pos=np.asarray(fleet.load_pos, dtype=np.int64),
+        **_load_layout(fleet, _n_loads(n_loads, context, fleet), load_columns),
     )
     policy = _policy(strategy, sessions, grid, export_cap, sim, n_warm, options, rate, events)
     if _fast_path and not options.keep_ev_series:
@@ -326,6 +327,29 @@ def _export_cap(fleet: Fleet, context: DispatchContext | None, limit_kw: float) 
     if context is not None and context.export_group is not None:
         return ExportCap(context.export_group, limit_kw)
     return ExportCap(np.asarray(fleet.bus), limit_kw)
+
+
+def _load_layout(fleet: Fleet, n_loads: int, load_columns: np.ndarray | None) -> dict[str, Any]:
+    """The per-load aggregate's columns: every load, or ``load_columns`` (checked)."""
+    load_pos = np.asarray(fleet.load_pos, dtype=np.int64)
+    if load_columns is None:
+        return {"n_loads": n_loads, "load_pos": load_pos}
+    columns = np.asarray(load_columns, dtype=np.int64)
+    if columns.ndim != 1 or (columns.size > 1 and (np.diff(columns) <= 0).any()):
+        raise ConfigError(
+            "load_columns must be sorted, unique load positions", field="load_columns"
+        )
+    pos = np.searchsorted(columns, load_pos)
+    found = pos < columns.size
+    found[found] = columns[pos[found]] == load_pos[found]
+    if not found.all():
+        raise ConfigError("load_columns must include the load of every EV", field="load_columns")
+    return {
+        "n_loads": columns.size,
+        "load_pos": pos,
+        "load_columns": columns,
+        "total_loads": max(n_loads, int(columns.max(initial=-1)) + 1),
+    }
 
 
 def _n_loads(n_loads: int | None, context: DispatchContext | None, fleet: Fleet) -> int:

@@ -235,7 +235,7 @@ def _merge(
         load = context.asset_base_kw[rows].astype(float) + ev_kw
         asset = {
             "asset_ids": context.asset_ids,
-            "asset_load_kw": load.astype(first.power_by_load_kw.dtype, copy=False),
+            "asset_load_kw": load.astype(first.load_power_kw.dtype, copy=False),
             "asset_limit_kw": context.asset_limit_kw,
             "ev_assets": context.ev_assets,
         }
@@ -249,7 +249,9 @@ def _merge(
         battery_kwh=np.asarray(fleet.battery_kwh, dtype=float),
         charge_efficiency=first.charge_efficiency,
         discharge_efficiency=first.discharge_efficiency,
-        power_by_load_kw=sum(r.power_by_load_kw for _, r in parts[1:]) + first.power_by_load_kw,
+        load_power_kw=sum(r.load_power_kw for _, r in parts[1:]) + first.load_power_kw,
+        load_columns=first.load_columns,
+        n_loads=first.n_loads,
         **asset,
         **series,
     )

@@ -181,7 +181,12 @@ class PeakShavePolicy(Policy):
             relief_kw = relief_kw + relieve(
                 levels, n_asset, np.maximum(excess2_kw, 0.0), discharge_kw
             )
-        step.power_kw = step.power_kw - relief_kw
+        new_kw = step.power_kw - relief_kw
+        low = new_kw < -discharge_kw  # round-off only: never past the discharge available
+        if low.any():  # (an EV that may not export stays at 0, not at -1e-16 kW)
+            relief_kw = np.where(low, step.power_kw + discharge_kw, relief_kw)
+            new_kw = np.where(low, -discharge_kw, new_kw)
+        step.power_kw = new_kw
         return ev_kw - to_asset @ relief_kw, relief_kw > 1e-12
 
     def _recharge(

@@ -36,8 +36,9 @@ class DispatchResult:
         Battery capacity per EV [kWh], (ev,) (for equivalent full cycles).
     charge_efficiency, discharge_efficiency
         Efficiencies used [-].
-    power_by_load_kw
-        EV power summed onto each home load [kW], shape (time, load).
+    load_power_kw
+        EV power summed onto home loads [kW], shape (time, column): every load, or the
+        loads of ``load_columns`` only; :attr:`power_by_load_kw` gives every load.
     asset_ids
         Monitored assets (empty without a context).
     asset_load_kw
@@ -49,6 +50,14 @@ class DispatchResult:
     ev_power_kw, ev_soc_kwh, ev_plugged
         Per-EV series, (time, ev), or ``None`` when not kept (``keep_ev_series=False``);
         read them through :attr:`power_kw`, :attr:`soc_kwh`, :attr:`plugged`.
+    load_columns
+        The loads (positions in ``net.load``) the columns of ``load_power_kw`` are, when
+        the dispatch was asked for those only (``dispatch(..., load_columns=...)``: a big
+        feeder's study keeps the loads with EVs, not (time × every load)); ``None``: every
+        load.
+    n_loads
+        Loads of the feeder (the width of :attr:`power_by_load_kw`); ``None``: the
+        columns of ``load_power_kw``.
     """
 
     time_index: pd.DatetimeIndex
@@ -60,7 +69,7 @@ class DispatchResult:
     battery_kwh: np.ndarray
     charge_efficiency: float
     discharge_efficiency: float
-    power_by_load_kw: np.ndarray
+    load_power_kw: np.ndarray
     asset_ids: tuple[str, ...] = ()
     asset_load_kw: np.ndarray | None = None
     asset_limit_kw: np.ndarray | None = None
@@ -68,6 +77,19 @@ class DispatchResult:
     ev_power_kw: np.ndarray | None = field(default=None, repr=False)
     ev_soc_kwh: np.ndarray | None = field(default=None, repr=False)
     ev_plugged: np.ndarray | None = field(default=None, repr=False)
+    load_columns: np.ndarray | None = field(default=None, repr=False)
+    n_loads: int | None = None
+
+    @property
+    def power_by_load_kw(self) -> np.ndarray:
+        """EV power summed onto each home load [kW], shape (time, load): the stored
+        ``load_power_kw`` itself, or spread to every load when it holds some only."""
+        if self.load_columns is None:
+            return self.load_power_kw
+        width = self.n_loads if self.n_loads is not None else int(self.load_columns.max()) + 1
+        out = np.zeros((self.load_power_kw.shape[0], width), self.load_power_kw.dtype)
+        out[:, self.load_columns] = self.load_power_kw
+        return out
 
     def _series(self, value: np.ndarray | None, name: str) -> np.ndarray:
         if value is None:

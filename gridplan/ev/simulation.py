@@ -37,7 +37,11 @@ class RunSetup:
     n_loads
         Columns of the per-load aggregate.
     load_pos
-        Load (column) of each EV, (ev,) int64.
+        Column of each EV in the per-load aggregate, (ev,) int64.
+    load_columns
+        The loads the aggregate's columns are (``None``: every load, ``n_loads`` of them).
+    total_loads
+        Loads of the feeder when ``load_columns`` is given.
     """
 
     period: pd.DatetimeIndex
@@ -47,6 +51,8 @@ class RunSetup:
     dtype: np.dtype
     n_loads: int
     load_pos: np.ndarray
+    load_columns: np.ndarray | None = None
+    total_loads: int | None = None
 
     def result(
         self,
@@ -72,7 +78,9 @@ class RunSetup:
             battery_kwh=evs.battery_kwh,
             charge_efficiency=evs.charge_efficiency,
             discharge_efficiency=evs.discharge_efficiency,
-            power_by_load_kw=by_load,
+            load_power_kw=by_load,
+            load_columns=self.load_columns,
+            n_loads=self.total_loads,
             asset_ids=ctx.asset_ids if ctx is not None else (),
             asset_load_kw=asset_load,
             asset_limit_kw=ctx.asset_limit_kw if ctx is not None else None,

@@ -37,6 +37,7 @@ from gridplan.core.errors import ConfigError, GridplanError
 from gridplan.core.io import require_file
 from gridplan.grid import builders, california, network_sources
 from gridplan.grid.catalog import load_upgrade_catalog
+from gridplan.grid.profiles import ProfileMatrix
 
 __all__ = [
     "DE_HOUSEHOLD_ANNUAL_KWH",
@@ -207,6 +208,9 @@ class AssetSpec(StrictModel):
     kind: Literal["trafo", "line"]
     select: Literal["all"] | list[str] = Field(default="all", max_length=100_000)
     limit_pct: float = Field(default=100.0, gt=0, le=1000)
+    #: monitor only elements of at least this nominal voltage [kV]: a line's from-bus, a
+    #: transformer's HV side (e.g. 20.0: the MV feeders of a combined MV/LV grid)
+    min_kv: float | None = Field(default=None, gt=0)
 
     @field_validator("select")
     @classmethod
@@ -340,10 +344,14 @@ class Feeder:
         pandapower network (MW/MVA inside; gridplan converts at the boundary).
     time_index
         Time stamps of the profile rows, fixed step.
-    load_p_kw, load_q_kvar
-        Base load [kW], [kvar], shape (time, load), ``net.load.index`` order.
-    sgen_p_kw
-        Generation (PV) [kW], shape (time, sgen), ``net.sgen.index`` order; positive.
+    load_p, load_q
+        Base load [kW], [kvar], (time, load) in ``net.load.index`` order, as a
+        :class:`~gridplan.grid.profiles.ProfileMatrix`: read row by row (a SimBench grid
+        keeps its relative profiles and each load's nominal power, not the product).
+        :attr:`load_p_kw` and :attr:`load_q_kvar` give the whole arrays.
+    sgen_p
+        Generation (PV) [kW], (time, sgen), ``net.sgen.index`` order; positive
+        (:attr:`sgen_p_kw` as an array).
     households
         Households served by each load, ``net.load.index`` order.
     assets
@@ -373,9 +381,9 @@ class Feeder:
     spec_path: Path | None
     net: pp.pandapowerNet
     time_index: pd.DatetimeIndex
-    load_p_kw: np.ndarray
-    load_q_kvar: np.ndarray
-    sgen_p_kw: np.ndarray
+    load_p: ProfileMatrix
+    load_q: ProfileMatrix
+    sgen_p: ProfileMatrix
     households: np.ndarray
     assets: pd.DataFrame
     upgrades: pd.DataFrame
@@ -392,9 +400,26 @@ class Feeder:
         return float((self.time_index[1] - self.time_index[0]) / pd.Timedelta(hours=1))
 
     @property
+    def load_p_kw(self) -> np.ndarray:
+        """Base load [kW], shape (time, load), ``net.load.index`` order (the whole array:
+        ``time × load × 8`` bytes; :attr:`load_p` reads rows)."""
+        return self.load_p.to_array()
+
+    @property
+    def load_q_kvar(self) -> np.ndarray:
+        """Base reactive load [kvar], shape (time, load) (the whole array, as
+        :attr:`load_p_kw`)."""
+        return self.load_q.to_array()
+
+    @property
+    def sgen_p_kw(self) -> np.ndarray:
+        """Generation (PV) [kW], shape (time, sgen), positive (the whole array)."""
+        return self.sgen_p.to_array()
+
+    @property
     def net_load_kw(self) -> np.ndarray:
         """Total base load minus generation per step [kW], shape (time,)."""
-        return self.load_p_kw.sum(axis=1) - self.sgen_p_kw.sum(axis=1)
+        return self.load_p.total() - self.sgen_p.total()
 
     @property
     def load_bus(self) -> np.ndarray:
@@ -541,8 +566,9 @@ def load_feeder(name_or_path: str | Path) -> Feeder:
 def _load_cached(path_str: str, _mtime: int) -> Feeder:
     path = Path(path_str)
     feeder = build_feeder(read_feeder_spec(path), path)
-    for array in (feeder.load_p_kw, feeder.load_q_kvar, feeder.sgen_p_kw, feeder.households):
-        array.flags.writeable = False
+    for profile in (feeder.load_p, feeder.load_q, feeder.sgen_p):
+        profile.freeze()
+    feeder.households.flags.writeable = False
     return feeder
 
 
@@ -593,9 +619,9 @@ def build_feeder(spec: FeederSpec, path: Path | None = None) -> Feeder:
         spec_path=path,
         net=net,
         time_index=time_index,
-        load_p_kw=load_p,
-        load_q_kvar=load_q,
-        sgen_p_kw=sgen_p,
+        load_p=ProfileMatrix.of(load_p),
+        load_q=ProfileMatrix.of(load_q),
+        sgen_p=ProfileMatrix.of(sgen_p),
         households=households,
         assets=assets,
         upgrades=upgrades,
@@ -704,7 +730,12 @@ def _profiles(
     path: Path | None,
     dss_conv: Any = None,
     doe: california.DoeProfiles | None = None,
-) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[
+    pd.DatetimeIndex,
+    np.ndarray | ProfileMatrix,
+    np.ndarray | ProfileMatrix,
+    np.ndarray | ProfileMatrix,
+]:
     prof = spec.profiles
     if doe is not None:  # source "doe_tmy3" (gridplan.grid.california)
         return doe.time_index, doe.load_p_kw, doe.load_q_kvar, doe.sgen_p_kw
@@ -733,17 +764,14 @@ def _profiles(
                 file=path,
                 field="profiles.source",
             )
-        import simbench as sb
-
-        absolute = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
         time_index = builders.simbench_time_index(net.profiles["load"]["time"])
-        load_p = absolute[("load", "p_mw")].reindex(columns=net.load.index).to_numpy() * 1e3
-        load_q = absolute[("load", "q_mvar")].reindex(columns=net.load.index).to_numpy() * 1e3
-        if n_sgen:
-            sgen_p = absolute[("sgen", "p_mw")].reindex(columns=net.sgen.index).to_numpy() * 1e3
-        else:
-            sgen_p = np.zeros((len(time_index), 0))
-        return time_index, load_p, load_q, sgen_p
+        no_sgen = ProfileMatrix.dense(np.zeros((len(time_index), 0)))
+        return (
+            time_index,
+            _simbench_profile(net, "load", "p_mw", path),
+            _simbench_profile(net, "load", "q_mvar", path),
+            _simbench_profile(net, "sgen", "p_mw", path) if n_sgen else no_sgen,
+        )
     # csv / parquet
     file = base_dir / (prof.path or "")
     time_index, load_p = read_profile_table(
@@ -764,6 +792,45 @@ def _profiles(
     else:  # no PV file: no generation (never a constant nameplate output, night included)
         sgen_p = np.zeros((len(time_index), len(net.sgen)))
     return time_index, load_p, load_q, sgen_p
+
+
+def _simbench_profile(
+    net: pp.pandapowerNet, table: str, column: str, path: Path | None
+) -> ProfileMatrix:
+    """A SimBench element table's year [kW or kvar] as SimBench's own
+    ``get_absolute_profiles_from_relative_profiles`` computes it (relative profile × the
+    element's ``p_mw``/``q_mvar``; an element without a profile at 1), kept as factors: the
+    relative profiles (time, profile) and one nominal power per element."""
+    if table == "load":
+        relative = net.profiles["load"]
+        suffix = "_pload" if column == "p_mw" else "_qload"
+    else:  # sgen and gen profiles come from the power-plant and renewable tables
+        frames = [net.profiles[k] for k in ("powerplants", "renewables") if k in net.profiles]
+        relative = pd.concat([f.drop(columns="time", errors="ignore") for f in frames], axis=1)
+        relative = relative.loc[:, ~relative.columns.duplicated()]
+        suffix = ""
+    elements = net[table]
+    if "profile" in elements:
+        names = elements["profile"].astype(object).where(elements["profile"].notna(), None)
+        names = names.map(lambda n: None if n is None else f"{n}{suffix}")
+    else:
+        names = pd.Series([None] * len(elements), index=elements.index, dtype=object)
+    wanted = sorted({n for n in names if n is not None})
+    missing = [n for n in wanted if n not in relative.columns]
+    if missing:
+        raise ConfigError(
+            f"{len(missing)} {table} profile(s) missing from the SimBench profiles, e.g. "
+            f"'{missing[0]}'",
+            file=path,
+            field="profiles.source",
+        )
+    basis = relative[wanted].to_numpy(dtype=np.float64)
+    if names.isna().any():  # elements without a profile: relative 1 all year
+        basis = np.column_stack([basis, np.ones(len(basis))])
+    position = {n: k for k, n in enumerate(wanted)}
+    col = np.array([position[n] if n is not None else len(wanted) for n in names], dtype=np.int64)
+    nominal = elements[column].to_numpy(dtype=np.float64)
+    return ProfileMatrix.factored(basis, col, nominal, unit=1e3)
 
 
 #: Time steps a profile may have [min]: the quarter-hour of SimBench and AMI data, and the
@@ -881,7 +948,7 @@ def _households(
     spec: FeederSpec,
     net: pp.pandapowerNet,
     built: builders.BuiltFeeder | None,
-    load_p_kw: np.ndarray,
+    load_p_kw: np.ndarray | ProfileMatrix,
     time_index: pd.DatetimeIndex,
     path: Path | None,
 ) -> np.ndarray:
@@ -966,6 +1033,9 @@ def _assets(spec: FeederSpec, net: pp.pandapowerNet, path: Path | None) -> pd.Da
             row = table.loc[element]
             if not bool(row.in_service):
                 continue
+            kv = float(row.vn_hv_kv if group.kind == "trafo" else net.bus.vn_kv.at[row.from_bus])
+            if group.min_kv is not None and kv < group.min_kv - 1e-9:
+                continue
             if group.kind == "trafo":
                 rating = float(row.sn_mva) * 1e3 * float(row.get("parallel", 1))
                 length = np.nan
@@ -992,7 +1062,9 @@ def _assets(spec: FeederSpec, net: pp.pandapowerNet, path: Path | None) -> pd.Da
                 }
             )
     if not rows:
-        raise ConfigError("no in-service asset selected", file=path, field="assets")
+        raise ConfigError(
+            "no in-service asset selected (check 'select' and 'min_kv')", file=path, field="assets"
+        )
     return pd.DataFrame(rows).drop_duplicates("asset_id", keep="last").set_index("asset_id")
 
 

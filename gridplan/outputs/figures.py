@@ -287,8 +287,11 @@ def _downstream_ev_power(result: StudyResult, asset_id: str, case: str) -> tuple
     per_ev = getattr(dispatch, "ev_power_kw", None)
     if per_ev is not None:
         return np.asarray(per_ev)[:, np.isin(result.fleet.bus, buses)], True
-    per_load = np.asarray(dispatch.power_by_load_kw)
-    return per_load[:, np.isin(result.feeder.load_bus, buses)], False
+    per_load = np.asarray(dispatch.load_power_kw)  # the loads with EVs, or every load
+    columns = dispatch.load_columns
+    load_bus = np.asarray(result.feeder.load_bus)
+    bus = load_bus if columns is None else load_bus[columns]
+    return per_load[:, np.isin(bus, buses)], False
 
 
 def _downstream_pv_kw(result: StudyResult, asset_id: str, times: pd.DatetimeIndex) -> np.ndarray:

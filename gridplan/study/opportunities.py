@@ -104,7 +104,6 @@ from gridplan.ev.fleet import Fleet
 from gridplan.ev.mixed import case_behaviours
 from gridplan.grid.topology import downstream_buses
 from gridplan.planning.economics import ProgramCosts
-from gridplan.planning.needs import asset_loading_pct
 from gridplan.planning.targeting import (
     TIERS,
     HybridCosts,
@@ -118,7 +117,6 @@ from gridplan.planning.targeting import (
     upgrade_present_worth_usd,
 )
 from gridplan.planning.upgrades import smaller_upgrades
-from gridplan.powerflow import solve_timeseries
 from gridplan.study.config import StudyConfig
 from gridplan.study.horizon import HorizonResult
 from gridplan.study.tables import lower_median
@@ -446,15 +444,7 @@ class _Study:
 
     def _base_kva(self, unit: StudyUnit) -> np.ndarray:
         if unit.year not in self.base_kva:
-            inputs = unit.inputs
-            flow = solve_timeseries(
-                self.ctx.compiled,
-                inputs.load_p_kw,
-                load_q_kvar=inputs.load_q_kvar,
-                sgen_p_kw=inputs.sgen_p_kw,
-                **self.ctx.monitored_outputs,
-            )
-            loading = np.nan_to_num(asset_loading_pct(flow, self.ctx.assets))
+            loading = np.nan_to_num(unit.asset_loading(None))
             self.base_kva = {unit.year: loading / 100.0 * self.ctx.assets.rating_kva}
         return self.base_kva[unit.year]
 
@@ -697,15 +687,7 @@ def _verify_year(
                 unit, search.fleet, search.context, None, study.charging_strategy
             )
         base = charging[d]
-        inputs = unit.inputs
-        flow = solve_timeseries(
-            ctx.compiled,
-            inputs.load_p_kw + result.power_by_load_kw,
-            load_q_kvar=inputs.load_q_kvar,
-            sgen_p_kw=inputs.sgen_p_kw,
-            **ctx.monitored_outputs,
-        )
-        need = search.judge(asset_loading_pct(flow, ctx.assets) / scale)
+        need = search.judge(unit.asset_loading(result) / scale)
         for st in live:
             mine = own[st.a]
             held[st.a][d] = not need[st.a]

@@ -23,6 +23,7 @@ from gridplan.ev.events import ELRP, EventCalendar, TouRate, draw_event_calendar
 from gridplan.ev.fleet import Fleet, Zones, sample_fleet
 from gridplan.ev.mixed import case_behaviours, dispatch_mixed
 from gridplan.grid.feeders import Feeder
+from gridplan.grid.profiles import ProfileMatrix
 from gridplan.grid.topology import downstream_of, service_bus_positions
 from gridplan.planning.needs import (
     MonitoredAssets,
@@ -286,12 +287,23 @@ class _Solved:
 
 @dataclass(frozen=True, eq=False)
 class _Inputs:
-    """The year's base load and generation over the study period [kW, kvar]."""
+    """The year's base load and generation over the study period [kW, kvar], read row by
+    row (:class:`~gridplan.grid.profiles.ProfileMatrix`: a big feeder's year is never
+    held as (time × load))."""
 
     factor: float
-    load_p_kw: np.ndarray
-    load_q_kvar: np.ndarray
-    sgen_p_kw: np.ndarray
+    load_p_kw: ProfileMatrix
+    load_q_kvar: ProfileMatrix
+    sgen_p_kw: ProfileMatrix
+
+    def with_ev(self, result: DispatchResult | None) -> ProfileMatrix:
+        """The base load plus a dispatch's EV power per load [kW] (still row by row)."""
+        if result is None:
+            return self.load_p_kw
+        power = np.asarray(result.load_power_kw)
+        if result.load_columns is None:
+            return self.load_p_kw.plus(np.arange(power.shape[1]), power)
+        return self.load_p_kw.plus(result.load_columns, power)
 
 
 def _year_inputs(ctx: UnitContext, year: int) -> _Inputs:
@@ -299,9 +311,9 @@ def _year_inputs(ctx: UnitContext, year: int) -> _Inputs:
     factor = config.load_growth.factor(year, config.base_year, feeder.growth_rate)
     return _Inputs(
         factor=factor,
-        load_p_kw=feeder.load_p_kw[ctx.steps] * factor,
-        load_q_kvar=feeder.load_q_kvar[ctx.steps] * factor,
-        sgen_p_kw=feeder.sgen_p_kw[ctx.steps],
+        load_p_kw=feeder.load_p.take(ctx.steps).scaled(factor),
+        load_q_kvar=feeder.load_q.take(ctx.steps).scaled(factor),
+        sgen_p_kw=feeder.sgen_p.take(ctx.steps),
     )
 
 
@@ -471,6 +483,8 @@ class StudyUnit:
             "objective": spec.objective,
             "n_loads": len(ctx.feeder.net.load),
             "keep_ev_series": keep_ev_series,
+            # EV power for the loads with EVs only, not (time × every load)
+            "load_columns": np.unique(fleet.load_pos),
         }
         if behaviours is None:
             return dispatch(fleet, ctx.time_index, strategy, **options)
@@ -514,7 +528,26 @@ class StudyUnit:
         ctx.add_stats({"steps": len(ev_kw)})
         return sc.loading_pct, sc.converged, sc.vm_min_pu, sc.vm_max_pu
 
-    def _full(self, ev_kw: np.ndarray, base_case: bool) -> tuple[Any, ...]:
+    def asset_loading(self, ev: DispatchResult | None) -> np.ndarray:
+        """Loading of the monitored assets [%], (time, asset), with a dispatch's EV power
+        (``None``: the base load), solved chunk by chunk: only the monitored branches are
+        extracted."""
+        ctx = self.ctx
+        outputs = {k: v for k, v in ctx.monitored_outputs.items() if k != "buses"}
+        loading = [
+            asset_loading_pct(flow, ctx.assets)
+            for _rows, flow in iter_timeseries(
+                ctx.compiled,
+                self.inputs.with_ev(ev),
+                load_q_kvar=self.inputs.load_q_kvar,
+                sgen_p_kw=self.inputs.sgen_p_kw,
+                buses=[],
+                **outputs,
+            )
+        ]
+        return np.concatenate(loading) if loading else np.zeros((0, len(ctx.assets)))
+
+    def _full(self, ev: DispatchResult | None, base_case: bool) -> tuple[Any, ...]:
         """Solve every step; the base case also builds the year's screening basis.
 
         Only the screening basis (small feeders: :data:`SCREENING_MAX_NODES`) needs the
@@ -525,7 +558,7 @@ class StudyUnit:
         never holds (time × every bus) for a big feeder."""
         ctx, inputs = self.ctx, self.inputs
         if base_case and ctx.screening:
-            return self._full_with_basis(ev_kw)
+            return self._full_with_basis(inputs.with_ev(ev))
         everything = base_case or self.keep_detail
         outputs = dict(ctx.monitored_outputs)
         if everything:
@@ -534,7 +567,7 @@ class StudyUnit:
         bus_vm: np.ndarray | None = None
         for _rows, flow in iter_timeseries(
             ctx.compiled,
-            inputs.load_p_kw + ev_kw,
+            inputs.with_ev(ev),
             load_q_kvar=inputs.load_q_kvar,
             sgen_p_kw=inputs.sgen_p_kw,
             **outputs,
@@ -555,15 +588,20 @@ class StudyUnit:
             bus_vm,
         )
 
-    def _full_with_basis(self, ev_kw: np.ndarray) -> tuple[Any, ...]:
+    def _full_with_basis(self, load_p: ProfileMatrix) -> tuple[Any, ...]:
         """The base case of a screened study: the whole flow at once (the year's screening
         basis reads it; screening is only on for small feeders)."""
         ctx, inputs = self.ctx, self.inputs
+        base_p, base_q, sgen_p = (
+            inputs.load_p_kw.to_array(),
+            inputs.load_q_kvar.to_array(),
+            inputs.sgen_p_kw.to_array(),
+        )
         flow = solve_timeseries(
             ctx.compiled,
-            inputs.load_p_kw + ev_kw,
-            load_q_kvar=inputs.load_q_kvar,
-            sgen_p_kw=inputs.sgen_p_kw,
+            load_p.to_array(),
+            load_q_kvar=base_q,
+            sgen_p_kw=sgen_p,
         )
         loading = asset_loading_pct(flow, ctx.assets)
         converged = np.asarray(flow.converged, dtype=bool)
@@ -572,9 +610,9 @@ class StudyUnit:
         self.basis = build_basis(
             ctx.compiled,
             flow,
-            inputs.load_p_kw,
-            inputs.load_q_kvar,
-            inputs.sgen_p_kw,
+            base_p,
+            base_q,
+            sgen_p,
             None,
             assets.kind,
             assets.element,
@@ -591,19 +629,19 @@ class StudyUnit:
             self.basis = cached.basis
             return cached
         export_kwh = charge_kwh = 0.0
-        if strategy is None:
-            ev_kw = np.zeros_like(self.inputs.load_p_kw)
-        else:
+        result = None
+        if strategy is not None:
             result = self.dispatch(case, strategy)
-            ev_kw = np.asarray(result.power_by_load_kw, dtype=float)
             export_kwh = float(result.export_kwh.sum())
             charge_kwh = float(result.charge_kwh.sum())
         bus_vm = None
         screened = ctx.screening and not self.keep_detail
-        if screened and strategy is not None and self.basis is not None:
+        if screened and result is not None and self.basis is not None:
+            # screening is on for small feeders only: the EV power as a (time, load) array
+            ev_kw = np.asarray(result.power_by_load_kw, dtype=float)
             loading, converged, vm_min, vm_max = self._screened(case, ev_kw)
         else:
-            loading, converged, vm_min, vm_max, bus_vm = self._full(ev_kw, strategy is None)
+            loading, converged, vm_min, vm_max, bus_vm = self._full(result, strategy is None)
         if strategy is None and not converged.any():
             raise GridplanError(
                 f"no power-flow step of the no-EV case converged in {self.year} (feeder "
