@@ -2,9 +2,11 @@
 
 Bundled feeder ``mvlv-semiurban`` (SimBench ``1-MVLV-semiurb-all-0-sw``: 9,099 buses,
 8,772 loads, 112 transformers and 121 MV lines monitored). One planning year, a full
-profile year (35,136 steps of 15 min), the cases no EVs, ``unmanaged`` charging and
-``v2g_peak_shave``, ``--draws`` draws, in one process (no workers), screening off (the grid
-is too big for it: every step is solved). Target: peak memory under 2 GB, profiles included.
+profile year (35,136 steps of 15 min), 0.5 EVs per household, the study's default cases
+(no EVs, ``unmanaged`` charging, V1G, ``v2g_peak_shave`` with and without availability
+effects), ``--draws`` draws, in one process (no workers), screening off (the grid is too
+big for it: every step is solved), no targeted V2G search. Target: peak memory under
+2 GB, profiles included.
 
 Each measurement runs in a fresh Python process, so its peak RSS is its own:
 
@@ -77,9 +79,8 @@ def config(year: int, draws: int) -> dict:
         "seed": 1,
         "horizon": {"start": year, "end": year, "draws": draws},
         "period": {"kind": "year"},
-        "fleet": {"evs_per_household": 0.3, "v2g_capable_share": 0.5, "v2g_enrolled_share": 0.5},
-        "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave", "v1g_case": False},
-        "availability": {"preset": "perfect"},
+        "fleet": {"evs_per_household": 0.5, "v2g_capable_share": 0.5, "v2g_enrolled_share": 0.5},
+        "dispatch": {"charging": "unmanaged", "v2g": "v2g_peak_shave"},
         "targeting": {"enabled": False},
     }
 
@@ -112,8 +113,9 @@ def main() -> None:
 -- bundled feeder `{FEEDER}` (SimBench 1-MVLV-semiurb-all-0-sw: {load["buses"]:,} buses,
 {load["loads"]:,} loads, {load["assets"]} monitored assets: every transformer and the 20 kV
 lines), one planning year ({args.year}), {args.draws} draws, a full profile year
-({study["steps"]:,} steps of 15 min), cases no EVs / `unmanaged` / `v2g_peak_shave`, one
-process, screening: {study["screening"]}. Each row is a fresh process; peak RSS is
+({study["steps"]:,} steps of 15 min), 0.5 EVs per household, the default cases (no EVs,
+`unmanaged`, V1G, `v2g_peak_shave` with and without availability effects), no targeted
+search, one process, screening: {study["screening"]}. Each row is a fresh process; peak RSS is
 `getrusage(RUSAGE_SELF).ru_maxrss`.
 
 | run | wall time [s] | peak RSS [MiB] |
@@ -133,7 +135,8 @@ How: the feeder keeps SimBench's relative profiles and each element's nominal po
 ({load["profile_mib"]:.0f} MiB for load P, Q and generation; `simbench.get_absolute_values`
 expands them to about 8 GB), `gridplan.grid.profiles.ProfileMatrix`; a study grows them
 to the planning year and adds the EV power row by row; the dispatch keeps EV power for the
-loads with EVs only (`dispatch(..., load_columns=...)`); the power flow runs in chunks of
+loads with EVs only (`dispatch(..., load_columns=...)`), for a fleet this big as float32
+in a sparse array (EVs charge a few hours a day); the power flow runs in chunks of
 512 steps and each chunk is reduced to the monitored branches' loading and the service
 buses' extremes before the next (`gridplan.study.units.StudyUnit`).
 

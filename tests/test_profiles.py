@@ -177,3 +177,61 @@ min_kv = 10.0
     too_high = validate(FeederSpec, __import__("tomllib").loads(body.replace("10.0", "200.0")))
     with pytest.raises(ConfigError, match="min_kv"):
         build_feeder(too_high, tmp_path / "mvlv.toml")
+
+
+def test_sparse_added_columns_equal_dense():
+    import scipy.sparse as sp
+
+    matrix, _ = _factored(np.random.default_rng(7))
+    extra = np.random.default_rng(8).normal(size=(50, 3))
+    extra[np.random.default_rng(9).uniform(size=extra.shape) < 0.8] = 0.0
+    columns = np.array([0, 5, 6])
+    as_dense = matrix.plus(columns, extra)
+    as_sparse = matrix.plus(columns, sp.csr_array(extra))
+    np.testing.assert_array_equal(as_sparse[4:30], as_dense[4:30])
+    np.testing.assert_array_equal(as_sparse[[1, 9], [6, 2]], as_dense[[1, 9], [6, 2]])
+    np.testing.assert_allclose(as_sparse.sum(axis=0), as_dense.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(as_sparse.total(), as_dense.total(), rtol=1e-12)
+    np.testing.assert_array_equal(as_sparse.take(slice(10, 20)).to_array(), as_dense[10:20])
+    assert as_sparse.nbytes < as_dense.nbytes
+
+
+def test_sparse_dispatch_result_reads_as_dense(lv_feeder):
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    config = validate(StudyConfig, {"name": "t", "feeder": "lv-semiurban", "year": 2030})
+    period = lv_feeder.time_index[:672]
+    fleet = sample_fleet(lv_feeder, config.fleet, 2030, np.random.default_rng(2), period=period)
+    columns = np.unique(fleet.load_pos)
+    n_loads = len(lv_feeder.net.load)
+    dense = dispatch(fleet, period, "unmanaged", n_loads=n_loads, load_columns=columns)
+    sparse = dataclasses.replace(dense, load_power_kw=sp.csr_array(dense.load_power_kw))
+    np.testing.assert_array_equal(sparse.power_by_load_kw, dense.power_by_load_kw)
+    np.testing.assert_allclose(sparse.total_power_kw, dense.power_by_load_kw.sum(axis=1))
+    some = np.zeros(n_loads, dtype=bool)
+    some[columns[::2]] = True
+    some[0] = True
+    np.testing.assert_array_equal(
+        sparse.loads_power_kw(some).sum(axis=1), dense.power_by_load_kw[:, some].sum(axis=1)
+    )
+
+
+@pytest.mark.parametrize("strategy", ["unmanaged", "v2g_peak_shave", "smart"])
+def test_sparse_recording_equals_dense(lv_feeder, strategy):
+    """``sparse_loads`` records the same per-load power (fast path and step loop)."""
+    from gridplan.ev.context import DispatchContext
+
+    config = validate(StudyConfig, {"name": "t", "feeder": "lv-semiurban", "year": 2035})
+    period = lv_feeder.time_index[:2200]  # more rows than a LoadRows block
+    fleet = sample_fleet(lv_feeder, config.fleet, 2035, np.random.default_rng(4), period=period)
+    context = DispatchContext.from_feeder(
+        lv_feeder, fleet, lv_feeder.load_p.take(slice(0, 2200)), period
+    )
+    columns = np.unique(fleet.load_pos)
+    kwargs = {"context": context, "load_columns": columns, "dtype": np.float32}
+    dense = dispatch(fleet, period, strategy, **kwargs)
+    sparse = dispatch(fleet, period, strategy, sparse_loads=True, **kwargs)
+    assert not isinstance(sparse.load_power_kw, np.ndarray)
+    np.testing.assert_array_equal(sparse.power_by_load_kw, dense.power_by_load_kw)

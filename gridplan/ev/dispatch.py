@@ -175,6 +175,7 @@ def dispatch(
     n_loads: int | None = None,
     availability: Availability | None = None,
     load_columns: np.ndarray | None = None,
+    sparse_loads: bool = False,
     _fast_path: bool = True,
 ) -> DispatchResult:
     """Simulate EV charging (and V2G export) over ``time_index``.
@@ -216,16 +217,16 @@ def dispatch(
     events
         ``v2g_event``: the event calendar (:class:`~gridplan.ev.events.EventCalendar`);
         default every day of ``event_months``, ``window_start_h``-``window_end_h``.
-    n_loads, load_columns
+    n_loads, load_columns, sparse_loads
         Loads in :attr:`DispatchResult.power_by_load_kw` (default ``context.n_loads``, else
         past the last ``fleet.load_pos``); keep ``load_columns`` only (sorted, with every
-        EV's load; e.g. a big feeder's loads with EVs), ``None``: every load.
+        EV's load), ``None``: every load; record them as a sparse array (a big fleet).
     availability
         Export factor and cap per (day, EV) (``draw_availability``); ``None``: none.
     _fast_path
         With ``keep_ev_series=False``, ``unmanaged`` and ``v2g_peak_shave`` skip the step
-        loop (same results up to round-off, see :mod:`gridplan.ev.fastpath`); ``False``
-        forces the loop (for tests and benchmarks).
+        loop (same results up to round-off, :mod:`gridplan.ev.fastpath`); ``False`` forces
+        the loop.
 
     Returns
     -------
@@ -259,14 +260,9 @@ def dispatch(
     sessions = Sessions(fleet, sim[0], len(sim), step_h, _limits(strategy, availability, fleet))
     export_cap = _export_cap(fleet, context, export_limit_kw)
     grid = GridView(context, sim, n_warm) if context is not None else None
-    setup = RunSetup(
-        period=time_index,
-        n_warm=n_warm,
-        strategy=strategy,
-        keep_ev_series=options.keep_ev_series,
-        dtype=np.dtype(options.dtype),
-        **_load_layout(fleet, _n_loads(n_loads, context, fleet), load_columns),
-    )
+    layout = _load_layout(fleet, _n_loads(n_loads, context, fleet), load_columns)
+    setup = RunSetup(time_index, n_warm, strategy, options.keep_ev_series, np.dtype(options.dtype),
+                     **layout, sparse_loads=sparse_loads)  # fmt: skip
     policy = _policy(strategy, sessions, grid, export_cap, sim, n_warm, options, rate, events)
     if _fast_path and not options.keep_ev_series:
         if strategy is Strategy.UNMANAGED or isinstance(policy, PeakShavePolicy):

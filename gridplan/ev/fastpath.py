@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridplan.ev.context import GridView
+from gridplan.ev.loadrows import LoadRows
 from gridplan.ev.peak_shave import PeakShavePolicy
 from gridplan.ev.results import DispatchResult
 from gridplan.ev.sessions import Sessions
@@ -423,7 +424,7 @@ class ShaveWindows:
         t0: int,
         t1: int,
         unmanaged_kw: np.ndarray,
-        by_load: np.ndarray,
+        by_load: LoadRows,
         asset_load: np.ndarray,
     ) -> None:
         """Walk steps ``[t0, t1)``: the step rule in windows, the unmanaged asset load
@@ -474,7 +475,7 @@ class ShaveWindows:
         sessions.restart(t, soc, e, s)
         self.policy.shadow_soc_kwh[:] = soc
 
-    def step(self, t: int, by_load: np.ndarray, asset_load: np.ndarray) -> bool:
+    def step(self, t: int, by_load: LoadRows, asset_load: np.ndarray) -> bool:
         """One step of the loop (:func:`~gridplan.ev.simulation.run_loop`); returns
         whether every shaver's state of charge is then within ``quiet_kwh`` of its
         shadow's."""
@@ -521,7 +522,7 @@ def run_fast(
         return None
     n_step, n_warm = sessions.n_step, setup.n_warm
     n_out = n_step - n_warm
-    by_load = np.empty((n_out, setup.n_loads), setup.dtype)
+    by_load = setup.load_rows(n_out)
     asset_load = np.empty((n_out, grid.n_asset), setup.dtype) if grid is not None else None
     series = UnmanagedSeries(sessions, form, setup, grid, first)
     windows = None

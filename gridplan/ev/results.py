@@ -38,7 +38,9 @@ class DispatchResult:
         Efficiencies used [-].
     load_power_kw
         EV power summed onto home loads [kW], shape (time, column): every load, or the
-        loads of ``load_columns`` only; :attr:`power_by_load_kw` gives every load.
+        loads of ``load_columns`` only; an array, or a sparse CSR array (a big feeder's
+        study keeps it so: EVs charge a few hours a day). :attr:`power_by_load_kw` gives
+        every load as an array, :attr:`total_power_kw` the sum per step.
     asset_ids
         Monitored assets (empty without a context).
     asset_load_kw
@@ -69,7 +71,7 @@ class DispatchResult:
     battery_kwh: np.ndarray
     charge_efficiency: float
     discharge_efficiency: float
-    load_power_kw: np.ndarray
+    load_power_kw: np.ndarray | sp.csr_array
     asset_ids: tuple[str, ...] = ()
     asset_load_kw: np.ndarray | None = None
     asset_limit_kw: np.ndarray | None = None
@@ -84,12 +86,27 @@ class DispatchResult:
     def power_by_load_kw(self) -> np.ndarray:
         """EV power summed onto each home load [kW], shape (time, load): the stored
         ``load_power_kw`` itself, or spread to every load when it holds some only."""
+        power = self.load_power_kw
+        dense = power if isinstance(power, np.ndarray) else power.toarray()
         if self.load_columns is None:
-            return self.load_power_kw
+            return dense
         width = self.n_loads if self.n_loads is not None else int(self.load_columns.max()) + 1
-        out = np.zeros((self.load_power_kw.shape[0], width), self.load_power_kw.dtype)
-        out[:, self.load_columns] = self.load_power_kw
+        out = np.zeros((dense.shape[0], width), dense.dtype)
+        out[:, self.load_columns] = dense
         return out
+
+    @property
+    def total_power_kw(self) -> np.ndarray:
+        """EV power of the whole fleet per step [kW], shape (time,); V2G export negative."""
+        return np.asarray(self.load_power_kw.sum(axis=1), dtype=np.float64).ravel()
+
+    def loads_power_kw(self, loads: np.ndarray) -> np.ndarray:
+        """EV power at the loads ``loads`` (boolean mask over every load) [kW], (time, k):
+        the columns of those loads that have EVs (all of them when every load is kept)."""
+        mask = np.asarray(loads, dtype=bool)
+        keep = mask if self.load_columns is None else mask[self.load_columns]
+        part = self.load_power_kw[:, np.flatnonzero(keep)]
+        return part if isinstance(part, np.ndarray) else part.toarray()
 
     def _series(self, value: np.ndarray | None, name: str) -> np.ndarray:
         if value is None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gridplan.ev.context import GridView
+from gridplan.ev.loadrows import LoadRows
 from gridplan.ev.options import Strategy
 from gridplan.ev.policies import Policy
 from gridplan.ev.results import DispatchResult
@@ -42,6 +43,9 @@ class RunSetup:
         The loads the aggregate's columns are (``None``: every load, ``n_loads`` of them).
     total_loads
         Loads of the feeder when ``load_columns`` is given.
+    sparse_loads
+        Record the per-load aggregate as a sparse CSR array, block by block
+        (:class:`~gridplan.ev.loadrows.LoadRows`).
     """
 
     period: pd.DatetimeIndex
@@ -53,6 +57,11 @@ class RunSetup:
     load_pos: np.ndarray
     load_columns: np.ndarray | None = None
     total_loads: int | None = None
+    sparse_loads: bool = False
+
+    def load_rows(self, n_out: int) -> LoadRows:
+        """The per-load aggregate's recorder for ``n_out`` returned steps."""
+        return LoadRows(n_out, self.n_loads, self.dtype, sparse=self.sparse_loads)
 
     def result(
         self,
@@ -60,7 +69,7 @@ class RunSetup:
         grid: GridView | None,
         charge_kwh: np.ndarray,
         export_kwh: np.ndarray,
-        by_load: np.ndarray,
+        by_load: LoadRows,
         asset_load: np.ndarray | None,
         series: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> DispatchResult:
@@ -78,7 +87,7 @@ class RunSetup:
             battery_kwh=evs.battery_kwh,
             charge_efficiency=evs.charge_efficiency,
             discharge_efficiency=evs.discharge_efficiency,
-            load_power_kw=by_load,
+            load_power_kw=by_load.finish(),
             load_columns=self.load_columns,
             n_loads=self.total_loads,
             asset_ids=ctx.asset_ids if ctx is not None else (),
@@ -99,7 +108,7 @@ class _Recorder:
         n_ev, dtype = sessions.n_ev, setup.dtype
         self.sessions = sessions
         self.load_pos, self.n_loads, self.has_evs = setup.load_pos, setup.n_loads, n_ev > 0
-        self.by_load = np.zeros((n_out, setup.n_loads), dtype)
+        self.by_load = setup.load_rows(n_out)
         self.asset_load = None
         if grid is not None:
             self.nesting = grid.nesting  # built first: its temporaries before the outputs

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["AddedColumns", "ProfileMatrix"]
 
@@ -35,21 +36,43 @@ class AddedColumns:
     columns
         Element positions the values add to, (m,) int, unique.
     values
-        Added power, shape (time, m).
+        Added power, shape (time, m): an array, or a sparse CSR array for power that is
+        mostly zero (EV charging: a few hours a day per home).
     """
 
     columns: np.ndarray
-    values: np.ndarray
+    values: Any
 
     def __post_init__(self) -> None:
         columns = np.asarray(self.columns, dtype=np.int64)
-        values = np.asarray(self.values)
+        values = sp.csr_array(self.values) if sp.issparse(self.values) else np.asarray(self.values)
         if values.ndim != 2 or values.shape[1] != columns.size:
             raise ValueError(
                 f"added values must have shape (time, {columns.size}); got {values.shape}"
             )
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "values", values)
+
+    def rows(self, rows: Any) -> np.ndarray:
+        """The added values at ``rows``, dense, shape (rows, m)."""
+        part = self.values[rows]
+        return part.toarray() if sp.issparse(part) else np.asarray(part)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held [bytes]."""
+        v = self.values
+        held = v.data.nbytes + v.indices.nbytes + v.indptr.nbytes if sp.issparse(v) else v.nbytes
+        return int(held + self.columns.nbytes)
+
+    def column_sums(self) -> np.ndarray:
+        """Sum over time of each added column, (m,)."""
+        return np.asarray(self.values.sum(axis=0), dtype=np.float64).ravel()
+
+    def is_finite(self) -> bool:
+        """Every added value is finite."""
+        v = self.values
+        return bool(np.isfinite(v.data if sp.issparse(v) else v).all())
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,7 +164,7 @@ class ProfileMatrix:
     @property
     def nbytes(self) -> int:
         """Memory held [bytes] (the factors and added columns, not the product)."""
-        held = self.basis.nbytes + sum(a.values.nbytes + a.columns.nbytes for a in self.added)
+        held = self.basis.nbytes + sum(a.nbytes for a in self.added)
         if self.column is not None and self.scale is not None:
             held += self.column.nbytes + self.scale.nbytes
         return int(held)
@@ -193,14 +216,14 @@ class ProfileMatrix:
 
     def _add(self, out: np.ndarray, add: AddedColumns, rows: Any, cols: Any) -> None:
         if isinstance(cols, slice) and cols == slice(None):
-            out[:, add.columns] += add.values[rows]
+            out[:, add.columns] += add.rows(rows)
             return
         positions = np.arange(self.shape[1])[cols]
         where = np.full(self.shape[1], -1, dtype=np.int64)
         where[positions] = np.arange(positions.size)
         target = where[add.columns]
         keep = target >= 0
-        out[:, target[keep]] += add.values[rows][:, keep]
+        out[:, target[keep]] += add.rows(rows)[:, keep]
 
     # ------------------------------------------------------------------ derived
     def take(self, rows: Any) -> ProfileMatrix:
@@ -251,7 +274,7 @@ class ProfileMatrix:
         out = np.asarray(self.basis, dtype=np.float64) @ per_basis
         out *= self.factor
         for add in self.added:
-            out += add.values @ weights[add.columns]
+            out += np.asarray(add.values @ weights[add.columns])
         return out
 
     def total(self) -> np.ndarray:
@@ -271,7 +294,7 @@ class ProfileMatrix:
                 out = self.basis.sum(axis=0, dtype=np.float64)[self.column] * self.scale
                 out = out * self.unit * self.factor
             for add in self.added:
-                out[add.columns] += add.values.sum(axis=0)
+                out[add.columns] += add.column_sums()
             return out
         if axis is None:
             return float(self.total().sum())
@@ -283,7 +306,7 @@ class ProfileMatrix:
         if self.scale is not None:
             parts = [*parts, self.scale]
         return all(bool(np.isfinite(p).all()) for p in parts) and all(
-            bool(np.isfinite(a.values).all()) for a in self.added
+            a.is_finite() for a in self.added
         )
 
     def freeze(self) -> None:

@@ -287,11 +287,7 @@ def _downstream_ev_power(result: StudyResult, asset_id: str, case: str) -> tuple
     per_ev = getattr(dispatch, "ev_power_kw", None)
     if per_ev is not None:
         return np.asarray(per_ev)[:, np.isin(result.fleet.bus, buses)], True
-    per_load = np.asarray(dispatch.load_power_kw)  # the loads with EVs, or every load
-    columns = dispatch.load_columns
-    load_bus = np.asarray(result.feeder.load_bus)
-    bus = load_bus if columns is None else load_bus[columns]
-    return per_load[:, np.isin(bus, buses)], False
+    return dispatch.loads_power_kw(np.isin(result.feeder.load_bus, buses)), False
 
 
 def _downstream_pv_kw(result: StudyResult, asset_id: str, times: pd.DatetimeIndex) -> np.ndarray:
@@ -300,12 +296,13 @@ def _downstream_pv_kw(result: StudyResult, asset_id: str, times: pd.DatetimeInde
     Zero where the feeder has no generation downstream of the asset.
     """
     feeder = result.feeder
-    if feeder.sgen_p_kw.shape[1] == 0:
+    if feeder.sgen_p.shape[1] == 0:
         return np.zeros(len(times))
     buses = downstream_buses(feeder)[asset_id]
-    mine = np.isin(feeder.net.sgen.bus.to_numpy(), buses)
+    mine = np.isin(feeder.net.sgen.bus.to_numpy(), buses).astype(float)
     rows = feeder.time_index.get_indexer(times)
-    out = np.asarray(feeder.sgen_p_kw)[:, mine].sum(axis=1)[np.clip(rows, 0, None)]
+    # only the rows asked for, summed over the generators downstream (never the whole year)
+    out = feeder.sgen_p[np.clip(rows, 0, None)] @ mine
     return np.where(rows >= 0, out, 0.0)
 
 

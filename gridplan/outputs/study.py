@@ -295,7 +295,7 @@ def _timeseries_table(result: StudyResult) -> pd.DataFrame:
         frame[f"min_vm_pu_{case}"] = result.min_vm_pu[case]
         frame[f"converged_{case}"] = result.converged[case]
     for case, r in result.ev_dispatch.items():
-        frame[f"ev_power_kw_{case}"] = np.asarray(r.load_power_kw).sum(axis=1)
+        frame[f"ev_power_kw_{case}"] = r.total_power_kw
     return frame
 
 

@@ -57,6 +57,13 @@ __all__ = [
 #: few hundred EVs). Larger runs keep per-load series and take the dispatch's fast paths.
 MAX_EV_SERIES = 500_000
 
+#: Largest per-load EV power a unit keeps as a dense float64 array [values] (400 MB). Above
+#: it, e.g. a year of a fleet at 2,000 of the 8,772 loads of a 9,099-bus grid (70 million
+#: values), the dispatch records it as float32 (1e-6 kW of rounding on a home's EV power;
+#: the dispatch itself runs in float64) in a sparse array, block by block: an EV
+#: charges a few hours a day, so most values are zero (about a tenth as much memory).
+MAX_FLOAT64_LOAD_POWER = 50_000_000
+
 #: The need detail of a case without any excess (no rows).
 NO_NEED_DETAIL = pd.DataFrame(
     {
@@ -300,7 +307,7 @@ class _Inputs:
         """The base load plus a dispatch's EV power per load [kW] (still row by row)."""
         if result is None:
             return self.load_p_kw
-        power = np.asarray(result.load_power_kw)
+        power = result.load_power_kw  # an array, or sparse for a big fleet
         if result.load_columns is None:
             return self.load_p_kw.plus(np.arange(power.shape[1]), power)
         return self.load_p_kw.plus(result.load_columns, power)
@@ -457,7 +464,8 @@ class StudyUnit:
         keep = self.keep_detail and n_steps * self.fleet.n_ev <= MAX_EV_SERIES
         availability = None if case == "v2g_perfect" else self.availability
         result = self.run_dispatch(fleet, strategy, behaviours, context, availability, keep)
-        self.dispatched[case] = result
+        if self.keep_detail:  # the detail unit's figures and tables read them
+            self.dispatched[case] = result
         return result
 
     def run_dispatch(
@@ -472,6 +480,8 @@ class StudyUnit:
         """Dispatch ``fleet`` with the study's dispatch settings and this unit's events:
         under ``strategy``, or each EV under its own of ``behaviours`` (a charging mix)."""
         ctx, spec = self.ctx, self.ctx.config.dispatch
+        columns = np.unique(fleet.load_pos)
+        n_values = len(ctx.time_index) * columns.size
         options: dict[str, Any] = {
             "window_start_h": spec.window_start_h,
             "window_end_h": spec.window_end_h,
@@ -484,7 +494,9 @@ class StudyUnit:
             "n_loads": len(ctx.feeder.net.load),
             "keep_ev_series": keep_ev_series,
             # EV power for the loads with EVs only, not (time × every load)
-            "load_columns": np.unique(fleet.load_pos),
+            "load_columns": columns,
+            "dtype": np.float64 if n_values <= MAX_FLOAT64_LOAD_POWER else np.float32,
+            "sparse_loads": n_values > MAX_FLOAT64_LOAD_POWER,
         }
         if behaviours is None:
             return dispatch(fleet, ctx.time_index, strategy, **options)
