@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from datetime import UTC, datetime
+from pathlib import Path
 
 
 def machine_info() -> dict[str, str]:
@@ -36,3 +37,11 @@ def machine_info() -> dict[str, str]:
 def machine_markdown() -> str:
     """The machine description as a markdown list."""
     return "\n".join(f"- {k}: {v}" for k, v in machine_info().items())
+
+
+def write_result(name: str, text: str) -> Path:
+    """Write a benchmark's markdown to ``benchmarks/results/<name>`` and print it."""
+    out = Path(__file__).resolve().parent / "results" / name
+    out.write_text(text, encoding="utf-8")
+    print(text)
+    return out

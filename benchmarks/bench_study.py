@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_markdown
+from _machine import machine_markdown, write_result
 
 from gridplan.core.config import validate
 from gridplan.grid.feeders import load_feeder
@@ -181,9 +181,7 @@ Machine:
 
 {machine_markdown()}
 """
-    out = Path(__file__).resolve().parent / "results" / "study.md"
-    out.write_text(text, encoding="utf-8")
-    print(text)
+    write_result("study.md", text)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_markdown
+from _machine import machine_markdown, write_result
 
 FEEDER = "mvlv-semiurban"
 LIMIT_MIB = 2048
@@ -144,9 +144,7 @@ Machine:
 
 {machine_markdown()}
 """
-    out = Path(__file__).resolve().parent / "results" / "study_memory.md"
-    out.write_text(text, encoding="utf-8")
-    print(text)
+    write_result("study_memory.md", text)
 
 
 if __name__ == "__main__":
