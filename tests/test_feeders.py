@@ -92,10 +92,13 @@ def test_us_feeder_has_service_transformers(us_feeder):
 
 def test_feeder_arrays_are_read_only_and_nets_independent(us_feeder):
     with pytest.raises(ValueError):
-        us_feeder.load_p.basis[0, 0] = 1.0
-    copy = us_feeder.load_p_kw  # a fresh array: writing to it leaves the feeder as it was
+        us_feeder.load_p_kw[0, 0] = 1.0
+    simbench = load_feeder("lv-semiurban")  # profiles kept as factors: a fresh array
+    with pytest.raises(ValueError):
+        simbench.load_p.basis[0, 0] = 1.0
+    copy = simbench.load_p_kw
     copy[0, 0] = 1e6
-    assert us_feeder.load_p_kw[0, 0] != 1e6
+    assert simbench.load_p_kw[0, 0] != 1e6
     other = load_feeder("us-residential")
     other.net.load.loc[0, "p_mw"] = 99.0
     assert load_feeder("us-residential").net.load.p_mw.iloc[0] != 99.0

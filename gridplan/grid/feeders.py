@@ -402,7 +402,8 @@ class Feeder:
     @property
     def load_p_kw(self) -> np.ndarray:
         """Base load [kW], shape (time, load), ``net.load.index`` order (the whole array:
-        ``time × load × 8`` bytes; :attr:`load_p` reads rows)."""
+        ``time × load × 8`` bytes, read-only when the feeder holds it as such, else built
+        on each call; :attr:`load_p` reads rows)."""
         return self.load_p.to_array()
 
     @property

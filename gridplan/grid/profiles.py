@@ -186,7 +186,12 @@ class ProfileMatrix:
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def to_array(self) -> np.ndarray:
-        """The whole (time, element) matrix, float64 (``time × element × 8`` bytes)."""
+        """The whole (time, element) matrix, float64 (``time × element × 8`` bytes): a
+        dense float64 profile's own array (read-only once :meth:`freeze` ran), else a new
+        one."""
+        plain = self.column is None and self.factor == 1.0 and not self.added
+        if plain and self.basis.dtype == np.float64:
+            return self.basis
         return self.rows(slice(None))
 
     def rows(self, rows: Any, cols: Any = slice(None)) -> np.ndarray:
@@ -198,7 +203,9 @@ class ProfileMatrix:
         cols = np.atleast_1d(cols) if squeeze_col else cols
         part = self.basis[rows]
         if self.column is None:
-            out = np.array(part[:, cols], dtype=np.float64)
+            out = np.asarray(part[:, cols], dtype=np.float64)
+            if np.may_share_memory(out, self.basis):  # a view (slice rows): copy once
+                out = out.copy()
         else:
             assert self.scale is not None
             out = np.asarray(part[:, self.column[cols]], dtype=np.float64) * self.scale[cols]
