@@ -81,7 +81,8 @@ ARRAYS = (
     "feeder",
     [
         "lv-semiurban",
-        "lv-rural",
+        # the same feeder class (SimBench LV) in the default run: 25 s more (slow pass)
+        pytest.param("lv-rural", marks=pytest.mark.slow),
         # thousands of EVs over a full year, twice: minutes each (run by .ci/run's slow pass)
         pytest.param("mv-semiurban", marks=pytest.mark.slow),
         pytest.param("us-residential", marks=pytest.mark.slow),
