@@ -236,3 +236,14 @@ def test_sparse_recording_equals_dense(lv_feeder, strategy):
     sparse = dispatch(fleet, period, strategy, sparse_loads=True, **kwargs)
     assert not isinstance(sparse.load_power_kw, np.ndarray)
     np.testing.assert_array_equal(sparse.power_by_load_kw, dense.power_by_load_kw)
+
+
+def test_non_finite_simbench_profile_is_a_clear_error(lv_feeder):
+    import copy
+
+    from gridplan.grid.feeders import _simbench_profile
+
+    net = copy.deepcopy(lv_feeder.net)
+    net.load.loc[net.load.index[0], "p_mw"] = np.nan
+    with pytest.raises(ConfigError, match="not all finite"):
+        _simbench_profile(net, "load", "p_mw", None)

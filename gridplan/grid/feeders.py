@@ -831,7 +831,14 @@ def _simbench_profile(
     position = {n: k for k, n in enumerate(wanted)}
     col = np.array([position[n] if n is not None else len(wanted) for n in names], dtype=np.int64)
     nominal = elements[column].to_numpy(dtype=np.float64)
-    return ProfileMatrix.factored(basis, col, nominal, unit=1e3)
+    profile = ProfileMatrix.factored(basis, col, nominal, unit=1e3)
+    if not profile.is_finite():  # checked once here, not when a study's chunk reaches it
+        raise ConfigError(
+            f"the SimBench {table} profiles or '{column}' values are not all finite numbers",
+            file=path,
+            field="profiles.source",
+        )
+    return profile
 
 
 #: Time steps a profile may have [min]: the quarter-hour of SimBench and AMI data, and the

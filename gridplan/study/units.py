@@ -481,7 +481,7 @@ class StudyUnit:
         under ``strategy``, or each EV under its own of ``behaviours`` (a charging mix)."""
         ctx, spec = self.ctx, self.ctx.config.dispatch
         columns = np.unique(fleet.load_pos)
-        n_values = len(ctx.time_index) * columns.size
+        big = len(ctx.time_index) * columns.size > MAX_FLOAT64_LOAD_POWER
         options: dict[str, Any] = {
             "window_start_h": spec.window_start_h,
             "window_end_h": spec.window_end_h,
@@ -495,8 +495,8 @@ class StudyUnit:
             "keep_ev_series": keep_ev_series,
             # EV power for the loads with EVs only, not (time × every load)
             "load_columns": columns,
-            "dtype": np.float64 if n_values <= MAX_FLOAT64_LOAD_POWER else np.float32,
-            "sparse_loads": n_values > MAX_FLOAT64_LOAD_POWER,
+            "dtype": np.float32 if big else np.float64,
+            "sparse_loads": big,
         }
         if behaviours is None:
             return dispatch(fleet, ctx.time_index, strategy, **options)
